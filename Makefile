@@ -1,0 +1,37 @@
+# sigw: the two commands are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: run test lint typecheck proto proto-lint unit integration clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+## run: install into .venv and start the gateway on an embedded Redis with simulated demo regions
+run: $(STAMP)
+	$(BIN)/sigw serve --demo --dev-identity
+
+## test: lint, type-check, check the generated code and the proto, then run the whole test suite
+test: $(STAMP) lint typecheck proto-lint
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check gateway adapters tests scripts bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+proto-lint: $(STAMP)
+	$(BIN)/buf lint
+
+## proto: regenerate gateway/_gen from proto/ (a test fails while it is stale)
+proto: $(STAMP)
+	$(BIN)/python scripts/gen_proto.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,75 @@
+"""The gateway's client for region agencies' ``RegionAgencyService``: one channel per endpoint."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import grpc
+
+from gateway._gen.sigw.v1 import agency_pb2, agency_pb2_grpc
+
+# Transport-level retries for UNAVAILABLE belong to gRPC itself (a connection that could not be made);
+# everything above that is the dispatcher's policy (gateway.dispatch.retry).
+_SERVICE_CONFIG = json.dumps({
+    "methodConfig": [{
+        "name": [{"service": "sigw.v1.RegionAgencyService"}],
+        "retryPolicy": {
+            "maxAttempts": 3, "initialBackoff": "0.05s", "maxBackoff": "0.5s", "backoffMultiplier": 2,
+            "retryableStatusCodes": ["UNAVAILABLE"],
+        },
+    }],
+})
+
+
+@dataclass(frozen=True)
+class DeliveryFailed(Exception):
+    """An agency did not take a message: its status code, detail, and its RetryInfo delay if it sent one."""
+
+    code: grpc.StatusCode
+    detail: str
+    retry_after_s: float | None = None
+
+    def __str__(self) -> str:
+        return f"{self.code.name}: {self.detail}"
+
+
+def _retry_delay(error: grpc.aio.AioRpcError) -> float | None:
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    for detail in status.details if status else ():
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+    return None
+
+
+class AgencyClients:
+    """Channels to agency endpoints, opened on first use and reused."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def _stub(self, endpoint: str) -> agency_pb2_grpc.RegionAgencyServiceStub:
+        channel = self._channels.get(endpoint)
+        if channel is None:
+            channel = grpc.aio.insecure_channel(endpoint, options=[("grpc.service_config", _SERVICE_CONFIG),
+                                                                   ("grpc.enable_retries", 1)])
+            self._channels[endpoint] = channel
+        return agency_pb2_grpc.RegionAgencyServiceStub(channel)
+
+    async def deliver(self, endpoint: str, request: agency_pb2.DeliverRequest, timeout_s: float) -> bool:
+        """Deliver one message; True when the agency already had it. Raises ``DeliveryFailed``."""
+        try:
+            reply = await self._stub(endpoint).Deliver(request, timeout=timeout_s)
+        except grpc.aio.AioRpcError as error:
+            raise DeliveryFailed(error.code(), error.details() or "", _retry_delay(error)) from error
+        return bool(reply.duplicate)
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+        self._channels.clear()

@@ -1,0 +1,365 @@
+"""The ``sigw`` command: run the gateway, and drive transfers from a terminal.
+
+Calls name their caller with ``--as`` (development identity mode): ``transfer create`` defaults to the
+target region's agency for the kind's line, everything else to ``operator:cli``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from gateway._gen.sigw.v1 import common_pb2, transfer_pb2, transfer_pb2_grpc
+from gateway.api.identity import METADATA_KEY
+from gateway.config import Registry, Settings
+from gateway.domain import idnumber
+from gateway.domain.model import AgencyType, Kind
+from gateway.domain.rules import agency_type_of
+
+KINDS = {k.name.lower().replace("_", "-"): k for k in Kind}
+STATES = {s.name.lower().replace("_", "-"): i for i, s in enumerate(
+    ["UNSPECIFIED", "SUBMITTED", "CONTACT_SENT", "FUNDS_SENT", "COMPLETED", "REJECTED", "CANCELLED"]) if i}
+DIRECTIONS = {"institution-to-enterprise": 1, "enterprise-to-institution": 2}
+
+
+class ScrubbingFilter(logging.Filter):
+    """No ID number leaves through the logs unmasked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = idnumber.scrub(record.getMessage())
+        record.args = ()
+        return True
+
+
+def setup_logging() -> None:
+    handler = logging.StreamHandler()
+    handler.addFilter(ScrubbingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+
+
+# ---------------------------------------------------------------------------------------------- serve
+
+async def _serve(settings: Settings) -> None:
+    from gateway.server import start_gateway
+
+    registry = Registry.load(settings.regions_file)
+    gateway = await start_gateway(settings, registry)
+    logging.getLogger("sigw").info(
+        "sigw serving gRPC on %s and HTTP on %s (%d regions%s)", settings.grpc_listen, settings.http_listen,
+        len(registry.regions), ", simulated agencies" if settings.demo else "")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    logging.getLogger("sigw").info("shutting down: NOT_SERVING, finishing in-flight calls")
+    await gateway.stop()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    overrides: dict[str, Any] = {
+        "grpc_listen": args.grpc_listen, "http_listen": args.http_listen, "redis_url": args.redis_url,
+        "data_dir": args.data_dir, "regions_file": args.regions_file, "calendar_file": args.calendar_file,
+        "appendfsync": args.appendfsync,
+    }
+    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    if args.dev_identity:
+        settings = replace(settings, dev_identity=True)
+    if args.demo:
+        settings = replace(settings, demo=True)
+    setup_logging()
+    asyncio.run(_serve(settings))
+    return 0
+
+
+def cmd_regions(args: argparse.Namespace) -> int:
+    registry = Registry.load(args.regions_file)
+    print(f"{'region':<8}{'name':<12}{'HRSS agency':<24}healthcare-security agency")
+    for region in registry.regions.values():
+        hrss = region.endpoints.get(AgencyType.HRSS, "-")
+        care = region.endpoints.get(AgencyType.HEALTHCARE_SECURITY, "-")
+        print(f"{region.code:<8}{region.name:<12}{hrss:<24}{care}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- transfer
+
+def _stub(args: argparse.Namespace) -> transfer_pb2_grpc.TransferServiceStub:
+    return transfer_pb2_grpc.TransferServiceStub(grpc.insecure_channel(args.target))
+
+
+def _meta(participant: str) -> tuple[tuple[str, str]]:
+    return ((METADATA_KEY, participant),)
+
+
+def _enum_name(enum: Any, value: int, prefix: str) -> str:
+    return str(enum.Name(value)).removeprefix(prefix).lower().replace("_", "-")
+
+
+def _date(d: common_pb2.Date) -> str:
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}"
+
+
+def _time(ts: Any) -> str:
+    return str(ts.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")) + "Z" if ts.seconds else "-"
+
+
+def print_transfer(t: transfer_pb2.Transfer) -> None:
+    kind = _enum_name(transfer_pb2.TransferKind, t.kind, "TRANSFER_KIND_")
+    state = _enum_name(transfer_pb2.TransferState, t.state, "TRANSFER_STATE_")
+    holder = f"{t.holder.region_code}:{'hrss' if t.holder.agency_type == 1 else 'healthcare'}" \
+        if t.HasField("holder") else "-"
+    print(f"transfer  {t.transfer_id}   {kind}   {t.source_region} -> {t.target_region}")
+    print(f"person    {t.person.id_number_masked} {t.person.name_masked}")
+    print(f"state     {state}{'   OVERDUE' if t.overdue else ''}   holder: {holder}")
+    if t.close_reason:
+        print(f"reason    {t.close_reason}")
+    if t.HasField("info"):
+        i = t.info
+        print(f"funds     {i.funds_fen / 100:.2f} yuan (account {i.individual_account_fen / 100:.2f}, pooled "
+              f"{i.pooled_fund_fen / 100:.2f}), table {i.table_number or '-'}")
+    if t.steps:
+        print("steps")
+        for s in t.steps:
+            name = _enum_name(transfer_pb2.StepName, s.name, "STEP_NAME_")
+            flags = (" provisional" if s.provisional else "") + (" OVERDUE" if s.overdue else "")
+            done = f"done {_time(s.complete_time)}" if s.HasField("complete_time") else "open"
+            print(f"  {name:<15} {s.holder.region_code}  {s.working_days:>2} working days, due {_date(s.due_date)}"
+                  f"  {done}{flags}")
+    if t.timeline:
+        print("timeline")
+        for e in t.timeline:
+            to = _enum_name(transfer_pb2.TransferState, e.to_state, "TRANSFER_STATE_")
+            print(f"  {_time(e.time)}  {e.actor:<26} -> {to:<13} {e.note}")
+
+
+def _request_id(args: argparse.Namespace) -> str:
+    return args.request_id or uuid.uuid4().hex
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    kind = KINDS[args.kind]
+    caller = args.as_ or f"agency:{args.to_region}:{agency_type_of(kind).slug}"
+    request = transfer_pb2.CreateTransferRequest(
+        request_id=_request_id(args), kind=int(kind),
+        person=common_pb2.Person(id_number=args.id_number, name=args.name),
+        source_region=args.from_region, target_region=args.to_region, note=args.note or "",
+        circumstances=transfer_pb2.Circumstances(
+            drawing_benefits=args.drawing_benefits, hukou_moved=args.hukou_moved,
+            residence_changed=args.residence_changed, retired=args.retired,
+            continuous_enrolment_months=args.continuous_months, direction=DIRECTIONS.get(args.direction or "", 0)))
+    reply = _stub(args).CreateTransfer(request, metadata=_meta(caller), timeout=args.timeout)
+    print_transfer(reply.transfer)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    reply = _stub(args).GetTransfer(transfer_pb2.GetTransferRequest(transfer_id=args.transfer_id),
+                                    metadata=_meta(args.as_ or "operator:cli"), timeout=args.timeout)
+    print_transfer(reply.transfer)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    reply = _stub(args).QueryTransferStatus(
+        transfer_pb2.QueryTransferStatusRequest(transfer_id=args.transfer_id, id_number=args.id_number),
+        metadata=_meta(args.as_ or "portal:cli"), timeout=args.timeout)
+    print_transfer(reply.transfer)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    request = transfer_pb2.ListTransfersRequest(
+        region_code=args.region, page_size=args.page_size, page_token=args.page_token or "",
+        state=STATES.get(args.state or "", 0), kind=int(KINDS[args.kind]) if args.kind else 0,
+        overdue_only=args.overdue)
+    reply = _stub(args).ListTransfers(request, metadata=_meta(args.as_ or "operator:cli"), timeout=args.timeout)
+    print(f"{'transfer':<24}{'kind':<34}{'from':<8}{'to':<8}{'state':<14}overdue")
+    for t in reply.transfers:
+        print(f"{t.transfer_id:<24}{_enum_name(transfer_pb2.TransferKind, t.kind, 'TRANSFER_KIND_'):<34}"
+              f"{t.source_region:<8}{t.target_region:<8}"
+              f"{_enum_name(transfer_pb2.TransferState, t.state, 'TRANSFER_STATE_'):<14}{'yes' if t.overdue else ''}")
+    if reply.next_page_token:
+        print(f"next page: --page-token {reply.next_page_token}")
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    stream = _stub(args).WatchTransfer(transfer_pb2.WatchTransferRequest(transfer_id=args.transfer_id),
+                                       metadata=_meta(args.as_ or "operator:cli"), timeout=args.watch_timeout)
+    for item in stream:
+        e = item.event
+        to = _enum_name(transfer_pb2.TransferState, e.to_state, "TRANSFER_STATE_")
+        print(f"{_time(e.time)}  {e.actor:<26} -> {to:<13} {e.note}", flush=True)
+    return 0
+
+
+def _act(args: argparse.Namespace, method: str, request: Any) -> int:
+    if not args.as_:
+        raise SystemExit("name the acting agency with --as, e.g. --as agency:310000:hrss")
+    reply = getattr(_stub(args), method)(request, metadata=_meta(args.as_ or ""), timeout=args.timeout)
+    print_transfer(reply.transfer)
+    return 0
+
+
+def cmd_contact(args: argparse.Namespace) -> int:
+    return _act(args, "SendContactLetter", transfer_pb2.SendContactLetterRequest(
+        request_id=_request_id(args), transfer_id=args.transfer_id, letter_number=args.letter_number or ""))
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    info = json_format.Parse(Path(args.info_file).read_text(encoding="utf-8"), transfer_pb2.TransferInfo())
+    return _act(args, "SendTransferInfo", transfer_pb2.SendTransferInfoRequest(
+        request_id=_request_id(args), transfer_id=args.transfer_id, info=info))
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    return _act(args, "CompleteTransfer", transfer_pb2.CompleteTransferRequest(
+        request_id=_request_id(args), transfer_id=args.transfer_id))
+
+
+def cmd_reject(args: argparse.Namespace) -> int:
+    return _act(args, "RejectTransfer", transfer_pb2.RejectTransferRequest(
+        request_id=_request_id(args), transfer_id=args.transfer_id, reason=args.reason))
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    return _act(args, "CancelTransfer", transfer_pb2.CancelTransferRequest(
+        request_id=_request_id(args), transfer_id=args.transfer_id, reason=args.reason))
+
+
+def describe_rpc_error(error: grpc.RpcError) -> str:
+    """A readable account of a gRPC error with its ErrorInfo and field violations."""
+    lines = [f"error: {error.code().name}: {error.details()}"]  # type: ignore[attr-defined]
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    for detail in status.details if status else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            meta = json.dumps(dict(info.metadata), ensure_ascii=False) if info.metadata else ""
+            lines.append(f"  reason: {info.reason} {meta}".rstrip())
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            lines += [f"  {v.field}: {v.description}" for v in bad.field_violations]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sigw", description="Cross-region social-insurance gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--grpc-listen", help="gRPC address (default 127.0.0.1:50051, env SIGW_GRPC_LISTEN)")
+    serve.add_argument("--http-listen", help="/metrics and /healthz address (default 127.0.0.1:8080)")
+    serve.add_argument("--redis-url", help="use this Redis (env SIGW_REDIS_URL); default: embedded Redis")
+    serve.add_argument("--data-dir", type=Path, help="embedded Redis data folder (default var/data)")
+    serve.add_argument("--regions-file", type=Path, help="region registry (default config/regions.toml)")
+    serve.add_argument("--calendar-file", type=Path, help="operator holiday file (default config/calendar.toml)")
+    serve.add_argument("--appendfsync", choices=["always", "everysec", "no"], help="embedded Redis fsync policy")
+    serve.add_argument("--dev-identity", action="store_true",
+                       help="DEVELOPMENT ONLY: take the caller from x-sigw-participant metadata")
+    serve.add_argument("--demo", action="store_true", help="also run simulated agencies for the registry")
+    serve.set_defaults(func=cmd_serve)
+
+    regions = sub.add_parser("regions", help="list the configured regions and their agencies")
+    regions.add_argument("--regions-file", type=Path, default=Path("config/regions.toml"))
+    regions.set_defaults(func=cmd_regions)
+
+    transfer = sub.add_parser("transfer", help="create, read and act on transfers")
+    tsub = transfer.add_subparsers(dest="action", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--target", default=os.environ.get("SIGW_TARGET", "127.0.0.1:50051"),
+                        help="gateway address (env SIGW_TARGET)")
+    common.add_argument("--as", dest="as_", default=os.environ.get("SIGW_AS"),
+                        help="caller participant, e.g. agency:310000:hrss or operator:alice (env SIGW_AS)")
+    common.add_argument("--timeout", type=float, default=10.0, help="call deadline in seconds")
+    mutating = argparse.ArgumentParser(add_help=False)
+    mutating.add_argument("--request-id", help="idempotency key (default: a new one)")
+
+    create = tsub.add_parser("create", parents=[common, mutating], help="register an application")
+    create.add_argument("--kind", required=True, choices=sorted(KINDS))
+    create.add_argument("--id-number", required=True, help="the person's resident ID number")
+    create.add_argument("--name", required=True)
+    create.add_argument("--from", dest="from_region", required=True, help="source region (转出地)")
+    create.add_argument("--to", dest="to_region", required=True, help="target region (转入地)")
+    create.add_argument("--drawing-benefits", action="store_true")
+    create.add_argument("--hukou-moved", action="store_true")
+    create.add_argument("--residence-changed", action="store_true")
+    create.add_argument("--retired", action="store_true")
+    create.add_argument("--continuous-months", type=int, default=0)
+    create.add_argument("--direction", choices=sorted(DIRECTIONS))
+    create.add_argument("--note")
+    create.set_defaults(func=cmd_create)
+
+    for name, func, helptext in (("show", cmd_show, "a transfer with steps and timeline"),
+                                 ("watch", cmd_watch, "follow a transfer's events until it ends")):
+        p = tsub.add_parser(name, parents=[common], help=helptext)
+        p.add_argument("transfer_id")
+        p.set_defaults(func=func)
+        if name == "watch":
+            p.add_argument("--watch-timeout", type=float, default=None, help="stop after this many seconds")
+
+    status = tsub.add_parser("status", parents=[common], help="the applicant's status query (Art. 16)")
+    status.add_argument("transfer_id")
+    status.add_argument("--id-number", required=True)
+    status.set_defaults(func=cmd_status)
+
+    listing = tsub.add_parser("list", parents=[common], help="a region's transfers, newest first")
+    listing.add_argument("--region", required=True)
+    listing.add_argument("--state", choices=sorted(STATES))
+    listing.add_argument("--kind", choices=sorted(KINDS))
+    listing.add_argument("--overdue", action="store_true")
+    listing.add_argument("--page-size", type=int, default=20)
+    listing.add_argument("--page-token")
+    listing.set_defaults(func=cmd_list)
+
+    for name, func, helptext in (("contact", cmd_contact, "target agency: send the contact letter"),
+                                 ("info", cmd_info, "source agency: send the information table (JSON file)"),
+                                 ("complete", cmd_complete, "target agency: complete the transfer"),
+                                 ("reject", cmd_reject, "a party agency: reject with a reason"),
+                                 ("cancel", cmd_cancel, "target agency: withdraw the application")):
+        p = tsub.add_parser(name, parents=[common, mutating], help=helptext)
+        p.add_argument("transfer_id")
+        if name == "contact":
+            p.add_argument("--letter-number")
+        if name == "info":
+            p.add_argument("--info-file", required=True, help="TransferInfo as protobuf JSON")
+        if name in ("reject", "cancel"):
+            p.add_argument("--reason", required=True)
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except grpc.RpcError as error:
+        print(describe_rpc_error(error), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Configuration: the region registry, the calendar file and the gateway's settings.
+
+The registry is a TOML file listing each region's agencies and where they listen::
+
+    [[regions]]
+    code = "110000"            # GB/T 2260 division code of the coordination region
+    name = "北京市"
+    hrss = "127.0.0.1:50061"   # the HRSS agency (pension, unemployment, work injury)
+    healthcare = "127.0.0.1:50062"  # the healthcare-security agency (medical, maternity)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.domain.calendar import WorkingDayCalendar, parse_calendar_file
+from gateway.domain.model import AgencyKey, AgencyType
+from gateway.errors import FieldViolation, invalid
+
+_REGION = re.compile(r"^\d{6}$")
+_ENDPOINT = re.compile(r"^[\w.\-\[\]:]+:\d{1,5}$")
+
+
+@dataclass(frozen=True)
+class Region:
+    code: str
+    name: str
+    endpoints: dict[AgencyType, str]
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Regions by code, and each agency's gRPC endpoint."""
+
+    regions: dict[str, Region]
+
+    @property
+    def codes(self) -> frozenset[str]:
+        return frozenset(self.regions)
+
+    def endpoint(self, agency: AgencyKey) -> str | None:
+        region = self.regions.get(agency.region)
+        return region.endpoints.get(agency.agency_type) if region else None
+
+    def agencies(self) -> list[AgencyKey]:
+        return [AgencyKey(r.code, t) for r in self.regions.values() for t in r.endpoints]
+
+    @classmethod
+    def parse(cls, text: str) -> Registry:
+        data = tomllib.loads(text)
+        regions: dict[str, Region] = {}
+        problems: list[FieldViolation] = []
+        for i, entry in enumerate(data.get("regions", [])):
+            code = str(entry.get("code", ""))
+            if not _REGION.match(code) or code in regions:
+                problems.append(FieldViolation(f"regions[{i}].code", "must be a new 6-digit region code"))
+                continue
+            endpoints = {}
+            for agency_type in AgencyType:
+                endpoint = entry.get(agency_type.slug)
+                if endpoint is None:
+                    continue
+                if not _ENDPOINT.match(str(endpoint)):
+                    problems.append(FieldViolation(f"regions[{i}].{agency_type.slug}", "must be host:port"))
+                endpoints[agency_type] = str(endpoint)
+            regions[code] = Region(code, str(entry.get("name", code)), endpoints)
+        if problems:
+            raise invalid(problems, reason="BAD_REGISTRY")
+        return cls(regions)
+
+    @classmethod
+    def load(cls, path: Path) -> Registry:
+        return cls.parse(path.read_text(encoding="utf-8"))
+
+
+def load_calendar(path: Path | None) -> WorkingDayCalendar:
+    """chinesecalendar plus the operator's file of added years, when there is one."""
+    if path is None or not path.exists():
+        return WorkingDayCalendar()
+    return WorkingDayCalendar(parse_calendar_file(path.read_text(encoding="utf-8")))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How one gateway process runs. Each field has a flag of ``sigw serve`` and an environment variable."""
+
+    grpc_listen: str = "127.0.0.1:50051"
+    """Where the gRPC API listens (``SIGW_GRPC_LISTEN``)."""
+    http_listen: str = "127.0.0.1:8080"
+    """Where ``/metrics`` and ``/healthz`` listen (``SIGW_HTTP_LISTEN``)."""
+    redis_url: str | None = None
+    """A Redis to use (``SIGW_REDIS_URL``); None starts the embedded one in ``data_dir``."""
+    data_dir: Path = Path("var/data")
+    """Folder of the embedded Redis's append-only file (``SIGW_DATA_DIR``)."""
+    regions_file: Path = Path("config/regions.toml")
+    """The region registry (``SIGW_REGIONS_FILE``)."""
+    calendar_file: Path | None = Path("config/calendar.toml")
+    """The operator's added holiday years (``SIGW_CALENDAR_FILE``)."""
+    dev_identity: bool = False
+    """Take the caller from ``x-sigw-participant`` metadata. Development only (``SIGW_DEV_IDENTITY=1``)."""
+    shards: int = 8
+    """Number of Redis shards (hash-tag groups) for transfers and outboxes. Fixed for a deployment."""
+    appendfsync: str = "always"
+    """The embedded Redis's fsync policy: always (default, no loss), everysec (up to ~1 s), no."""
+    dispatch_workers: int = 4
+    """Deliveries in flight per outbox shard."""
+    demo: bool = False
+    """Also start the simulated agencies of the regions file in this process."""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        defaults = cls()
+        return cls(
+            grpc_listen=e.get("SIGW_GRPC_LISTEN", defaults.grpc_listen),
+            http_listen=e.get("SIGW_HTTP_LISTEN", defaults.http_listen),
+            redis_url=e.get("SIGW_REDIS_URL") or None,
+            data_dir=Path(e.get("SIGW_DATA_DIR", str(defaults.data_dir))),
+            regions_file=Path(e.get("SIGW_REGIONS_FILE", str(defaults.regions_file))),
+            calendar_file=Path(e["SIGW_CALENDAR_FILE"]) if e.get("SIGW_CALENDAR_FILE") else defaults.calendar_file,
+            dev_identity=e.get("SIGW_DEV_IDENTITY", "") in ("1", "true", "yes"),
+            appendfsync=e.get("SIGW_APPENDFSYNC", defaults.appendfsync),
+        )

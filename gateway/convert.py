@@ -1,0 +1,232 @@
+"""Protobuf messages to domain records and back. Requests are validated here, all fields at once."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from gateway._gen.sigw.v1 import agency_pb2, common_pb2, transfer_pb2
+from gateway.domain import idnumber
+from gateway.domain.model import (
+    AgencyKey,
+    AgencyType,
+    Application,
+    Circumstances,
+    Event,
+    Kind,
+    Notice,
+    PensionDirection,
+    State,
+    Step,
+    Transfer,
+    TransferInfo,
+)
+from gateway.domain.pension import ContributionYear
+from gateway.domain.rules import line_of
+from gateway.errors import FieldViolation, invalid
+
+MAX_NOTE = 500
+MAX_NAME = 64
+# 100 million yuan in fen: far above any one person's transfer, far below int64 overflow.
+MAX_AMOUNT_FEN = 10_000_000_000
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+_TRANSFER_ID = re.compile(r"^T\d{2}-\d{8}-[0-9A-F]{8}$")
+_REGION = re.compile(r"^\d{6}$")
+_TABLE_NUMBER = re.compile(r"^[\w\-/.]{0,64}$")
+
+
+class Violations:
+    """Collects field violations and raises them together."""
+
+    def __init__(self) -> None:
+        self.items: list[FieldViolation] = []
+
+    def add(self, field: str, description: str) -> None:
+        self.items.append(FieldViolation(field, description))
+
+    def text(self, field: str, value: str, *, limit: int, required: bool = False) -> None:
+        if required and not value.strip():
+            self.add(field, "required")
+        elif len(value) > limit:
+            self.add(field, f"at most {limit} characters")
+
+    def request_id(self, value: str) -> None:
+        if not _REQUEST_ID.match(value):
+            self.add("request_id", "required: 1-64 characters of A-Z a-z 0-9 _ . : -")
+
+    def transfer_id(self, value: str, field: str = "transfer_id") -> None:
+        if not _TRANSFER_ID.match(value):
+            self.add(field, "not a transfer id (like T03-20260302-8F3A2C1D)")
+
+    def region(self, field: str, value: str) -> None:
+        if not _REGION.match(value):
+            self.add(field, "must be a 6-digit region code")
+
+    def amount(self, field: str, value: int) -> None:
+        if value < 0:
+            self.add(field, "must not be negative")
+        elif value > MAX_AMOUNT_FEN:
+            self.add(field, f"more than {MAX_AMOUNT_FEN} fen is not a plausible amount")
+
+    def raise_if_any(self, reason: str = "INVALID_ARGUMENT") -> None:
+        if self.items:
+            raise invalid(self.items, reason=reason)
+
+
+def application_from(req: transfer_pb2.CreateTransferRequest) -> Application:
+    v = Violations()
+    v.request_id(req.request_id)
+    if req.kind not in Kind._value2member_map_:
+        v.add("kind", "required: one of the TransferKind values")
+    error = idnumber.validation_error(req.person.id_number)
+    if error:
+        v.add("person.id_number", error)
+    v.text("person.name", req.person.name, limit=MAX_NAME, required=True)
+    v.region("source_region", req.source_region)
+    v.region("target_region", req.target_region)
+    c = req.circumstances
+    if not 0 <= c.continuous_enrolment_months <= 1200:
+        v.add("circumstances.continuous_enrolment_months", "must be 0-1200")
+    if c.direction not in PensionDirection._value2member_map_:
+        v.add("circumstances.direction", "unknown direction")
+    v.text("note", req.note, limit=MAX_NOTE)
+    v.raise_if_any()
+    return Application(
+        kind=Kind(req.kind), id_number=req.person.id_number, name=req.person.name,
+        source_region=req.source_region, target_region=req.target_region,
+        circumstances=Circumstances(
+            drawing_benefits=c.drawing_benefits, hukou_moved=c.hukou_moved, residence_changed=c.residence_changed,
+            retired=c.retired, continuous_enrolment_months=c.continuous_enrolment_months,
+            direction=PensionDirection(c.direction)),
+        note=req.note,
+    )
+
+
+def info_from(msg: transfer_pb2.TransferInfo, v: Violations) -> TransferInfo:
+    if not _TABLE_NUMBER.match(msg.table_number):
+        v.add("info.table_number", "at most 64 letters, digits or - / . _")
+    for name in ("individual_account_fen", "pooled_fund_fen", "funds_fen", "remaining_benefit_fen",
+                 "medical_subsidy_fen", "training_subsidy_fen"):
+        v.amount(f"info.{name}", getattr(msg, name))
+    if len(msg.contributions) > 100:
+        v.add("info.contributions", "at most 100 years")
+    return TransferInfo(
+        table_number=msg.table_number, individual_account_fen=msg.individual_account_fen,
+        pooled_fund_fen=msg.pooled_fund_fen, funds_fen=msg.funds_fen,
+        remaining_benefit_fen=msg.remaining_benefit_fen, medical_subsidy_fen=msg.medical_subsidy_fen,
+        training_subsidy_fen=msg.training_subsidy_fen,
+        contributions=tuple(ContributionYear(c.year, c.first_month, c.last_month, c.monthly_base_fen)
+                            for c in msg.contributions[:100]),
+    )
+
+
+def info_to(info: TransferInfo) -> transfer_pb2.TransferInfo:
+    return transfer_pb2.TransferInfo(
+        table_number=info.table_number, individual_account_fen=info.individual_account_fen,
+        pooled_fund_fen=info.pooled_fund_fen, funds_fen=info.funds_fen,
+        remaining_benefit_fen=info.remaining_benefit_fen, medical_subsidy_fen=info.medical_subsidy_fen,
+        training_subsidy_fen=info.training_subsidy_fen,
+        contributions=[transfer_pb2.ContributionYear(year=c.year, first_month=c.first_month,
+                                                     last_month=c.last_month, monthly_base_fen=c.monthly_base_fen)
+                       for c in info.contributions],
+    )
+
+
+def timestamp(value: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def _date(value: date) -> common_pb2.Date:
+    return common_pb2.Date(year=value.year, month=value.month, day=value.day)
+
+
+def agency_to(key: AgencyKey) -> common_pb2.AgencyRef:
+    return common_pb2.AgencyRef(region_code=key.region, agency_type=int(key.agency_type))
+
+
+def agency_from(ref: common_pb2.AgencyRef) -> AgencyKey:
+    return AgencyKey(ref.region_code, AgencyType(ref.agency_type))
+
+
+def mask_name(name: str) -> str:
+    return name[:1] + "*" * max(len(name) - 1, 1) if name else ""
+
+
+def step_to(step: Step, today: date) -> transfer_pb2.Step:
+    msg = transfer_pb2.Step(name=int(step.name), holder=agency_to(step.holder),
+                            start_time=timestamp(step.started_at), due_date=_date(step.due),
+                            working_days=step.working_days, provisional=step.provisional,
+                            overdue=step.overdue(today))
+    if step.completed_at:
+        msg.complete_time.CopyFrom(timestamp(step.completed_at))
+    return msg
+
+
+def event_to(event_id: str, event: Event) -> transfer_pb2.TransferEvent:
+    return transfer_pb2.TransferEvent(
+        event_id=event_id, time=timestamp(event.time), actor=event.actor,
+        from_state=int(event.from_state) if event.from_state else 0, to_state=int(event.to_state),
+        note=idnumber.scrub(event.note))
+
+
+def circumstances_to(c: Circumstances) -> transfer_pb2.Circumstances:
+    return transfer_pb2.Circumstances(
+        drawing_benefits=c.drawing_benefits, hukou_moved=c.hukou_moved, residence_changed=c.residence_changed,
+        retired=c.retired, continuous_enrolment_months=c.continuous_enrolment_months, direction=int(c.direction))
+
+
+def transfer_to(t: Transfer, today: date, timeline: list[tuple[str, Event]] | None = None) -> transfer_pb2.Transfer:
+    """The public view of a transfer: the person masked, deadlines with overdue flags as of ``today``."""
+    msg = transfer_pb2.Transfer(
+        transfer_id=t.transfer_id, kind=int(t.kind), line=int(line_of(t.kind)),
+        person=transfer_pb2.PersonView(id_number_masked=idnumber.mask(t.id_number), name_masked=mask_name(t.name)),
+        source_region=t.source_region, target_region=t.target_region, state=int(t.state),
+        steps=[step_to(s, today) for s in t.steps], overdue=t.overdue(today),
+        circumstances=circumstances_to(t.circumstances), close_reason=t.close_reason,
+        create_time=timestamp(t.created_at), update_time=timestamp(t.updated_at),
+        timeline=[event_to(eid, e) for eid, e in timeline or []],
+    )
+    open_step = t.open_step
+    if open_step:
+        msg.holder.CopyFrom(agency_to(open_step.holder))
+    if t.info:
+        msg.info.CopyFrom(info_to(t.info))
+    return msg
+
+
+def deliver_request(message_id: str, t: Transfer, notice: Notice, today: date) -> agency_pb2.DeliverRequest:
+    """The message an agency receives: the transfer with the full ID number, which it needs."""
+    details = agency_pb2.TransferDetails(
+        transfer_id=t.transfer_id, kind=int(t.kind), line=int(line_of(t.kind)),
+        person=common_pb2.Person(id_number=t.id_number, name=t.name),
+        source_region=t.source_region, target_region=t.target_region,
+        circumstances=circumstances_to(t.circumstances), state=int(t.state), close_reason=t.close_reason)
+    if t.info:
+        details.info.CopyFrom(info_to(t.info))
+    body = agency_pb2.TransferNotice(type=int(notice.type), transfer=details, note=notice.note)
+    if notice.step:
+        body.step.CopyFrom(step_to(notice.step, today))
+    return agency_pb2.DeliverRequest(message_id=message_id, recipient=agency_to(notice.recipient),
+                                     transfer_notice=body)
+
+
+def state_filter(value: int, v: Violations) -> State | None:
+    if value == 0:
+        return None
+    if value not in State._value2member_map_:
+        v.add("state", "unknown state")
+        return None
+    return State(value)
+
+
+def kind_filter(value: int, v: Violations) -> Kind | None:
+    if value == 0:
+        return None
+    if value not in Kind._value2member_map_:
+        v.add("kind", "unknown kind")
+        return None
+    return Kind(value)

@@ -1,0 +1,53 @@
+"""The delivery retry policy, in one place.
+
+* Transport: gRPC's own retry policy re-sends a call that could not reach the agency (``UNAVAILABLE``), up to
+  3 attempts within one delivery attempt (see ``adapters.agency_client``).
+* Delivery: ``tenacity`` retries a delivery that failed with a transient code (``UNAVAILABLE``,
+  ``RESOURCE_EXHAUSTED``, ``DEADLINE_EXCEEDED`` of our own per-attempt timeout) with random exponential
+  backoff, honouring the agency's ``RetryInfo`` as the least wait, until ``max_attempts`` or ``max_delay_s``.
+* Any other code is permanent: the message goes to the dead letters at once.
+* After the last attempt the message goes to the dead letters with its reason and attempt history; an
+  operator can re-drive it. Receivers deduplicate by message id, so a re-drive never applies twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from tenacity import RetryCallState, wait_random_exponential
+
+from adapters.agency_client import DeliveryFailed
+
+TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                       grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 6
+    """Delivery attempts before the dead letters."""
+    max_delay_s: float = 30.0
+    """Stop retrying after this long since the first attempt."""
+    initial_backoff_s: float = 0.1
+    max_backoff_s: float = 5.0
+    attempt_timeout_s: float = 5.0
+    """Deadline of one delivery call."""
+
+
+def is_transient(error: BaseException) -> bool:
+    return isinstance(error, DeliveryFailed) and error.code in TRANSIENT
+
+
+class BackoffWithPushback:
+    """Random exponential backoff, but never shorter than the agency's ``RetryInfo`` delay."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._random = wait_random_exponential(multiplier=policy.initial_backoff_s, max=policy.max_backoff_s)
+
+    def __call__(self, state: RetryCallState) -> float:
+        wait = float(self._random(state))
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, DeliveryFailed) and error.retry_after_s:
+            wait = max(wait, error.retry_after_s)
+        return wait

@@ -1,0 +1,221 @@
+"""Plain data for transfers: the enums (numbered as in ``sigw.v1``) and frozen records."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from gateway.domain.pension import ContributionYear
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+class Line(enum.IntEnum):
+    """Insurance line (险种)."""
+
+    PENSION = 1
+    MEDICAL = 2
+    UNEMPLOYMENT = 3
+    WORK_INJURY = 4
+    MATERNITY = 5
+
+
+class AgencyType(enum.IntEnum):
+    """The two agencies of a region; ``slug`` is how participants name them."""
+
+    HRSS = 1
+    HEALTHCARE_SECURITY = 2
+
+    @property
+    def slug(self) -> str:
+        return "hrss" if self is AgencyType.HRSS else "healthcare"
+
+    @classmethod
+    def from_slug(cls, slug: str) -> AgencyType:
+        for member in cls:
+            if member.slug == slug:
+                return member
+        raise ValueError(f"unknown agency type {slug!r}")
+
+
+class Kind(enum.IntEnum):
+    """Transfer kind (DESIGN.md §2)."""
+
+    EMPLOYEE_PENSION = 1
+    INSTITUTION_ENTERPRISE_PENSION = 2
+    RESIDENT_PENSION = 3
+    EMPLOYEE_MEDICAL = 4
+    RESIDENT_MEDICAL = 5
+    EMPLOYEE_RESIDENT_MEDICAL = 6
+    UNEMPLOYMENT = 7
+    WORK_INJURY = 8
+    MATERNITY = 9
+
+
+class State(enum.IntEnum):
+    SUBMITTED = 1
+    CONTACT_SENT = 2
+    FUNDS_SENT = 3
+    COMPLETED = 4
+    REJECTED = 5
+    CANCELLED = 6
+
+    @property
+    def ended(self) -> bool:
+        return self in (State.COMPLETED, State.REJECTED, State.CANCELLED)
+
+
+class StepName(enum.IntEnum):
+    CONTACT_LETTER = 1
+    TRANSFER_OUT = 2
+    TRANSFER_IN = 3
+
+
+class PensionDirection(enum.IntEnum):
+    UNSPECIFIED = 0
+    INSTITUTION_TO_ENTERPRISE = 1
+    ENTERPRISE_TO_INSTITUTION = 2
+
+
+class NoticeType(enum.IntEnum):
+    TRANSFER_REQUESTED = 1
+    CONTACT_LETTER = 2
+    TRANSFER_INFO = 3
+    TRANSFER_COMPLETED = 4
+    TRANSFER_CLOSED = 5
+    STEP_OVERDUE = 6
+
+
+@dataclass(frozen=True)
+class AgencyKey:
+    """One agency: region code plus agency type."""
+
+    region: str
+    agency_type: AgencyType
+
+    def __str__(self) -> str:
+        return f"{self.region}:{self.agency_type.slug}"
+
+
+@dataclass(frozen=True)
+class Circumstances:
+    """Eligibility facts declared by the accepting agency."""
+
+    drawing_benefits: bool = False
+    hukou_moved: bool = False
+    residence_changed: bool = False
+    retired: bool = False
+    continuous_enrolment_months: int = 0
+    direction: PensionDirection = PensionDirection.UNSPECIFIED
+
+
+@dataclass(frozen=True)
+class TransferInfo:
+    """The information table (信息表) and the funds the source agency sends; all money in fen."""
+
+    table_number: str = ""
+    individual_account_fen: int = 0
+    pooled_fund_fen: int = 0
+    contributions: tuple[ContributionYear, ...] = ()
+    funds_fen: int = 0
+    remaining_benefit_fen: int = 0
+    medical_subsidy_fen: int = 0
+    training_subsidy_fen: int = 0
+
+
+@dataclass(frozen=True)
+class Step:
+    """A step of a transfer: who must act and by when (a Chinese working-day deadline)."""
+
+    name: StepName
+    holder: AgencyKey
+    started_at: datetime
+    working_days: int
+    due: date
+    provisional: bool
+    completed_at: datetime | None = None
+
+    def overdue(self, today: date) -> bool:
+        """Finished after its due date, or still open after it (``today`` in Asia/Shanghai)."""
+        acted = self.completed_at.astimezone(SHANGHAI).date() if self.completed_at else today
+        return acted > self.due
+
+
+@dataclass(frozen=True)
+class Application:
+    """A validated request to open a transfer."""
+
+    kind: Kind
+    id_number: str
+    name: str
+    source_region: str
+    target_region: str
+    circumstances: Circumstances = field(default_factory=Circumstances)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A relationship transfer as stored. The timeline lives beside it (see ``Event``)."""
+
+    transfer_id: str
+    kind: Kind
+    id_number: str
+    name: str
+    source_region: str
+    target_region: str
+    circumstances: Circumstances
+    state: State
+    steps: tuple[Step, ...]
+    created_at: datetime
+    updated_at: datetime
+    info: TransferInfo | None = None
+    close_reason: str = ""
+    version: int = 1
+
+    @property
+    def open_step(self) -> Step | None:
+        if self.state.ended or not self.steps:
+            return None
+        last = self.steps[-1]
+        return None if last.completed_at else last
+
+    def overdue(self, today: date) -> bool:
+        step = self.open_step
+        return step is not None and step.overdue(today)
+
+
+@dataclass(frozen=True)
+class Event:
+    """A timeline entry (Arts. 11, 38): who moved the transfer from which state to which, when."""
+
+    time: datetime
+    actor: str
+    from_state: State | None
+    to_state: State
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Notice:
+    """An outbound message the dispatcher must deliver to ``recipient``."""
+
+    type: NoticeType
+    recipient: AgencyKey
+    step: Step | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a transition decided: the new transfer, its timeline event and its outbound notices.
+
+    The store commits all three atomically, or none.
+    """
+
+    transfer: Transfer
+    event: Event
+    notices: tuple[Notice, ...]
+    previous_version: int

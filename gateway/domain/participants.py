@@ -1,0 +1,76 @@
+"""Who is calling: every RPC knows its caller as one ``Participant``.
+
+A participant is written as a short text, used in certificates, timelines and (in development mode)
+request metadata:
+
+================================  =============================================
+``agency:110000:hrss``            Beijing's HRSS agency (人社经办机构)
+``agency:110000:healthcare``      Beijing's healthcare-security agency (医保经办机构)
+``military:JUN001``               a military agency (军队后勤财务部门)
+``hospital:440300:H44030000001``  a designated hospital and its region
+``portal:gov``                    a portal that relays applicants' queries
+``operator:alice``                an operator of the gateway
+================================  =============================================
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+from gateway.domain.model import AgencyKey, AgencyType
+from gateway.errors import Unauthenticated
+
+_REGION = re.compile(r"^\d{6}$")
+_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+
+
+class Role(enum.StrEnum):
+    AGENCY = "agency"
+    MILITARY = "military"
+    HOSPITAL = "hospital"
+    PORTAL = "portal"
+    OPERATOR = "operator"
+
+
+@dataclass(frozen=True)
+class Participant:
+    role: Role
+    region: str = ""
+    agency_type: AgencyType | None = None
+    code: str = ""
+
+    def __str__(self) -> str:
+        if self.role is Role.AGENCY and self.agency_type is not None:
+            return f"agency:{self.region}:{self.agency_type.slug}"
+        if self.role is Role.HOSPITAL:
+            return f"hospital:{self.region}:{self.code}"
+        return f"{self.role.value}:{self.code}"
+
+    @property
+    def agency(self) -> AgencyKey | None:
+        """The agency this participant is, if it is one."""
+        if self.role is Role.AGENCY and self.agency_type is not None:
+            return AgencyKey(self.region, self.agency_type)
+        return None
+
+    @classmethod
+    def agency_of(cls, key: AgencyKey) -> Participant:
+        return cls(Role.AGENCY, region=key.region, agency_type=key.agency_type)
+
+    @classmethod
+    def parse(cls, text: str) -> Participant:
+        """Parse the written form; ``Unauthenticated`` when it names no valid participant."""
+        parts = text.strip().split(":")
+        try:
+            role = Role(parts[0])
+            if role is Role.AGENCY and len(parts) == 3 and _REGION.match(parts[1]):
+                return cls(role, region=parts[1], agency_type=AgencyType.from_slug(parts[2]))
+            if role is Role.HOSPITAL and len(parts) == 3 and _REGION.match(parts[1]) and _CODE.match(parts[2]):
+                return cls(role, region=parts[1], code=parts[2])
+            if role in (Role.MILITARY, Role.PORTAL, Role.OPERATOR) and len(parts) == 2 and _CODE.match(parts[1]):
+                return cls(role, code=parts[1])
+        except ValueError:
+            pass
+        raise Unauthenticated(reason="UNKNOWN_PARTICIPANT", message="the caller names no valid participant")

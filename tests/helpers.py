@@ -1,0 +1,49 @@
+"""Small helpers for integration tests: reading google.rpc details off errors, waiting for states."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from gateway._gen.sigw.v1 import transfer_pb2
+from gateway.domain.idnumber import make_id_number
+
+OPERATOR = (("x-sigw-participant", "operator:test"),)
+
+
+def person_id(sequence: int = 123, area: str = "110105") -> str:
+    from datetime import date
+
+    return make_id_number(area, date(1985, 6, 15), sequence)
+
+
+def error_details(error: grpc.aio.AioRpcError) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
+    """(ErrorInfo reason, its metadata, BadRequest field violations) of a failed call."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    reason, metadata, violations = "", {}, []
+    for detail in status.details if status else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason, metadata = info.reason, dict(info.metadata)
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            violations = [(v.field, v.description) for v in bad.field_violations]
+    return reason, metadata, violations
+
+
+async def wait_for_state(stub: Any, transfer_id: str, state: int, timeout_s: float = 10.0) -> transfer_pb2.Transfer:
+    """Poll GetTransfer (as an operator) until the transfer reaches ``state``."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        reply = await stub.GetTransfer(transfer_pb2.GetTransferRequest(transfer_id=transfer_id), metadata=OPERATOR)
+        if reply.transfer.state == state:
+            return reply.transfer
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{transfer_id} stayed {reply.transfer.state}, wanted {state}")
+        await asyncio.sleep(0.05)
