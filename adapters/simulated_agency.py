@@ -108,7 +108,7 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
         return f"agency:{self.key.region}:{self.key.agency_type.slug}"
 
     async def Deliver(self, request: agency_pb2.DeliverRequest,
-                      context: grpc.aio.ServicerContext) -> agency_pb2.DeliverResponse:  # type: ignore[type-arg]
+                      context: grpc.aio.ServicerContext) -> agency_pb2.DeliverResponse:
         if not self.available:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"agency {self.key} is down")
         if request.message_id in self.stats.applied_ids:

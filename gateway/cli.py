@@ -28,12 +28,11 @@ from gateway._gen.sigw.v1 import common_pb2, transfer_pb2, transfer_pb2_grpc
 from gateway.api.identity import METADATA_KEY
 from gateway.config import Registry, Settings
 from gateway.domain import idnumber
-from gateway.domain.model import AgencyType, Kind
+from gateway.domain.model import AgencyType, Kind, State
 from gateway.domain.rules import agency_type_of
 
 KINDS = {k.name.lower().replace("_", "-"): k for k in Kind}
-STATES = {s.name.lower().replace("_", "-"): i for i, s in enumerate(
-    ["UNSPECIFIED", "SUBMITTED", "CONTACT_SENT", "FUNDS_SENT", "COMPLETED", "REJECTED", "CANCELLED"]) if i}
+STATES = {s.name.lower().replace("_", "-"): int(s) for s in State}
 DIRECTIONS = {"institution-to-enterprise": 1, "enterprise-to-institution": 2}
 
 
@@ -158,13 +157,14 @@ def cmd_create(args: argparse.Namespace) -> int:
     kind = KINDS[args.kind]
     caller = args.as_ or f"agency:{args.to_region}:{agency_type_of(kind).slug}"
     request = transfer_pb2.CreateTransferRequest(
-        request_id=_request_id(args), kind=int(kind),
+        request_id=_request_id(args), kind=transfer_pb2.TransferKind.ValueType(kind),
         person=common_pb2.Person(id_number=args.id_number, name=args.name),
         source_region=args.from_region, target_region=args.to_region, note=args.note or "",
         circumstances=transfer_pb2.Circumstances(
             drawing_benefits=args.drawing_benefits, hukou_moved=args.hukou_moved,
             residence_changed=args.residence_changed, retired=args.retired,
-            continuous_enrolment_months=args.continuous_months, direction=DIRECTIONS.get(args.direction or "", 0)))
+            continuous_enrolment_months=args.continuous_months,
+            direction=transfer_pb2.PensionDirection.ValueType(DIRECTIONS.get(args.direction or "", 0))))
     reply = _stub(args).CreateTransfer(request, metadata=_meta(caller), timeout=args.timeout)
     print_transfer(reply.transfer)
     return 0
@@ -188,7 +188,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     request = transfer_pb2.ListTransfersRequest(
         region_code=args.region, page_size=args.page_size, page_token=args.page_token or "",
-        state=STATES.get(args.state or "", 0), kind=int(KINDS[args.kind]) if args.kind else 0,
+        state=transfer_pb2.TransferState.ValueType(STATES.get(args.state or "", 0)),
+        kind=transfer_pb2.TransferKind.ValueType(KINDS[args.kind] if args.kind else 0),
         overdue_only=args.overdue)
     reply = _stub(args).ListTransfers(request, metadata=_meta(args.as_ or "operator:cli"), timeout=args.timeout)
     print(f"{'transfer':<24}{'kind':<34}{'from':<8}{'to':<8}{'state':<14}overdue")
@@ -247,8 +248,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def describe_rpc_error(error: grpc.RpcError) -> str:
     """A readable account of a gRPC error with its ErrorInfo and field violations."""
-    lines = [f"error: {error.code().name}: {error.details()}"]  # type: ignore[attr-defined]
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    lines = [f"error: {error.code().name}: {error.details()}"]
+    status = rpc_status.from_call(error)
     for detail in status.details if status else ():
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()

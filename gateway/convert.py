@@ -28,6 +28,9 @@ from gateway.domain.rules import line_of
 from gateway.errors import FieldViolation, invalid
 
 MAX_NOTE = 500
+_KIND = transfer_pb2.TransferKind.ValueType
+_LINE = common_pb2.InsuranceLine.ValueType
+_STATE = transfer_pb2.TransferState.ValueType
 MAX_NAME = 64
 # 100 million yuan in fen: far above any one person's transfer, far below int64 overflow.
 MAX_AMOUNT_FEN = 10_000_000_000
@@ -145,7 +148,7 @@ def _date(value: date) -> common_pb2.Date:
 
 
 def agency_to(key: AgencyKey) -> common_pb2.AgencyRef:
-    return common_pb2.AgencyRef(region_code=key.region, agency_type=int(key.agency_type))
+    return common_pb2.AgencyRef(region_code=key.region, agency_type=common_pb2.AgencyType.ValueType(key.agency_type))
 
 
 def agency_from(ref: common_pb2.AgencyRef) -> AgencyKey:
@@ -157,7 +160,7 @@ def mask_name(name: str) -> str:
 
 
 def step_to(step: Step, today: date) -> transfer_pb2.Step:
-    msg = transfer_pb2.Step(name=int(step.name), holder=agency_to(step.holder),
+    msg = transfer_pb2.Step(name=transfer_pb2.StepName.ValueType(step.name), holder=agency_to(step.holder),
                             start_time=timestamp(step.started_at), due_date=_date(step.due),
                             working_days=step.working_days, provisional=step.provisional,
                             overdue=step.overdue(today))
@@ -169,22 +172,23 @@ def step_to(step: Step, today: date) -> transfer_pb2.Step:
 def event_to(event_id: str, event: Event) -> transfer_pb2.TransferEvent:
     return transfer_pb2.TransferEvent(
         event_id=event_id, time=timestamp(event.time), actor=event.actor,
-        from_state=int(event.from_state) if event.from_state else 0, to_state=int(event.to_state),
+        from_state=_STATE(event.from_state or 0), to_state=_STATE(event.to_state),
         note=idnumber.scrub(event.note))
 
 
 def circumstances_to(c: Circumstances) -> transfer_pb2.Circumstances:
     return transfer_pb2.Circumstances(
         drawing_benefits=c.drawing_benefits, hukou_moved=c.hukou_moved, residence_changed=c.residence_changed,
-        retired=c.retired, continuous_enrolment_months=c.continuous_enrolment_months, direction=int(c.direction))
+        retired=c.retired, continuous_enrolment_months=c.continuous_enrolment_months,
+        direction=transfer_pb2.PensionDirection.ValueType(c.direction))
 
 
 def transfer_to(t: Transfer, today: date, timeline: list[tuple[str, Event]] | None = None) -> transfer_pb2.Transfer:
     """The public view of a transfer: the person masked, deadlines with overdue flags as of ``today``."""
     msg = transfer_pb2.Transfer(
-        transfer_id=t.transfer_id, kind=int(t.kind), line=int(line_of(t.kind)),
+        transfer_id=t.transfer_id, kind=_KIND(t.kind), line=_LINE(line_of(t.kind)),
         person=transfer_pb2.PersonView(id_number_masked=idnumber.mask(t.id_number), name_masked=mask_name(t.name)),
-        source_region=t.source_region, target_region=t.target_region, state=int(t.state),
+        source_region=t.source_region, target_region=t.target_region, state=_STATE(t.state),
         steps=[step_to(s, today) for s in t.steps], overdue=t.overdue(today),
         circumstances=circumstances_to(t.circumstances), close_reason=t.close_reason,
         create_time=timestamp(t.created_at), update_time=timestamp(t.updated_at),
@@ -201,13 +205,14 @@ def transfer_to(t: Transfer, today: date, timeline: list[tuple[str, Event]] | No
 def deliver_request(message_id: str, t: Transfer, notice: Notice, today: date) -> agency_pb2.DeliverRequest:
     """The message an agency receives: the transfer with the full ID number, which it needs."""
     details = agency_pb2.TransferDetails(
-        transfer_id=t.transfer_id, kind=int(t.kind), line=int(line_of(t.kind)),
+        transfer_id=t.transfer_id, kind=_KIND(t.kind), line=_LINE(line_of(t.kind)),
         person=common_pb2.Person(id_number=t.id_number, name=t.name),
         source_region=t.source_region, target_region=t.target_region,
-        circumstances=circumstances_to(t.circumstances), state=int(t.state), close_reason=t.close_reason)
+        circumstances=circumstances_to(t.circumstances), state=_STATE(t.state), close_reason=t.close_reason)
     if t.info:
         details.info.CopyFrom(info_to(t.info))
-    body = agency_pb2.TransferNotice(type=int(notice.type), transfer=details, note=notice.note)
+    body = agency_pb2.TransferNotice(type=agency_pb2.NoticeType.ValueType(notice.type), transfer=details,
+                                     note=notice.note)
     if notice.step:
         body.step.CopyFrom(step_to(notice.step, today))
     return agency_pb2.DeliverRequest(message_id=message_id, recipient=agency_to(notice.recipient),

@@ -15,7 +15,7 @@ import redis
 
 from adapters.simulated_agency import SimulatedAgencies
 from gateway._gen.sigw.v1 import transfer_pb2_grpc
-from gateway.config import Registry, Region, Settings
+from gateway.config import Region, Registry, Settings
 from gateway.dispatch.dispatcher import DispatchSettings
 from gateway.dispatch.retry import RetryPolicy
 from gateway.domain.model import SHANGHAI, AgencyKey, AgencyType

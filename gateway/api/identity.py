@@ -19,7 +19,7 @@ class IdentityResolver:
     def __init__(self, dev_identity: bool) -> None:
         self.dev_identity = dev_identity
 
-    def caller(self, context: grpc.aio.ServicerContext) -> Participant:  # type: ignore[type-arg]
+    def caller(self, context: grpc.aio.ServicerContext) -> Participant:
         if not self.dev_identity:
             raise Unauthenticated(reason="NO_IDENTITY",
                                   message="no caller identity: this gateway accepts no unauthenticated calls")

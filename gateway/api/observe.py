@@ -35,7 +35,7 @@ def _split(full_method: str) -> tuple[str, str]:
     return service, method
 
 
-class ServerInterceptor(grpc.aio.ServerInterceptor):
+class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, metrics: GrpcMetrics) -> None:
         self.metrics = metrics
 
@@ -47,7 +47,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        service, method = _split(handler_call_details.method)  # type: ignore[attr-defined]
+        service, method = _split(handler_call_details.method)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(handler.unary_unary, service, method),
@@ -112,5 +112,5 @@ def _code_of(exc: BaseException, context: Any) -> grpc.StatusCode:
     if isinstance(exc, SigwError):
         return to_status(exc).code
     if isinstance(exc, grpc.aio.AbortError):
-        return context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[no-any-return]
+        return context.code() or grpc.StatusCode.UNKNOWN
     return grpc.StatusCode.INTERNAL

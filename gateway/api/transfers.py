@@ -32,7 +32,7 @@ def fingerprint(request: Message) -> str:
     """The payload of a request, without its request id, as a digest (AIP-155 payload comparison)."""
     copy = type(request)()
     copy.CopyFrom(request)
-    copy.ClearField("request_id")  # type: ignore[arg-type]
+    copy.ClearField("request_id")
     return hashlib.sha256(type(request).__name__.encode() + copy.SerializeToString(deterministic=True)).hexdigest()
 
 
@@ -161,7 +161,7 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
             for event_id, event in events:
                 after = event_id
                 yield transfer_pb2.WatchTransferResponse(event=convert.event_to(event_id, event),
-                                                         state=int(event.to_state))
+                                                         state=transfer_pb2.TransferState.ValueType(event.to_state))
                 if event.to_state.ended:
                     return
             if context.cancelled() or context.done():

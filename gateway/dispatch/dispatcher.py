@@ -15,6 +15,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import grpc
 import redis.asyncio as aioredis
@@ -27,6 +28,7 @@ from gateway._gen.sigw.v1 import agency_pb2
 from gateway.config import Registry
 from gateway.dispatch.retry import BackoffWithPushback, RetryPolicy, is_transient
 from gateway.store import codec, keys
+from gateway.store.transfers import StreamRows
 
 log = logging.getLogger("sigw.dispatch")
 
@@ -115,8 +117,9 @@ class Dispatcher:
                         count=self.settings.batch)
                     entries = claimed[1]  # [next id, entries] (Redis 7 adds deleted ids)
                 if not entries:
-                    reply = await self.client.xreadgroup(keys.CONSUMER_GROUP, self.consumer, {stream: ">"},
-                                                         count=self.settings.batch, block=self.settings.block_ms)
+                    reply = cast(list[tuple[bytes, StreamRows]], await self.client.xreadgroup(
+                        keys.CONSUMER_GROUP, self.consumer, {stream: ">"}, count=self.settings.batch,
+                        block=self.settings.block_ms))
                     entries = [entry for _, rows in reply for entry in rows]
             except (RedisError, OSError) as exc:
                 log.warning("outbox %s unreadable (%s); retrying", stream, type(exc).__name__)
@@ -129,7 +132,8 @@ class Dispatcher:
                 await slots.acquire()
                 task = asyncio.create_task(self._deliver(stream, entry_id, fields))
                 in_flight.add(task)
-                task.add_done_callback(lambda t: (in_flight.discard(t), slots.release()))
+                task.add_done_callback(in_flight.discard)
+                task.add_done_callback(lambda _: slots.release())
         if in_flight:
             await asyncio.gather(*in_flight, return_exceptions=True)
 
@@ -181,7 +185,7 @@ class Dispatcher:
         log.warning("message %s to %s dead-lettered: %s", fields["message_id"].decode(),
                     fields["recipient"].decode(), reason)
         pipe = self.client.pipeline(transaction=True)
-        pipe.xadd(keys.DEAD_LETTERS, {**fields, "reason": reason, "attempts": "\n".join(history),
+        pipe.xadd(keys.DEAD_LETTERS, {**cast(dict[Any, Any], fields), "reason": reason, "attempts": "\n".join(history),
                                       "source_stream": stream, "dead_ms": str(self.clock_ms())})
         pipe.xack(stream, keys.CONSUMER_GROUP, entry_id)
         pipe.xdel(stream, entry_id)

@@ -18,6 +18,7 @@ from gateway.errors import Aborted, Unavailable
 from gateway.store import codec, keys
 
 T = TypeVar("T")
+StreamRows = list[tuple[bytes, dict[bytes, bytes]]]
 
 IDEMPOTENCY_TTL_S = 30 * 24 * 3600
 
@@ -94,7 +95,7 @@ class TransferStore:
         source = resources.files("gateway.store").joinpath("lua/commit.lua").read_text()
         self._commit = client.register_script(source)
 
-    async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
         async with _redis_errors():
             return await op()
 
@@ -157,14 +158,15 @@ class TransferStore:
     async def timeline(self, transfer_id: str, after: str = "-") -> list[tuple[str, Event]]:
         shard = shard_of(transfer_id)
         start = f"({after}" if after != "-" else "-"
-        rows = await self._call(lambda: self.client.xrange(keys.events(shard, transfer_id), min=start))
+        rows: StreamRows = await self._call(lambda: self.client.xrange(keys.events(shard, transfer_id), min=start))
         return [(rid.decode(), codec.event_from_fields(fields)) for rid, fields in rows]
 
     async def wait_events(self, transfer_id: str, after: str, block_ms: int) -> list[tuple[str, Event]]:
         """Events after ``after`` (``"0"`` for all), waiting up to ``block_ms`` for the first one."""
         shard = shard_of(transfer_id)
         stream = keys.events(shard, transfer_id)
-        reply = await self._call(lambda: self.client.xread({stream: after}, block=block_ms))
+        reply: list[tuple[bytes, StreamRows]] = await self._call(
+            lambda: self.client.xread({stream: after}, block=block_ms))
         return [(rid.decode(), codec.event_from_fields(fields)) for _, rows in reply for rid, fields in rows]
 
     async def list_region(self, region: str, before: str | None, limit: int) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from adapters.simulated_agency import contribution_record
 from gateway._gen.sigw.v1 import agency_pb2, common_pb2, transfer_pb2
 from gateway.domain.model import AgencyType
