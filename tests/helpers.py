@@ -47,3 +47,12 @@ async def wait_for_state(stub: Any, transfer_id: str, state: int, timeout_s: flo
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{transfer_id} stayed {reply.transfer.state}, wanted {state}")
         await asyncio.sleep(0.05)
+
+
+async def eventually(condition: Any, timeout_s: float = 5.0) -> None:
+    """Wait until ``condition()`` is true, polling; fail after ``timeout_s``."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
