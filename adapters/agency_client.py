@@ -11,15 +11,22 @@ from gateway._gen.sigw.v1 import agency_pb2, agency_pb2_grpc
 
 # Transport-level retries for UNAVAILABLE belong to gRPC itself (a connection that could not be made);
 # everything above that is the dispatcher's policy (gateway.dispatch.retry).
-_SERVICE_CONFIG = json.dumps({
-    "methodConfig": [{
-        "name": [{"service": "sigw.v1.RegionAgencyService"}],
-        "retryPolicy": {
-            "maxAttempts": 3, "initialBackoff": "0.05s", "maxBackoff": "0.5s", "backoffMultiplier": 2,
-            "retryableStatusCodes": ["UNAVAILABLE"],
-        },
-    }],
-})
+_SERVICE_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{"service": "sigw.v1.RegionAgencyService"}],
+                "retryPolicy": {
+                    "maxAttempts": 3,
+                    "initialBackoff": "0.05s",
+                    "maxBackoff": "0.5s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ],
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -56,8 +63,9 @@ class AgencyClients:
     def _stub(self, endpoint: str) -> agency_pb2_grpc.RegionAgencyServiceStub:
         channel = self._channels.get(endpoint)
         if channel is None:
-            channel = grpc.aio.insecure_channel(endpoint, options=[("grpc.service_config", _SERVICE_CONFIG),
-                                                                   ("grpc.enable_retries", 1)])
+            channel = grpc.aio.insecure_channel(
+                endpoint, options=[("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)]
+            )
             self._channels[endpoint] = channel
         return agency_pb2_grpc.RegionAgencyServiceStub(channel)
 

@@ -62,21 +62,30 @@ def transfer_info_for(details: agency_pb2.TransferDetails) -> transfer_pb2.Trans
     years, balance = contribution_record(details.person.id_number)
     table = f"XX{details.source_region}-{details.transfer_id[-8:]}"
     if kind in (Kind.EMPLOYEE_PENSION, Kind.INSTITUTION_ENTERPRISE_PENSION):
-        funds = compute_funds(years, balance,
-                              institution_to_enterprise=kind is Kind.INSTITUTION_ENTERPRISE_PENSION)
+        funds = compute_funds(years, balance, institution_to_enterprise=kind is Kind.INSTITUTION_ENTERPRISE_PENSION)
         return transfer_pb2.TransferInfo(
-            table_number=table, individual_account_fen=funds.individual_account_fen,
-            pooled_fund_fen=funds.pooled_fund_fen, funds_fen=funds.total_fen,
-            contributions=[transfer_pb2.ContributionYear(year=y.year, first_month=y.first_month,
-                                                         last_month=y.last_month, monthly_base_fen=y.monthly_base_fen)
-                           for y in years])
+            table_number=table,
+            individual_account_fen=funds.individual_account_fen,
+            pooled_fund_fen=funds.pooled_fund_fen,
+            funds_fen=funds.total_fen,
+            contributions=[
+                transfer_pb2.ContributionYear(
+                    year=y.year, first_month=y.first_month, last_month=y.last_month, monthly_base_fen=y.monthly_base_fen
+                )
+                for y in years
+            ],
+        )
     if kind is Kind.UNEMPLOYMENT:
         if not details.circumstances.drawing_benefits:
             return transfer_pb2.TransferInfo(table_number=table)
         remaining, medical, training = 1_890_00 * 6, 300_00 * 6, 800_00
-        return transfer_pb2.TransferInfo(table_number=table, remaining_benefit_fen=remaining,
-                                         medical_subsidy_fen=medical, training_subsidy_fen=training,
-                                         funds_fen=remaining + medical + training)
+        return transfer_pb2.TransferInfo(
+            table_number=table,
+            remaining_benefit_fen=remaining,
+            medical_subsidy_fen=medical,
+            training_subsidy_fen=training,
+            funds_fen=remaining + medical + training,
+        )
     # resident pension and medical: the individual account balance only (a smaller one for residents).
     account = balance // 10 if kind in PENSION_KINDS else balance // 4
     return transfer_pb2.TransferInfo(table_number=table, individual_account_fen=account, funds_fen=account)
@@ -107,8 +116,9 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
     def participant(self) -> str:
         return f"agency:{self.key.region}:{self.key.agency_type.slug}"
 
-    async def Deliver(self, request: agency_pb2.DeliverRequest,
-                      context: grpc.aio.ServicerContext) -> agency_pb2.DeliverResponse:
+    async def Deliver(
+        self, request: agency_pb2.DeliverRequest, context: grpc.aio.ServicerContext
+    ) -> agency_pb2.DeliverResponse:
         if not self.available:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"agency {self.key} is down")
         if request.message_id in self.stats.applied_ids:
@@ -138,17 +148,21 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
         answer: Callable[[], Awaitable[object]]
         if notice.type == agency_pb2.NOTICE_TYPE_TRANSFER_REQUESTED:
             letter = transfer_pb2.SendContactLetterRequest(
-                request_id=request_id, transfer_id=tid, letter_number=f"LXH-{self.key.region}-{tid[-8:]}")
+                request_id=request_id, transfer_id=tid, letter_number=f"LXH-{self.key.region}-{tid[-8:]}"
+            )
             answer = partial(stub.SendContactLetter, letter, metadata=self._metadata())
         elif notice.type == agency_pb2.NOTICE_TYPE_CONTACT_LETTER:
             if details.person.id_number[14:17] == NO_RECORD_SEQUENCE:
                 refusal = transfer_pb2.RejectTransferRequest(
-                    request_id=request_id, transfer_id=tid,
-                    reason=f"no contribution record for this person at {self.key.region}")
+                    request_id=request_id,
+                    transfer_id=tid,
+                    reason=f"no contribution record for this person at {self.key.region}",
+                )
                 answer = partial(stub.RejectTransfer, refusal, metadata=self._metadata())
             else:
                 table = transfer_pb2.SendTransferInfoRequest(
-                    request_id=request_id, transfer_id=tid, info=transfer_info_for(details))
+                    request_id=request_id, transfer_id=tid, info=transfer_info_for(details)
+                )
                 answer = partial(stub.SendTransferInfo, table, metadata=self._metadata())
         elif notice.type == agency_pb2.NOTICE_TYPE_TRANSFER_INFO:
             done = transfer_pb2.CompleteTransferRequest(request_id=request_id, transfer_id=tid)
@@ -160,9 +174,12 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
     async def _send(self, answer: Callable[[], Awaitable[object]]) -> None:
         """Send the answer, retrying while the gateway is unreachable (the request id makes it safe)."""
         try:
-            async for attempt in AsyncRetrying(retry=retry_if_exception(_gateway_down),
-                                               wait=wait_random_exponential(multiplier=0.1, max=2),
-                                               stop=stop_after_delay(120), reraise=True):
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(_gateway_down),
+                wait=wait_random_exponential(multiplier=0.1, max=2),
+                stop=stop_after_delay(120),
+                reraise=True,
+            ):
                 with attempt:
                     await answer()
         except grpc.aio.AioRpcError as error:
@@ -180,7 +197,10 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
 
 def _gateway_down(error: BaseException) -> bool:
     return isinstance(error, grpc.aio.AioRpcError) and error.code() in (
-        grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED, grpc.StatusCode.DEADLINE_EXCEEDED)
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+    )
 
 
 class SimulatedAgencies:

@@ -54,14 +54,19 @@ def setup_logging() -> None:
 
 # ---------------------------------------------------------------------------------------------- serve
 
+
 async def _serve(settings: Settings) -> None:
     from gateway.server import start_gateway
 
     registry = Registry.load(settings.regions_file)
     gateway = await start_gateway(settings, registry)
     logging.getLogger("sigw").info(
-        "sigw serving gRPC on %s and HTTP on %s (%d regions%s)", settings.grpc_listen, settings.http_listen,
-        len(registry.regions), ", simulated agencies" if settings.demo else "")
+        "sigw serving gRPC on %s and HTTP on %s (%d regions%s)",
+        settings.grpc_listen,
+        settings.http_listen,
+        len(registry.regions),
+        ", simulated agencies" if settings.demo else "",
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -74,8 +79,12 @@ async def _serve(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     overrides: dict[str, Any] = {
-        "grpc_listen": args.grpc_listen, "http_listen": args.http_listen, "redis_url": args.redis_url,
-        "data_dir": args.data_dir, "regions_file": args.regions_file, "calendar_file": args.calendar_file,
+        "grpc_listen": args.grpc_listen,
+        "http_listen": args.http_listen,
+        "redis_url": args.redis_url,
+        "data_dir": args.data_dir,
+        "regions_file": args.regions_file,
+        "calendar_file": args.calendar_file,
         "appendfsync": args.appendfsync,
     }
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
@@ -100,6 +109,7 @@ def cmd_regions(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------- transfer
 
+
 def _stub(args: argparse.Namespace) -> transfer_pb2_grpc.TransferServiceStub:
     return transfer_pb2_grpc.TransferServiceStub(grpc.insecure_channel(args.target))
 
@@ -123,8 +133,11 @@ def _time(ts: Any) -> str:
 def print_transfer(t: transfer_pb2.Transfer) -> None:
     kind = _enum_name(transfer_pb2.TransferKind, t.kind, "TRANSFER_KIND_")
     state = _enum_name(transfer_pb2.TransferState, t.state, "TRANSFER_STATE_")
-    holder = f"{t.holder.region_code}:{'hrss' if t.holder.agency_type == 1 else 'healthcare'}" \
-        if t.HasField("holder") else "-"
+    holder = (
+        f"{t.holder.region_code}:{'hrss' if t.holder.agency_type == 1 else 'healthcare'}"
+        if t.HasField("holder")
+        else "-"
+    )
     print(f"transfer  {t.transfer_id}   {kind}   {t.source_region} -> {t.target_region}")
     print(f"person    {t.person.id_number_masked} {t.person.name_masked}")
     print(f"state     {state}{'   OVERDUE' if t.overdue else ''}   holder: {holder}")
@@ -132,16 +145,18 @@ def print_transfer(t: transfer_pb2.Transfer) -> None:
         print(f"reason    {t.close_reason}")
     if t.HasField("info"):
         i = t.info
-        print(f"funds     {i.funds_fen / 100:.2f} yuan (account {i.individual_account_fen / 100:.2f}, pooled "
-              f"{i.pooled_fund_fen / 100:.2f}), table {i.table_number or '-'}")
+        print(
+            f"funds     {i.funds_fen / 100:.2f} yuan (account {i.individual_account_fen / 100:.2f}, pooled "
+            f"{i.pooled_fund_fen / 100:.2f}), table {i.table_number or '-'}"
+        )
     if t.steps:
         print("steps")
         for s in t.steps:
             name = _enum_name(transfer_pb2.StepName, s.name, "STEP_NAME_")
             flags = (" provisional" if s.provisional else "") + (" OVERDUE" if s.overdue else "")
             done = f"done {_time(s.complete_time)}" if s.HasField("complete_time") else "open"
-            print(f"  {name:<15} {s.holder.region_code}  {s.working_days:>2} working days, due {_date(s.due_date)}"
-                  f"  {done}{flags}")
+            days = f"{s.working_days:>2} working day{'s' if s.working_days != 1 else ' '}"
+            print(f"  {name:<15} {s.holder.region_code}  {days}, due {_date(s.due_date)}  {done}{flags}")
     if t.timeline:
         print("timeline")
         for e in t.timeline:
@@ -157,22 +172,32 @@ def cmd_create(args: argparse.Namespace) -> int:
     kind = KINDS[args.kind]
     caller = args.as_ or f"agency:{args.to_region}:{agency_type_of(kind).slug}"
     request = transfer_pb2.CreateTransferRequest(
-        request_id=_request_id(args), kind=transfer_pb2.TransferKind.ValueType(kind),
+        request_id=_request_id(args),
+        kind=transfer_pb2.TransferKind.ValueType(kind),
         person=common_pb2.Person(id_number=args.id_number, name=args.name),
-        source_region=args.from_region, target_region=args.to_region, note=args.note or "",
+        source_region=args.from_region,
+        target_region=args.to_region,
+        note=args.note or "",
         circumstances=transfer_pb2.Circumstances(
-            drawing_benefits=args.drawing_benefits, hukou_moved=args.hukou_moved,
-            residence_changed=args.residence_changed, retired=args.retired,
+            drawing_benefits=args.drawing_benefits,
+            hukou_moved=args.hukou_moved,
+            residence_changed=args.residence_changed,
+            retired=args.retired,
             continuous_enrolment_months=args.continuous_months,
-            direction=transfer_pb2.PensionDirection.ValueType(DIRECTIONS.get(args.direction or "", 0))))
+            direction=transfer_pb2.PensionDirection.ValueType(DIRECTIONS.get(args.direction or "", 0)),
+        ),
+    )
     reply = _stub(args).CreateTransfer(request, metadata=_meta(caller), timeout=args.timeout)
     print_transfer(reply.transfer)
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    reply = _stub(args).GetTransfer(transfer_pb2.GetTransferRequest(transfer_id=args.transfer_id),
-                                    metadata=_meta(args.as_ or "operator:cli"), timeout=args.timeout)
+    reply = _stub(args).GetTransfer(
+        transfer_pb2.GetTransferRequest(transfer_id=args.transfer_id),
+        metadata=_meta(args.as_ or "operator:cli"),
+        timeout=args.timeout,
+    )
     print_transfer(reply.transfer)
     return 0
 
@@ -180,31 +205,41 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     reply = _stub(args).QueryTransferStatus(
         transfer_pb2.QueryTransferStatusRequest(transfer_id=args.transfer_id, id_number=args.id_number),
-        metadata=_meta(args.as_ or "portal:cli"), timeout=args.timeout)
+        metadata=_meta(args.as_ or "portal:cli"),
+        timeout=args.timeout,
+    )
     print_transfer(reply.transfer)
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     request = transfer_pb2.ListTransfersRequest(
-        region_code=args.region, page_size=args.page_size, page_token=args.page_token or "",
+        region_code=args.region,
+        page_size=args.page_size,
+        page_token=args.page_token or "",
         state=transfer_pb2.TransferState.ValueType(STATES.get(args.state or "", 0)),
         kind=transfer_pb2.TransferKind.ValueType(KINDS[args.kind] if args.kind else 0),
-        overdue_only=args.overdue)
+        overdue_only=args.overdue,
+    )
     reply = _stub(args).ListTransfers(request, metadata=_meta(args.as_ or "operator:cli"), timeout=args.timeout)
     print(f"{'transfer':<24}{'kind':<34}{'from':<8}{'to':<8}{'state':<14}overdue")
     for t in reply.transfers:
-        print(f"{t.transfer_id:<24}{_enum_name(transfer_pb2.TransferKind, t.kind, 'TRANSFER_KIND_'):<34}"
-              f"{t.source_region:<8}{t.target_region:<8}"
-              f"{_enum_name(transfer_pb2.TransferState, t.state, 'TRANSFER_STATE_'):<14}{'yes' if t.overdue else ''}")
+        print(
+            f"{t.transfer_id:<24}{_enum_name(transfer_pb2.TransferKind, t.kind, 'TRANSFER_KIND_'):<34}"
+            f"{t.source_region:<8}{t.target_region:<8}"
+            f"{_enum_name(transfer_pb2.TransferState, t.state, 'TRANSFER_STATE_'):<14}{'yes' if t.overdue else ''}"
+        )
     if reply.next_page_token:
         print(f"next page: --page-token {reply.next_page_token}")
     return 0
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    stream = _stub(args).WatchTransfer(transfer_pb2.WatchTransferRequest(transfer_id=args.transfer_id),
-                                       metadata=_meta(args.as_ or "operator:cli"), timeout=args.watch_timeout)
+    stream = _stub(args).WatchTransfer(
+        transfer_pb2.WatchTransferRequest(transfer_id=args.transfer_id),
+        metadata=_meta(args.as_ or "operator:cli"),
+        timeout=args.watch_timeout,
+    )
     for item in stream:
         e = item.event
         to = _enum_name(transfer_pb2.TransferState, e.to_state, "TRANSFER_STATE_")
@@ -221,29 +256,50 @@ def _act(args: argparse.Namespace, method: str, request: Any) -> int:
 
 
 def cmd_contact(args: argparse.Namespace) -> int:
-    return _act(args, "SendContactLetter", transfer_pb2.SendContactLetterRequest(
-        request_id=_request_id(args), transfer_id=args.transfer_id, letter_number=args.letter_number or ""))
+    return _act(
+        args,
+        "SendContactLetter",
+        transfer_pb2.SendContactLetterRequest(
+            request_id=_request_id(args), transfer_id=args.transfer_id, letter_number=args.letter_number or ""
+        ),
+    )
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     info = json_format.Parse(Path(args.info_file).read_text(encoding="utf-8"), transfer_pb2.TransferInfo())
-    return _act(args, "SendTransferInfo", transfer_pb2.SendTransferInfoRequest(
-        request_id=_request_id(args), transfer_id=args.transfer_id, info=info))
+    return _act(
+        args,
+        "SendTransferInfo",
+        transfer_pb2.SendTransferInfoRequest(request_id=_request_id(args), transfer_id=args.transfer_id, info=info),
+    )
 
 
 def cmd_complete(args: argparse.Namespace) -> int:
-    return _act(args, "CompleteTransfer", transfer_pb2.CompleteTransferRequest(
-        request_id=_request_id(args), transfer_id=args.transfer_id))
+    return _act(
+        args,
+        "CompleteTransfer",
+        transfer_pb2.CompleteTransferRequest(request_id=_request_id(args), transfer_id=args.transfer_id),
+    )
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
-    return _act(args, "RejectTransfer", transfer_pb2.RejectTransferRequest(
-        request_id=_request_id(args), transfer_id=args.transfer_id, reason=args.reason))
+    return _act(
+        args,
+        "RejectTransfer",
+        transfer_pb2.RejectTransferRequest(
+            request_id=_request_id(args), transfer_id=args.transfer_id, reason=args.reason
+        ),
+    )
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    return _act(args, "CancelTransfer", transfer_pb2.CancelTransferRequest(
-        request_id=_request_id(args), transfer_id=args.transfer_id, reason=args.reason))
+    return _act(
+        args,
+        "CancelTransfer",
+        transfer_pb2.CancelTransferRequest(
+            request_id=_request_id(args), transfer_id=args.transfer_id, reason=args.reason
+        ),
+    )
 
 
 def describe_rpc_error(error: grpc.RpcError) -> str:
@@ -265,6 +321,7 @@ def describe_rpc_error(error: grpc.RpcError) -> str:
 
 # ------------------------------------------------------------------------------------------- parser
 
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sigw", description="Cross-region social-insurance gateway")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -277,8 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--regions-file", type=Path, help="region registry (default config/regions.toml)")
     serve.add_argument("--calendar-file", type=Path, help="operator holiday file (default config/calendar.toml)")
     serve.add_argument("--appendfsync", choices=["always", "everysec", "no"], help="embedded Redis fsync policy")
-    serve.add_argument("--dev-identity", action="store_true",
-                       help="DEVELOPMENT ONLY: take the caller from x-sigw-participant metadata")
+    serve.add_argument(
+        "--dev-identity", action="store_true", help="DEVELOPMENT ONLY: take the caller from x-sigw-participant metadata"
+    )
     serve.add_argument("--demo", action="store_true", help="also run simulated agencies for the registry")
     serve.set_defaults(func=cmd_serve)
 
@@ -289,10 +347,15 @@ def build_parser() -> argparse.ArgumentParser:
     transfer = sub.add_parser("transfer", help="create, read and act on transfers")
     tsub = transfer.add_subparsers(dest="action", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--target", default=os.environ.get("SIGW_TARGET", "127.0.0.1:50051"),
-                        help="gateway address (env SIGW_TARGET)")
-    common.add_argument("--as", dest="as_", default=os.environ.get("SIGW_AS"),
-                        help="caller participant, e.g. agency:310000:hrss or operator:alice (env SIGW_AS)")
+    common.add_argument(
+        "--target", default=os.environ.get("SIGW_TARGET", "127.0.0.1:50051"), help="gateway address (env SIGW_TARGET)"
+    )
+    common.add_argument(
+        "--as",
+        dest="as_",
+        default=os.environ.get("SIGW_AS"),
+        help="caller participant, e.g. agency:310000:hrss or operator:alice (env SIGW_AS)",
+    )
     common.add_argument("--timeout", type=float, default=10.0, help="call deadline in seconds")
     mutating = argparse.ArgumentParser(add_help=False)
     mutating.add_argument("--request-id", help="idempotency key (default: a new one)")
@@ -312,8 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--note")
     create.set_defaults(func=cmd_create)
 
-    for name, func, helptext in (("show", cmd_show, "a transfer with steps and timeline"),
-                                 ("watch", cmd_watch, "follow a transfer's events until it ends")):
+    for name, func, helptext in (
+        ("show", cmd_show, "a transfer with steps and timeline"),
+        ("watch", cmd_watch, "follow a transfer's events until it ends"),
+    ):
         p = tsub.add_parser(name, parents=[common], help=helptext)
         p.add_argument("transfer_id")
         p.set_defaults(func=func)
@@ -334,11 +399,13 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--page-token")
     listing.set_defaults(func=cmd_list)
 
-    for name, func, helptext in (("contact", cmd_contact, "target agency: send the contact letter"),
-                                 ("info", cmd_info, "source agency: send the information table (JSON file)"),
-                                 ("complete", cmd_complete, "target agency: complete the transfer"),
-                                 ("reject", cmd_reject, "a party agency: reject with a reason"),
-                                 ("cancel", cmd_cancel, "target agency: withdraw the application")):
+    for name, func, helptext in (
+        ("contact", cmd_contact, "target agency: send the contact letter"),
+        ("info", cmd_info, "source agency: send the information table (JSON file)"),
+        ("complete", cmd_complete, "target agency: complete the transfer"),
+        ("reject", cmd_reject, "a party agency: reject with a reason"),
+        ("cancel", cmd_cancel, "target agency: withdraw the application"),
+    ):
         p = tsub.add_parser(name, parents=[common, mutating], help=helptext)
         p.add_argument("transfer_id")
         if name == "contact":

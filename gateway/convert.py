@@ -97,12 +97,19 @@ def application_from(req: transfer_pb2.CreateTransferRequest) -> Application:
     v.text("note", req.note, limit=MAX_NOTE)
     v.raise_if_any()
     return Application(
-        kind=Kind(req.kind), id_number=req.person.id_number, name=req.person.name,
-        source_region=req.source_region, target_region=req.target_region,
+        kind=Kind(req.kind),
+        id_number=req.person.id_number,
+        name=req.person.name,
+        source_region=req.source_region,
+        target_region=req.target_region,
         circumstances=Circumstances(
-            drawing_benefits=c.drawing_benefits, hukou_moved=c.hukou_moved, residence_changed=c.residence_changed,
-            retired=c.retired, continuous_enrolment_months=c.continuous_enrolment_months,
-            direction=PensionDirection(c.direction)),
+            drawing_benefits=c.drawing_benefits,
+            hukou_moved=c.hukou_moved,
+            residence_changed=c.residence_changed,
+            retired=c.retired,
+            continuous_enrolment_months=c.continuous_enrolment_months,
+            direction=PensionDirection(c.direction),
+        ),
         note=req.note,
     )
 
@@ -110,30 +117,46 @@ def application_from(req: transfer_pb2.CreateTransferRequest) -> Application:
 def info_from(msg: transfer_pb2.TransferInfo, v: Violations) -> TransferInfo:
     if not _TABLE_NUMBER.match(msg.table_number):
         v.add("info.table_number", "at most 64 letters, digits or - / . _")
-    for name in ("individual_account_fen", "pooled_fund_fen", "funds_fen", "remaining_benefit_fen",
-                 "medical_subsidy_fen", "training_subsidy_fen"):
+    for name in (
+        "individual_account_fen",
+        "pooled_fund_fen",
+        "funds_fen",
+        "remaining_benefit_fen",
+        "medical_subsidy_fen",
+        "training_subsidy_fen",
+    ):
         v.amount(f"info.{name}", getattr(msg, name))
     if len(msg.contributions) > 100:
         v.add("info.contributions", "at most 100 years")
     return TransferInfo(
-        table_number=msg.table_number, individual_account_fen=msg.individual_account_fen,
-        pooled_fund_fen=msg.pooled_fund_fen, funds_fen=msg.funds_fen,
-        remaining_benefit_fen=msg.remaining_benefit_fen, medical_subsidy_fen=msg.medical_subsidy_fen,
+        table_number=msg.table_number,
+        individual_account_fen=msg.individual_account_fen,
+        pooled_fund_fen=msg.pooled_fund_fen,
+        funds_fen=msg.funds_fen,
+        remaining_benefit_fen=msg.remaining_benefit_fen,
+        medical_subsidy_fen=msg.medical_subsidy_fen,
         training_subsidy_fen=msg.training_subsidy_fen,
-        contributions=tuple(ContributionYear(c.year, c.first_month, c.last_month, c.monthly_base_fen)
-                            for c in msg.contributions[:100]),
+        contributions=tuple(
+            ContributionYear(c.year, c.first_month, c.last_month, c.monthly_base_fen) for c in msg.contributions[:100]
+        ),
     )
 
 
 def info_to(info: TransferInfo) -> transfer_pb2.TransferInfo:
     return transfer_pb2.TransferInfo(
-        table_number=info.table_number, individual_account_fen=info.individual_account_fen,
-        pooled_fund_fen=info.pooled_fund_fen, funds_fen=info.funds_fen,
-        remaining_benefit_fen=info.remaining_benefit_fen, medical_subsidy_fen=info.medical_subsidy_fen,
+        table_number=info.table_number,
+        individual_account_fen=info.individual_account_fen,
+        pooled_fund_fen=info.pooled_fund_fen,
+        funds_fen=info.funds_fen,
+        remaining_benefit_fen=info.remaining_benefit_fen,
+        medical_subsidy_fen=info.medical_subsidy_fen,
         training_subsidy_fen=info.training_subsidy_fen,
-        contributions=[transfer_pb2.ContributionYear(year=c.year, first_month=c.first_month,
-                                                     last_month=c.last_month, monthly_base_fen=c.monthly_base_fen)
-                       for c in info.contributions],
+        contributions=[
+            transfer_pb2.ContributionYear(
+                year=c.year, first_month=c.first_month, last_month=c.last_month, monthly_base_fen=c.monthly_base_fen
+            )
+            for c in info.contributions
+        ],
     )
 
 
@@ -160,10 +183,15 @@ def mask_name(name: str) -> str:
 
 
 def step_to(step: Step, today: date) -> transfer_pb2.Step:
-    msg = transfer_pb2.Step(name=transfer_pb2.StepName.ValueType(step.name), holder=agency_to(step.holder),
-                            start_time=timestamp(step.started_at), due_date=_date(step.due),
-                            working_days=step.working_days, provisional=step.provisional,
-                            overdue=step.overdue(today))
+    msg = transfer_pb2.Step(
+        name=transfer_pb2.StepName.ValueType(step.name),
+        holder=agency_to(step.holder),
+        start_time=timestamp(step.started_at),
+        due_date=_date(step.due),
+        working_days=step.working_days,
+        provisional=step.provisional,
+        overdue=step.overdue(today),
+    )
     if step.completed_at:
         msg.complete_time.CopyFrom(timestamp(step.completed_at))
     return msg
@@ -171,27 +199,42 @@ def step_to(step: Step, today: date) -> transfer_pb2.Step:
 
 def event_to(event_id: str, event: Event) -> transfer_pb2.TransferEvent:
     return transfer_pb2.TransferEvent(
-        event_id=event_id, time=timestamp(event.time), actor=event.actor,
-        from_state=_STATE(event.from_state or 0), to_state=_STATE(event.to_state),
-        note=idnumber.scrub(event.note))
+        event_id=event_id,
+        time=timestamp(event.time),
+        actor=event.actor,
+        from_state=_STATE(event.from_state or 0),
+        to_state=_STATE(event.to_state),
+        note=idnumber.scrub(event.note),
+    )
 
 
 def circumstances_to(c: Circumstances) -> transfer_pb2.Circumstances:
     return transfer_pb2.Circumstances(
-        drawing_benefits=c.drawing_benefits, hukou_moved=c.hukou_moved, residence_changed=c.residence_changed,
-        retired=c.retired, continuous_enrolment_months=c.continuous_enrolment_months,
-        direction=transfer_pb2.PensionDirection.ValueType(c.direction))
+        drawing_benefits=c.drawing_benefits,
+        hukou_moved=c.hukou_moved,
+        residence_changed=c.residence_changed,
+        retired=c.retired,
+        continuous_enrolment_months=c.continuous_enrolment_months,
+        direction=transfer_pb2.PensionDirection.ValueType(c.direction),
+    )
 
 
 def transfer_to(t: Transfer, today: date, timeline: list[tuple[str, Event]] | None = None) -> transfer_pb2.Transfer:
     """The public view of a transfer: the person masked, deadlines with overdue flags as of ``today``."""
     msg = transfer_pb2.Transfer(
-        transfer_id=t.transfer_id, kind=_KIND(t.kind), line=_LINE(line_of(t.kind)),
+        transfer_id=t.transfer_id,
+        kind=_KIND(t.kind),
+        line=_LINE(line_of(t.kind)),
         person=transfer_pb2.PersonView(id_number_masked=idnumber.mask(t.id_number), name_masked=mask_name(t.name)),
-        source_region=t.source_region, target_region=t.target_region, state=_STATE(t.state),
-        steps=[step_to(s, today) for s in t.steps], overdue=t.overdue(today),
-        circumstances=circumstances_to(t.circumstances), close_reason=t.close_reason,
-        create_time=timestamp(t.created_at), update_time=timestamp(t.updated_at),
+        source_region=t.source_region,
+        target_region=t.target_region,
+        state=_STATE(t.state),
+        steps=[step_to(s, today) for s in t.steps],
+        overdue=t.overdue(today),
+        circumstances=circumstances_to(t.circumstances),
+        close_reason=t.close_reason,
+        create_time=timestamp(t.created_at),
+        update_time=timestamp(t.updated_at),
         timeline=[event_to(eid, e) for eid, e in timeline or []],
     )
     open_step = t.open_step
@@ -205,18 +248,24 @@ def transfer_to(t: Transfer, today: date, timeline: list[tuple[str, Event]] | No
 def deliver_request(message_id: str, t: Transfer, notice: Notice, today: date) -> agency_pb2.DeliverRequest:
     """The message an agency receives: the transfer with the full ID number, which it needs."""
     details = agency_pb2.TransferDetails(
-        transfer_id=t.transfer_id, kind=_KIND(t.kind), line=_LINE(line_of(t.kind)),
+        transfer_id=t.transfer_id,
+        kind=_KIND(t.kind),
+        line=_LINE(line_of(t.kind)),
         person=common_pb2.Person(id_number=t.id_number, name=t.name),
-        source_region=t.source_region, target_region=t.target_region,
-        circumstances=circumstances_to(t.circumstances), state=_STATE(t.state), close_reason=t.close_reason)
+        source_region=t.source_region,
+        target_region=t.target_region,
+        circumstances=circumstances_to(t.circumstances),
+        state=_STATE(t.state),
+        close_reason=t.close_reason,
+    )
     if t.info:
         details.info.CopyFrom(info_to(t.info))
-    body = agency_pb2.TransferNotice(type=agency_pb2.NoticeType.ValueType(notice.type), transfer=details,
-                                     note=notice.note)
+    body = agency_pb2.TransferNotice(
+        type=agency_pb2.NoticeType.ValueType(notice.type), transfer=details, note=notice.note
+    )
     if notice.step:
         body.step.CopyFrom(step_to(notice.step, today))
-    return agency_pb2.DeliverRequest(message_id=message_id, recipient=agency_to(notice.recipient),
-                                     transfer_notice=body)
+    return agency_pb2.DeliverRequest(message_id=message_id, recipient=agency_to(notice.recipient), transfer_notice=body)
 
 
 def state_filter(value: int, v: Violations) -> State | None:

@@ -35,9 +35,7 @@ from gateway.store.transfers import TransferStore
 
 log = logging.getLogger("sigw")
 
-SERVICES = (
-    transfer_pb2.DESCRIPTOR.services_by_name["TransferService"].full_name,
-)
+SERVICES = (transfer_pb2.DESCRIPTOR.services_by_name["TransferService"].full_name,)
 HEALTH_INTERVAL_S = 1.0
 
 
@@ -55,6 +53,7 @@ class Gateway:
     store: TransferStore
     dispatcher: Dispatcher
     metrics: CollectorRegistry
+    counts: TransferCounts
     simulated: SimulatedAgencies | None
     _server: grpc.aio.Server
     _http: ThreadingHTTPServer
@@ -74,11 +73,11 @@ class Gateway:
         for name in ("", *SERVICES):
             await self._health.set(name, status)
 
-    async def check_store(self, counts: TransferCounts) -> None:
+    async def check_store(self) -> None:
         """SERVING while Redis answers, NOT_SERVING while it does not; refresh the counts for /metrics."""
         try:
             await self.redis.ping()
-            counts.snapshot = await self.store.counts()
+            self.counts.snapshot = await self.store.counts()
             ok = True
         except (RedisError, OSError) as exc:
             ok = False
@@ -89,10 +88,10 @@ class Gateway:
             if ok:
                 log.info("store reachable: SERVING")
 
-    async def _monitor(self, counts: TransferCounts) -> None:
+    async def _monitor(self) -> None:
         while True:
             await asyncio.sleep(HEALTH_INTERVAL_S)
-            await self.check_store(counts)
+            await self.check_store()
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stop taking calls (NOT_SERVING first), let in-flight calls finish, then stop delivering."""
@@ -115,8 +114,9 @@ class Gateway:
             self._embedded.stop()
 
 
-async def start_gateway(settings: Settings, registry: Registry, *, clock: Clock = system_clock,
-                        dispatch: DispatchSettings | None = None) -> Gateway:
+async def start_gateway(
+    settings: Settings, registry: Registry, *, clock: Clock = system_clock, dispatch: DispatchSettings | None = None
+) -> Gateway:
     embedded = None
     redis_url = settings.redis_url
     if redis_url is None:
@@ -133,17 +133,28 @@ async def start_gateway(settings: Settings, registry: Registry, *, clock: Clock 
     counts = TransferCounts()
     metrics.register(counts)
     if settings.dev_identity:
-        log.warning("!!! DEVELOPMENT IDENTITY MODE: callers name themselves in x-sigw-participant metadata. "
-                    "Never use this outside development. !!!")
-    server = grpc.aio.server(interceptors=[ServerInterceptor(GrpcMetrics(metrics))],
-                             options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)])
+        log.warning(
+            "!!! DEVELOPMENT IDENTITY MODE: callers name themselves in x-sigw-participant metadata. "
+            "Never use this outside development. !!!"
+        )
+    server = grpc.aio.server(
+        interceptors=[ServerInterceptor(GrpcMetrics(metrics))],
+        options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)],
+    )
     transfer_pb2_grpc.add_TransferServiceServicer_to_server(
-        TransferServicer(service, IdentityResolver(settings.dev_identity)), server)
+        TransferServicer(service, IdentityResolver(settings.dev_identity)), server
+    )
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
-        (*SERVICES, agency_pb2.DESCRIPTOR.services_by_name["RegionAgencyService"].full_name,
-         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
+        (
+            *SERVICES,
+            agency_pb2.DESCRIPTOR.services_by_name["RegionAgencyService"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
     grpc_port = server.add_insecure_port(settings.grpc_listen)
     if grpc_port == 0:
         raise OSError(f"cannot listen on {settings.grpc_listen}")
@@ -156,15 +167,30 @@ async def start_gateway(settings: Settings, registry: Registry, *, clock: Clock 
 
     http = serve_http(settings.http_listen, metrics, lambda: gateway.serving)
     agencies = AgencyClients()
-    dispatcher = Dispatcher(client, registry, agencies,
-                            dispatch or DispatchSettings(shards=settings.shards,
-                                                         concurrency=settings.dispatch_workers),
-                            DispatchMetrics(metrics))
-    gateway = Gateway(grpc_port=grpc_port, http_port=http.server_address[1], redis=client, store=store,
-                      dispatcher=dispatcher, metrics=metrics, simulated=simulated, _server=server, _http=http,
-                      _health=health, _embedded=embedded, _agencies=agencies)
+    dispatcher = Dispatcher(
+        client,
+        registry,
+        agencies,
+        dispatch or DispatchSettings(shards=settings.shards, concurrency=settings.dispatch_workers),
+        DispatchMetrics(metrics),
+    )
+    gateway = Gateway(
+        grpc_port=grpc_port,
+        http_port=http.server_address[1],
+        redis=client,
+        store=store,
+        dispatcher=dispatcher,
+        metrics=metrics,
+        counts=counts,
+        simulated=simulated,
+        _server=server,
+        _http=http,
+        _health=health,
+        _embedded=embedded,
+        _agencies=agencies,
+    )
     await gateway._set_serving(False)
-    await gateway.check_store(counts)
-    gateway._tasks.append(asyncio.create_task(gateway._monitor(counts)))
+    await gateway.check_store()
+    gateway._tasks.append(asyncio.create_task(gateway._monitor()))
     gateway._tasks.append(asyncio.create_task(dispatcher.run()))
     return gateway

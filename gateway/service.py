@@ -10,6 +10,7 @@ import secrets
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from gateway import convert
 from gateway.domain import access, transfers
@@ -30,15 +31,20 @@ _CONFLICT_RETRIES = 5
 _LIST_BATCH = 50
 
 
-def _error_to_record(error: SigwError) -> dict[str, object]:
-    return {"type": type(error).__name__, "reason": error.reason, "message": error.message,
-            "violations": [[v.field, v.description] for v in error.violations], "metadata": error.metadata}
+def _error_to_record(error: SigwError) -> dict[str, Any]:
+    return {
+        "type": type(error).__name__,
+        "reason": error.reason,
+        "message": error.message,
+        "violations": [[v.field, v.description] for v in error.violations],
+        "metadata": error.metadata,
+    }
 
 
-def _error_from_record(d: dict[str, object]) -> SigwError:
-    violations = [FieldViolation(f, desc) for f, desc in d["violations"]]  # type: ignore[attr-defined]
-    return FailedPrecondition(reason=str(d["reason"]), message=str(d["message"]), violations=violations,
-                              metadata=dict(d["metadata"]))  # type: ignore[call-overload]
+def _error_from_record(d: dict[str, Any]) -> SigwError:
+    """The refusal an idempotency record remembers (only ``FailedPrecondition`` refusals are recorded)."""
+    violations = [FieldViolation(f, desc) for f, desc in d["violations"]]
+    return FailedPrecondition(reason=d["reason"], message=d["message"], violations=violations, metadata=d["metadata"])
 
 
 class TransferService:
@@ -57,16 +63,25 @@ class TransferService:
         for notice in decision.notices:
             message_id = uuid.uuid4().hex
             body = convert.deliver_request(message_id, t, notice, now.astimezone(SHANGHAI).date())
-            out.append(OutboundMessage(
-                message_id=message_id, recipient=str(notice.recipient), lane="ordinary", notice=notice.type.name,
-                transfer_id=t.transfer_id, body=body.SerializeToString(), enqueued_ms=int(now.timestamp() * 1000)))
+            out.append(
+                OutboundMessage(
+                    message_id=message_id,
+                    recipient=str(notice.recipient),
+                    lane="ordinary",
+                    notice=notice.type.name,
+                    transfer_id=t.transfer_id,
+                    body=body.SerializeToString(),
+                    enqueued_ms=int(now.timestamp() * 1000),
+                )
+            )
         return out
 
     async def _replay(self, record: IdempotencyRecord, fingerprint: str) -> Transfer:
         """Answer a repeated request id: the first outcome, or a refusal when the payload differs."""
         if record.fingerprint != fingerprint:
-            raise AlreadyExists(reason="REQUEST_ID_REUSED",
-                                message="this request_id was already used with a different payload")
+            raise AlreadyExists(
+                reason="REQUEST_ID_REUSED", message="this request_id was already used with a different payload"
+            )
         if record.error:
             raise _error_from_record(record.error)
         transfer = await self.store.get(record.transfer_id)
@@ -83,14 +98,22 @@ class TransferService:
         now = self.clock()
         transfer_id = f"T{shard:02d}-{now.astimezone(SHANGHAI):%Y%m%d}-{secrets.token_hex(4).upper()}"
         decision = transfers.open_transfer(app, transfer_id, actor, now, self.policy)
-        result = await self.store.commit(decision, scope=scope, record=IdempotencyRecord(fingerprint, transfer_id),
-                                         messages=self._messages(decision))
+        result = await self.store.commit(
+            decision, scope=scope, record=IdempotencyRecord(fingerprint, transfer_id), messages=self._messages(decision)
+        )
         if result.duplicate:
             return await self._replay(result.duplicate, fingerprint)
         return decision.transfer
 
-    async def transition(self, actor: Participant, request_id: str, fingerprint: str, transfer_id: str,
-                         decide: Decide, record_refusal: RecordRefusal | None = None) -> Transfer:
+    async def transition(
+        self,
+        actor: Participant,
+        request_id: str,
+        fingerprint: str,
+        transfer_id: str,
+        decide: Decide,
+        record_refusal: RecordRefusal | None = None,
+    ) -> Transfer:
         """Apply ``decide`` to the transfer and commit; retried when a concurrent change wins the race.
 
         With ``record_refusal``, a ``FailedPrecondition`` from ``decide`` is written to the timeline (and
@@ -113,8 +136,9 @@ class TransferService:
                 decision = record_refusal(transfer, now, exc)
             record = IdempotencyRecord(fingerprint, transfer_id, _error_to_record(refusal) if refusal else None)
             try:
-                result = await self.store.commit(decision, scope=scope, record=record,
-                                                 messages=self._messages(decision))
+                result = await self.store.commit(
+                    decision, scope=scope, record=record, messages=self._messages(decision)
+                )
             except Aborted:
                 continue
             if result.duplicate:
@@ -122,8 +146,11 @@ class TransferService:
             if refusal:
                 raise refusal
             return decision.transfer
-        raise Aborted(reason="CONCURRENT_CHANGE", message=f"transfer {transfer_id} is changing; retry",
-                      metadata={"transfer_id": transfer_id})
+        raise Aborted(
+            reason="CONCURRENT_CHANGE",
+            message=f"transfer {transfer_id} is changing; retry",
+            metadata={"transfer_id": transfer_id},
+        )
 
     async def read(self, actor: Participant, transfer_id: str) -> Transfer:
         transfer = await self.store.get(transfer_id)
@@ -132,16 +159,27 @@ class TransferService:
         access.check(actor, Action.READ, transfer)
         return transfer
 
-    async def list_region(self, region: str, cursor: str | None, limit: int, *, state: State | None,
-                          kind: Kind | None, overdue_only: bool,
-                          agency_type: AgencyType | None) -> tuple[list[Transfer], str | None]:
+    async def list_region(
+        self,
+        region: str,
+        cursor: str | None,
+        limit: int,
+        *,
+        state: State | None,
+        kind: Kind | None,
+        overdue_only: bool,
+        agency_type: AgencyType | None,
+    ) -> tuple[list[Transfer], str | None]:
         """One page of a region's transfers, newest first, filtered; and the cursor of the next page."""
         today = self.today().date()
 
         def wanted(t: Transfer) -> bool:
-            return ((state is None or t.state is state) and (kind is None or t.kind is kind)
-                    and (not overdue_only or t.overdue(today))
-                    and (agency_type is None or agency_type_of(t.kind) is agency_type))
+            return (
+                (state is None or t.state is state)
+                and (kind is None or t.kind is kind)
+                and (not overdue_only or t.overdue(today))
+                and (agency_type is None or agency_type_of(t.kind) is agency_type)
+            )
 
         page: list[Transfer] = []
         while True:

@@ -85,19 +85,40 @@ def as_(participant: str) -> tuple[tuple[str, str]]:
     return (("x-sigw-participant", participant),)
 
 
-async def start_demo(redis_url: str, clock: FakeClock, *, act: bool = True, act_delay_s: float = 0.0,
-                     calendar_file: Path | None = None, retry: RetryPolicy | None = None) -> Demo:
+async def start_demo(
+    redis_url: str,
+    clock: FakeClock,
+    *,
+    act: bool = True,
+    act_delay_s: float = 0.0,
+    calendar_file: Path | None = None,
+    retry: RetryPolicy | None = None,
+) -> Demo:
     sims = SimulatedAgencies("127.0.0.1:1", act_delay_s=act_delay_s)
     await sims.start((AgencyKey(code, t), "127.0.0.1:0") for code in DEMO_REGIONS for t in AgencyType)
     for agency in sims.agencies.values():
         agency.act = act
-    registry = Registry({code: Region(code, name, {t: sims.endpoints[AgencyKey(code, t)] for t in AgencyType})
-                         for code, name in DEMO_REGIONS.items()})
-    settings = Settings(grpc_listen="127.0.0.1:0", http_listen="127.0.0.1:0", redis_url=redis_url,
-                        calendar_file=calendar_file, dev_identity=True, shards=4)
-    dispatch = DispatchSettings(shards=4, block_ms=100, claim_idle_ms=2000,
-                                retry=retry or RetryPolicy(max_attempts=3, max_delay_s=2, initial_backoff_s=0.01,
-                                                           max_backoff_s=0.05, attempt_timeout_s=2))
+    registry = Registry(
+        {
+            code: Region(code, name, {t: sims.endpoints[AgencyKey(code, t)] for t in AgencyType})
+            for code, name in DEMO_REGIONS.items()
+        }
+    )
+    settings = Settings(
+        grpc_listen="127.0.0.1:0",
+        http_listen="127.0.0.1:0",
+        redis_url=redis_url,
+        calendar_file=calendar_file,
+        dev_identity=True,
+        shards=4,
+    )
+    dispatch = DispatchSettings(
+        shards=4,
+        block_ms=100,
+        claim_idle_ms=2000,
+        retry=retry
+        or RetryPolicy(max_attempts=3, max_delay_s=2, initial_backoff_s=0.01, max_backoff_s=0.05, attempt_timeout_s=2),
+    )
     gateway = await start_gateway(settings, registry, clock=clock, dispatch=dispatch)
     sims.connect(gateway.target)
     return Demo(gateway, sims, grpc.aio.insecure_channel(gateway.target), clock)

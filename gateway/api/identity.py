@@ -21,8 +21,9 @@ class IdentityResolver:
 
     def caller(self, context: grpc.aio.ServicerContext) -> Participant:
         if not self.dev_identity:
-            raise Unauthenticated(reason="NO_IDENTITY",
-                                  message="no caller identity: this gateway accepts no unauthenticated calls")
+            raise Unauthenticated(
+                reason="NO_IDENTITY", message="no caller identity: this gateway accepts no unauthenticated calls"
+            )
         for key, value in context.invocation_metadata() or ():
             if key == METADATA_KEY:
                 return Participant.parse(value if isinstance(value, str) else value.decode())

@@ -21,13 +21,20 @@ log = logging.getLogger("sigw.api")
 class GrpcMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         labels = ["grpc_type", "grpc_service", "grpc_method"]
-        self.started = Counter("grpc_server_started_total", "RPCs started on the server.", labels,
-                               registry=registry)
-        self.handled = Counter("grpc_server_handled_total", "RPCs completed on the server, by code.",
-                               [*labels, "grpc_code"], registry=registry)
-        self.seconds = Histogram("grpc_server_handling_seconds", "Response latency of RPCs handled.",
-                                 [*labels, "grpc_code"], registry=registry,
-                                 buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.started = Counter("grpc_server_started_total", "RPCs started on the server.", labels, registry=registry)
+        self.handled = Counter(
+            "grpc_server_handled_total",
+            "RPCs completed on the server, by code.",
+            [*labels, "grpc_code"],
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            "grpc_server_handling_seconds",
+            "Response latency of RPCs handled.",
+            [*labels, "grpc_code"],
+            registry=registry,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
 
 
 def _split(full_method: str) -> tuple[str, str]:
@@ -52,12 +59,14 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(handler.unary_unary, service, method),
                 request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+                response_serializer=handler.response_serializer,
+            )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 self._stream(handler.unary_stream, service, method),
                 request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+                response_serializer=handler.response_serializer,
+            )
         return handler
 
     def _observe(self, kind: str, service: str, method: str, code: grpc.StatusCode, started: float) -> None:
@@ -88,6 +97,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 await self._fail(context, exc)
             finally:
                 self._observe("unary", service, method, code, started)
+
         return wrapped
 
     def _stream(self, behavior: Any, service: str, method: str) -> Any:
@@ -105,6 +115,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 await self._fail(context, exc)
             finally:
                 self._observe("server_stream", service, method, code, started)
+
         return wrapped
 
 

@@ -44,16 +44,28 @@ def _pack(message: object) -> any_pb2.Any:
 def to_status(error: SigwError) -> grpc.Status:
     """The gRPC status for a sigw error; every text passes through the ID-number scrubber."""
     code = next((c for cls, c in _CODES if isinstance(error, cls)), code_pb2.INTERNAL)
-    details = [_pack(error_details_pb2.ErrorInfo(
-        reason=error.reason, domain=DOMAIN,
-        metadata={k: idnumber.scrub(v) for k, v in error.metadata.items()}))]
+    details = [
+        _pack(
+            error_details_pb2.ErrorInfo(
+                reason=error.reason, domain=DOMAIN, metadata={k: idnumber.scrub(v) for k, v in error.metadata.items()}
+            )
+        )
+    ]
     if error.violations:
-        details.append(_pack(error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=idnumber.scrub(v.description))
-            for v in error.violations])))
+        details.append(
+            _pack(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(
+                            field=v.field, description=idnumber.scrub(v.description)
+                        )
+                        for v in error.violations
+                    ]
+                )
+            )
+        )
     if isinstance(error, Unavailable):
         seconds = int(error.retry_after_s)
         delay = duration_pb2.Duration(seconds=seconds, nanos=int((error.retry_after_s - seconds) * 1e9))
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
-    return rpc_status.to_status(status_pb2.Status(code=code, message=idnumber.scrub(error.message),
-                                                  details=details))
+    return rpc_status.to_status(status_pb2.Status(code=code, message=idnumber.scrub(error.message), details=details))

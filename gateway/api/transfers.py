@@ -48,37 +48,47 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         timeline = await self.service.timeline(transfer.transfer_id) if with_timeline else None
         return convert.transfer_to(transfer, self._today(), timeline)
 
-    async def CreateTransfer(self, request: transfer_pb2.CreateTransferRequest,
-                             context: Context) -> transfer_pb2.CreateTransferResponse:
+    async def CreateTransfer(
+        self, request: transfer_pb2.CreateTransferRequest, context: Context
+    ) -> transfer_pb2.CreateTransferResponse:
         actor = self.identity.caller(context)
         application = convert.application_from(request)
         transfer = await self.service.create(actor, request.request_id, fingerprint(request), application)
         return transfer_pb2.CreateTransferResponse(transfer=await self._view(transfer))
 
-    async def _act(self, request: Any, context: Context, decide: Any, v: Violations | None = None,
-                   record_refusal: Any = None) -> transfer_pb2.Transfer:
+    async def _act(
+        self, request: Any, context: Context, decide: Any, v: Violations | None = None, record_refusal: Any = None
+    ) -> transfer_pb2.Transfer:
         actor = self.identity.caller(context)
         v = v or Violations()
         v.request_id(request.request_id)
         v.transfer_id(request.transfer_id)
         v.raise_if_any()
         transfer = await self.service.transition(
-            actor, request.request_id, fingerprint(request), request.transfer_id,
-            lambda t, now: decide(t, actor, now), record_refusal=record_refusal)
+            actor,
+            request.request_id,
+            fingerprint(request),
+            request.transfer_id,
+            lambda t, now: decide(t, actor, now),
+            record_refusal=record_refusal,
+        )
         return await self._view(transfer)
 
-    async def SendContactLetter(self, request: transfer_pb2.SendContactLetterRequest,
-                                context: Context) -> transfer_pb2.SendContactLetterResponse:
+    async def SendContactLetter(
+        self, request: transfer_pb2.SendContactLetterRequest, context: Context
+    ) -> transfer_pb2.SendContactLetterResponse:
         v = Violations()
         v.text("letter_number", request.letter_number, limit=64)
         v.text("note", request.note, limit=convert.MAX_NOTE)
         policy = self.service.policy
-        decide = partial(transfers.send_contact_letter, policy=policy,
-                         letter_number=request.letter_number, note=request.note)
+        decide = partial(
+            transfers.send_contact_letter, policy=policy, letter_number=request.letter_number, note=request.note
+        )
         return transfer_pb2.SendContactLetterResponse(transfer=await self._act(request, context, decide, v))
 
-    async def SendTransferInfo(self, request: transfer_pb2.SendTransferInfoRequest,
-                               context: Context) -> transfer_pb2.SendTransferInfoResponse:
+    async def SendTransferInfo(
+        self, request: transfer_pb2.SendTransferInfoRequest, context: Context
+    ) -> transfer_pb2.SendTransferInfoResponse:
         v = Violations()
         if not request.HasField("info"):
             v.add("info", "required")
@@ -94,31 +104,36 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
             return transfers.refuse_transfer_info(t, actor_of["actor"], now, error)
 
         return transfer_pb2.SendTransferInfoResponse(
-            transfer=await self._act(request, context, decide, v, record_refusal=refuse))
+            transfer=await self._act(request, context, decide, v, record_refusal=refuse)
+        )
 
-    async def CompleteTransfer(self, request: transfer_pb2.CompleteTransferRequest,
-                               context: Context) -> transfer_pb2.CompleteTransferResponse:
+    async def CompleteTransfer(
+        self, request: transfer_pb2.CompleteTransferRequest, context: Context
+    ) -> transfer_pb2.CompleteTransferResponse:
         v = Violations()
         v.text("note", request.note, limit=convert.MAX_NOTE)
         decide = partial(transfers.complete, note=request.note)
         return transfer_pb2.CompleteTransferResponse(transfer=await self._act(request, context, decide, v))
 
-    async def RejectTransfer(self, request: transfer_pb2.RejectTransferRequest,
-                             context: Context) -> transfer_pb2.RejectTransferResponse:
+    async def RejectTransfer(
+        self, request: transfer_pb2.RejectTransferRequest, context: Context
+    ) -> transfer_pb2.RejectTransferResponse:
         v = Violations()
         v.text("reason", request.reason, limit=convert.MAX_NOTE, required=True)
         decide = partial(transfers.reject, reason=request.reason)
         return transfer_pb2.RejectTransferResponse(transfer=await self._act(request, context, decide, v))
 
-    async def CancelTransfer(self, request: transfer_pb2.CancelTransferRequest,
-                             context: Context) -> transfer_pb2.CancelTransferResponse:
+    async def CancelTransfer(
+        self, request: transfer_pb2.CancelTransferRequest, context: Context
+    ) -> transfer_pb2.CancelTransferResponse:
         v = Violations()
         v.text("reason", request.reason, limit=convert.MAX_NOTE, required=True)
         decide = partial(transfers.cancel, reason=request.reason)
         return transfer_pb2.CancelTransferResponse(transfer=await self._act(request, context, decide, v))
 
-    async def GetTransfer(self, request: transfer_pb2.GetTransferRequest,
-                          context: Context) -> transfer_pb2.GetTransferResponse:
+    async def GetTransfer(
+        self, request: transfer_pb2.GetTransferRequest, context: Context
+    ) -> transfer_pb2.GetTransferResponse:
         actor = self.identity.caller(context)
         v = Violations()
         v.transfer_id(request.transfer_id)
@@ -126,8 +141,9 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         transfer = await self.service.read(actor, request.transfer_id)
         return transfer_pb2.GetTransferResponse(transfer=await self._view(transfer))
 
-    async def ListTransfers(self, request: transfer_pb2.ListTransfersRequest,
-                            context: Context) -> transfer_pb2.ListTransfersResponse:
+    async def ListTransfers(
+        self, request: transfer_pb2.ListTransfersRequest, context: Context
+    ) -> transfer_pb2.ListTransfersResponse:
         actor = self.identity.caller(context)
         v = Violations()
         v.region("region_code", request.region_code)
@@ -140,14 +156,22 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         v.raise_if_any()
         agency_type = access.may_list(actor, request.region_code)
         page, cursor = await self.service.list_region(
-            request.region_code, request.page_token or None, request.page_size or DEFAULT_PAGE,
-            state=state, kind=kind, overdue_only=request.overdue_only, agency_type=agency_type)
+            request.region_code,
+            request.page_token or None,
+            request.page_size or DEFAULT_PAGE,
+            state=state,
+            kind=kind,
+            overdue_only=request.overdue_only,
+            agency_type=agency_type,
+        )
         today = self._today()
         return transfer_pb2.ListTransfersResponse(
-            transfers=[convert.transfer_to(t, today) for t in page], next_page_token=cursor or "")
+            transfers=[convert.transfer_to(t, today) for t in page], next_page_token=cursor or ""
+        )
 
-    async def WatchTransfer(self, request: transfer_pb2.WatchTransferRequest,
-                            context: Context) -> AsyncIterator[transfer_pb2.WatchTransferResponse]:
+    async def WatchTransfer(
+        self, request: transfer_pb2.WatchTransferRequest, context: Context
+    ) -> AsyncIterator[transfer_pb2.WatchTransferResponse]:
         actor = self.identity.caller(context)
         v = Violations()
         v.transfer_id(request.transfer_id)
@@ -160,20 +184,23 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
             events = await self.service.store.wait_events(transfer.transfer_id, after, WATCH_POLL_MS)
             for event_id, event in events:
                 after = event_id
-                yield transfer_pb2.WatchTransferResponse(event=convert.event_to(event_id, event),
-                                                         state=transfer_pb2.TransferState.ValueType(event.to_state))
+                yield transfer_pb2.WatchTransferResponse(
+                    event=convert.event_to(event_id, event), state=transfer_pb2.TransferState.ValueType(event.to_state)
+                )
                 if event.to_state.ended:
                     return
             if context.cancelled() or context.done():
                 return
             await asyncio.sleep(0)
 
-    async def QueryTransferStatus(self, request: transfer_pb2.QueryTransferStatusRequest,
-                                  context: Context) -> transfer_pb2.QueryTransferStatusResponse:
+    async def QueryTransferStatus(
+        self, request: transfer_pb2.QueryTransferStatusRequest, context: Context
+    ) -> transfer_pb2.QueryTransferStatusResponse:
         actor = self.identity.caller(context)
         if actor.role not in (Role.PORTAL, Role.OPERATOR):
-            raise PermissionDenied(reason="NOT_A_PORTAL",
-                                   message="applicants' status queries come through a portal participant")
+            raise PermissionDenied(
+                reason="NOT_A_PORTAL", message="applicants' status queries come through a portal participant"
+            )
         v = Violations()
         v.transfer_id(request.transfer_id)
         error = idnumber.validation_error(request.id_number)

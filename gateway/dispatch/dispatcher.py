@@ -49,12 +49,22 @@ class DispatchSettings:
 
 class DispatchMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.delivered = Counter("sigw_deliveries_total", "Outbox messages delivered, by notice and outcome.",
-                                 ["notice", "outcome"], registry=registry)
-        self.attempts = Counter("sigw_delivery_attempts_total", "Delivery attempts, by final gRPC code.",
-                                ["code"], registry=registry)
-        self.wait = Histogram("sigw_delivery_wait_seconds", "Time from enqueue to delivery, by lane.", ["lane"],
-                              registry=registry, buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 3600))
+        self.delivered = Counter(
+            "sigw_deliveries_total",
+            "Outbox messages delivered, by notice and outcome.",
+            ["notice", "outcome"],
+            registry=registry,
+        )
+        self.attempts = Counter(
+            "sigw_delivery_attempts_total", "Delivery attempts, by final gRPC code.", ["code"], registry=registry
+        )
+        self.wait = Histogram(
+            "sigw_delivery_wait_seconds",
+            "Time from enqueue to delivery, by lane.",
+            ["lane"],
+            registry=registry,
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 3600),
+        )
 
 
 def consumer_name() -> str:
@@ -62,9 +72,15 @@ def consumer_name() -> str:
 
 
 class Dispatcher:
-    def __init__(self, client: aioredis.Redis, registry: Registry, agencies: AgencyClients,
-                 settings: DispatchSettings, metrics: DispatchMetrics,
-                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        registry: Registry,
+        agencies: AgencyClients,
+        settings: DispatchSettings,
+        metrics: DispatchMetrics,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
         self.client = client
         self.registry = registry
         self.agencies = agencies
@@ -78,8 +94,9 @@ class Dispatcher:
         for shard in range(self.settings.shards):
             for lane in LANES:
                 try:
-                    await self.client.xgroup_create(keys.outbox(shard, lane), keys.CONSUMER_GROUP, id="0",
-                                                    mkstream=True)
+                    await self.client.xgroup_create(
+                        keys.outbox(shard, lane), keys.CONSUMER_GROUP, id="0", mkstream=True
+                    )
                 except ResponseError as exc:
                     if "BUSYGROUP" not in str(exc):
                         raise
@@ -95,8 +112,9 @@ class Dispatcher:
                 break
             except (RedisError, OSError):
                 await self._pause(1.0)
-        await asyncio.gather(*(self._shard_loop(shard, lane)
-                               for shard in range(self.settings.shards) for lane in LANES))
+        await asyncio.gather(
+            *(self._shard_loop(shard, lane) for shard in range(self.settings.shards) for lane in LANES)
+        )
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -113,13 +131,25 @@ class Dispatcher:
                 if time.monotonic() >= next_claim:
                     next_claim = time.monotonic() + self.settings.claim_idle_ms / 2000
                     claimed = await self.client.xautoclaim(
-                        stream, keys.CONSUMER_GROUP, self.consumer, self.settings.claim_idle_ms, "0-0",
-                        count=self.settings.batch)
+                        stream,
+                        keys.CONSUMER_GROUP,
+                        self.consumer,
+                        self.settings.claim_idle_ms,
+                        "0-0",
+                        count=self.settings.batch,
+                    )
                     entries = claimed[1]  # [next id, entries] (Redis 7 adds deleted ids)
                 if not entries:
-                    reply = cast(list[tuple[bytes, StreamRows]], await self.client.xreadgroup(
-                        keys.CONSUMER_GROUP, self.consumer, {stream: ">"}, count=self.settings.batch,
-                        block=self.settings.block_ms))
+                    reply = cast(
+                        list[tuple[bytes, StreamRows]],
+                        await self.client.xreadgroup(
+                            keys.CONSUMER_GROUP,
+                            self.consumer,
+                            {stream: ">"},
+                            count=self.settings.batch,
+                            block=self.settings.block_ms,
+                        ),
+                    )
                     entries = [entry for _, rows in reply for entry in rows]
             except (RedisError, OSError) as exc:
                 log.warning("outbox %s unreadable (%s); retrying", stream, type(exc).__name__)
@@ -155,7 +185,8 @@ class Dispatcher:
             if endpoint is None:
                 raise DeliveryFailed(code=grpc.StatusCode.NOT_FOUND, detail=f"no endpoint for agency {recipient}")
             async for attempt in AsyncRetrying(
-                retry=retry_if_exception(is_transient), wait=BackoffWithPushback(policy),
+                retry=retry_if_exception(is_transient),
+                wait=BackoffWithPushback(policy),
                 stop=stop_after_attempt(policy.max_attempts) | stop_after_delay(policy.max_delay_s),
                 reraise=True,
             ):
@@ -180,14 +211,23 @@ class Dispatcher:
         except asyncio.CancelledError:
             raise
 
-    async def _dead_letter(self, stream: str, entry_id: bytes, fields: dict[str, bytes], reason: str,
-                           history: list[str]) -> None:
-        log.warning("message %s to %s dead-lettered: %s", fields["message_id"].decode(),
-                    fields["recipient"].decode(), reason)
+    async def _dead_letter(
+        self, stream: str, entry_id: bytes, fields: dict[str, bytes], reason: str, history: list[str]
+    ) -> None:
+        log.warning(
+            "message %s to %s dead-lettered: %s", fields["message_id"].decode(), fields["recipient"].decode(), reason
+        )
         pipe = self.client.pipeline(transaction=True)
-        pipe.xadd(keys.DEAD_LETTERS, {**cast(dict[Any, Any], fields), "reason": reason, "attempts": "\n".join(history),
-                                      "source_stream": stream, "dead_ms": str(self.clock_ms())})
+        pipe.xadd(
+            keys.DEAD_LETTERS,
+            {
+                **cast(dict[Any, Any], fields),
+                "reason": reason,
+                "attempts": "\n".join(history),
+                "source_stream": stream,
+                "dead_ms": str(self.clock_ms()),
+            },
+        )
         pipe.xack(stream, keys.CONSUMER_GROUP, entry_id)
         pipe.xdel(stream, entry_id)
         await pipe.execute()
-

@@ -38,8 +38,9 @@ class Action(enum.Enum):
 
 
 def not_found(transfer_id: str) -> NotFound:
-    return NotFound(reason="TRANSFER_NOT_FOUND", message=f"transfer {transfer_id} not found",
-                    metadata={"transfer_id": transfer_id})
+    return NotFound(
+        reason="TRANSFER_NOT_FOUND", message=f"transfer {transfer_id} not found", metadata={"transfer_id": transfer_id}
+    )
 
 
 def source_agency(transfer: Transfer) -> AgencyKey:
@@ -89,5 +90,6 @@ def may_list(actor: Participant, region: str) -> AgencyType | None:
         return None
     if actor.role is Role.AGENCY and actor.region == region and actor.agency_type is not None:
         return actor.agency_type
-    raise PermissionDenied(reason="NOT_REGION_AGENCY",
-                           message=f"only region {region}'s agencies or an operator may list its transfers")
+    raise PermissionDenied(
+        reason="NOT_REGION_AGENCY", message=f"only region {region}'s agencies or an operator may list its transfers"
+    )

@@ -122,9 +122,7 @@ def parse_calendar_file(text: str) -> dict[int, YearSchedule]:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise invalid(
-            [FieldViolation("calendar", f"not valid TOML: {exc}")], reason="BAD_CALENDAR_FILE"
-        ) from exc
+        raise invalid([FieldViolation("calendar", f"not valid TOML: {exc}")], reason="BAD_CALENDAR_FILE") from exc
     for key in sorted(doc.keys() - {"years"}):
         violations.append(FieldViolation(key, "unknown key (expected only [years.N] tables)"))
     years = doc.get("years", {})
@@ -170,13 +168,9 @@ def _parse_year(key: str, table: Any, violations: list[FieldViolation]) -> YearS
                 violations.append(FieldViolation(entry_path, f"{entry!r}: {exc}"))
     for day, entry_path in sorted(days["workdays"].items()):
         if _is_weekday(day):
-            violations.append(
-                FieldViolation(entry_path, f"{day} is a Monday-Friday, not a swapped weekend workday")
-            )
+            violations.append(FieldViolation(entry_path, f"{day} is a Monday-Friday, not a swapped weekend workday"))
         if day in days["holidays"]:
-            violations.append(
-                FieldViolation(entry_path, f"{day} is also a holiday (at {days['holidays'][day]})")
-            )
+            violations.append(FieldViolation(entry_path, f"{day} is also a holiday (at {days['holidays'][day]})"))
     if len(violations) > before:
         return None
     return YearSchedule(year, frozenset(days["holidays"]), frozenset(days["workdays"]))

@@ -98,8 +98,9 @@ def check_eligibility(app: Application, known_regions: frozenset[str]) -> str:
             "transfers happen inside one region (Art. 12 ¶2)",
         )
     if app.kind is Kind.INSTITUTION_ENTERPRISE_PENSION and circ.direction is PensionDirection.UNSPECIFIED:
-        raise invalid([FieldViolation("circumstances.direction", "required for an institution <-> enterprise "
-                                      "pension transfer")])
+        raise invalid(
+            [FieldViolation("circumstances.direction", "required for an institution <-> enterprise pension transfer")]
+        )
     if app.kind is Kind.RESIDENT_PENSION:
         if circ.drawing_benefits:
             raise FailedPrecondition(
@@ -122,14 +123,15 @@ def check_eligibility(app: Application, known_regions: frozenset[str]) -> str:
     if app.kind is Kind.RESIDENT_MEDICAL and not (circ.hukou_moved or circ.residence_changed):
         raise FailedPrecondition(
             reason="NO_GROUND_FOR_TRANSFER",
-            message="resident medical insurance moves on a hukou move or a change of habitual residence "
-            "(Art. 13 ¶2)",
+            message="resident medical insurance moves on a hukou move or a change of habitual residence (Art. 13 ¶2)",
             metadata={"article": "13"},
         )
     if app.kind is Kind.EMPLOYEE_RESIDENT_MEDICAL:
         kept = circ.continuous_enrolment_months >= CONTINUITY_MONTHS
-        return (f"continuous enrolment {circ.continuous_enrolment_months} months: continuity "
-                f"{'kept' if kept else 'not kept (needs 24)'}")
+        return (
+            f"continuous enrolment {circ.continuous_enrolment_months} months: continuity "
+            f"{'kept' if kept else 'not kept (needs 24)'}"
+        )
     if app.kind is Kind.UNEMPLOYMENT and circ.drawing_benefits:
         return "drawing benefits: remaining benefit, medical subsidy and training subsidies move too (Art. 14)"
     return ""

@@ -47,19 +47,28 @@ class Policy:
 def _start_step(kind: Kind, name: StepName, holder: AgencyKey, now: datetime, policy: Policy) -> Step:
     days = policy.deadlines.working_days(kind, name)
     deadline = policy.calendar.add_working_days(now.astimezone(SHANGHAI).date(), days)
-    return Step(name=name, holder=holder, started_at=now, working_days=days, due=deadline.due,
-                provisional=deadline.provisional)
+    return Step(
+        name=name, holder=holder, started_at=now, working_days=days, due=deadline.due, provisional=deadline.provisional
+    )
 
 
-def open_transfer(app: Application, transfer_id: str, actor: Participant, now: datetime,
-                  policy: Policy) -> Decision:
+def open_transfer(app: Application, transfer_id: str, actor: Participant, now: datetime, policy: Policy) -> Decision:
     """Register an application at the target region (step 1 of every kind)."""
     access.may_create(actor, app.kind, app.target_region)
     eligibility_note = check_eligibility(app, policy.known_regions)
     draft = Transfer(
-        transfer_id=transfer_id, kind=app.kind, id_number=app.id_number, name=app.name,
-        source_region=app.source_region, target_region=app.target_region, circumstances=app.circumstances,
-        state=State.SUBMITTED, steps=(), created_at=now, updated_at=now, version=1,
+        transfer_id=transfer_id,
+        kind=app.kind,
+        id_number=app.id_number,
+        name=app.name,
+        source_region=app.source_region,
+        target_region=app.target_region,
+        circumstances=app.circumstances,
+        state=State.SUBMITTED,
+        steps=(),
+        created_at=now,
+        updated_at=now,
+        version=1,
     )
     step = _start_step(app.kind, StepName.CONTACT_LETTER, access.target_agency(draft), now, policy)
     transfer = replace(draft, steps=(step,))
@@ -72,8 +81,18 @@ def open_transfer(app: Application, transfer_id: str, actor: Participant, now: d
     )
 
 
-def _advance(transfer: Transfer, actor: Participant, now: datetime, *, allowed_from: set[State], to: State,
-             next_step: Step | None, notices: tuple[Notice, ...], note: str, **changes: object) -> Decision:
+def _advance(
+    transfer: Transfer,
+    actor: Participant,
+    now: datetime,
+    *,
+    allowed_from: set[State],
+    to: State,
+    next_step: Step | None,
+    notices: tuple[Notice, ...],
+    note: str,
+    **changes: object,
+) -> Decision:
     if transfer.state not in allowed_from:
         raise FailedPrecondition(
             reason="WRONG_STATE",
@@ -84,8 +103,7 @@ def _advance(transfer: Transfer, actor: Participant, now: datetime, *, allowed_f
     steps = tuple(s if s.completed_at else replace(s, completed_at=now) for s in transfer.steps)
     if next_step is not None:
         steps = (*steps, next_step)
-    updated = replace(transfer, state=to, steps=steps, updated_at=now, version=transfer.version + 1,
-                      **changes)  # type: ignore[arg-type]
+    updated = replace(transfer, state=to, steps=steps, updated_at=now, version=transfer.version + 1, **changes)  # type: ignore[arg-type]
     return Decision(
         transfer=updated,
         event=Event(time=now, actor=str(actor), from_state=transfer.state, to_state=to, note=note),
@@ -94,53 +112,75 @@ def _advance(transfer: Transfer, actor: Participant, now: datetime, *, allowed_f
     )
 
 
-def send_contact_letter(transfer: Transfer, actor: Participant, now: datetime, policy: Policy, *,
-                        letter_number: str = "", note: str = "") -> Decision:
+def send_contact_letter(
+    transfer: Transfer, actor: Participant, now: datetime, policy: Policy, *, letter_number: str = "", note: str = ""
+) -> Decision:
     access.check(actor, Action.CONTACT_LETTER, transfer)
     step = _start_step(transfer.kind, StepName.TRANSFER_OUT, access.source_agency(transfer), now, policy)
     text = "; ".join(n for n in (f"contact letter {letter_number}".strip(), note) if n)
-    return _advance(transfer, actor, now, allowed_from={State.SUBMITTED}, to=State.CONTACT_SENT,
-                    next_step=step, notices=(Notice(NoticeType.CONTACT_LETTER, step.holder, step, text),),
-                    note=text)
+    return _advance(
+        transfer,
+        actor,
+        now,
+        allowed_from={State.SUBMITTED},
+        to=State.CONTACT_SENT,
+        next_step=step,
+        notices=(Notice(NoticeType.CONTACT_LETTER, step.holder, step, text),),
+        note=text,
+    )
 
 
-def funds_violations(kind: Kind, drawing_benefits: bool, info: TransferInfo,
-                     rules: PensionFundRules) -> list[FieldViolation]:
+def funds_violations(
+    kind: Kind, drawing_benefits: bool, info: TransferInfo, rules: PensionFundRules
+) -> list[FieldViolation]:
     """Where the funds disagree with the information table, by the kind's rule; empty when they agree."""
     found: list[FieldViolation] = []
     if kind in (Kind.EMPLOYEE_PENSION, Kind.INSTITUTION_ENTERPRISE_PENSION):
-        expected = compute_funds(info.contributions, info.individual_account_fen,
-                                 institution_to_enterprise=kind is Kind.INSTITUTION_ENTERPRISE_PENSION,
-                                 rules=rules)
+        expected = compute_funds(
+            info.contributions,
+            info.individual_account_fen,
+            institution_to_enterprise=kind is Kind.INSTITUTION_ENTERPRISE_PENSION,
+            rules=rules,
+        )
         if info.pooled_fund_fen != expected.pooled_fund_fen:
-            found.append(FieldViolation(
-                "info.pooled_fund_fen",
-                f"{info.pooled_fund_fen} fen, but {rules.pooled_rate_percent}% of the record's wage bases "
-                f"is {expected.pooled_fund_fen} fen"))
+            found.append(
+                FieldViolation(
+                    "info.pooled_fund_fen",
+                    f"{info.pooled_fund_fen} fen, but {rules.pooled_rate_percent}% of the record's wage bases "
+                    f"is {expected.pooled_fund_fen} fen",
+                )
+            )
         if expected.account_excess_fen:
-            found.append(FieldViolation(
-                "info.individual_account_fen",
-                f"exceeds what the record may credit to the individual account by "
-                f"{expected.account_excess_fen} fen"))
+            found.append(
+                FieldViolation(
+                    "info.individual_account_fen",
+                    f"exceeds what the record may credit to the individual account by "
+                    f"{expected.account_excess_fen} fen",
+                )
+            )
         parts = info.individual_account_fen + info.pooled_fund_fen
     elif kind is Kind.UNEMPLOYMENT:
         parts = info.remaining_benefit_fen + info.medical_subsidy_fen + info.training_subsidy_fen
         if parts and not drawing_benefits:
-            found.append(FieldViolation("info.remaining_benefit_fen",
-                                        "benefit amounts move only for a person drawing benefits (Art. 14)"))
+            found.append(
+                FieldViolation(
+                    "info.remaining_benefit_fen", "benefit amounts move only for a person drawing benefits (Art. 14)"
+                )
+            )
     else:  # resident pension and the medical kinds move the individual account only
         parts = info.individual_account_fen
         if info.pooled_fund_fen:
-            found.append(FieldViolation("info.pooled_fund_fen",
-                                        "no pooled fund moves with this kind of transfer"))
+            found.append(FieldViolation("info.pooled_fund_fen", "no pooled fund moves with this kind of transfer"))
     if info.funds_fen != parts:
-        found.append(FieldViolation("info.funds_fen",
-                                    f"{info.funds_fen} fen transferred, but the table adds up to {parts} fen"))
+        found.append(
+            FieldViolation("info.funds_fen", f"{info.funds_fen} fen transferred, but the table adds up to {parts} fen")
+        )
     return found
 
 
-def send_transfer_info(transfer: Transfer, actor: Participant, now: datetime, policy: Policy, *,
-                       info: TransferInfo, note: str = "") -> Decision:
+def send_transfer_info(
+    transfer: Transfer, actor: Participant, now: datetime, policy: Policy, *, info: TransferInfo, note: str = ""
+) -> Decision:
     """The source agency's table and funds. Raises ``FailedPrecondition(FUNDS_MISMATCH)`` on a mismatch;
     ``refuse_transfer_info`` records that refusal on the timeline."""
     access.check(actor, Action.TRANSFER_INFO, transfer)
@@ -149,31 +189,49 @@ def send_transfer_info(transfer: Transfer, actor: Participant, now: datetime, po
         if bad:
             raise invalid(bad, reason="BAD_CONTRIBUTION_RECORD")
     if transfer.state is State.CONTACT_SENT:
-        mismatch = funds_violations(transfer.kind, transfer.circumstances.drawing_benefits, info,
-                                    policy.pension)
+        mismatch = funds_violations(transfer.kind, transfer.circumstances.drawing_benefits, info, policy.pension)
         if mismatch:
             raise FailedPrecondition(
                 reason="FUNDS_MISMATCH",
                 message="the funds do not match the information table: "
                 + "; ".join(f"{v.field}: {v.description}" for v in mismatch),
-                violations=mismatch, metadata={"transfer_id": transfer.transfer_id},
+                violations=mismatch,
+                metadata={"transfer_id": transfer.transfer_id},
             )
     step = _start_step(transfer.kind, StepName.TRANSFER_IN, access.target_agency(transfer), now, policy)
     what = "account balance" if transfer.kind in MEDICAL_KINDS else "funds"
-    text = "; ".join(n for n in (f"information table {info.table_number} and {what} "
-                                 f"{info.funds_fen} fen sent".replace("  ", " "), note) if n)
-    return _advance(transfer, actor, now, allowed_from={State.CONTACT_SENT}, to=State.FUNDS_SENT,
-                    next_step=step, notices=(Notice(NoticeType.TRANSFER_INFO, step.holder, step, text),),
-                    note=text, info=info)
+    text = "; ".join(
+        n
+        for n in (
+            f"information table {info.table_number} and {what} {info.funds_fen} fen sent".replace("  ", " "),
+            note,
+        )
+        if n
+    )
+    return _advance(
+        transfer,
+        actor,
+        now,
+        allowed_from={State.CONTACT_SENT},
+        to=State.FUNDS_SENT,
+        next_step=step,
+        notices=(Notice(NoticeType.TRANSFER_INFO, step.holder, step, text),),
+        note=text,
+        info=info,
+    )
 
 
-def refuse_transfer_info(transfer: Transfer, actor: Participant, now: datetime,
-                         error: FailedPrecondition) -> Decision:
+def refuse_transfer_info(transfer: Transfer, actor: Participant, now: datetime, error: FailedPrecondition) -> Decision:
     """Record a refused information table on the timeline; the state and the open step stay as they were."""
     return Decision(
         transfer=replace(transfer, updated_at=now, version=transfer.version + 1),
-        event=Event(time=now, actor=str(actor), from_state=transfer.state, to_state=transfer.state,
-                    note=f"information table refused: {error.message}"),
+        event=Event(
+            time=now,
+            actor=str(actor),
+            from_state=transfer.state,
+            to_state=transfer.state,
+            note=f"information table refused: {error.message}",
+        ),
         notices=(),
         previous_version=transfer.version,
     )
@@ -182,10 +240,23 @@ def refuse_transfer_info(transfer: Transfer, actor: Participant, now: datetime,
 def complete(transfer: Transfer, actor: Participant, now: datetime, *, note: str = "") -> Decision:
     access.check(actor, Action.COMPLETE, transfer)
     text = "; ".join(n for n in ("record and account rebuilt; person notified (Art. 16)", note) if n)
-    return _advance(transfer, actor, now, allowed_from={State.FUNDS_SENT}, to=State.COMPLETED, next_step=None,
-                    notices=(Notice(NoticeType.TRANSFER_COMPLETED, access.source_agency(transfer), None,
-                                    "transfer completed: end the membership"),),
-                    note=text)
+    return _advance(
+        transfer,
+        actor,
+        now,
+        allowed_from={State.FUNDS_SENT},
+        to=State.COMPLETED,
+        next_step=None,
+        notices=(
+            Notice(
+                NoticeType.TRANSFER_COMPLETED,
+                access.source_agency(transfer),
+                None,
+                "transfer completed: end the membership",
+            ),
+        ),
+        note=text,
+    )
 
 
 def _other_party(transfer: Transfer, actor: Participant) -> AgencyKey:
@@ -197,16 +268,35 @@ def reject(transfer: Transfer, actor: Participant, now: datetime, *, reason: str
     access.check(actor, Action.REJECT, transfer)
     other = _other_party(transfer, actor)
     notices = () if other == actor.agency else (Notice(NoticeType.TRANSFER_CLOSED, other, None, reason),)
-    return _advance(transfer, actor, now, allowed_from={State.SUBMITTED, State.CONTACT_SENT, State.FUNDS_SENT},
-                    to=State.REJECTED, next_step=None, notices=notices, note=f"rejected: {reason}",
-                    close_reason=reason)
+    return _advance(
+        transfer,
+        actor,
+        now,
+        allowed_from={State.SUBMITTED, State.CONTACT_SENT, State.FUNDS_SENT},
+        to=State.REJECTED,
+        next_step=None,
+        notices=notices,
+        note=f"rejected: {reason}",
+        close_reason=reason,
+    )
 
 
 def cancel(transfer: Transfer, actor: Participant, now: datetime, *, reason: str) -> Decision:
     access.check(actor, Action.CANCEL, transfer)
     # The source agency only knows of the transfer once the contact letter went out.
-    notices = ((Notice(NoticeType.TRANSFER_CLOSED, access.source_agency(transfer), None, reason),)
-               if transfer.state is State.CONTACT_SENT else ())
-    return _advance(transfer, actor, now, allowed_from={State.SUBMITTED, State.CONTACT_SENT},
-                    to=State.CANCELLED, next_step=None, notices=notices, note=f"cancelled: {reason}",
-                    close_reason=reason)
+    notices = (
+        (Notice(NoticeType.TRANSFER_CLOSED, access.source_agency(transfer), None, reason),)
+        if transfer.state is State.CONTACT_SENT
+        else ()
+    )
+    return _advance(
+        transfer,
+        actor,
+        now,
+        allowed_from={State.SUBMITTED, State.CONTACT_SENT},
+        to=State.CANCELLED,
+        next_step=None,
+        notices=notices,
+        note=f"cancelled: {reason}",
+        close_reason=reason,
+    )

@@ -37,8 +37,12 @@ def _time(value: str | None) -> datetime | None:
 
 def _step_to(step: Step) -> dict[str, Any]:
     return {
-        "name": step.name.name, "holder": _agency(step.holder), "started_at": step.started_at.isoformat(),
-        "working_days": step.working_days, "due": step.due.isoformat(), "provisional": step.provisional,
+        "name": step.name.name,
+        "holder": _agency(step.holder),
+        "started_at": step.started_at.isoformat(),
+        "working_days": step.working_days,
+        "due": step.due.isoformat(),
+        "provisional": step.provisional,
         "completed_at": step.completed_at.isoformat() if step.completed_at else None,
     }
 
@@ -46,16 +50,25 @@ def _step_to(step: Step) -> dict[str, Any]:
 def _step_from(d: dict[str, Any]) -> Step:
     started = _time(d["started_at"])
     assert started is not None
-    return Step(name=StepName[d["name"]], holder=parse_agency(d["holder"]), started_at=started,
-                working_days=d["working_days"], due=date.fromisoformat(d["due"]), provisional=d["provisional"],
-                completed_at=_time(d["completed_at"]))
+    return Step(
+        name=StepName[d["name"]],
+        holder=parse_agency(d["holder"]),
+        started_at=started,
+        working_days=d["working_days"],
+        due=date.fromisoformat(d["due"]),
+        provisional=d["provisional"],
+        completed_at=_time(d["completed_at"]),
+    )
 
 
 def _info_to(info: TransferInfo) -> dict[str, Any]:
     return {
-        "table_number": info.table_number, "individual_account_fen": info.individual_account_fen,
-        "pooled_fund_fen": info.pooled_fund_fen, "funds_fen": info.funds_fen,
-        "remaining_benefit_fen": info.remaining_benefit_fen, "medical_subsidy_fen": info.medical_subsidy_fen,
+        "table_number": info.table_number,
+        "individual_account_fen": info.individual_account_fen,
+        "pooled_fund_fen": info.pooled_fund_fen,
+        "funds_fen": info.funds_fen,
+        "remaining_benefit_fen": info.remaining_benefit_fen,
+        "medical_subsidy_fen": info.medical_subsidy_fen,
         "training_subsidy_fen": info.training_subsidy_fen,
         "contributions": [[c.year, c.first_month, c.last_month, c.monthly_base_fen] for c in info.contributions],
     }
@@ -68,18 +81,33 @@ def _info_from(d: dict[str, Any]) -> TransferInfo:
 
 def transfer_to_json(t: Transfer) -> str:
     c = t.circumstances
-    return json.dumps({
-        "transfer_id": t.transfer_id, "kind": t.kind.name, "id_number": t.id_number, "name": t.name,
-        "source_region": t.source_region, "target_region": t.target_region,
-        "circumstances": {
-            "drawing_benefits": c.drawing_benefits, "hukou_moved": c.hukou_moved,
-            "residence_changed": c.residence_changed, "retired": c.retired,
-            "continuous_enrolment_months": c.continuous_enrolment_months, "direction": c.direction.name,
+    return json.dumps(
+        {
+            "transfer_id": t.transfer_id,
+            "kind": t.kind.name,
+            "id_number": t.id_number,
+            "name": t.name,
+            "source_region": t.source_region,
+            "target_region": t.target_region,
+            "circumstances": {
+                "drawing_benefits": c.drawing_benefits,
+                "hukou_moved": c.hukou_moved,
+                "residence_changed": c.residence_changed,
+                "retired": c.retired,
+                "continuous_enrolment_months": c.continuous_enrolment_months,
+                "direction": c.direction.name,
+            },
+            "state": t.state.name,
+            "steps": [_step_to(s) for s in t.steps],
+            "created_at": t.created_at.isoformat(),
+            "updated_at": t.updated_at.isoformat(),
+            "info": _info_to(t.info) if t.info else None,
+            "close_reason": t.close_reason,
+            "version": t.version,
         },
-        "state": t.state.name, "steps": [_step_to(s) for s in t.steps],
-        "created_at": t.created_at.isoformat(), "updated_at": t.updated_at.isoformat(),
-        "info": _info_to(t.info) if t.info else None, "close_reason": t.close_reason, "version": t.version,
-    }, ensure_ascii=False, separators=(",", ":"))
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
 
 
 def transfer_from_json(text: str | bytes) -> Transfer:
@@ -89,24 +117,47 @@ def transfer_from_json(text: str | bytes) -> Transfer:
     created, updated = _time(d["created_at"]), _time(d["updated_at"])
     assert created is not None and updated is not None
     return Transfer(
-        transfer_id=d["transfer_id"], kind=Kind[d["kind"]], id_number=d["id_number"], name=d["name"],
-        source_region=d["source_region"], target_region=d["target_region"],
-        circumstances=Circumstances(**c), state=State[d["state"]],
-        steps=tuple(_step_from(s) for s in d["steps"]), created_at=created, updated_at=updated,
-        info=_info_from(d["info"]) if d["info"] else None, close_reason=d["close_reason"], version=d["version"],
+        transfer_id=d["transfer_id"],
+        kind=Kind[d["kind"]],
+        id_number=d["id_number"],
+        name=d["name"],
+        source_region=d["source_region"],
+        target_region=d["target_region"],
+        circumstances=Circumstances(**c),
+        state=State[d["state"]],
+        steps=tuple(_step_from(s) for s in d["steps"]),
+        created_at=created,
+        updated_at=updated,
+        info=_info_from(d["info"]) if d["info"] else None,
+        close_reason=d["close_reason"],
+        version=d["version"],
     )
 
 
 def event_fields(event: Event) -> list[str]:
     """A timeline event as stream field/value items."""
-    return ["time", event.time.isoformat(), "actor", event.actor,
-            "from", event.from_state.name if event.from_state else "", "to", event.to_state.name,
-            "note", event.note]
+    return [
+        "time",
+        event.time.isoformat(),
+        "actor",
+        event.actor,
+        "from",
+        event.from_state.name if event.from_state else "",
+        "to",
+        event.to_state.name,
+        "note",
+        event.note,
+    ]
 
 
 def event_from_fields(fields: dict[bytes, bytes]) -> Event:
     get = {k.decode(): v.decode() for k, v in fields.items()}
     time = _time(get["time"])
     assert time is not None
-    return Event(time=time, actor=get["actor"], from_state=State[get["from"]] if get["from"] else None,
-                 to_state=State[get["to"]], note=get["note"])
+    return Event(
+        time=time,
+        actor=get["actor"],
+        from_state=State[get["from"]] if get["from"] else None,
+        to_state=State[get["to"]],
+        note=get["note"],
+    )

@@ -47,13 +47,29 @@ class EmbeddedRedis:
         return f"unix://{self.socket_path}"
 
     def start(self, timeout_s: float = 10.0) -> None:
+        self.data_dir = self.data_dir.resolve()  # redis-server changes into --dir before it opens files
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.socket_path.unlink(missing_ok=True)
         args = [
-            str(redis_server_binary()), "--port", "0", "--unixsocket", str(self.socket_path),
-            "--unixsocketperm", "700", "--dir", str(self.data_dir), "--appendonly", "yes",
-            "--appendfsync", self.appendfsync, "--save", "", "--daemonize", "no",
-            "--logfile", str(self.data_dir / "redis.log"),
+            str(redis_server_binary()),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket_path),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            self.appendfsync,
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.data_dir / "redis.log"),
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s

@@ -53,9 +53,22 @@ class OutboundMessage:
     enqueued_ms: int
 
     def fields(self) -> list[str | bytes]:
-        return ["message_id", self.message_id, "recipient", self.recipient, "lane", self.lane,
-                "notice", self.notice, "transfer_id", self.transfer_id, "body", self.body,
-                "enqueued_ms", str(self.enqueued_ms)]
+        return [
+            "message_id",
+            self.message_id,
+            "recipient",
+            self.recipient,
+            "lane",
+            self.lane,
+            "notice",
+            self.notice,
+            "transfer_id",
+            self.transfer_id,
+            "body",
+            self.body,
+            "enqueued_ms",
+            str(self.enqueued_ms),
+        ]
 
 
 @dataclass(frozen=True)
@@ -82,8 +95,9 @@ async def _redis_errors() -> AsyncIterator[None]:
     try:
         yield
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        raise Unavailable(reason="STORE_UNAVAILABLE", message="the gateway's store is unreachable; retry",
-                          retry_after_s=1.0) from exc
+        raise Unavailable(
+            reason="STORE_UNAVAILABLE", message="the gateway's store is unreachable; retry", retry_after_s=1.0
+        ) from exc
 
 
 class TransferStore:
@@ -118,8 +132,15 @@ class TransferStore:
         raw = await self._call(lambda: self.client.get(keys.idempotency(shard, scope)))
         return IdempotencyRecord.from_json(raw) if raw else None
 
-    async def commit(self, decision: Decision, *, scope: str, record: IdempotencyRecord,
-                     messages: list[OutboundMessage], lane: str = "ordinary") -> Committed:
+    async def commit(
+        self,
+        decision: Decision,
+        *,
+        scope: str,
+        record: IdempotencyRecord,
+        messages: list[OutboundMessage],
+        lane: str = "ordinary",
+    ) -> Committed:
         """Write the decision, its event, its messages and the idempotency record, all or nothing.
 
         Raises ``Aborted`` when the transfer changed since it was read (a concurrent transition won).
@@ -132,27 +153,41 @@ class TransferStore:
         member = f"{int(t.created_at.timestamp() * 1000):013d}:{t.transfer_id}" if created else ""
         event = codec.event_fields(decision.event)
         args: list[str | bytes | int] = [
-            str(before), str(t.version), t.state.name, codec.transfer_to_json(t), record.to_json(),
-            IDEMPOTENCY_TTL_S, member,
+            str(before),
+            str(t.version),
+            t.state.name,
+            codec.transfer_to_json(t),
+            record.to_json(),
+            IDEMPOTENCY_TTL_S,
+            member,
             count_field(t.kind, decision.event.from_state) if moved and decision.event.from_state else "",
             count_field(t.kind, t.state) if moved else "",
-            len(event), *event, len(messages),
+            len(event),
+            *event,
+            len(messages),
         ]
         for message in messages:
             fields = message.fields()
             args += [len(fields), *fields]
-        key_list = [keys.transfer(shard, t.transfer_id), keys.events(shard, t.transfer_id),
-                    keys.idempotency(shard, scope), keys.counts(shard),
-                    keys.region_index(shard, t.source_region), keys.region_index(shard, t.target_region),
-                    keys.outbox(shard, lane)]
+        key_list = [
+            keys.transfer(shard, t.transfer_id),
+            keys.events(shard, t.transfer_id),
+            keys.idempotency(shard, scope),
+            keys.counts(shard),
+            keys.region_index(shard, t.source_region),
+            keys.region_index(shard, t.target_region),
+            keys.outbox(shard, lane),
+        ]
         result = await self._call(lambda: self._commit(keys=key_list, args=args))
         status = result[0].decode()
         if status == "DUPLICATE":
             return Committed(None, IdempotencyRecord.from_json(result[1]))
         if status == "CONFLICT":
-            raise Aborted(reason="CONCURRENT_CHANGE",
-                          message=f"transfer {t.transfer_id} changed meanwhile; retry the request",
-                          metadata={"transfer_id": t.transfer_id})
+            raise Aborted(
+                reason="CONCURRENT_CHANGE",
+                message=f"transfer {t.transfer_id} changed meanwhile; retry the request",
+                metadata={"transfer_id": t.transfer_id},
+            )
         return Committed(result[1].decode())
 
     async def timeline(self, transfer_id: str, after: str = "-") -> list[tuple[str, Event]]:
@@ -166,7 +201,8 @@ class TransferStore:
         shard = shard_of(transfer_id)
         stream = keys.events(shard, transfer_id)
         reply: list[tuple[bytes, StreamRows]] = await self._call(
-            lambda: self.client.xread({stream: after}, block=block_ms))
+            lambda: self.client.xread({stream: after}, block=block_ms)
+        )
         return [(rid.decode(), codec.event_from_fields(fields)) for _, rows in reply for rid, fields in rows]
 
     async def list_region(self, region: str, before: str | None, limit: int) -> list[str]:

@@ -12,13 +12,22 @@ from tests.helpers import person_id, wait_for_state
 S = transfer_pb2
 
 
-def create_request(kind: int = S.TRANSFER_KIND_EMPLOYEE_PENSION, source: str = "110000", target: str = "310000",
-                   request_id: str = "req-1", id_number: str | None = None, **circumstances: object
-                   ) -> transfer_pb2.CreateTransferRequest:
+def create_request(
+    kind: int = S.TRANSFER_KIND_EMPLOYEE_PENSION,
+    source: str = "110000",
+    target: str = "310000",
+    request_id: str = "req-1",
+    id_number: str | None = None,
+    **circumstances: object,
+) -> transfer_pb2.CreateTransferRequest:
     return S.CreateTransferRequest(
-        request_id=request_id, kind=kind, source_region=source, target_region=target,
+        request_id=request_id,
+        kind=kind,
+        source_region=source,
+        target_region=target,
         person=common_pb2.Person(id_number=id_number or person_id(), name="张三"),
-        circumstances=S.Circumstances(**circumstances))  # type: ignore[arg-type]
+        circumstances=S.Circumstances(**circumstances),
+    )  # type: ignore[arg-type]
 
 
 async def test_employee_pension_moves_from_beijing_to_shanghai(demo: Demo) -> None:
@@ -31,18 +40,28 @@ async def test_employee_pension_moves_from_beijing_to_shanghai(demo: Demo) -> No
     done = await wait_for_state(demo.transfers, t.transfer_id, S.TRANSFER_STATE_COMPLETED)
 
     # Each step held by the right agency, 15 working days each, counted from Monday 2026-03-02.
-    steps = [(s.name, s.holder.region_code, s.working_days, (s.due_date.year, s.due_date.month, s.due_date.day))
-             for s in done.steps]
+    steps = [
+        (s.name, s.holder.region_code, s.working_days, (s.due_date.year, s.due_date.month, s.due_date.day))
+        for s in done.steps
+    ]
     assert steps == [
         (S.STEP_NAME_CONTACT_LETTER, "310000", 15, (2026, 3, 23)),
         (S.STEP_NAME_TRANSFER_OUT, "110000", 15, (2026, 3, 23)),
         (S.STEP_NAME_TRANSFER_IN, "310000", 15, (2026, 3, 23)),
     ]
     assert not done.overdue and not any(s.overdue for s in done.steps)
-    assert [e.to_state for e in done.timeline] == [S.TRANSFER_STATE_SUBMITTED, S.TRANSFER_STATE_CONTACT_SENT,
-                                                   S.TRANSFER_STATE_FUNDS_SENT, S.TRANSFER_STATE_COMPLETED]
-    assert [e.actor for e in done.timeline] == ["agency:310000:hrss", "agency:310000:hrss", "agency:110000:hrss",
-                                                "agency:310000:hrss"]
+    assert [e.to_state for e in done.timeline] == [
+        S.TRANSFER_STATE_SUBMITTED,
+        S.TRANSFER_STATE_CONTACT_SENT,
+        S.TRANSFER_STATE_FUNDS_SENT,
+        S.TRANSFER_STATE_COMPLETED,
+    ]
+    assert [e.actor for e in done.timeline] == [
+        "agency:310000:hrss",
+        "agency:310000:hrss",
+        "agency:110000:hrss",
+        "agency:310000:hrss",
+    ]
     # The funds the source computed from the record: account in full plus 12% of each year's base.
     years, balance = contribution_record(person_id())
     expected = compute_funds(years, balance)
@@ -50,8 +69,13 @@ async def test_employee_pension_moves_from_beijing_to_shanghai(demo: Demo) -> No
     assert done.info.funds_fen == expected.total_fen
 
     # Routed by line: the HRSS agencies got every message, the healthcare-security agencies none.
-    got = {key: [m.transfer_notice.type for m in agency.received] for key, agency in demo.sims.agencies.items()
-           if agency.received}
+    got = {
+        key: [m.transfer_notice.type for m in agency.received]
+        for key, agency in demo.sims.agencies.items()
+        if agency.received
+    }
     assert {(k.region, k.agency_type) for k in got} == {("110000", AgencyType.HRSS), ("310000", AgencyType.HRSS)}
-    assert got[next(k for k in got if k.region == "110000")] == [agency_pb2.NOTICE_TYPE_CONTACT_LETTER,
-                                                                 agency_pb2.NOTICE_TYPE_TRANSFER_COMPLETED]
+    assert got[next(k for k in got if k.region == "110000")] == [
+        agency_pb2.NOTICE_TYPE_CONTACT_LETTER,
+        agency_pb2.NOTICE_TYPE_TRANSFER_COMPLETED,
+    ]

@@ -48,13 +48,15 @@ async def quiet(redis_url: str, clock: FakeClock):  # type: ignore[no-untyped-de
 
 # --------------------------------------------------------------------------------------------- idempotency
 
+
 async def test_same_request_id_returns_the_same_transfer_and_another_payload_is_refused(quiet: Demo) -> None:
     first = await quiet.transfers.CreateTransfer(create_request(request_id="r-42"), metadata=SH_HRSS)
     again = await quiet.transfers.CreateTransfer(create_request(request_id="r-42"), metadata=SH_HRSS)
     assert again.transfer.transfer_id == first.transfer.transfer_id
     reason, _, _ = await expect_error(
         quiet.transfers.CreateTransfer(create_request(request_id="r-42", source="510100"), metadata=SH_HRSS),
-        grpc.StatusCode.ALREADY_EXISTS)
+        grpc.StatusCode.ALREADY_EXISTS,
+    )
     assert reason == "REQUEST_ID_REUSED"
     listed = await quiet.transfers.ListTransfers(S.ListTransfersRequest(region_code="310000"), metadata=OPERATOR)
     assert len(listed.transfers) == 1
@@ -75,10 +77,13 @@ async def test_a_repeated_step_call_is_applied_once(quiet: Demo) -> None:
 
 # --------------------------------------------------------------------------------------------- eligibility
 
-@pytest.mark.parametrize("kind, line_word", [(S.TRANSFER_KIND_WORK_INJURY, "work-injury"),
-                                             (S.TRANSFER_KIND_MATERNITY, "maternity")])
+
+@pytest.mark.parametrize(
+    "kind, line_word", [(S.TRANSFER_KIND_WORK_INJURY, "work-injury"), (S.TRANSFER_KIND_MATERNITY, "maternity")]
+)
 async def test_work_injury_and_maternity_are_refused_with_enrolment_advice(
-        quiet: Demo, redis_url: str, kind: int, line_word: str) -> None:
+    quiet: Demo, redis_url: str, kind: int, line_word: str
+) -> None:
     before = keys_in(redis_url)
     caller = SH_HRSS if kind == S.TRANSFER_KIND_WORK_INJURY else as_("agency:310000:healthcare")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -90,19 +95,26 @@ async def test_work_injury_and_maternity_are_refused_with_enrolment_advice(
     assert keys_in(redis_url) == before
 
 
-@pytest.mark.parametrize("kind, circumstances, reason", [
-    (S.TRANSFER_KIND_RESIDENT_PENSION, {"hukou_moved": True, "drawing_benefits": True}, "BENEFITS_STARTED"),
-    (S.TRANSFER_KIND_RESIDENT_PENSION, {}, "HUKOU_NOT_MOVED"),
-    (S.TRANSFER_KIND_EMPLOYEE_MEDICAL, {"retired": True}, "RETIREE_EXCLUDED"),
-    (S.TRANSFER_KIND_RESIDENT_MEDICAL, {}, "NO_GROUND_FOR_TRANSFER"),
-])
-async def test_eligibility_refusals(quiet: Demo, redis_url: str, kind: int, circumstances: dict[str, bool],
-                                    reason: str) -> None:
+@pytest.mark.parametrize(
+    "kind, circumstances, reason",
+    [
+        (S.TRANSFER_KIND_RESIDENT_PENSION, {"hukou_moved": True, "drawing_benefits": True}, "BENEFITS_STARTED"),
+        (S.TRANSFER_KIND_RESIDENT_PENSION, {}, "HUKOU_NOT_MOVED"),
+        (S.TRANSFER_KIND_EMPLOYEE_MEDICAL, {"retired": True}, "RETIREE_EXCLUDED"),
+        (S.TRANSFER_KIND_RESIDENT_MEDICAL, {}, "NO_GROUND_FOR_TRANSFER"),
+    ],
+)
+async def test_eligibility_refusals(
+    quiet: Demo, redis_url: str, kind: int, circumstances: dict[str, bool], reason: str
+) -> None:
     line = "hrss" if kind == S.TRANSFER_KIND_RESIDENT_PENSION else "healthcare"
     before = keys_in(redis_url)
     got, _, _ = await expect_error(
-        quiet.transfers.CreateTransfer(create_request(kind=kind, **circumstances), metadata=as_(f"agency:310000:{line}")),
-        grpc.StatusCode.FAILED_PRECONDITION)
+        quiet.transfers.CreateTransfer(
+            create_request(kind=kind, **circumstances), metadata=as_(f"agency:310000:{line}")
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
     assert got == reason
     assert keys_in(redis_url) == before
 
@@ -110,11 +122,17 @@ async def test_eligibility_refusals(quiet: Demo, redis_url: str, kind: int, circ
 async def test_same_region_is_refused_except_institution_enterprise(quiet: Demo) -> None:
     reason, _, _ = await expect_error(
         quiet.transfers.CreateTransfer(create_request(source="310000"), metadata=SH_HRSS),
-        grpc.StatusCode.FAILED_PRECONDITION)
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
     assert reason == "SAME_REGION"
-    ok = await quiet.transfers.CreateTransfer(create_request(
-        kind=S.TRANSFER_KIND_INSTITUTION_ENTERPRISE_PENSION, source="310000",
-        direction=S.PENSION_DIRECTION_INSTITUTION_TO_ENTERPRISE), metadata=SH_HRSS)
+    ok = await quiet.transfers.CreateTransfer(
+        create_request(
+            kind=S.TRANSFER_KIND_INSTITUTION_ENTERPRISE_PENSION,
+            source="310000",
+            direction=S.PENSION_DIRECTION_INSTITUTION_TO_ENTERPRISE,
+        ),
+        metadata=SH_HRSS,
+    )
     assert ok.transfer.state == S.TRANSFER_STATE_SUBMITTED
 
 
@@ -122,27 +140,40 @@ async def test_unknown_region_is_refused(quiet: Demo, redis_url: str) -> None:
     before = keys_in(redis_url)
     reason, _, violations = await expect_error(
         quiet.transfers.CreateTransfer(create_request(source="990000"), metadata=SH_HRSS),
-        grpc.StatusCode.INVALID_ARGUMENT)
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
     assert reason == "UNKNOWN_REGION" and violations == [("source_region", "unknown region 990000")]
     assert keys_in(redis_url) == before
 
 
 # --------------------------------------------------------------------------------------------- bad input
 
+
 async def test_bad_input_lists_every_field_and_never_echoes_the_id_number(quiet: Demo, redis_url: str) -> None:
     good = person_id()
     bad_id = good[:-1] + ("0" if good[-1] != "0" else "1")  # wrong check character
     request = S.CreateTransferRequest(
-        request_id="x" * 65, kind=S.TRANSFER_KIND_UNSPECIFIED, source_region="11", target_region="310000",
-        person=common_pb2.Person(id_number=bad_id, name="李" * 65), note="n" * 501)
+        request_id="x" * 65,
+        kind=S.TRANSFER_KIND_UNSPECIFIED,
+        source_region="11",
+        target_region="310000",
+        person=common_pb2.Person(id_number=bad_id, name="李" * 65),
+        note="n" * 501,
+    )
     before = keys_in(redis_url)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await quiet.transfers.CreateTransfer(request, metadata=SH_HRSS)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     reason, _, violations = error_details(caught.value)
     assert reason == "INVALID_ARGUMENT"
-    assert {f for f, _ in violations} == {"request_id", "kind", "person.id_number", "person.name", "source_region",
-                                          "note"}
+    assert {f for f, _ in violations} == {
+        "request_id",
+        "kind",
+        "person.id_number",
+        "person.name",
+        "source_region",
+        "note",
+    }
     assert dict(violations)["person.id_number"] == "check character does not match"
     assert bad_id not in str(caught.value.details()) and bad_id not in str(violations)
     assert keys_in(redis_url) == before
@@ -150,14 +181,20 @@ async def test_bad_input_lists_every_field_and_never_echoes_the_id_number(quiet:
 
 async def test_absurd_and_negative_amounts_are_refused(quiet: Demo) -> None:
     t = (await quiet.transfers.CreateTransfer(create_request(), metadata=SH_HRSS)).transfer
-    await quiet.transfers.SendContactLetter(S.SendContactLetterRequest(request_id="l", transfer_id=t.transfer_id),
-                                            metadata=SH_HRSS)
+    await quiet.transfers.SendContactLetter(
+        S.SendContactLetterRequest(request_id="l", transfer_id=t.transfer_id), metadata=SH_HRSS
+    )
     info = S.TransferInfo(individual_account_fen=-1, pooled_fund_fen=10**13, funds_fen=5)
     _, _, violations = await expect_error(
-        quiet.transfers.SendTransferInfo(S.SendTransferInfoRequest(request_id="i", transfer_id=t.transfer_id, info=info),
-                                         metadata=BJ_HRSS), grpc.StatusCode.INVALID_ARGUMENT)
-    assert dict(violations) == {"info.individual_account_fen": "must not be negative",
-                                "info.pooled_fund_fen": "more than 10000000000 fen is not a plausible amount"}
+        quiet.transfers.SendTransferInfo(
+            S.SendTransferInfoRequest(request_id="i", transfer_id=t.transfer_id, info=info), metadata=BJ_HRSS
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert dict(violations) == {
+        "info.individual_account_fen": "must not be negative",
+        "info.pooled_fund_fen": "more than 10000000000 fen is not a plausible amount",
+    }
     still = await quiet.transfers.GetTransfer(S.GetTransferRequest(transfer_id=t.transfer_id), metadata=OPERATOR)
     assert still.transfer.state == S.TRANSFER_STATE_CONTACT_SENT and len(still.transfer.timeline) == 2
 
@@ -165,28 +202,36 @@ async def test_absurd_and_negative_amounts_are_refused(quiet: Demo) -> None:
 async def test_unknown_and_malformed_transfer_ids(quiet: Demo) -> None:
     reason, _, _ = await expect_error(
         quiet.transfers.GetTransfer(S.GetTransferRequest(transfer_id="T01-20260302-ABCDEF12"), metadata=OPERATOR),
-        grpc.StatusCode.NOT_FOUND)
+        grpc.StatusCode.NOT_FOUND,
+    )
     assert reason == "TRANSFER_NOT_FOUND"
     _, _, violations = await expect_error(
         quiet.transfers.GetTransfer(S.GetTransferRequest(transfer_id="../../etc"), metadata=OPERATOR),
-        grpc.StatusCode.INVALID_ARGUMENT)
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
     assert [f for f, _ in violations] == ["transfer_id"]
 
 
 async def test_without_development_identity_every_call_is_unauthenticated(redis_url: str, clock: FakeClock) -> None:
-    from gateway.config import Registry, Region, Settings
+    from gateway.config import Region, Registry, Settings
     from gateway.server import start_gateway
 
     registry = Registry({"110000": Region("110000", "北京市", {}), "310000": Region("310000", "上海市", {})})
-    gateway = await start_gateway(Settings(grpc_listen="127.0.0.1:0", http_listen="127.0.0.1:0", redis_url=redis_url,
-                                           calendar_file=None, shards=2), registry, clock=clock)
+    gateway = await start_gateway(
+        Settings(
+            grpc_listen="127.0.0.1:0", http_listen="127.0.0.1:0", redis_url=redis_url, calendar_file=None, shards=2
+        ),
+        registry,
+        clock=clock,
+    )
     try:
         async with grpc.aio.insecure_channel(gateway.target) as channel:
             from gateway._gen.sigw.v1 import transfer_pb2_grpc
 
             stub = transfer_pb2_grpc.TransferServiceStub(channel)
-            reason, _, _ = await expect_error(stub.CreateTransfer(create_request(), metadata=SH_HRSS),
-                                              grpc.StatusCode.UNAUTHENTICATED)
+            reason, _, _ = await expect_error(
+                stub.CreateTransfer(create_request(), metadata=SH_HRSS), grpc.StatusCode.UNAUTHENTICATED
+            )
             assert reason == "NO_IDENTITY"
     finally:
         await gateway.stop(grace_s=0.1)
@@ -194,91 +239,130 @@ async def test_without_development_identity_every_call_is_unauthenticated(redis_
 
 # --------------------------------------------------------------------------------------------- funds check
 
+
 async def test_funds_that_do_not_match_the_table_stop_the_transfer(quiet: Demo) -> None:
     t = (await quiet.transfers.CreateTransfer(create_request(), metadata=SH_HRSS)).transfer
-    await quiet.transfers.SendContactLetter(S.SendContactLetterRequest(request_id="l", transfer_id=t.transfer_id),
-                                            metadata=SH_HRSS)
+    await quiet.transfers.SendContactLetter(
+        S.SendContactLetterRequest(request_id="l", transfer_id=t.transfer_id), metadata=SH_HRSS
+    )
     # 2010, 12 months at 5,000.00 yuan: 12% pooled = 720,000 fen. The source claims one fen more.
     year = S.ContributionYear(year=2010, first_month=1, last_month=12, monthly_base_fen=500_000)
-    info = S.TransferInfo(table_number="XX-1", contributions=[year], individual_account_fen=480_000,
-                          pooled_fund_fen=720_001, funds_fen=1_200_001)
+    info = S.TransferInfo(
+        table_number="XX-1",
+        contributions=[year],
+        individual_account_fen=480_000,
+        pooled_fund_fen=720_001,
+        funds_fen=1_200_001,
+    )
     request = S.SendTransferInfoRequest(request_id="i-1", transfer_id=t.transfer_id, info=info)
-    reason, _, violations = await expect_error(quiet.transfers.SendTransferInfo(request, metadata=BJ_HRSS),
-                                               grpc.StatusCode.FAILED_PRECONDITION)
+    reason, _, violations = await expect_error(
+        quiet.transfers.SendTransferInfo(request, metadata=BJ_HRSS), grpc.StatusCode.FAILED_PRECONDITION
+    )
     assert reason == "FUNDS_MISMATCH"
     assert [f for f, _ in violations] == ["info.pooled_fund_fen"]
     # The same request again gets the same refusal, without a second timeline entry.
-    again, _, _ = await expect_error(quiet.transfers.SendTransferInfo(request, metadata=BJ_HRSS),
-                                     grpc.StatusCode.FAILED_PRECONDITION)
+    again, _, _ = await expect_error(
+        quiet.transfers.SendTransferInfo(request, metadata=BJ_HRSS), grpc.StatusCode.FAILED_PRECONDITION
+    )
     assert again == "FUNDS_MISMATCH"
-    now = (await quiet.transfers.GetTransfer(S.GetTransferRequest(transfer_id=t.transfer_id),
-                                             metadata=OPERATOR)).transfer
+    now = (
+        await quiet.transfers.GetTransfer(S.GetTransferRequest(transfer_id=t.transfer_id), metadata=OPERATOR)
+    ).transfer
     assert now.state == S.TRANSFER_STATE_CONTACT_SENT and now.holder.region_code == "110000"
     assert [e.note.split(":")[0] for e in now.timeline][-1] == "information table refused"
     assert len(now.timeline) == 3
     # It can never complete from here.
-    reason, _, _ = await expect_error(quiet.transfers.CompleteTransfer(
-        S.CompleteTransferRequest(request_id="c", transfer_id=t.transfer_id), metadata=SH_HRSS),
-        grpc.StatusCode.FAILED_PRECONDITION)
+    reason, _, _ = await expect_error(
+        quiet.transfers.CompleteTransfer(
+            S.CompleteTransferRequest(request_id="c", transfer_id=t.transfer_id), metadata=SH_HRSS
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
     assert reason == "WRONG_STATE"
     # A corrected table goes through.
     info.pooled_fund_fen, info.funds_fen = 720_000, 1_200_000
     fixed = await quiet.transfers.SendTransferInfo(
-        S.SendTransferInfoRequest(request_id="i-2", transfer_id=t.transfer_id, info=info), metadata=BJ_HRSS)
+        S.SendTransferInfoRequest(request_id="i-2", transfer_id=t.transfer_id, info=info), metadata=BJ_HRSS
+    )
     assert fixed.transfer.state == S.TRANSFER_STATE_FUNDS_SENT
 
 
 # --------------------------------------------------------------------------------------------- who may act
 
+
 async def test_only_the_holder_acts_and_strangers_learn_nothing(quiet: Demo) -> None:
     t = (await quiet.transfers.CreateTransfer(create_request(), metadata=SH_HRSS)).transfer
     letter = S.SendContactLetterRequest(request_id="l", transfer_id=t.transfer_id)
-    reason, _, _ = await expect_error(quiet.transfers.SendContactLetter(letter, metadata=BJ_HRSS),
-                                      grpc.StatusCode.PERMISSION_DENIED)
+    reason, _, _ = await expect_error(
+        quiet.transfers.SendContactLetter(letter, metadata=BJ_HRSS), grpc.StatusCode.PERMISSION_DENIED
+    )
     assert reason == "NOT_STEP_HOLDER"
     # Another region's agency, or the right region's other agency, is told the transfer does not exist.
     for stranger in ("agency:440300:hrss", "agency:310000:healthcare"):
-        await expect_error(quiet.transfers.GetTransfer(S.GetTransferRequest(transfer_id=t.transfer_id),
-                                                       metadata=as_(stranger)), grpc.StatusCode.NOT_FOUND)
-    await expect_error(quiet.transfers.CreateTransfer(create_request(request_id="other"), metadata=BJ_HRSS),
-                       grpc.StatusCode.PERMISSION_DENIED)
+        await expect_error(
+            quiet.transfers.GetTransfer(S.GetTransferRequest(transfer_id=t.transfer_id), metadata=as_(stranger)),
+            grpc.StatusCode.NOT_FOUND,
+        )
+    await expect_error(
+        quiet.transfers.CreateTransfer(create_request(request_id="other"), metadata=BJ_HRSS),
+        grpc.StatusCode.PERMISSION_DENIED,
+    )
 
 
 # --------------------------------------------------------------------------------------------- applicant
+
 
 async def test_applicant_reads_own_status_with_the_id_number(demo: Demo) -> None:
     t = (await demo.transfers.CreateTransfer(create_request(), metadata=SH_HRSS)).transfer
     portal = as_("portal:gov")
     mine = await demo.transfers.QueryTransferStatus(
-        S.QueryTransferStatusRequest(transfer_id=t.transfer_id, id_number=person_id()), metadata=portal)
+        S.QueryTransferStatusRequest(transfer_id=t.transfer_id, id_number=person_id()), metadata=portal
+    )
     assert mine.transfer.transfer_id == t.transfer_id and mine.transfer.timeline
     assert person_id() not in str(mine)
-    wrong, _, _ = await expect_error(demo.transfers.QueryTransferStatus(
-        S.QueryTransferStatusRequest(transfer_id=t.transfer_id, id_number=person_id(sequence=125)), metadata=portal),
-        grpc.StatusCode.NOT_FOUND)
-    unknown, _, _ = await expect_error(demo.transfers.QueryTransferStatus(
-        S.QueryTransferStatusRequest(transfer_id="T00-20260302-00000000", id_number=person_id()), metadata=portal),
-        grpc.StatusCode.NOT_FOUND)
+    wrong, _, _ = await expect_error(
+        demo.transfers.QueryTransferStatus(
+            S.QueryTransferStatusRequest(transfer_id=t.transfer_id, id_number=person_id(sequence=125)), metadata=portal
+        ),
+        grpc.StatusCode.NOT_FOUND,
+    )
+    unknown, _, _ = await expect_error(
+        demo.transfers.QueryTransferStatus(
+            S.QueryTransferStatusRequest(transfer_id="T00-20260302-00000000", id_number=person_id()), metadata=portal
+        ),
+        grpc.StatusCode.NOT_FOUND,
+    )
     assert wrong == unknown == "TRANSFER_NOT_FOUND"
 
 
 # --------------------------------------------------------------------------------------------- kinds end to end
 
-@pytest.mark.parametrize("kind, line, circumstances, days", [
-    (S.TRANSFER_KIND_EMPLOYEE_MEDICAL, "healthcare", {}, [1, 10, 5]),
-    (S.TRANSFER_KIND_RESIDENT_MEDICAL, "healthcare", {"residence_changed": True}, [1, 10, 5]),
-    (S.TRANSFER_KIND_EMPLOYEE_RESIDENT_MEDICAL, "healthcare", {"continuous_enrolment_months": 30}, [1, 10, 5]),
-    (S.TRANSFER_KIND_RESIDENT_PENSION, "hrss", {"hukou_moved": True}, [15, 15, 15]),
-    (S.TRANSFER_KIND_UNEMPLOYMENT, "hrss", {"drawing_benefits": True}, [15, 15, 15]),
-    (S.TRANSFER_KIND_INSTITUTION_ENTERPRISE_PENSION, "hrss",
-     {"direction": S.PENSION_DIRECTION_ENTERPRISE_TO_INSTITUTION}, [15, 15, 15]),
-])
-async def test_every_kind_completes_through_the_right_agencies(demo: Demo, kind: int, line: str,
-                                                              circumstances: dict[str, object],
-                                                              days: list[int]) -> None:
-    t = (await demo.transfers.CreateTransfer(create_request(kind=kind, source="440300", target="510100",
-                                                            **circumstances),
-                                             metadata=as_(f"agency:510100:{line}"))).transfer
+
+@pytest.mark.parametrize(
+    "kind, line, circumstances, days",
+    [
+        (S.TRANSFER_KIND_EMPLOYEE_MEDICAL, "healthcare", {}, [1, 10, 5]),
+        (S.TRANSFER_KIND_RESIDENT_MEDICAL, "healthcare", {"residence_changed": True}, [1, 10, 5]),
+        (S.TRANSFER_KIND_EMPLOYEE_RESIDENT_MEDICAL, "healthcare", {"continuous_enrolment_months": 30}, [1, 10, 5]),
+        (S.TRANSFER_KIND_RESIDENT_PENSION, "hrss", {"hukou_moved": True}, [15, 15, 15]),
+        (S.TRANSFER_KIND_UNEMPLOYMENT, "hrss", {"drawing_benefits": True}, [15, 15, 15]),
+        (
+            S.TRANSFER_KIND_INSTITUTION_ENTERPRISE_PENSION,
+            "hrss",
+            {"direction": S.PENSION_DIRECTION_ENTERPRISE_TO_INSTITUTION},
+            [15, 15, 15],
+        ),
+    ],
+)
+async def test_every_kind_completes_through_the_right_agencies(
+    demo: Demo, kind: int, line: str, circumstances: dict[str, object], days: list[int]
+) -> None:
+    t = (
+        await demo.transfers.CreateTransfer(
+            create_request(kind=kind, source="440300", target="510100", **circumstances),
+            metadata=as_(f"agency:510100:{line}"),
+        )
+    ).transfer
     done = await wait_for_state(demo.transfers, t.transfer_id, S.TRANSFER_STATE_COMPLETED)
     assert [s.working_days for s in done.steps] == days
     agency_type = AgencyType.HRSS if line == "hrss" else AgencyType.HEALTHCARE_SECURITY
@@ -289,8 +373,9 @@ async def test_every_kind_completes_through_the_right_agencies(demo: Demo, kind:
 
 
 async def test_the_source_agency_rejects_a_person_it_has_no_record_of(demo: Demo) -> None:
-    t = (await demo.transfers.CreateTransfer(create_request(id_number=person_id(sequence=0)),
-                                             metadata=SH_HRSS)).transfer
+    t = (
+        await demo.transfers.CreateTransfer(create_request(id_number=person_id(sequence=0)), metadata=SH_HRSS)
+    ).transfer
     done = await wait_for_state(demo.transfers, t.transfer_id, S.TRANSFER_STATE_REJECTED)
     assert done.close_reason == "no contribution record for this person at 110000"
     assert done.timeline[-1].actor == "agency:110000:hrss" and not done.HasField("holder")
@@ -302,18 +387,23 @@ async def test_the_source_agency_rejects_a_person_it_has_no_record_of(demo: Demo
 
 async def test_cancel_before_funds_tells_the_source(quiet: Demo) -> None:
     t = (await quiet.transfers.CreateTransfer(create_request(), metadata=SH_HRSS)).transfer
-    await quiet.transfers.SendContactLetter(S.SendContactLetterRequest(request_id="l", transfer_id=t.transfer_id),
-                                            metadata=SH_HRSS)
+    await quiet.transfers.SendContactLetter(
+        S.SendContactLetterRequest(request_id="l", transfer_id=t.transfer_id), metadata=SH_HRSS
+    )
     cancelled = await quiet.transfers.CancelTransfer(
         S.CancelTransferRequest(request_id="c", transfer_id=t.transfer_id, reason="applicant withdrew"),
-        metadata=SH_HRSS)
+        metadata=SH_HRSS,
+    )
     assert cancelled.transfer.state == S.TRANSFER_STATE_CANCELLED
     await eventually(lambda: len(quiet.agency("110000").received) == 2)
     assert [m.transfer_notice.type for m in quiet.agency("110000").received] == [
-        agency_pb2.NOTICE_TYPE_CONTACT_LETTER, agency_pb2.NOTICE_TYPE_TRANSFER_CLOSED]
+        agency_pb2.NOTICE_TYPE_CONTACT_LETTER,
+        agency_pb2.NOTICE_TYPE_TRANSFER_CLOSED,
+    ]
 
 
 # --------------------------------------------------------------------------------------------- deadlines
+
 
 async def test_a_transfer_filed_on_2026_12_20_gets_a_provisional_deadline(redis_url: str) -> None:
     clock = FakeClock(datetime(2026, 12, 20, 10, 0, tzinfo=SHANGHAI))
@@ -348,34 +438,43 @@ async def test_an_operator_calendar_file_makes_the_deadline_firm(redis_url: str,
 async def test_overdue_steps_are_flagged_and_filterable(quiet: Demo) -> None:
     late = (await quiet.transfers.CreateTransfer(create_request(request_id="a"), metadata=SH_HRSS)).transfer
     quiet.clock.advance(days=22)  # Tuesday 2026-03-24: the contact letter was due on the 23rd
-    fresh = (await quiet.transfers.CreateTransfer(create_request(request_id="b", id_number=person_id(sequence=7)),
-                                                  metadata=SH_HRSS)).transfer
-    overdue = await quiet.transfers.ListTransfers(S.ListTransfersRequest(region_code="310000", overdue_only=True),
-                                                  metadata=SH_HRSS)
+    fresh = (
+        await quiet.transfers.CreateTransfer(
+            create_request(request_id="b", id_number=person_id(sequence=7)), metadata=SH_HRSS
+        )
+    ).transfer
+    overdue = await quiet.transfers.ListTransfers(
+        S.ListTransfersRequest(region_code="310000", overdue_only=True), metadata=SH_HRSS
+    )
     assert [t.transfer_id for t in overdue.transfers] == [late.transfer_id]
     assert overdue.transfers[0].steps[0].overdue
     # Acting late completes the step but it stays marked overdue.
     after = await quiet.transfers.SendContactLetter(
-        S.SendContactLetterRequest(request_id="l", transfer_id=late.transfer_id), metadata=SH_HRSS)
+        S.SendContactLetterRequest(request_id="l", transfer_id=late.transfer_id), metadata=SH_HRSS
+    )
     assert after.transfer.steps[0].overdue and not after.transfer.steps[1].overdue and not after.transfer.overdue
     assert fresh.transfer_id != late.transfer_id
 
 
 # --------------------------------------------------------------------------------------------- listing
 
+
 async def test_listing_pages_through_a_region_newest_first_with_filters(quiet: Demo) -> None:
     ids = []
     for i in range(7):
         quiet.clock.advance(minutes=1)
         kind = S.TRANSFER_KIND_EMPLOYEE_PENSION if i % 2 == 0 else S.TRANSFER_KIND_UNEMPLOYMENT
-        t = (await quiet.transfers.CreateTransfer(create_request(request_id=f"p{i}", kind=kind,
-                                                                 id_number=person_id(sequence=100 + i)),
-                                                  metadata=SH_HRSS)).transfer
+        t = (
+            await quiet.transfers.CreateTransfer(
+                create_request(request_id=f"p{i}", kind=kind, id_number=person_id(sequence=100 + i)), metadata=SH_HRSS
+            )
+        ).transfer
         ids.append(t.transfer_id)
     seen, token = [], ""
     while True:
-        page = await quiet.transfers.ListTransfers(S.ListTransfersRequest(region_code="310000", page_size=3,
-                                                                          page_token=token), metadata=SH_HRSS)
+        page = await quiet.transfers.ListTransfers(
+            S.ListTransfersRequest(region_code="310000", page_size=3, page_token=token), metadata=SH_HRSS
+        )
         assert len(page.transfers) <= 3
         seen += [t.transfer_id for t in page.transfers]
         token = page.next_page_token
@@ -383,28 +482,39 @@ async def test_listing_pages_through_a_region_newest_first_with_filters(quiet: D
             break
     assert seen == list(reversed(ids))
     unemployment = await quiet.transfers.ListTransfers(
-        S.ListTransfersRequest(region_code="110000", kind=S.TRANSFER_KIND_UNEMPLOYMENT), metadata=BJ_HRSS)
+        S.ListTransfersRequest(region_code="110000", kind=S.TRANSFER_KIND_UNEMPLOYMENT), metadata=BJ_HRSS
+    )
     assert [t.transfer_id for t in unemployment.transfers] == [ids[5], ids[3], ids[1]]
-    await quiet.transfers.SendContactLetter(S.SendContactLetterRequest(request_id="l", transfer_id=ids[0]),
-                                            metadata=SH_HRSS)
+    await quiet.transfers.SendContactLetter(
+        S.SendContactLetterRequest(request_id="l", transfer_id=ids[0]), metadata=SH_HRSS
+    )
     contact = await quiet.transfers.ListTransfers(
-        S.ListTransfersRequest(region_code="310000", state=S.TRANSFER_STATE_CONTACT_SENT), metadata=OPERATOR)
+        S.ListTransfersRequest(region_code="310000", state=S.TRANSFER_STATE_CONTACT_SENT), metadata=OPERATOR
+    )
     assert [t.transfer_id for t in contact.transfers] == [ids[0]]
     # The healthcare-security agency of the region sees none of these pension/unemployment transfers.
-    theirs = await quiet.transfers.ListTransfers(S.ListTransfersRequest(region_code="310000"),
-                                                 metadata=as_("agency:310000:healthcare"))
+    theirs = await quiet.transfers.ListTransfers(
+        S.ListTransfersRequest(region_code="310000"), metadata=as_("agency:310000:healthcare")
+    )
     assert not theirs.transfers
-    await expect_error(quiet.transfers.ListTransfers(S.ListTransfersRequest(region_code="310000"),
-                                                     metadata=as_("agency:440300:hrss")),
-                       grpc.StatusCode.PERMISSION_DENIED)
+    await expect_error(
+        quiet.transfers.ListTransfers(S.ListTransfersRequest(region_code="310000"), metadata=as_("agency:440300:hrss")),
+        grpc.StatusCode.PERMISSION_DENIED,
+    )
 
 
 # --------------------------------------------------------------------------------------------- watch
 
+
 async def test_watch_streams_every_event_until_the_transfer_ends(demo: Demo) -> None:
     t = (await demo.transfers.CreateTransfer(create_request(), metadata=SH_HRSS)).transfer
-    stream = demo.transfers.WatchTransfer(S.WatchTransferRequest(transfer_id=t.transfer_id), metadata=OPERATOR,
-                                          timeout=15)
+    stream = demo.transfers.WatchTransfer(
+        S.WatchTransferRequest(transfer_id=t.transfer_id), metadata=OPERATOR, timeout=15
+    )
     states = [item.state async for item in stream]
-    assert states == [S.TRANSFER_STATE_SUBMITTED, S.TRANSFER_STATE_CONTACT_SENT, S.TRANSFER_STATE_FUNDS_SENT,
-                      S.TRANSFER_STATE_COMPLETED]
+    assert states == [
+        S.TRANSFER_STATE_SUBMITTED,
+        S.TRANSFER_STATE_CONTACT_SENT,
+        S.TRANSFER_STATE_FUNDS_SENT,
+        S.TRANSFER_STATE_COMPLETED,
+    ]

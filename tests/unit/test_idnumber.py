@@ -64,9 +64,7 @@ def test_check_character_of_known_numbers(number: str) -> None:
     assert check_character(number[:17]) == number[17]
 
 
-@pytest.mark.parametrize(
-    "bad", ["", "1101051949123100", "110105194912310020", "1101051949123100A", "1" * 16 + "X"]
-)
+@pytest.mark.parametrize("bad", ["", "1101051949123100", "110105194912310020", "1101051949123100A", "1" * 16 + "X"])
 def test_check_character_rejects_anything_but_17_digits(bad: str) -> None:
     with pytest.raises(ValueError) as info:
         check_character(bad)

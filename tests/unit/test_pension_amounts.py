@@ -54,9 +54,7 @@ def test_worked_example_pooled_fund() -> None:
 def test_worked_example_funds() -> None:
     funds = compute_funds(WORKED, 1_234_567)
     # the 1997 record is outside every cap range, so the caps cannot be judged: no excess
-    assert funds == PensionFunds(
-        individual_account_fen=1_234_567, pooled_fund_fen=955_234, account_excess_fen=0
-    )
+    assert funds == PensionFunds(individual_account_fen=1_234_567, pooled_fund_fen=955_234, account_excess_fen=0)
     assert funds.total_fen == 1_234_567 + 955_234  # = 2_189_801
     assert funds.total_fen == 2_189_801
 
@@ -96,9 +94,7 @@ INSTITUTION = (
 def test_institution_to_enterprise_counts_from_october_2014() -> None:
     assert months_counted(INSTITUTION, date(2014, 10, 1)) == 3 + 6
     funds = compute_funds(INSTITUTION, 150_000, institution_to_enterprise=True)
-    assert funds == PensionFunds(
-        individual_account_fen=150_000, pooled_fund_fen=720_000, account_excess_fen=0
-    )
+    assert funds == PensionFunds(individual_account_fen=150_000, pooled_fund_fen=720_000, account_excess_fen=0)
     assert funds.total_fen == 870_000
 
 
@@ -127,9 +123,7 @@ CAPPED = (
 def test_caps_make_an_excess() -> None:
     funds = compute_funds(CAPPED, 400_000)
     # 400_000 - 324_000 = 76_000 stays behind
-    assert funds == PensionFunds(
-        individual_account_fen=324_000, pooled_fund_fen=432_000, account_excess_fen=76_000
-    )
+    assert funds == PensionFunds(individual_account_fen=324_000, pooled_fund_fen=432_000, account_excess_fen=76_000)
     assert funds.total_fen == 756_000  # excess not included
 
 
@@ -158,9 +152,7 @@ def test_uncapped_year_disables_the_caps() -> None:
 def test_caps_apply_to_institution_transfers_too() -> None:
     # 2015 Jan-Jun: 8% cap = 700_000 × 6 × 8% = 336_000
     funds = compute_funds([CY(2015, 1, 6, 700_000)], 400_000, institution_to_enterprise=True)
-    assert funds == PensionFunds(
-        individual_account_fen=336_000, pooled_fund_fen=504_000, account_excess_fen=64_000
-    )
+    assert funds == PensionFunds(individual_account_fen=336_000, pooled_fund_fen=504_000, account_excess_fen=64_000)
 
 
 def test_cap_is_rounded_half_up_per_year() -> None:
@@ -270,9 +262,7 @@ def test_record_errors_non_integers() -> None:
     assert record_errors([CY(2000, 1, 12, 1.5)]) == [  # type: ignore[arg-type]
         ("contributions[0].monthly_base_fen", "must be an integer")
     ]
-    assert record_errors([CY(2000, True, 12, 100)]) == [
-        ("contributions[0].first_month", "must be an integer")
-    ]
+    assert record_errors([CY(2000, True, 12, 100)]) == [("contributions[0].first_month", "must be an integer")]
 
 
 def test_compute_refuses_bad_records() -> None:
@@ -357,9 +347,7 @@ def test_pooled_fund_is_monotonic_in_base(
         years[i], monthly_base_fen=data.draw(st.integers(years[i].monthly_base_fen, 100_000_000))
     )
     more = [*years[:i], raised, *years[i + 1 :]]
-    assert pooled_fund(more, since=since, rate_percent=rate) >= pooled_fund(
-        years, since=since, rate_percent=rate
-    )
+    assert pooled_fund(more, since=since, rate_percent=rate) >= pooled_fund(years, since=since, rate_percent=rate)
 
 
 @given(records(), sinces, rates)
@@ -392,9 +380,7 @@ def test_total_is_account_plus_pooled(
 
 
 @given(records(), st.integers(min_value=0, max_value=10**12))
-def test_institution_pooled_fund_never_exceeds_enterprise(
-    years: list[ContributionYear], balance: int
-) -> None:
+def test_institution_pooled_fund_never_exceeds_enterprise(years: list[ContributionYear], balance: int) -> None:
     enterprise = compute_funds(years, balance)
     institution = compute_funds(years, balance, institution_to_enterprise=True)
     assert institution.pooled_fund_fen <= enterprise.pooled_fund_fen

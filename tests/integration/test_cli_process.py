@@ -1,0 +1,180 @@
+"""`sigw serve --demo` as its own process, driven by the `sigw` CLI as a person would; restarted on its
+embedded Redis, it still knows every transfer."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import person_id
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def sigw(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"sigw {' '.join(args)} failed: {result.stderr}")
+    return result
+
+
+class Served:
+    def __init__(self, tmp: Path) -> None:
+        ports = free_ports(10)
+        self.grpc, self.http = f"127.0.0.1:{ports[0]}", f"127.0.0.1:{ports[1]}"
+        self.data = tmp / "data"
+        self.regions = tmp / "regions.toml"
+        entries = []
+        for i, code in enumerate(["110000", "310000", "440300", "510100"]):
+            entries.append(
+                f'[[regions]]\ncode = "{code}"\nhrss = "127.0.0.1:{ports[2 + 2 * i]}"\n'
+                f'healthcare = "127.0.0.1:{ports[3 + 2 * i]}"\n'
+            )
+        self.regions.write_text("\n".join(entries))
+        self.log = tmp / "serve.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "SIGW_CALENDAR_FILE": ""}
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "serve",
+                "--demo",
+                "--dev-identity",
+                "--grpc-listen",
+                self.grpc,
+                "--http-listen",
+                self.http,
+                "--data-dir",
+                str(self.data),
+                "--regions-file",
+                str(self.regions),
+            ],
+            cwd=ROOT,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if sigw("transfer", "list", "--region", "310000", "--target", self.grpc, check=False).returncode == 0:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"gateway did not start:\n{self.log.read_text()}")
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=30)
+        self.process = None
+        return code
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    s = Served(tmp_path)
+    s.start()
+    yield s
+    if s.process is not None:
+        s.process.kill()
+        s.process.wait()
+
+
+def test_a_person_at_the_cli_drives_a_transfer_to_completion_and_it_survives_a_restart(served: Served) -> None:
+    created = sigw(
+        "transfer",
+        "create",
+        "--target",
+        served.grpc,
+        "--kind",
+        "employee-pension",
+        "--id-number",
+        person_id(),
+        "--name",
+        "王五",
+        "--from",
+        "110000",
+        "--to",
+        "310000",
+        "--request-id",
+        "cli-1",
+    )
+    transfer_id = re.search(r"transfer\s+(T\d\d-\d{8}-[0-9A-F]{8})", created.stdout)
+    assert transfer_id, created.stdout
+    tid = transfer_id.group(1)
+    assert "state     submitted" in created.stdout and person_id() not in created.stdout
+
+    watched = sigw("transfer", "watch", tid, "--target", served.grpc, "--watch-timeout", "30")
+    assert [line.split("->")[1].split()[0] for line in watched.stdout.splitlines()] == [
+        "submitted",
+        "contact-sent",
+        "funds-sent",
+        "completed",
+    ]
+
+    shown = sigw("transfer", "show", tid, "--target", served.grpc).stdout
+    assert "state     completed" in shown and "transfer-in" in shown and "funds " in shown
+
+    listed = sigw("transfer", "list", "--region", "110000", "--target", served.grpc).stdout
+    assert tid in listed and "completed" in listed
+
+    status = sigw("transfer", "status", tid, "--id-number", person_id(), "--target", served.grpc).stdout
+    assert "state     completed" in status
+
+    refused = sigw(
+        "transfer",
+        "create",
+        "--target",
+        served.grpc,
+        "--kind",
+        "work-injury",
+        "--id-number",
+        person_id(),
+        "--name",
+        "王五",
+        "--from",
+        "110000",
+        "--to",
+        "310000",
+        check=False,
+    )
+    assert refused.returncode == 1
+    assert "FAILED_PRECONDITION" in refused.stderr and "reason: NOT_TRANSFERABLE" in refused.stderr
+
+    assert served.stop() == 0
+    served.start()
+    again = sigw("transfer", "show", tid, "--target", served.grpc).stdout
+    assert "state     completed" in again
+    assert served.stop() == 0
+    log = served.log.read_text()
+    assert "DEVELOPMENT IDENTITY MODE" in log and person_id() not in log
+
+
+def test_regions_lists_the_registry() -> None:
+    out = sigw("regions", "--regions-file", str(ROOT / "config" / "regions.toml")).stdout
+    assert all(code in out for code in ("110000", "310000", "440300", "510100"))
+    assert "127.0.0.1:50061" in out

@@ -1,0 +1,95 @@
+"""What an operator sees: metrics, health (also while Redis is away), reflection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from gateway._gen.sigw.v1 import transfer_pb2
+from gateway.store.embedded import EmbeddedRedis
+from tests.conftest import Demo, FakeClock, as_, start_demo
+from tests.helpers import eventually, person_id, wait_for_state
+from tests.integration.test_transfer_flow import create_request
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+async def test_metrics_use_go_grpc_prometheus_names_and_count_transfers(demo: Demo) -> None:
+    t = (await demo.transfers.CreateTransfer(create_request(), metadata=as_("agency:310000:hrss"))).transfer
+    await wait_for_state(demo.transfers, t.transfer_id, transfer_pb2.TRANSFER_STATE_COMPLETED)
+    with contextlib.suppress(grpc.aio.AioRpcError):
+        await demo.transfers.GetTransfer(transfer_pb2.GetTransferRequest(transfer_id="bad"), metadata=as_("operator:x"))
+    await demo.gateway.check_store()
+    status, text = await asyncio.to_thread(http_get, demo.gateway.http_port, "/metrics")
+    assert status == 200
+    assert (
+        'grpc_server_handled_total{grpc_code="OK",grpc_method="CreateTransfer",'
+        'grpc_service="sigw.v1.TransferService",grpc_type="unary"} 1.0'
+    ) in text
+    assert 'grpc_code="INVALID_ARGUMENT",grpc_method="GetTransfer"' in text
+    assert "grpc_server_handling_seconds_bucket" in text
+    assert 'sigw_transfers{kind="EMPLOYEE_PENSION",state="COMPLETED"} 1.0' in text
+    assert 'sigw_transfers{kind="EMPLOYEE_PENSION",state="SUBMITTED"} 0.0' in text
+    assert 'sigw_deliveries_total{notice="CONTACT_LETTER",outcome="delivered"} 1.0' in text
+    # No ID numbers and no transfer ids in any label.
+    assert person_id() not in text and t.transfer_id not in text
+
+
+async def test_reflection_lists_the_services(demo: Demo) -> None:
+    stub = reflection_pb2_grpc.ServerReflectionStub(demo.channel)
+    replies = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    names = {s.name async for reply in replies for s in reply.list_services_response.service}
+    assert {"sigw.v1.TransferService", "sigw.v1.RegionAgencyService", "grpc.health.v1.Health"} <= names
+
+
+async def test_health_is_not_serving_while_redis_is_away_and_recovers(tmp_path: Path, clock: FakeClock) -> None:
+    redis_server = EmbeddedRedis(tmp_path / "redis", appendfsync="always")
+    redis_server.start()
+    d = await start_demo(redis_server.url, clock, act=False)
+    health = health_pb2_grpc.HealthStub(d.channel)
+    try:
+
+        async def status() -> int:
+            reply = await health.Check(health_pb2.HealthCheckRequest(service="sigw.v1.TransferService"))
+            return int(reply.status)
+
+        assert await status() == health_pb2.HealthCheckResponse.SERVING
+        t = (await d.transfers.CreateTransfer(create_request(), metadata=as_("agency:310000:hrss"))).transfer
+        redis_server.kill()
+        await d.gateway.check_store()
+        assert await status() == health_pb2.HealthCheckResponse.NOT_SERVING
+        code, body = await asyncio.to_thread(http_get, d.gateway.http_port, "/healthz")
+        assert (code, body.strip()) == (503, "NOT_SERVING")
+        # Calls fail clearly while the store is away.
+        try:
+            await d.transfers.GetTransfer(
+                transfer_pb2.GetTransferRequest(transfer_id=t.transfer_id), metadata=as_("operator:x")
+            )
+            raise AssertionError("expected UNAVAILABLE")
+        except grpc.aio.AioRpcError as error:
+            assert error.code() == grpc.StatusCode.UNAVAILABLE
+        redis_server.start()  # on the same append-only file
+        await eventually(lambda: d.gateway.serving, timeout_s=10)
+        assert await status() == health_pb2.HealthCheckResponse.SERVING
+        back = await d.transfers.GetTransfer(
+            transfer_pb2.GetTransferRequest(transfer_id=t.transfer_id), metadata=as_("operator:x")
+        )
+        assert back.transfer.transfer_id == t.transfer_id
+    finally:
+        await d.channel.close()
+        await d.gateway.stop(grace_s=0.1)
+        await d.sims.stop()
+        redis_server.stop()

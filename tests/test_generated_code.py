@@ -1,0 +1,24 @@
+"""The committed generated code matches proto/: regenerate into a temporary folder and compare."""
+
+from __future__ import annotations
+
+import filecmp
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_generated_code_is_fresh(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import gen_proto
+    finally:
+        sys.path.pop(0)
+    gen_proto.generate(tmp_path / "_gen")
+    committed = ROOT / "gateway" / "_gen"
+    fresh = {p.relative_to(tmp_path / "_gen") for p in (tmp_path / "_gen").rglob("*") if p.is_file()}
+    current = {p.relative_to(committed) for p in committed.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    assert fresh == current, "generated files differ from proto/: run `make proto`"
+    stale = [str(p) for p in sorted(fresh) if not filecmp.cmp(tmp_path / "_gen" / p, committed / p, shallow=False)]
+    assert not stale, f"stale generated code: {stale}; run `make proto`"
