@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck proto proto-lint unit integration clean
+.PHONY: run test lint typecheck proto proto-lint clean bench-accept
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,3 +35,7 @@ proto: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+## bench-accept: CreateTransfer throughput and latency on loopback (embedded Redis, appendfsync always)
+bench-accept: $(STAMP)
+	$(BIN)/python -m bench.bench_accept
