@@ -62,7 +62,12 @@ def transfer_info_for(details: agency_pb2.TransferDetails) -> transfer_pb2.Trans
     years, balance = contribution_record(details.person.id_number)
     table = f"XX{details.source_region}-{details.transfer_id[-8:]}"
     if kind in (Kind.EMPLOYEE_PENSION, Kind.INSTITUTION_ENTERPRISE_PENSION):
-        funds = compute_funds(years, balance, institution_to_enterprise=kind is Kind.INSTITUTION_ENTERPRISE_PENSION)
+        funds = compute_funds(
+            years,
+            balance,
+            institution_to_enterprise=details.circumstances.direction
+            == transfer_pb2.PENSION_DIRECTION_INSTITUTION_TO_ENTERPRISE,
+        )
         return transfer_pb2.TransferInfo(
             table_number=table,
             individual_account_fen=funds.individual_account_fen,

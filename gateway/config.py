@@ -21,8 +21,8 @@ from gateway.domain.calendar import WorkingDayCalendar, parse_calendar_file
 from gateway.domain.model import AgencyKey, AgencyType
 from gateway.errors import FieldViolation, invalid
 
-_REGION = re.compile(r"^\d{6}$")
-_ENDPOINT = re.compile(r"^[\w.\-\[\]:]+:\d{1,5}$")
+_REGION = re.compile(r"[0-9]{6}")
+_ENDPOINT = re.compile(r"[\w.\-\[\]:]+:[0-9]{1,5}")
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Registry:
         problems: list[FieldViolation] = []
         for i, entry in enumerate(data.get("regions", [])):
             code = str(entry.get("code", ""))
-            if not _REGION.match(code) or code in regions:
+            if not _REGION.fullmatch(code) or code in regions:
                 problems.append(FieldViolation(f"regions[{i}].code", "must be a new 6-digit region code"))
                 continue
             endpoints = {}
@@ -64,7 +64,7 @@ class Registry:
                 endpoint = entry.get(agency_type.slug)
                 if endpoint is None:
                     continue
-                if not _ENDPOINT.match(str(endpoint)):
+                if not _ENDPOINT.fullmatch(str(endpoint)):
                     problems.append(FieldViolation(f"regions[{i}].{agency_type.slug}", "must be host:port"))
                 endpoints[agency_type] = str(endpoint)
             regions[code] = Region(code, str(entry.get("name", code)), endpoints)

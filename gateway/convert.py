@@ -34,10 +34,10 @@ _STATE = transfer_pb2.TransferState.ValueType
 MAX_NAME = 64
 # 100 million yuan in fen: far above any one person's transfer, far below int64 overflow.
 MAX_AMOUNT_FEN = 10_000_000_000
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
-_TRANSFER_ID = re.compile(r"^T\d{2}-\d{8}-[0-9A-F]{8}$")
-_REGION = re.compile(r"^\d{6}$")
-_TABLE_NUMBER = re.compile(r"^[\w\-/.]{0,64}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+_TRANSFER_ID = re.compile(r"T[0-9]{2}-[0-9]{8}-[0-9A-F]{8}")
+_REGION = re.compile(r"[0-9]{6}")
+_TABLE_NUMBER = re.compile(r"[\w\-/.]{0,64}")
 
 
 class Violations:
@@ -56,15 +56,15 @@ class Violations:
             self.add(field, f"at most {limit} characters")
 
     def request_id(self, value: str) -> None:
-        if not _REQUEST_ID.match(value):
+        if not _REQUEST_ID.fullmatch(value):
             self.add("request_id", "required: 1-64 characters of A-Z a-z 0-9 _ . : -")
 
     def transfer_id(self, value: str, field: str = "transfer_id") -> None:
-        if not _TRANSFER_ID.match(value):
+        if not _TRANSFER_ID.fullmatch(value):
             self.add(field, "not a transfer id (like T03-20260302-8F3A2C1D)")
 
     def region(self, field: str, value: str) -> None:
-        if not _REGION.match(value):
+        if not _REGION.fullmatch(value):
             self.add(field, "must be a 6-digit region code")
 
     def amount(self, field: str, value: int) -> None:
@@ -115,7 +115,7 @@ def application_from(req: transfer_pb2.CreateTransferRequest) -> Application:
 
 
 def info_from(msg: transfer_pb2.TransferInfo, v: Violations) -> TransferInfo:
-    if not _TABLE_NUMBER.match(msg.table_number):
+    if not _TABLE_NUMBER.fullmatch(msg.table_number):
         v.add("info.table_number", "at most 64 letters, digits or - / . _")
     for name in (
         "individual_account_fen",

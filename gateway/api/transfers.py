@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import re
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
@@ -217,11 +218,13 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
+_CURSOR = re.compile(r"[0-9]{13}:T[0-9]{2}-[0-9]{8}-[0-9A-F]{8}")
+_EVENT_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+
+
 def _valid_cursor(token: str) -> bool:
-    head, _, tail = token.partition(":")
-    return head.isdigit() and len(head) == 13 and bool(convert._TRANSFER_ID.match(tail))
+    return bool(_CURSOR.fullmatch(token))
 
 
 def _valid_event_id(event_id: str) -> bool:
-    ms, _, seq = event_id.partition("-")
-    return ms.isdigit() and seq.isdigit()
+    return bool(_EVENT_ID.fullmatch(event_id))

@@ -13,8 +13,9 @@ READ               either party agency, or an operator
 LIST (a region)    that region's agencies (their own line only), or an operator
 =================  ==========================================================================
 
-A caller that is no party to a transfer is told NOT_FOUND, exactly as for an id that does not exist, so
-transfer ids cannot be probed. A party that may not take this action is told PERMISSION_DENIED.
+A caller that may not even read a transfer is told NOT_FOUND, exactly as for an id that does not exist, so
+transfer ids cannot be probed. A caller that may read it but not take this action (a party that does not hold
+the step, an operator) is told PERMISSION_DENIED.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def check(actor: Participant, action: Action, transfer: Transfer) -> None:
         if actor.role is Role.OPERATOR or actor.agency in parties:
             return
         raise not_found(transfer.transfer_id)
-    if actor.agency not in parties:
+    if actor.role is not Role.OPERATOR and actor.agency not in parties:
         raise not_found(transfer.transfer_id)
     allowed = {
         Action.CONTACT_LETTER: {target_agency(transfer)},

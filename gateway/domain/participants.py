@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from gateway.domain.model import AgencyKey, AgencyType
 from gateway.errors import Unauthenticated
 
-_REGION = re.compile(r"^\d{6}$")
-_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+_REGION = re.compile(r"[0-9]{6}")
+_CODE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 
 
 class Role(enum.StrEnum):
@@ -65,11 +65,11 @@ class Participant:
         parts = text.strip().split(":")
         try:
             role = Role(parts[0])
-            if role is Role.AGENCY and len(parts) == 3 and _REGION.match(parts[1]):
+            if role is Role.AGENCY and len(parts) == 3 and _REGION.fullmatch(parts[1]):
                 return cls(role, region=parts[1], agency_type=AgencyType.from_slug(parts[2]))
-            if role is Role.HOSPITAL and len(parts) == 3 and _REGION.match(parts[1]) and _CODE.match(parts[2]):
+            if role is Role.HOSPITAL and len(parts) == 3 and _REGION.fullmatch(parts[1]) and _CODE.fullmatch(parts[2]):
                 return cls(role, region=parts[1], code=parts[2])
-            if role in (Role.MILITARY, Role.PORTAL, Role.OPERATOR) and len(parts) == 2 and _CODE.match(parts[1]):
+            if role in (Role.MILITARY, Role.PORTAL, Role.OPERATOR) and len(parts) == 2 and _CODE.fullmatch(parts[1]):
                 return cls(role, code=parts[1])
         except ValueError:
             pass

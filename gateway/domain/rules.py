@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gateway.domain.model import AgencyType, Application, Kind, Line, PensionDirection, StepName
-from gateway.errors import FailedPrecondition, FieldViolation, InvalidArgument, invalid
+from gateway.errors import FailedPrecondition, FieldViolation, invalid
 
 LINE_OF_KIND: Mapping[Kind, Line] = {
     Kind.EMPLOYEE_PENSION: Line.PENSION,
@@ -59,10 +59,11 @@ _DEFAULT_DAYS: Mapping[Kind, StepDays] = {
 class DeadlineRules:
     """Working days allowed per step, by kind. Override any kind from configuration."""
 
-    days: Mapping[Kind, StepDays] = field(default_factory=lambda: dict(_DEFAULT_DAYS))
+    days: Mapping[Kind, StepDays] = field(default_factory=dict)
+    """Overrides by kind; a kind not named keeps its default."""
 
     def working_days(self, kind: Kind, step: StepName) -> int:
-        return self.days[kind][step - 1]
+        return self.days.get(kind, _DEFAULT_DAYS[kind])[step - 1]
 
 
 def line_of(kind: Kind) -> Line:
@@ -135,8 +136,3 @@ def check_eligibility(app: Application, known_regions: frozenset[str]) -> str:
     if app.kind is Kind.UNEMPLOYMENT and circ.drawing_benefits:
         return "drawing benefits: remaining benefit, medical subsidy and training subsidies move too (Art. 14)"
     return ""
-
-
-def require(condition: bool, error: InvalidArgument | FailedPrecondition) -> None:
-    if not condition:
-        raise error

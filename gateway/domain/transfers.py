@@ -17,11 +17,13 @@ from gateway.domain.model import (
     SHANGHAI,
     AgencyKey,
     Application,
+    Circumstances,
     Decision,
     Event,
     Kind,
     Notice,
     NoticeType,
+    PensionDirection,
     State,
     Step,
     StepName,
@@ -81,6 +83,16 @@ def open_transfer(app: Application, transfer_id: str, actor: Participant, now: d
     )
 
 
+def _require_state(transfer: Transfer, allowed_from: set[State]) -> None:
+    if transfer.state not in allowed_from:
+        raise FailedPrecondition(
+            reason="WRONG_STATE",
+            message=f"transfer {transfer.transfer_id} is {transfer.state.name}; this needs "
+            f"{' or '.join(sorted(s.name for s in allowed_from))}",
+            metadata={"transfer_id": transfer.transfer_id, "state": transfer.state.name},
+        )
+
+
 def _advance(
     transfer: Transfer,
     actor: Participant,
@@ -93,13 +105,7 @@ def _advance(
     note: str,
     **changes: object,
 ) -> Decision:
-    if transfer.state not in allowed_from:
-        raise FailedPrecondition(
-            reason="WRONG_STATE",
-            message=f"transfer {transfer.transfer_id} is {transfer.state.name}; this needs "
-            f"{' or '.join(sorted(s.name for s in allowed_from))}",
-            metadata={"transfer_id": transfer.transfer_id, "state": transfer.state.name},
-        )
+    _require_state(transfer, allowed_from)
     steps = tuple(s if s.completed_at else replace(s, completed_at=now) for s in transfer.steps)
     if next_step is not None:
         steps = (*steps, next_step)
@@ -131,16 +137,26 @@ def send_contact_letter(
 
 
 def funds_violations(
-    kind: Kind, drawing_benefits: bool, info: TransferInfo, rules: PensionFundRules
+    kind: Kind, circumstances: Circumstances, info: TransferInfo, rules: PensionFundRules
 ) -> list[FieldViolation]:
     """Where the funds disagree with the information table, by the kind's rule; empty when they agree."""
     found: list[FieldViolation] = []
+
+    def must_be_zero(fields: tuple[str, ...], why: str) -> None:
+        found.extend(FieldViolation(f"info.{name}", why) for name in fields if getattr(info, name))
+
+    benefits = ("remaining_benefit_fen", "medical_subsidy_fen", "training_subsidy_fen")
     if kind in (Kind.EMPLOYEE_PENSION, Kind.INSTITUTION_ENTERPRISE_PENSION):
+        # 人社部规〔2017〕1号: out of an institution the pooled fund counts from the 2014-10 reform; enterprise years
+        # (also enterprise -> institution) count from 1998 as in 国办发〔2009〕66号.
+        from_institution = (
+            kind is Kind.INSTITUTION_ENTERPRISE_PENSION
+            and circumstances.direction is PensionDirection.INSTITUTION_TO_ENTERPRISE
+        )
+        if not info.contributions:
+            found.append(FieldViolation("info.contributions", "a pension transfer needs the contribution record"))
         expected = compute_funds(
-            info.contributions,
-            info.individual_account_fen,
-            institution_to_enterprise=kind is Kind.INSTITUTION_ENTERPRISE_PENSION,
-            rules=rules,
+            info.contributions, info.individual_account_fen, institution_to_enterprise=from_institution, rules=rules
         )
         if info.pooled_fund_fen != expected.pooled_fund_fen:
             found.append(
@@ -158,19 +174,17 @@ def funds_violations(
                     f"{expected.account_excess_fen} fen",
                 )
             )
+        must_be_zero(benefits, "only unemployment transfers move benefit amounts")
         parts = info.individual_account_fen + info.pooled_fund_fen
     elif kind is Kind.UNEMPLOYMENT:
         parts = info.remaining_benefit_fen + info.medical_subsidy_fen + info.training_subsidy_fen
-        if parts and not drawing_benefits:
-            found.append(
-                FieldViolation(
-                    "info.remaining_benefit_fen", "benefit amounts move only for a person drawing benefits (Art. 14)"
-                )
-            )
+        if not circumstances.drawing_benefits:
+            must_be_zero(benefits, "benefit amounts move only for a person drawing benefits (Art. 14)")
+        must_be_zero(("individual_account_fen", "pooled_fund_fen"), "an unemployment transfer moves no account")
     else:  # resident pension and the medical kinds move the individual account only
         parts = info.individual_account_fen
-        if info.pooled_fund_fen:
-            found.append(FieldViolation("info.pooled_fund_fen", "no pooled fund moves with this kind of transfer"))
+        must_be_zero(("pooled_fund_fen",), "no pooled fund moves with this kind of transfer")
+        must_be_zero(benefits, "only unemployment transfers move benefit amounts")
     if info.funds_fen != parts:
         found.append(
             FieldViolation("info.funds_fen", f"{info.funds_fen} fen transferred, but the table adds up to {parts} fen")
@@ -184,20 +198,19 @@ def send_transfer_info(
     """The source agency's table and funds. Raises ``FailedPrecondition(FUNDS_MISMATCH)`` on a mismatch;
     ``refuse_transfer_info`` records that refusal on the timeline."""
     access.check(actor, Action.TRANSFER_INFO, transfer)
-    if transfer.kind in (Kind.EMPLOYEE_PENSION, Kind.INSTITUTION_ENTERPRISE_PENSION) or info.contributions:
-        bad = [FieldViolation(f"info.{path}", text) for path, text in record_errors(info.contributions)]
-        if bad:
-            raise invalid(bad, reason="BAD_CONTRIBUTION_RECORD")
-    if transfer.state is State.CONTACT_SENT:
-        mismatch = funds_violations(transfer.kind, transfer.circumstances.drawing_benefits, info, policy.pension)
-        if mismatch:
-            raise FailedPrecondition(
-                reason="FUNDS_MISMATCH",
-                message="the funds do not match the information table: "
-                + "; ".join(f"{v.field}: {v.description}" for v in mismatch),
-                violations=mismatch,
-                metadata={"transfer_id": transfer.transfer_id},
-            )
+    _require_state(transfer, {State.CONTACT_SENT})
+    bad = [FieldViolation(f"info.{path}", text) for path, text in record_errors(info.contributions)]
+    if bad:
+        raise invalid(bad, reason="BAD_CONTRIBUTION_RECORD")
+    mismatch = funds_violations(transfer.kind, transfer.circumstances, info, policy.pension)
+    if mismatch:
+        raise FailedPrecondition(
+            reason="FUNDS_MISMATCH",
+            message="the funds do not match the information table: "
+            + "; ".join(f"{v.field}: {v.description}" for v in mismatch),
+            violations=mismatch,
+            metadata={"transfer_id": transfer.transfer_id},
+        )
     step = _start_step(transfer.kind, StepName.TRANSFER_IN, access.target_agency(transfer), now, policy)
     what = "account balance" if transfer.kind in MEDICAL_KINDS else "funds"
     text = "; ".join(
@@ -283,12 +296,11 @@ def reject(transfer: Transfer, actor: Participant, now: datetime, *, reason: str
 
 def cancel(transfer: Transfer, actor: Participant, now: datetime, *, reason: str) -> Decision:
     access.check(actor, Action.CANCEL, transfer)
-    # The source agency only knows of the transfer once the contact letter went out.
-    notices = (
-        (Notice(NoticeType.TRANSFER_CLOSED, access.source_agency(transfer), None, reason),)
-        if transfer.state is State.CONTACT_SENT
-        else ()
-    )
+    # The source agency only knows of the transfer once the contact letter went out (and needs no notice when
+    # it is the cancelling agency itself, inside one region).
+    source = access.source_agency(transfer)
+    told = transfer.state is State.CONTACT_SENT and source != actor.agency
+    notices = (Notice(NoticeType.TRANSFER_CLOSED, source, None, reason),) if told else ()
     return _advance(
         transfer,
         actor,

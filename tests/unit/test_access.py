@@ -107,8 +107,8 @@ def test_operator_reads_any_transfer() -> None:
 
 @pytest.mark.parametrize("action", ACTING, ids=lambda a: a.name)
 def test_operator_may_not_act(action: Action) -> None:
-    # The operator is no party, so it is told NOT_FOUND like any non-party (though it may READ the transfer).
-    with pytest.raises(NotFound):
+    # The operator may read the transfer, so it learns nothing new from PERMISSION_DENIED.
+    with pytest.raises(PermissionDenied):
         access.check(p("operator:alice"), action, transfer())
 
 

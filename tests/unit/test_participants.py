@@ -93,11 +93,6 @@ def test_malformed_texts_are_unauthenticated(text: str) -> None:
     assert caught.value.message == "the caller names no valid participant"  # never echoes the text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: participants._REGION uses \\d and $, so it accepts non-ASCII digits "
-    "and a region followed by a newline",
-)
 @pytest.mark.parametrize(
     "text",
     [

@@ -398,8 +398,14 @@ def test_step_started_late_in_the_year_is_provisional() -> None:
 # --- the funds check -------------------------------------------------------------------------------
 
 
-def fields(kind: Kind, info: TransferInfo, drawing_benefits: bool = False) -> list[str]:
-    return [v.field for v in funds_violations(kind, drawing_benefits, info, DEFAULT_RULES)]
+def fields(
+    kind: Kind,
+    info: TransferInfo,
+    drawing_benefits: bool = False,
+    direction: PensionDirection = PensionDirection.INSTITUTION_TO_ENTERPRISE,
+) -> list[str]:
+    circumstances = Circumstances(drawing_benefits=drawing_benefits, direction=direction)
+    return [v.field for v in funds_violations(kind, circumstances, info, DEFAULT_RULES)]
 
 
 def test_pension_info_from_compute_funds_passes() -> None:
@@ -414,7 +420,7 @@ def test_pooled_fund_off_by_one_fen() -> None:
     good = pension_info()
     for delta in (1, -1):
         bad = replace(good, pooled_fund_fen=good.pooled_fund_fen + delta, funds_fen=good.funds_fen + delta)
-        violations = funds_violations(Kind.EMPLOYEE_PENSION, False, bad, DEFAULT_RULES)
+        violations = funds_violations(Kind.EMPLOYEE_PENSION, Circumstances(), bad, DEFAULT_RULES)
         assert [v.field for v in violations] == ["info.pooled_fund_fen"]
         assert str(RECORD_POOLED) in violations[0].description
 
@@ -422,7 +428,7 @@ def test_pooled_fund_off_by_one_fen() -> None:
 def test_funds_must_equal_the_parts() -> None:
     good = pension_info()
     bad = replace(good, funds_fen=good.funds_fen - 1)
-    violations = funds_violations(Kind.EMPLOYEE_PENSION, False, bad, DEFAULT_RULES)
+    violations = funds_violations(Kind.EMPLOYEE_PENSION, Circumstances(), bad, DEFAULT_RULES)
     assert [v.field for v in violations] == ["info.funds_fen"]
     assert f"the table adds up to {good.funds_fen} fen" in violations[0].description
 
@@ -435,7 +441,7 @@ def test_account_above_the_cap() -> None:
         contributions=RECORD,
         funds_fen=RECORD_CAP + 1 + RECORD_POOLED,
     )
-    violations = funds_violations(Kind.EMPLOYEE_PENSION, False, over, DEFAULT_RULES)
+    violations = funds_violations(Kind.EMPLOYEE_PENSION, Circumstances(), over, DEFAULT_RULES)
     assert [v.field for v in violations] == ["info.individual_account_fen"]
     assert "by 1 fen" in violations[0].description
 
@@ -518,9 +524,12 @@ def test_unemployment_amounts_move_while_drawing_benefits() -> None:
 
 def test_unemployment_amounts_only_when_drawing_benefits() -> None:
     assert fields(Kind.UNEMPLOYMENT, TransferInfo(), drawing_benefits=False) == []
-    assert fields(Kind.UNEMPLOYMENT, BENEFITS, drawing_benefits=False) == ["info.remaining_benefit_fen"]
+    all_three = ["info.remaining_benefit_fen", "info.medical_subsidy_fen", "info.training_subsidy_fen"]
+    assert fields(Kind.UNEMPLOYMENT, BENEFITS, drawing_benefits=False) == all_three
     training_only = TransferInfo(training_subsidy_fen=5_000, funds_fen=5_000)
-    assert fields(Kind.UNEMPLOYMENT, training_only, drawing_benefits=False) == ["info.remaining_benefit_fen"]
+    assert fields(Kind.UNEMPLOYMENT, training_only, drawing_benefits=False) == ["info.training_subsidy_fen"]
+    account = TransferInfo(individual_account_fen=100, funds_fen=0)
+    assert fields(Kind.UNEMPLOYMENT, account, drawing_benefits=True) == ["info.individual_account_fen"]
 
 
 def test_unemployment_through_the_machine_uses_the_transfer_circumstances() -> None:
@@ -530,7 +539,11 @@ def test_unemployment_through_the_machine_uses_the_transfer_circumstances() -> N
     assert d.event.note == "information table and funds 325000 fen sent"  # no table number given
     with pytest.raises(FailedPrecondition) as caught:
         send_transfer_info(contacted(Kind.UNEMPLOYMENT), agency(SOURCE), T2, POLICY, info=BENEFITS)
-    assert [v.field for v in caught.value.violations] == ["info.remaining_benefit_fen"]
+    assert [v.field for v in caught.value.violations] == [
+        "info.remaining_benefit_fen",
+        "info.medical_subsidy_fen",
+        "info.training_subsidy_fen",
+    ]
 
 
 # Institution -> enterprise counts the pooled fund from 2014-10 only.
@@ -548,6 +561,10 @@ def test_institution_to_enterprise_counts_from_2014_10() -> None:
     employee = pension_info(IE_RECORD, balance=500_000)
     assert employee.pooled_fund_fen == EMPLOYEE_POOLED
     assert fields(Kind.INSTITUTION_ENTERPRISE_PENSION, employee) == ["info.pooled_fund_fen"]
+    # enterprise -> institution counts the enterprise years from 1998, as an employee pension does
+    to_institution = PensionDirection.ENTERPRISE_TO_INSTITUTION
+    assert fields(Kind.INSTITUTION_ENTERPRISE_PENSION, employee, direction=to_institution) == []
+    assert fields(Kind.INSTITUTION_ENTERPRISE_PENSION, info, direction=to_institution) == ["info.pooled_fund_fen"]
 
 
 def test_institution_to_enterprise_through_the_machine() -> None:
@@ -559,11 +576,6 @@ def test_institution_to_enterprise_through_the_machine() -> None:
     assert d.transfer.state is State.FUNDS_SENT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: funds_violations ignores circumstances.direction and applies the "
-    "2014-10 institution rule to enterprise -> institution transfers too",
-)
 def test_enterprise_to_institution_counts_enterprise_years_from_1998() -> None:
     # 人社部规〔2017〕1号: moving from an enterprise into an institution, the enterprise years' pooled fund
     # moves as in 66号 (12% of each year's base from 1998); only the institution side starts in 2014-10.
