@@ -11,11 +11,14 @@ import asyncio
 import statistics
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
+
+import grpc
 
 from adapters.simulated_agency import SimulatedAgencies
 from gateway._gen.sigw.v1 import common_pb2, transfer_pb2, transfer_pb2_grpc
-from gateway.config import Registry, Region, Settings
+from gateway.config import Region, Registry, Settings
 from gateway.domain.idnumber import make_id_number
 from gateway.domain.model import AgencyKey, AgencyType
 from gateway.server import start_gateway
@@ -24,16 +27,20 @@ REGIONS = ("110000", "310000", "440300", "510100")
 
 
 async def run(requests: int, concurrency: int, appendfsync: str) -> None:
-    import grpc
-
     data = Path(tempfile.mkdtemp(prefix="sigw-bench-"))
     sims = SimulatedAgencies("127.0.0.1:1")
     await sims.start((AgencyKey(r, t), "127.0.0.1:0") for r in REGIONS for t in AgencyType)
     for agency in sims.agencies.values():
         agency.act = False
     registry = Registry({r: Region(r, r, {t: sims.endpoints[AgencyKey(r, t)] for t in AgencyType}) for r in REGIONS})
-    settings = Settings(grpc_listen="127.0.0.1:0", http_listen="127.0.0.1:0", data_dir=data, calendar_file=None,
-                        dev_identity=True, appendfsync=appendfsync)
+    settings = Settings(
+        grpc_listen="127.0.0.1:0",
+        http_listen="127.0.0.1:0",
+        data_dir=data,
+        calendar_file=None,
+        dev_identity=True,
+        appendfsync=appendfsync,
+    )
     gateway = await start_gateway(settings, registry)
     sims.connect(gateway.target)
     latencies: list[float] = []
@@ -43,17 +50,20 @@ async def run(requests: int, concurrency: int, appendfsync: str) -> None:
 
     async with grpc.aio.insecure_channel(gateway.target) as channel:
         stub = transfer_pb2_grpc.TransferServiceStub(channel)
-        from datetime import date
 
         async def worker() -> None:
             while not queue.empty():
                 i = queue.get_nowait()
                 source, target = REGIONS[i % 4], REGIONS[(i + 1) % 4]
                 request = transfer_pb2.CreateTransferRequest(
-                    request_id=f"bench-{i}", kind=transfer_pb2.TRANSFER_KIND_EMPLOYEE_PENSION,
-                    person=common_pb2.Person(id_number=make_id_number("110105", date(1980, 1, 1), i % 1000),
-                                             name="测试"),
-                    source_region=source, target_region=target)
+                    request_id=f"bench-{i}",
+                    kind=transfer_pb2.TRANSFER_KIND_EMPLOYEE_PENSION,
+                    person=common_pb2.Person(
+                        id_number=make_id_number("110105", date(1980, 1, 1), i % 1000), name="测试"
+                    ),
+                    source_region=source,
+                    target_region=target,
+                )
                 started = time.perf_counter()
                 await stub.CreateTransfer(request, metadata=(("x-sigw-participant", f"agency:{target}:hrss"),))
                 latencies.append(time.perf_counter() - started)
