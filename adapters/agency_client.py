@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from gateway._gen.sigw.v1 import agency_pb2, agency_pb2_grpc
 
@@ -36,22 +38,27 @@ class DeliveryFailed(Exception):
     code: grpc.StatusCode
     detail: str
     retry_after_s: float | None = None
+    reason: str = ""
+    """The ErrorInfo reason the agency gave, if any."""
 
     def __str__(self) -> str:
         return f"{self.code.name}: {self.detail}"
 
 
-def _retry_delay(error: grpc.aio.AioRpcError) -> float | None:
-    from google.rpc import error_details_pb2
-    from grpc_status import rpc_status
-
+def failure(error: grpc.aio.AioRpcError) -> DeliveryFailed:
+    """The agency's failed call, with its RetryInfo delay and ErrorInfo reason when it sent them."""
+    retry_after, reason = None, ""
     status = rpc_status.from_call(error)
     for detail in status.details if status else ():
         if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
             info = error_details_pb2.RetryInfo()
             detail.Unpack(info)
-            return float(info.retry_delay.seconds + info.retry_delay.nanos / 1e9)
-    return None
+            retry_after = float(info.retry_delay.seconds + info.retry_delay.nanos / 1e9)
+        elif detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            error_info = error_details_pb2.ErrorInfo()
+            detail.Unpack(error_info)
+            reason = error_info.reason
+    return DeliveryFailed(error.code(), error.details() or "", retry_after, reason)
 
 
 class AgencyClients:
@@ -74,7 +81,27 @@ class AgencyClients:
         try:
             reply = await self._stub(endpoint).Deliver(request, timeout=timeout_s)
         except grpc.aio.AioRpcError as error:
-            raise DeliveryFailed(error.code(), error.details() or "", _retry_delay(error)) from error
+            raise failure(error) from error
+        return bool(reply.duplicate)
+
+    async def compute_settlement(
+        self, endpoint: str, request: agency_pb2.ComputeSettlementRequest, timeout_s: float
+    ) -> agency_pb2.ComputeSettlementResponse:
+        try:
+            reply: agency_pb2.ComputeSettlementResponse = await self._stub(endpoint).ComputeSettlement(
+                request, timeout=timeout_s
+            )
+        except grpc.aio.AioRpcError as error:
+            raise failure(error) from error
+        return reply
+
+    async def refund_settlement(
+        self, endpoint: str, request: agency_pb2.RefundSettlementRequest, timeout_s: float
+    ) -> bool:
+        try:
+            reply = await self._stub(endpoint).RefundSettlement(request, timeout=timeout_s)
+        except grpc.aio.AioRpcError as error:
+            raise failure(error) from error
         return bool(reply.duplicate)
 
     async def close(self) -> None:

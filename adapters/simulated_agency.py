@@ -24,10 +24,25 @@ from functools import partial
 import grpc
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
-from gateway._gen.sigw.v1 import agency_pb2, agency_pb2_grpc, transfer_pb2, transfer_pb2_grpc
+from adapters.demo_policies import DEMO_ACCOUNT_BALANCE_FEN, policy_for
+from gateway._gen.sigw.v1 import agency_pb2, agency_pb2_grpc, settlement_pb2, transfer_pb2, transfer_pb2_grpc
+from gateway.api.status import to_status
 from gateway.domain.model import AgencyKey, Kind
 from gateway.domain.pension import ContributionYear, compute_funds
 from gateway.domain.rules import PENSION_KINDS
+from gateway.domain.settlement import (
+    BillItem,
+    CatalogueClass,
+    FilingStatus,
+    InsuranceType,
+    MedicalType,
+    Split,
+    YearToDate,
+    apply_to_year,
+    revert_from_year,
+    split_bill,
+)
+from gateway.errors import SigwError
 
 log = logging.getLogger("sigw.sim")
 
@@ -96,6 +111,71 @@ def transfer_info_for(details: agency_pb2.TransferDetails) -> transfer_pb2.Trans
     return transfer_pb2.TransferInfo(table_number=table, individual_account_fen=account, funds_fen=account)
 
 
+def split_message(split: Split) -> settlement_pb2.SettlementSplit:
+    return settlement_pb2.SettlementSplit(
+        total_fen=split.total_fen,
+        fund_pay_fen=split.fund_pay_fen,
+        account_pay_fen=split.account_pay_fen,
+        cash_pay_fen=split.cash_pay_fen,
+        class_c_fen=split.class_c_fen,
+        class_b_self_fen=split.class_b_self_fen,
+        in_scope_fen=split.in_scope_fen,
+        deductible_fen=split.deductible_fen,
+        over_cap_fen=split.over_cap_fen,
+        ratio_percent=split.ratio_percent,
+        filing_status=settlement_pb2.FilingStatus.ValueType(split.filing),
+        note=split.note,
+    )
+
+
+Column = tuple[str, int, str, bool]  # person, year, insurance type, inpatient
+
+
+@dataclass
+class SettlementLedger:
+    """The insured region's books for non-local care: year-to-date figures per person and scheme column,
+    individual-account balances, and what each msgid settled (so a repeat gets the first answer)."""
+
+    year_to_date: dict[Column, YearToDate] = field(default_factory=dict)
+    balances: dict[str, int] = field(default_factory=dict)
+    answers: dict[str, settlement_pb2.SettlementSplit] = field(default_factory=dict)
+    settled: dict[str, tuple[Column, Split, str]] = field(default_factory=dict)
+    refunded: set[str] = field(default_factory=set)
+
+    @staticmethod
+    def column(bill: settlement_pb2.Bill) -> Column:
+        return (
+            bill.person.id_number,
+            bill.discharge_date.year,
+            bill.insurance_type,
+            MedicalType(bill.medical_type).inpatient,
+        )
+
+    def account(self, bill: settlement_pb2.Bill) -> int:
+        if bill.insurance_type != InsuranceType.EMPLOYEE.value:
+            return 0
+        return self.balances.setdefault(bill.person.id_number, DEMO_ACCOUNT_BALANCE_FEN)
+
+    def record(
+        self, settlement_id: str, bill: settlement_pb2.Bill, split: Split, answer: settlement_pb2.SettlementSplit
+    ) -> None:
+        column = self.column(bill)
+        self.year_to_date[column] = apply_to_year(self.year_to_date.get(column, YearToDate()), split)
+        self.balances[bill.person.id_number] = self.account(bill) - split.account_pay_fen
+        self.answers[bill.msgid] = answer
+        self.settled[settlement_id] = (column, split, bill.person.id_number)
+
+    def refund(self, msgid: str, settlement_id: str) -> bool:
+        """Undo a settlement once; False when this msgid (or the settlement) was refunded already."""
+        if msgid in self.refunded or settlement_id not in self.settled:
+            return False
+        column, split, person = self.settled.pop(settlement_id)
+        self.year_to_date[column] = revert_from_year(self.year_to_date[column], split)
+        self.balances[person] += split.account_pay_fen
+        self.refunded.add(msgid)
+        return True
+
+
 @dataclass
 class AgencyStats:
     applied: int = 0
@@ -112,6 +192,8 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
         self.act_delay_s = act_delay_s
         self.act = act
         self.available = True
+        self.answer_delay_s = 0.0
+        self.ledger = SettlementLedger()
         self.stats = AgencyStats()
         self.received: list[agency_pb2.DeliverRequest] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -189,6 +271,49 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
                     await answer()
         except grpc.aio.AioRpcError as error:
             log.warning("%s: the gateway refused our answer: %s %s", self.key, error.code().name, error.details())
+
+    # ------------------------------------------------------------------------------------- settlement
+
+    async def ComputeSettlement(
+        self, request: agency_pb2.ComputeSettlementRequest, context: grpc.aio.ServicerContext
+    ) -> agency_pb2.ComputeSettlementResponse:
+        if not self.available:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"agency {self.key} is down")
+        if self.answer_delay_s:
+            await asyncio.sleep(self.answer_delay_s)
+        if request.commit and request.bill.msgid in self.ledger.answers:
+            return agency_pb2.ComputeSettlementResponse(split=self.ledger.answers[request.bill.msgid])
+        bill = request.bill
+        column = self.ledger.column(bill)
+        try:
+            split = split_bill(
+                [
+                    BillItem(i.code, i.name, CatalogueClass(i.catalogue_class), i.amount_fen, i.self_pay_percent)
+                    for i in bill.items
+                ],
+                insurance=InsuranceType(bill.insurance_type),
+                medical=MedicalType(bill.medical_type),
+                hospital_level=bill.hospital_level,
+                filing=FilingStatus(request.filing_status),
+                year_to_date=self.ledger.year_to_date.get(column, YearToDate()),
+                account_balance_fen=self.ledger.account(bill),
+                policy=policy_for(self.key.region),
+            )
+        except SigwError as refusal:
+            await context.abort_with_status(to_status(refusal))
+        answer = split_message(split)
+        if request.commit:
+            self.ledger.record(request.settlement_id, bill, split, answer)
+        return agency_pb2.ComputeSettlementResponse(split=answer)
+
+    async def RefundSettlement(
+        self, request: agency_pb2.RefundSettlementRequest, context: grpc.aio.ServicerContext
+    ) -> agency_pb2.RefundSettlementResponse:
+        if not self.available:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"agency {self.key} is down")
+        return agency_pb2.RefundSettlementResponse(
+            duplicate=not self.ledger.refund(request.msgid, request.settlement_id)
+        )
 
     def _metadata(self) -> tuple[tuple[str, str], ...]:
         return ((PARTICIPANT_METADATA, self.participant),)

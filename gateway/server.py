@@ -20,17 +20,21 @@ from redis.exceptions import RedisError
 
 from adapters.agency_client import AgencyClients
 from adapters.simulated_agency import SimulatedAgencies
-from gateway._gen.sigw.v1 import agency_pb2, transfer_pb2, transfer_pb2_grpc
+from gateway._gen.sigw.v1 import agency_pb2, settlement_pb2_grpc, transfer_pb2, transfer_pb2_grpc
 from gateway.api.http import TransferCounts, serve_http
 from gateway.api.identity import IdentityResolver
 from gateway.api.observe import GrpcMetrics, ServerInterceptor
+from gateway.api.settlements import SettlementServicer
 from gateway.api.transfers import TransferServicer
 from gateway.config import Registry, Settings, load_calendar
 from gateway.dispatch.dispatcher import Dispatcher, DispatchMetrics, DispatchSettings
 from gateway.domain.model import SHANGHAI
 from gateway.domain.transfers import Policy
+from gateway.privacy import PersonKeys
 from gateway.service import Clock, TransferService
+from gateway.settlement_service import SettlementService
 from gateway.store.embedded import EmbeddedRedis
+from gateway.store.settlements import SettlementStore
 from gateway.store.transfers import TransferStore
 
 log = logging.getLogger("sigw")
@@ -141,9 +145,11 @@ async def start_gateway(
         interceptors=[ServerInterceptor(GrpcMetrics(metrics))],
         options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)],
     )
-    transfer_pb2_grpc.add_TransferServiceServicer_to_server(
-        TransferServicer(service, IdentityResolver(settings.dev_identity)), server
-    )
+    identity = IdentityResolver(settings.dev_identity)
+    agencies = AgencyClients()
+    transfer_pb2_grpc.add_TransferServiceServicer_to_server(TransferServicer(service, identity), server)
+    settlements = SettlementService(SettlementStore(client, settings.shards), registry, agencies, clock, PersonKeys())
+    settlement_pb2_grpc.add_SettlementServiceServicer_to_server(SettlementServicer(settlements, identity), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
@@ -166,7 +172,6 @@ async def start_gateway(
         await simulated.start((key, registry.endpoint(key) or "127.0.0.1:0") for key in registry.agencies())
 
     http = serve_http(settings.http_listen, metrics, lambda: gateway.serving)
-    agencies = AgencyClients()
     dispatcher = Dispatcher(
         client,
         registry,

@@ -29,11 +29,16 @@ DEFAULT_PAGE = 20
 WATCH_POLL_MS = 1000
 
 
-def fingerprint(request: Message) -> str:
-    """The payload of a request, without its request id, as a digest (AIP-155 payload comparison)."""
+def fingerprint(request: Message, *id_path: str) -> str:
+    """The payload of a request without its idempotency key (``request_id``, or the field at ``id_path``), as a
+    digest: AIP-155's same-payload comparison."""
     copy = type(request)()
     copy.CopyFrom(request)
-    copy.ClearField("request_id")
+    *parents, name = id_path or ("request_id",)
+    holder = copy
+    for parent in parents:
+        holder = getattr(holder, parent)
+    holder.ClearField(name)
     return hashlib.sha256(type(request).__name__.encode() + copy.SerializeToString(deterministic=True)).hexdigest()
 
 

@@ -94,3 +94,62 @@ def may_list(actor: Participant, region: str) -> AgencyType | None:
     raise PermissionDenied(
         reason="NOT_REGION_AGENCY", message=f"only region {region}'s agencies or an operator may list its transfers"
     )
+
+
+# ------------------------------------------------------------------------------------- settlement (Art. 23)
+#
+# ====================  ========================================================================
+# action                allowed callers
+# ====================  ========================================================================
+# file, cancel, list    the insured region's healthcare-security agency (only its own persons)
+# (pre-)settle          a hospital, as itself and as the place of treatment it belongs to
+# cancel, reverse       the hospital that made the settlement
+# read a settlement     that hospital, the insured region's healthcare-security agency, an operator
+# reconcile             a hospital, for itself
+# close a month, read   an operator (a statement: also any healthcare-security agency)
+# ====================  ========================================================================
+
+
+def require_insured_agency(actor: Participant, region: str) -> None:
+    if actor.agency != AgencyKey(region, AgencyType.HEALTHCARE_SECURITY):
+        raise PermissionDenied(
+            reason="NOT_INSURED_REGION_AGENCY",
+            message=f"only region {region}'s healthcare-security agency handles its filings",
+        )
+
+
+def require_hospital(actor: Participant, hospital_code: str, treatment_region: str | None = None) -> None:
+    if actor.role is not Role.HOSPITAL or actor.code != hospital_code:
+        raise PermissionDenied(reason="NOT_THIS_HOSPITAL", message=f"the caller is not hospital {hospital_code}")
+    if treatment_region is not None and actor.region != treatment_region:
+        raise PermissionDenied(
+            reason="NOT_PLACE_OF_TREATMENT",
+            message=f"hospital {hospital_code} belongs to region {actor.region}, not {treatment_region}",
+        )
+
+
+def not_this_hospitals_visit(visit_id: str) -> PermissionDenied:
+    return PermissionDenied(
+        reason="VISIT_OF_ANOTHER_HOSPITAL", message=f"stay {visit_id} was settled by another hospital"
+    )
+
+
+def require_operator(actor: Participant) -> None:
+    if actor.role is not Role.OPERATOR:
+        raise PermissionDenied(reason="NOT_OPERATOR", message="this needs the operator role")
+
+
+def may_read_statement(actor: Participant) -> None:
+    """Clearing statements: operators and every region's healthcare-security agency (they settle on them)."""
+    if actor.role is Role.OPERATOR or (actor.agency and actor.agency.agency_type is AgencyType.HEALTHCARE_SECURITY):
+        return
+    raise PermissionDenied(reason="NOT_OPERATOR", message="clearing statements are for operators and agencies")
+
+
+def may_read_settlement(actor: Participant, hospital_code: str, insured_region: str, settlement_id: str) -> None:
+    """The settling hospital, the insured region's healthcare agency or an operator; others: NOT_FOUND."""
+    if actor.role is Role.OPERATOR or (actor.role is Role.HOSPITAL and actor.code == hospital_code):
+        return
+    if actor.agency == AgencyKey(insured_region, AgencyType.HEALTHCARE_SECURITY):
+        return
+    raise NotFound(reason="SETTLEMENT_NOT_FOUND", message=f"settlement {settlement_id} not found")

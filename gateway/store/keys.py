@@ -58,3 +58,58 @@ def counts(shard: int) -> str:
 
 def outbox(shard: int, lane: str) -> str:
     return f"{_tag(shard)}:outbox:{lane}"
+
+
+# Non-local medical settlement. A settlement, its msgid record and its clearing contribution share the shard
+# of its msgid; a person's filings share the shard of the person's keyed hash (never the ID number itself).
+#
+# ``sigw:{sNN}:st:<settlement id>``      string   the settlement (JSON)
+# ``sigw:{sNN}:msg:<msgid>``             string   what a msgid did: payload fingerprint, settlement id, action
+# ``sigw:{sNN}:visit:<visit id>``        string   the hospital a stay (mdtrt_id) belongs to
+# ``sigw:{sNN}:hsp:<hospital code>``     zset     the hospital's settlements by settlement time (reconciliation)
+# ``sigw:{sNN}:mon:<YYYY-MM>``           set      settlements of a clearing month (recount)
+# ``sigw:{sNN}:clr:<YYYY-MM>``           hash     running clearing totals, ``<insured>|<treating>|<figure>``
+# ``sigw:{sNN}:closed:<YYYY-MM>``        string   present once the month is closed
+# ``sigw:{sNN}:fl:<filing id>``          string   a filing (JSON)
+# ``sigw:{sNN}:pfl:<person key>``        set      a person's filing ids
+# ``sigw:{sNN}:rfl:<insured region>``    zset     a region's filings by creation time
+
+
+def settlement(shard: int, settlement_id: str) -> str:
+    return f"{_tag(shard)}:st:{settlement_id}"
+
+
+def message(shard: int, msgid: str) -> str:
+    return f"{_tag(shard)}:msg:{msgid}"
+
+
+def visit(shard: int, visit_id: str) -> str:
+    return f"{_tag(shard)}:visit:{visit_id}"
+
+
+def hospital_index(shard: int, hospital: str) -> str:
+    return f"{_tag(shard)}:hsp:{hospital}"
+
+
+def month_settlements(shard: int, month: str) -> str:
+    return f"{_tag(shard)}:mon:{month}"
+
+
+def clearing(shard: int, month: str) -> str:
+    return f"{_tag(shard)}:clr:{month}"
+
+
+def month_closed(shard: int, month: str) -> str:
+    return f"{_tag(shard)}:closed:{month}"
+
+
+def filing(shard: int, filing_id: str) -> str:
+    return f"{_tag(shard)}:fl:{filing_id}"
+
+
+def person_filings(shard: int, person_key: str) -> str:
+    return f"{_tag(shard)}:pfl:{person_key}"
+
+
+def region_filings(shard: int, region: str) -> str:
+    return f"{_tag(shard)}:rfl:{region}"

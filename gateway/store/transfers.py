@@ -91,7 +91,7 @@ def count_field(kind: Kind, state: State) -> str:
 
 
 @asynccontextmanager
-async def _redis_errors() -> AsyncIterator[None]:
+async def redis_errors() -> AsyncIterator[None]:
     try:
         yield
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
@@ -110,7 +110,7 @@ class TransferStore:
         self._commit = client.register_script(source)
 
     async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
-        async with _redis_errors():
+        async with redis_errors():
             return await op()
 
     async def get(self, transfer_id: str) -> Transfer | None:
@@ -121,7 +121,7 @@ class TransferStore:
         return codec.transfer_from_json(raw) if raw else None
 
     async def get_many(self, transfer_ids: list[str]) -> list[Transfer | None]:
-        async with _redis_errors():
+        async with redis_errors():
             pipe = self.client.pipeline(transaction=False)
             for tid in transfer_ids:
                 pipe.hget(keys.transfer(shard_of(tid), tid), "json")
@@ -208,7 +208,7 @@ class TransferStore:
     async def list_region(self, region: str, before: str | None, limit: int) -> list[str]:
         """Transfer ids of a region, newest first, strictly older than the cursor ``before``."""
         upper = f"({before}" if before else "+"
-        async with _redis_errors():
+        async with redis_errors():
             pipe = self.client.pipeline(transaction=False)
             for shard in range(self.shards):
                 pipe.zrevrangebylex(keys.region_index(shard, region), upper, "-", start=0, num=limit)
@@ -217,7 +217,7 @@ class TransferStore:
         return members[:limit]
 
     async def counts(self) -> dict[tuple[str, str], int]:
-        async with _redis_errors():
+        async with redis_errors():
             pipe = self.client.pipeline(transaction=False)
             for shard in range(self.shards):
                 pipe.hgetall(keys.counts(shard))

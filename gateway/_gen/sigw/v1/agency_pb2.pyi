@@ -7,6 +7,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from gateway._gen.sigw.v1 import common_pb2 as _common_pb2
+from gateway._gen.sigw.v1 import settlement_pb2 as _settlement_pb2
 from gateway._gen.sigw.v1 import transfer_pb2 as _transfer_pb2
 import builtins as _builtins
 import sys
@@ -56,6 +57,113 @@ NOTICE_TYPE_TRANSFER_CLOSED: NoticeType.ValueType  # 5
 NOTICE_TYPE_STEP_OVERDUE: NoticeType.ValueType  # 6
 """To the holder: its step is past the working-day deadline."""
 Global___NoticeType: _TypeAlias = NoticeType  # noqa: Y015
+
+@_typing.final
+class ComputeSettlementRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BILL_FIELD_NUMBER: _builtins.int
+    FILING_STATUS_FIELD_NUMBER: _builtins.int
+    COMMIT_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_ID_FIELD_NUMBER: _builtins.int
+    filing_status: _settlement_pb2.FilingStatus.ValueType
+    """The filing the gateway found for this person, place and date."""
+    commit: _builtins.bool
+    """False: pre-settlement, record nothing."""
+    settlement_id: _builtins.str
+    """The gateway's settlement id (setl_id), when committing."""
+    @_builtins.property
+    def bill(self) -> _settlement_pb2.Bill:
+        """The bill, with the full ID number."""
+
+    def __init__(
+        self,
+        *,
+        bill: _settlement_pb2.Bill | None = ...,
+        filing_status: _settlement_pb2.FilingStatus.ValueType = ...,
+        commit: _builtins.bool = ...,
+        settlement_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill", "commit", b"commit", "filing_status", b"filing_status", "settlement_id", b"settlement_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComputeSettlementRequest: _TypeAlias = ComputeSettlementRequest  # noqa: Y015
+
+@_typing.final
+class ComputeSettlementResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPLIT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def split(self) -> _settlement_pb2.SettlementSplit: ...
+    def __init__(
+        self,
+        *,
+        split: _settlement_pb2.SettlementSplit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["split", b"split"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["split", b"split"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComputeSettlementResponse: _TypeAlias = ComputeSettlementResponse  # noqa: Y015
+
+@_typing.final
+class RefundSettlementRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MSGID_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_ID_FIELD_NUMBER: _builtins.int
+    BILL_FIELD_NUMBER: _builtins.int
+    SPLIT_FIELD_NUMBER: _builtins.int
+    msgid: _builtins.str
+    """The cancelling (or reversing) message's msgid."""
+    settlement_id: _builtins.str
+    @_builtins.property
+    def bill(self) -> _settlement_pb2.Bill:
+        """The settlement's bill and split, so the agency can undo it exactly."""
+
+    @_builtins.property
+    def split(self) -> _settlement_pb2.SettlementSplit: ...
+    def __init__(
+        self,
+        *,
+        msgid: _builtins.str = ...,
+        settlement_id: _builtins.str = ...,
+        bill: _settlement_pb2.Bill | None = ...,
+        split: _settlement_pb2.SettlementSplit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill", "split", b"split"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill", "msgid", b"msgid", "settlement_id", b"settlement_id", "split", b"split"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundSettlementRequest: _TypeAlias = RefundSettlementRequest  # noqa: Y015
+
+@_typing.final
+class RefundSettlementResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DUPLICATE_FIELD_NUMBER: _builtins.int
+    duplicate: _builtins.bool
+    """True when the agency had already applied this refund."""
+    def __init__(
+        self,
+        *,
+        duplicate: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicate", b"duplicate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundSettlementResponse: _TypeAlias = RefundSettlementResponse  # noqa: Y015
 
 @_typing.final
 class TransferDetails(_message.Message):

@@ -42,6 +42,16 @@ class RegionAgencyServiceStub:
                 request_serializer=sigw_dot_v1_dot_agency__pb2.DeliverRequest.SerializeToString,
                 response_deserializer=sigw_dot_v1_dot_agency__pb2.DeliverResponse.FromString,
                 _registered_method=True)
+        self.ComputeSettlement = channel.unary_unary(
+                '/sigw.v1.RegionAgencyService/ComputeSettlement',
+                request_serializer=sigw_dot_v1_dot_agency__pb2.ComputeSettlementRequest.SerializeToString,
+                response_deserializer=sigw_dot_v1_dot_agency__pb2.ComputeSettlementResponse.FromString,
+                _registered_method=True)
+        self.RefundSettlement = channel.unary_unary(
+                '/sigw.v1.RegionAgencyService/RefundSettlement',
+                request_serializer=sigw_dot_v1_dot_agency__pb2.RefundSettlementRequest.SerializeToString,
+                response_deserializer=sigw_dot_v1_dot_agency__pb2.RefundSettlementResponse.FromString,
+                _registered_method=True)
 
 
 class RegionAgencyServiceServicer:
@@ -58,6 +68,22 @@ class RegionAgencyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ComputeSettlement(self, request, context):
+        """Applies the insured region's policy to a non-local bill (参保地政策) and answers the split. With commit,
+        the agency records the settlement (year-to-date figures, account balance); it must dedup on msgid, so a
+        repeat returns the first answer. Refuses unfiled care with FAILED_PRECONDITION when its policy says so.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RefundSettlement(self, request, context):
+        """Undoes a committed settlement (撤销/冲正): restores year-to-date figures and the account. Dedup on msgid.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegionAgencyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -65,6 +91,16 @@ def add_RegionAgencyServiceServicer_to_server(servicer, server):
                     servicer.Deliver,
                     request_deserializer=sigw_dot_v1_dot_agency__pb2.DeliverRequest.FromString,
                     response_serializer=sigw_dot_v1_dot_agency__pb2.DeliverResponse.SerializeToString,
+            ),
+            'ComputeSettlement': grpc.unary_unary_rpc_method_handler(
+                    servicer.ComputeSettlement,
+                    request_deserializer=sigw_dot_v1_dot_agency__pb2.ComputeSettlementRequest.FromString,
+                    response_serializer=sigw_dot_v1_dot_agency__pb2.ComputeSettlementResponse.SerializeToString,
+            ),
+            'RefundSettlement': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefundSettlement,
+                    request_deserializer=sigw_dot_v1_dot_agency__pb2.RefundSettlementRequest.FromString,
+                    response_serializer=sigw_dot_v1_dot_agency__pb2.RefundSettlementResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -97,6 +133,60 @@ class RegionAgencyService:
             '/sigw.v1.RegionAgencyService/Deliver',
             sigw_dot_v1_dot_agency__pb2.DeliverRequest.SerializeToString,
             sigw_dot_v1_dot_agency__pb2.DeliverResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ComputeSettlement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sigw.v1.RegionAgencyService/ComputeSettlement',
+            sigw_dot_v1_dot_agency__pb2.ComputeSettlementRequest.SerializeToString,
+            sigw_dot_v1_dot_agency__pb2.ComputeSettlementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefundSettlement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sigw.v1.RegionAgencyService/RefundSettlement',
+            sigw_dot_v1_dot_agency__pb2.RefundSettlementRequest.SerializeToString,
+            sigw_dot_v1_dot_agency__pb2.RefundSettlementResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,6 +40,13 @@ class RegionAgencyServiceStub:
     """Delivers one outbound message. Return OK once it is durably taken (or was already); UNAVAILABLE or
     RESOURCE_EXHAUSTED (with RetryInfo) to be retried later; any other code sends it to the dead letters.
     """
+    ComputeSettlement: _grpc.UnaryUnaryMultiCallable[_agency_pb2.ComputeSettlementRequest, _agency_pb2.ComputeSettlementResponse]
+    """Applies the insured region's policy to a non-local bill (参保地政策) and answers the split. With commit,
+    the agency records the settlement (year-to-date figures, account balance); it must dedup on msgid, so a
+    repeat returns the first answer. Refuses unfiled care with FAILED_PRECONDITION when its policy says so.
+    """
+    RefundSettlement: _grpc.UnaryUnaryMultiCallable[_agency_pb2.RefundSettlementRequest, _agency_pb2.RefundSettlementResponse]
+    """Undoes a committed settlement (撤销/冲正): restores year-to-date figures and the account. Dedup on msgid."""
 
 @_typing.type_check_only
 class RegionAgencyServiceAsyncStub(RegionAgencyServiceStub):
@@ -53,6 +60,13 @@ class RegionAgencyServiceAsyncStub(RegionAgencyServiceStub):
     """Delivers one outbound message. Return OK once it is durably taken (or was already); UNAVAILABLE or
     RESOURCE_EXHAUSTED (with RetryInfo) to be retried later; any other code sends it to the dead letters.
     """
+    ComputeSettlement: _aio.UnaryUnaryMultiCallable[_agency_pb2.ComputeSettlementRequest, _agency_pb2.ComputeSettlementResponse]  # type: ignore[assignment]
+    """Applies the insured region's policy to a non-local bill (参保地政策) and answers the split. With commit,
+    the agency records the settlement (year-to-date figures, account balance); it must dedup on msgid, so a
+    repeat returns the first answer. Refuses unfiled care with FAILED_PRECONDITION when its policy says so.
+    """
+    RefundSettlement: _aio.UnaryUnaryMultiCallable[_agency_pb2.RefundSettlementRequest, _agency_pb2.RefundSettlementResponse]  # type: ignore[assignment]
+    """Undoes a committed settlement (撤销/冲正): restores year-to-date figures and the account. Dedup on msgid."""
 
 class RegionAgencyServiceServicer(metaclass=_abc_1.ABCMeta):
     """RegionAgencyService is what each region's agency system implements and the gateway calls. The gateway
@@ -69,5 +83,24 @@ class RegionAgencyServiceServicer(metaclass=_abc_1.ABCMeta):
         """Delivers one outbound message. Return OK once it is durably taken (or was already); UNAVAILABLE or
         RESOURCE_EXHAUSTED (with RetryInfo) to be retried later; any other code sends it to the dead letters.
         """
+
+    @_abc_1.abstractmethod
+    def ComputeSettlement(
+        self,
+        request: _agency_pb2.ComputeSettlementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agency_pb2.ComputeSettlementResponse, _abc.Awaitable[_agency_pb2.ComputeSettlementResponse]]:
+        """Applies the insured region's policy to a non-local bill (参保地政策) and answers the split. With commit,
+        the agency records the settlement (year-to-date figures, account balance); it must dedup on msgid, so a
+        repeat returns the first answer. Refuses unfiled care with FAILED_PRECONDITION when its policy says so.
+        """
+
+    @_abc_1.abstractmethod
+    def RefundSettlement(
+        self,
+        request: _agency_pb2.RefundSettlementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agency_pb2.RefundSettlementResponse, _abc.Awaitable[_agency_pb2.RefundSettlementResponse]]:
+        """Undoes a committed settlement (撤销/冲正): restores year-to-date figures and the account. Dedup on msgid."""
 
 def add_RegionAgencyServiceServicer_to_server(servicer: RegionAgencyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
