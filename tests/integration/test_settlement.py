@@ -383,7 +383,8 @@ async def test_closing_a_month_freezes_it_and_its_statement_nets_to_zero(demo: D
     assert (reason, metadata["month"]) == ("MONTH_CLOSED", "2026-03")
     reason, _, _ = await expect_error(
         stub(demo).CancelSettlement(
-            P.CancelSettlementRequest(msgid=msgid("H51010000001"), settlement_id=cd_settled.settlement_id), metadata=chengdu
+            P.CancelSettlementRequest(msgid=msgid("H51010000001"), settlement_id=cd_settled.settlement_id),
+            metadata=chengdu,
         ),
         grpc.StatusCode.FAILED_PRECONDITION,
     )
