@@ -11,11 +11,14 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import signal
 import sys
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +27,11 @@ from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from gateway._gen.sigw.v1 import common_pb2, transfer_pb2, transfer_pb2_grpc
+from gateway._gen.sigw.v1 import common_pb2, settlement_pb2, settlement_pb2_grpc, transfer_pb2, transfer_pb2_grpc
 from gateway.api.identity import METADATA_KEY
 from gateway.config import Registry, Settings
-from gateway.domain import idnumber
-from gateway.domain.model import AgencyType, Kind, State
+from gateway.domain import clearing, idnumber
+from gateway.domain.model import SHANGHAI, AgencyType, Kind, State
 from gateway.domain.rules import agency_type_of
 
 KINDS = {k.name.lower().replace("_", "-"): k for k in Kind}
@@ -56,10 +59,10 @@ def setup_logging() -> None:
 
 
 async def _serve(settings: Settings) -> None:
-    from gateway.server import start_gateway
+    from gateway.server import clock_from, start_gateway
 
     registry = Registry.load(settings.regions_file)
-    gateway = await start_gateway(settings, registry)
+    gateway = await start_gateway(settings, registry, clock=clock_from(settings.clock_start))
     logging.getLogger("sigw").info(
         "sigw serving gRPC on %s and HTTP on %s (%d regions%s)",
         settings.grpc_listen,
@@ -97,13 +100,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def pad(text: str, width: int) -> str:
+    """Left-justify by display width: CJK characters take two columns."""
+    shown = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return text + " " * max(width - shown, 1)
+
+
 def cmd_regions(args: argparse.Namespace) -> int:
     registry = Registry.load(args.regions_file)
-    print(f"{'region':<8}{'name':<12}{'HRSS agency':<24}healthcare-security agency")
+    print(f"{pad('region', 8)}{pad('name', 22)}{pad('HRSS agency', 24)}healthcare-security agency")
     for region in registry.regions.values():
         hrss = region.endpoints.get(AgencyType.HRSS, "-")
         care = region.endpoints.get(AgencyType.HEALTHCARE_SECURITY, "-")
-        print(f"{region.code:<8}{region.name:<12}{hrss:<24}{care}")
+        print(f"{pad(region.code, 8)}{pad(region.name, 22)}{pad(hrss, 24)}{care}")
     return 0
 
 
@@ -144,17 +153,19 @@ def print_transfer(t: transfer_pb2.Transfer) -> None:
     if t.close_reason:
         print(f"reason    {t.close_reason}")
     if t.HasField("info"):
-        i = t.info
+        info = t.info
         print(
-            f"funds     {i.funds_fen / 100:.2f} yuan (account {i.individual_account_fen / 100:.2f}, pooled "
-            f"{i.pooled_fund_fen / 100:.2f}), table {i.table_number or '-'}"
+            f"funds     {info.funds_fen / 100:.2f} yuan (account {info.individual_account_fen / 100:.2f}, pooled "
+            f"{info.pooled_fund_fen / 100:.2f}), table {info.table_number or '-'}"
         )
     if t.steps:
         print("steps")
-        for s in t.steps:
+        for i, s in enumerate(t.steps):
             name = _enum_name(transfer_pb2.StepName, s.name, "STEP_NAME_")
             flags = (" provisional" if s.provisional else "") + (" OVERDUE" if s.overdue else "")
-            done = f"done {_time(s.complete_time)}" if s.HasField("complete_time") else "open"
+            ended = t.state in (transfer_pb2.TRANSFER_STATE_REJECTED, transfer_pb2.TRANSFER_STATE_CANCELLED)
+            verb = "closed" if ended and i == len(t.steps) - 1 else "done"
+            done = f"{verb} {_time(s.complete_time)}" if s.HasField("complete_time") else "open"
             days = f"{s.working_days:>2} working day{'s' if s.working_days != 1 else ' '}"
             print(f"  {name:<15} {s.holder.region_code}  {days}, due {_date(s.due_date)}  {done}{flags}")
     if t.timeline:
@@ -319,6 +330,308 @@ def describe_rpc_error(error: grpc.RpcError) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------------------- settlement
+
+FILING_TYPES = {
+    n.removeprefix("FILING_TYPE_").lower().replace("_", "-"): v for n, v in settlement_pb2.FilingType.items() if v
+}
+
+
+def _settlements(args: argparse.Namespace) -> settlement_pb2_grpc.SettlementServiceStub:
+    return settlement_pb2_grpc.SettlementServiceStub(grpc.insecure_channel(args.target))
+
+
+def _day(text: str) -> common_pb2.Date:
+    d = date.fromisoformat(text)
+    return common_pb2.Date(year=d.year, month=d.month, day=d.day)
+
+
+def _yuan(fen: int) -> str:
+    return f"{fen / 100:,.2f}"
+
+
+def new_msgid(hospital: str) -> str:
+    """A national-style msgid: institution code + yyyyMMddHHmmss (Asia/Shanghai) + 4-digit sequence."""
+    return f"{hospital}{datetime.now(SHANGHAI):%Y%m%d%H%M%S}{secrets.randbelow(10_000):04d}"
+
+
+def print_filing(f: settlement_pb2.Filing) -> None:
+    kind = _enum_name(settlement_pb2.FilingType, f.type, "FILING_TYPE_")
+    until = _date(f.valid_until) if f.HasField("valid_until") else "until cancelled"
+    state = _enum_name(settlement_pb2.FilingState, f.state, "FILING_STATE_")
+    print(
+        f"{f.filing_id}  {kind:<26} {f.id_number_masked}  {f.insured_region} -> {f.treatment_region}  "
+        f"{_date(f.valid_from)} .. {until}  {state}"
+    )
+
+
+def print_split(s: settlement_pb2.SettlementSplit) -> None:
+    print(
+        f"total      {_yuan(s.total_fen):>12}  = fund {_yuan(s.fund_pay_fen)} + account {_yuan(s.account_pay_fen)}"
+        f" + cash {_yuan(s.cash_pay_fen)}"
+    )
+    print(
+        f"breakdown  class C {_yuan(s.class_c_fen)}, class B self-paid {_yuan(s.class_b_self_fen)}, in scope "
+        f"{_yuan(s.in_scope_fen)}, deductible {_yuan(s.deductible_fen)}, over cap {_yuan(s.over_cap_fen)}, "
+        f"ratio {s.ratio_percent}%"
+    )
+    print(f"policy     {s.note}")
+
+
+def print_settlement(s: settlement_pb2.Settlement) -> None:
+    state = _enum_name(settlement_pb2.SettlementState, s.state, "SETTLEMENT_STATE_")
+    print(f"settlement {s.settlement_id}  {state}  msgid {s.msgid}  month {s.clearing_month}")
+    print(
+        f"hospital   {s.hospital_code} ({s.treatment_region})  insured region {s.insured_region}  "
+        f"person {s.id_number_masked}  visit {s.visit_id}"
+    )
+    print_split(s.split)
+    if s.cancel_msgid:
+        print(f"cancelled  by {s.cancel_msgid} at {_time(s.cancel_time)}")
+
+
+def cmd_filing_create(args: argparse.Namespace) -> int:
+    request = settlement_pb2.CreateFilingRequest(
+        request_id=_request_id(args),
+        type=settlement_pb2.FilingType.ValueType(FILING_TYPES[args.type]),
+        person=common_pb2.Person(id_number=args.id_number, name=args.name),
+        insured_region=args.insured,
+        treatment_region=args.treatment,
+        valid_from=_day(args.valid_from or f"{datetime.now(SHANGHAI):%Y-%m-%d}"),
+    )
+    if args.valid_until:
+        request.valid_until.CopyFrom(_day(args.valid_until))
+    caller = args.as_ or f"agency:{args.insured}:healthcare"
+    print_filing(_settlements(args).CreateFiling(request, metadata=_meta(caller), timeout=args.timeout).filing)
+    return 0
+
+
+def cmd_filing_cancel(args: argparse.Namespace) -> int:
+    caller = args.as_ or f"agency:{args.insured}:healthcare"
+    reply = _settlements(args).CancelFiling(
+        settlement_pb2.CancelFilingRequest(request_id=_request_id(args), filing_id=args.filing_id, reason=args.reason),
+        metadata=_meta(caller),
+        timeout=args.timeout,
+    )
+    print_filing(reply.filing)
+    return 0
+
+
+def cmd_filing_list(args: argparse.Namespace) -> int:
+    reply = _settlements(args).ListFilings(
+        settlement_pb2.ListFilingsRequest(insured_region=args.insured, id_number=args.id_number or ""),
+        metadata=_meta(args.as_ or f"agency:{args.insured}:healthcare"),
+        timeout=args.timeout,
+    )
+    for f in reply.filings:
+        print_filing(f)
+    return 0
+
+
+def _bill(args: argparse.Namespace) -> settlement_pb2.Bill:
+    bill = json_format.Parse(Path(args.bill).read_text(encoding="utf-8"), settlement_pb2.Bill())
+    if args.msgid:
+        bill.msgid = args.msgid
+    elif not bill.msgid:
+        bill.msgid = new_msgid(bill.hospital_code)
+    return bill
+
+
+def _hospital(args: argparse.Namespace, bill: settlement_pb2.Bill) -> str:
+    return str(args.as_ or f"hospital:{bill.treatment_region}:{bill.hospital_code}")
+
+
+def cmd_presettle(args: argparse.Namespace) -> int:
+    bill = _bill(args)
+    reply = _settlements(args).PreSettle(
+        settlement_pb2.PreSettleRequest(bill=bill), metadata=_meta(_hospital(args, bill)), timeout=args.timeout
+    )
+    print("pre-settlement (nothing recorded)")
+    print_split(reply.split)
+    return 0
+
+
+def cmd_settle(args: argparse.Namespace) -> int:
+    bill = _bill(args)
+    reply = _settlements(args).Settle(
+        settlement_pb2.SettleRequest(bill=bill), metadata=_meta(_hospital(args, bill)), timeout=args.timeout
+    )
+    print_settlement(reply.settlement)
+    return 0
+
+
+def _hospital_of(args: argparse.Namespace) -> tuple[str, str]:
+    caller = args.as_ or ""
+    parts = caller.split(":")
+    if len(parts) != 3 or parts[0] != "hospital":
+        raise SystemExit("name the hospital with --as hospital:REGION:CODE")
+    return caller, parts[2]
+
+
+def cmd_settlement_cancel(args: argparse.Namespace) -> int:
+    caller, code = _hospital_of(args)
+    reply = _settlements(args).CancelSettlement(
+        settlement_pb2.CancelSettlementRequest(
+            msgid=args.msgid or new_msgid(code), settlement_id=args.settlement_id, reason=args.reason or ""
+        ),
+        metadata=_meta(caller),
+        timeout=args.timeout,
+    )
+    print_settlement(reply.settlement)
+    return 0
+
+
+def cmd_settlement_reverse(args: argparse.Namespace) -> int:
+    caller, code = _hospital_of(args)
+    reply = _settlements(args).ReverseMessage(
+        settlement_pb2.ReverseMessageRequest(
+            msgid=args.msgid or new_msgid(code),
+            original_msgid=args.original_msgid,
+            original_transaction=args.transaction or "",
+        ),
+        metadata=_meta(caller),
+        timeout=args.timeout,
+    )
+    print_settlement(reply.settlement)
+    return 0
+
+
+def cmd_settlement_show(args: argparse.Namespace) -> int:
+    reply = _settlements(args).GetSettlement(
+        settlement_pb2.GetSettlementRequest(settlement_id=args.settlement_id),
+        metadata=_meta(args.as_ or "operator:cli"),
+        timeout=args.timeout,
+    )
+    print_settlement(reply.settlement)
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    caller, code = _hospital_of(args)
+    request = json_format.Parse(Path(args.request).read_text(encoding="utf-8"), settlement_pb2.ReconcileRequest())
+    request.hospital_code = request.hospital_code or code
+    reply = _settlements(args).Reconcile(request, metadata=_meta(caller), timeout=args.timeout)
+    g = reply.gateway_totals
+    print(
+        f"{'matched' if reply.matched else 'NOT matched'}: gateway has {g.count} settlements, total "
+        f"{_yuan(g.total_fen)}, fund {_yuan(g.fund_pay_fen)}, account {_yuan(g.account_pay_fen)}, "
+        f"cash {_yuan(g.cash_pay_fen)}"
+    )
+    for d in reply.differences:
+        kind = _enum_name(settlement_pb2.DifferenceKind, d.kind, "DIFFERENCE_KIND_")
+        print(f"  {d.settlement_id}  {kind}")
+    return 0 if reply.matched else 3
+
+
+def _print_statement(statement: settlement_pb2.ClearingStatement, as_csv: bool) -> None:
+    pairs = {
+        (p.insured_region, p.treating_region): clearing.PairTotals(
+            p.insured_region, p.treating_region, p.count, p.total_fen, p.fund_pay_fen, p.account_pay_fen, p.cash_pay_fen
+        )
+        for p in statement.pairs
+    }
+    if as_csv:
+        print(clearing.statement(statement.month, pairs).csv(), end="")
+        return
+    print(
+        f"clearing {statement.month}  {'closed' if statement.closed else 'OPEN (running totals)'}  "
+        f"recount {'matches' if statement.recount_matches else 'DIFFERS'}"
+    )
+    print(f"  {'insured':<8}{'treating':<9}{'count':>6}{'total':>16}{'fund':>16}{'account':>14}{'owed':>16}")
+    for p in statement.pairs:
+        print(
+            f"  {p.insured_region:<8}{p.treating_region:<9}{p.count:>6}{_yuan(p.total_fen):>16}"
+            f"{_yuan(p.fund_pay_fen):>16}{_yuan(p.account_pay_fen):>14}{_yuan(p.owed_fen):>16}"
+        )
+    print("  net positions (+ receivable, - payable)")
+    for r in statement.positions:
+        print(f"  {r.region:<8}{_yuan(r.net_fen):>16}")
+
+
+def cmd_clearing_close(args: argparse.Namespace) -> int:
+    reply = _settlements(args).CloseMonth(
+        settlement_pb2.CloseMonthRequest(request_id=_request_id(args), month=args.month),
+        metadata=_meta(args.as_ or "operator:cli"),
+        timeout=args.timeout,
+    )
+    _print_statement(reply.statement, args.csv)
+    return 0
+
+
+def cmd_clearing_statement(args: argparse.Namespace) -> int:
+    reply = _settlements(args).GetClearingStatement(
+        settlement_pb2.GetClearingStatementRequest(month=args.month),
+        metadata=_meta(args.as_ or "operator:cli"),
+        timeout=args.timeout,
+    )
+    _print_statement(reply.statement, args.csv)
+    return 0
+
+
+def add_settlement_commands(sub: Any, common: argparse.ArgumentParser, mutating: argparse.ArgumentParser) -> None:
+    filing = sub.add_parser("filing", help="non-local care filings (备案) of an insured region").add_subparsers(
+        dest="action", required=True
+    )
+    create = filing.add_parser("create", parents=[common, mutating], help="file a person for non-local care")
+    create.add_argument("--type", required=True, choices=sorted(FILING_TYPES))
+    create.add_argument("--id-number", required=True)
+    create.add_argument("--name", required=True)
+    create.add_argument("--insured", required=True, help="insured region (参保地)")
+    create.add_argument("--treatment", required=True, help="place of treatment (就医地): a city or province code")
+    create.add_argument("--valid-from", help="YYYY-MM-DD (default today)")
+    create.add_argument("--valid-until", help="YYYY-MM-DD; required for temporary filings")
+    create.set_defaults(func=cmd_filing_create)
+    cancel = filing.add_parser("cancel", parents=[common, mutating], help="cancel a filing")
+    cancel.add_argument("filing_id")
+    cancel.add_argument("--insured", required=True, help="the insured region whose agency cancels")
+    cancel.add_argument("--reason", required=True)
+    cancel.set_defaults(func=cmd_filing_cancel)
+    listing = filing.add_parser("list", parents=[common], help="an insured region's filings")
+    listing.add_argument("--insured", required=True)
+    listing.add_argument("--id-number")
+    listing.set_defaults(func=cmd_filing_list)
+
+    settlement = sub.add_parser("settlement", help="settle non-local bills as a hospital (Art. 23)").add_subparsers(
+        dest="action", required=True
+    )
+    for name, func, text in (
+        ("pre", cmd_presettle, "compute the split, record nothing"),
+        ("settle", cmd_settle, "settle a bill"),
+    ):
+        p = settlement.add_parser(name, parents=[common], help=text)
+        p.add_argument("--bill", required=True, help="the Bill as protobuf JSON (see examples/)")
+        p.add_argument("--msgid", help="default: the bill's, else a new one from the hospital code and the time")
+        p.set_defaults(func=func)
+    p = settlement.add_parser("cancel", parents=[common], help="cancel (refund) a settlement")
+    p.add_argument("settlement_id")
+    p.add_argument("--msgid")
+    p.add_argument("--reason")
+    p.set_defaults(func=cmd_settlement_cancel)
+    p = settlement.add_parser("reverse", parents=[common], help="reverse a settlement message by its msgid")
+    p.add_argument("--original-msgid", required=True)
+    p.add_argument("--transaction", help="the original transaction code, e.g. 2304")
+    p.add_argument("--msgid")
+    p.set_defaults(func=cmd_settlement_reverse)
+    p = settlement.add_parser("show", parents=[common], help="one settlement")
+    p.add_argument("settlement_id")
+    p.set_defaults(func=cmd_settlement_show)
+    p = settlement.add_parser("reconcile", parents=[common], help="compare the hospital's totals (对账)")
+    p.add_argument("--request", required=True, help="a ReconcileRequest as protobuf JSON")
+    p.set_defaults(func=cmd_reconcile)
+
+    clearing_cmd = sub.add_parser("clearing", help="monthly clearing between regions (清算)").add_subparsers(
+        dest="action", required=True
+    )
+    p = clearing_cmd.add_parser("close", parents=[common, mutating], help="close a month and print its statement")
+    p.add_argument("month", help="YYYY-MM")
+    p.add_argument("--csv", action="store_true")
+    p.set_defaults(func=cmd_clearing_close)
+    p = clearing_cmd.add_parser("statement", parents=[common], help="a month's statement")
+    p.add_argument("month", help="YYYY-MM")
+    p.add_argument("--csv", action="store_true")
+    p.set_defaults(func=cmd_clearing_statement)
+
+
 # ------------------------------------------------------------------------------------------- parser
 
 
@@ -415,6 +728,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("reject", "cancel"):
             p.add_argument("--reason", required=True)
         p.set_defaults(func=func)
+    add_settlement_commands(sub, common, mutating)
     return parser
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from gateway.domain.calendar import WorkingDayCalendar, parse_calendar_file
@@ -110,7 +111,8 @@ class Settings:
     """Deliveries in flight per outbox shard."""
     demo: bool = False
     """Also start the simulated agencies of the regions file in this process."""
-    extra: dict[str, str] = field(default_factory=dict)
+    clock_start: datetime | None = None
+    """For tests and demos only: the clock starts at this instant and runs on (``SIGW_CLOCK_START``, ISO 8601)."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -125,4 +127,5 @@ class Settings:
             calendar_file=Path(e["SIGW_CALENDAR_FILE"]) if e.get("SIGW_CALENDAR_FILE") else defaults.calendar_file,
             dev_identity=e.get("SIGW_DEV_IDENTITY", "") in ("1", "true", "yes"),
             appendfsync=e.get("SIGW_APPENDFSYNC", defaults.appendfsync),
+            clock_start=datetime.fromisoformat(e["SIGW_CLOCK_START"]) if e.get("SIGW_CLOCK_START") else None,
         )

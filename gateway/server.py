@@ -47,6 +47,14 @@ def system_clock() -> datetime:
     return datetime.now(SHANGHAI)
 
 
+def clock_from(start: datetime | None) -> Clock:
+    """The system clock, or one that starts at ``start`` and runs on at the real pace (tests, demos)."""
+    if start is None:
+        return system_clock
+    offset = start - system_clock()
+    return lambda: system_clock() + offset
+
+
 @dataclass
 class Gateway:
     """A running gateway; ``stop()`` shuts it down in order."""
@@ -66,6 +74,7 @@ class Gateway:
     _agencies: AgencyClients
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     serving: bool = False
+    stopping: bool = False
 
     @property
     def target(self) -> str:
@@ -87,7 +96,7 @@ class Gateway:
             ok = False
             if self.serving:
                 log.error("store unreachable (%s): NOT_SERVING", type(exc).__name__)
-        if ok != self.serving:
+        if ok != self.serving and not self.stopping:
             await self._set_serving(ok)
             if ok:
                 log.info("store reachable: SERVING")
@@ -99,6 +108,7 @@ class Gateway:
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stop taking calls (NOT_SERVING first), let in-flight calls finish, then stop delivering."""
+        self.stopping = True
         await self._set_serving(False)
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace=grace_s)

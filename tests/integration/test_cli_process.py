@@ -3,6 +3,7 @@ embedded Redis, it still knows every transfer."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -56,7 +57,7 @@ class Served:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "SIGW_CALENDAR_FILE": ""}
+        env = {**os.environ, "SIGW_CALENDAR_FILE": "", "SIGW_CLOCK_START": "2026-03-02T09:00:00+08:00"}
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -178,3 +179,81 @@ def test_regions_lists_the_registry() -> None:
     out = sigw("regions", "--regions-file", str(ROOT / "config" / "regions.toml")).stdout
     assert all(code in out for code in ("110000", "310000", "440300", "510100"))
     assert "127.0.0.1:50061" in out
+
+
+def test_a_hospital_settles_cancels_reconciles_and_an_operator_clears_with_the_cli(
+    served: Served, tmp_path: Path
+) -> None:
+    bill = json.loads((ROOT / "examples" / "bill-inpatient.json").read_text())
+    bill["admissionDate"] = {"year": 2026, "month": 2, "day": 20}
+    bill["dischargeDate"] = {"year": 2026, "month": 3, "day": 1}
+    bill_file = tmp_path / "bill.json"
+    bill_file.write_text(json.dumps(bill, ensure_ascii=False))
+    target = ("--target", served.grpc)
+    hospital = ("--as", "hospital:440300:H44030000001")
+    sigw(
+        "filing",
+        "create",
+        *target,
+        "--type",
+        "long-term-resident",
+        "--id-number",
+        "11010519491231002X",
+        "--name",
+        "张三",
+        "--insured",
+        "110000",
+        "--treatment",
+        "440300",
+        "--valid-from",
+        "2026-01-01",
+    )
+    # The CLI makes msgids from the real time; this gateway's clock says 2026-03-02, so name them here.
+    pre = sigw(
+        "settlement", "pre", *target, "--bill", str(bill_file), "--msgid", "H44030000001" + "20260302080000" + "0009"
+    ).stdout
+    assert "nothing recorded" in pre and "fund 13,685.00 + account 3,000.00 + cash 3,315.00" in pre
+    msgid = "H44030000001" + "20260302083000" + "0001"
+    settled = sigw("settlement", "settle", *target, "--bill", str(bill_file), "--msgid", msgid).stdout
+    settlement_id = re.search(r"settlement (S\d\d-[0-9a-f]{16})", settled)
+    assert settlement_id and "month 2026-03" in settled
+    again = sigw("settlement", "settle", *target, "--bill", str(bill_file), "--msgid", msgid).stdout
+    assert settlement_id.group(1) in again
+    recon = tmp_path / "recon.json"
+    recon.write_text(
+        json.dumps(
+            {
+                "startDate": {"year": 2026, "month": 3, "day": 1},
+                "endDate": {"year": 2026, "month": 3, "day": 31},
+                "totals": {
+                    "count": 1,
+                    "totalFen": 2000000,
+                    "fundPayFen": 1368500,
+                    "accountPayFen": 300000,
+                    "cashPayFen": 331500,
+                },
+            }
+        )
+    )
+    assert (
+        "matched: gateway has 1 settlements"
+        in sigw("settlement", "reconcile", *target, *hospital, "--request", str(recon)).stdout
+    )
+    statement = sigw("clearing", "statement", "2026-03", *target).stdout
+    assert "16,685.00" in statement and "recount matches" in statement
+    cancelled = sigw(
+        "settlement",
+        "cancel",
+        settlement_id.group(1),
+        *target,
+        *hospital,
+        "--reason",
+        "refund",
+        "--msgid",
+        msgid[:-1] + "3",
+    )
+    assert "cancelled" in cancelled.stdout
+    closed = sigw("clearing", "close", "2026-03", "--csv", *target).stdout
+    assert closed.splitlines()[0].startswith("row,month,insured_region") and len(closed.splitlines()) == 1
+    late = sigw("settlement", "settle", *target, "--bill", str(bill_file), "--msgid", msgid[:-1] + "2", check=False)
+    assert late.returncode == 1 and "MONTH_CLOSED" in late.stderr

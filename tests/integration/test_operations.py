@@ -93,3 +93,20 @@ async def test_health_is_not_serving_while_redis_is_away_and_recovers(tmp_path: 
         await d.gateway.stop(grace_s=0.1)
         await d.sims.stop()
         redis_server.stop()
+
+
+async def test_health_stays_not_serving_through_a_graceful_shutdown(demo: Demo) -> None:
+    t = (await demo.transfers.CreateTransfer(create_request(), metadata=as_("agency:310000:hrss"))).transfer
+    # A call in flight (a watch) keeps the server in its grace period.
+    watch = demo.transfers.WatchTransfer(transfer_pb2.WatchTransferRequest(transfer_id=t.transfer_id),
+                                         metadata=as_("operator:x"))
+    await watch.read()
+    stopping = asyncio.create_task(demo.gateway.stop(grace_s=1.5))
+    await asyncio.sleep(0.1)
+    for _ in range(5):  # across several health-monitor rounds
+        await demo.gateway.check_store()
+        code, body = await asyncio.to_thread(http_get, demo.gateway.http_port, "/healthz")
+        assert (code, body.strip()) == (503, "NOT_SERVING")
+        await asyncio.sleep(0.2)
+    watch.cancel()
+    await stopping
