@@ -111,6 +111,13 @@ class Settings:
     """Deliveries in flight per outbox shard."""
     demo: bool = False
     """Also start the simulated agencies of the regions file in this process."""
+    instance: str = ""
+    """This process's name as a stream consumer (``SIGW_INSTANCE``); default ``<host>:<gRPC port>``, stable
+    across restarts so a restarted gateway resumes its own pending deliveries at once."""
+    claim_idle_ms: int = 30_000
+    """A delivery another gateway process took and left idle this long is taken over (``SIGW_CLAIM_IDLE_MS``)."""
+    sweep_interval_s: float = 60.0
+    """How often the overdue sweeper runs (``SIGW_SWEEP_INTERVAL_S``)."""
     clock_start: datetime | None = None
     """For tests and demos only: the clock starts at this instant and runs on (``SIGW_CLOCK_START``, ISO 8601)."""
 
@@ -127,5 +134,8 @@ class Settings:
             calendar_file=Path(e["SIGW_CALENDAR_FILE"]) if e.get("SIGW_CALENDAR_FILE") else defaults.calendar_file,
             dev_identity=e.get("SIGW_DEV_IDENTITY", "") in ("1", "true", "yes"),
             appendfsync=e.get("SIGW_APPENDFSYNC", defaults.appendfsync),
+            instance=e.get("SIGW_INSTANCE", ""),
+            claim_idle_ms=int(e.get("SIGW_CLAIM_IDLE_MS", defaults.claim_idle_ms)),
+            sweep_interval_s=float(e.get("SIGW_SWEEP_INTERVAL_S", defaults.sweep_interval_s)),
             clock_start=datetime.fromisoformat(e["SIGW_CLOCK_START"]) if e.get("SIGW_CLOCK_START") else None,
         )

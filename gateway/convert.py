@@ -16,6 +16,7 @@ from gateway.domain.model import (
     Circumstances,
     Event,
     Kind,
+    MilitaryService,
     Notice,
     PensionDirection,
     State,
@@ -73,6 +74,18 @@ class Violations:
         elif value > MAX_AMOUNT_FEN:
             self.add(field, f"more than {MAX_AMOUNT_FEN} fen is not a plausible amount")
 
+    def date(self, field: str, d: common_pb2.Date, *, required: bool = True) -> date | None:
+        """A calendar date; None (with a violation when required) when unset."""
+        if not (d.year or d.month or d.day):
+            if required:
+                self.add(field, "required")
+            return None
+        try:
+            return date(d.year, d.month, d.day)
+        except ValueError:
+            self.add(field, "not a real date")
+            return None
+
     def raise_if_any(self, reason: str = "INVALID_ARGUMENT") -> None:
         if self.items:
             raise invalid(self.items, reason=reason)
@@ -95,8 +108,10 @@ def application_from(req: transfer_pb2.CreateTransferRequest) -> Application:
     if c.direction not in PensionDirection._value2member_map_:
         v.add("circumstances.direction", "unknown direction")
     v.text("note", req.note, limit=MAX_NOTE)
+    military = military_from(req, v)
     v.raise_if_any()
     return Application(
+        military=military,
         kind=Kind(req.kind),
         id_number=req.person.id_number,
         name=req.person.name,
@@ -111,6 +126,44 @@ def application_from(req: transfer_pb2.CreateTransferRequest) -> Application:
             direction=PensionDirection(c.direction),
         ),
         note=req.note,
+    )
+
+
+def military_from(req: transfer_pb2.CreateTransferRequest, v: Violations) -> MilitaryService | None:
+    if not req.HasField("military"):
+        return None
+    m = req.military
+    start = v.date("military.service_start", m.service_start)
+    end = v.date("military.service_end", m.service_end)
+    if start and end and end < start:
+        v.add("military.service_end", "before the service start")
+    v.amount("military.subsidy_fen", m.subsidy_fen)
+    v.amount("military.account_fen", m.account_fen)
+    if not 1 <= len(m.voucher_numbers) <= 10:
+        v.add("military.voucher_numbers", "1-10 voucher numbers")
+    for i, number in enumerate(m.voucher_numbers):
+        if not _TABLE_NUMBER.fullmatch(number) or not number:
+            v.add(f"military.voucher_numbers[{i}]", "1-64 letters, digits or - / . _")
+    if start is None or end is None:
+        return None
+    return MilitaryService(
+        service_start=start,
+        service_end=end,
+        subsidy_fen=m.subsidy_fen,
+        account_fen=m.account_fen,
+        vouchers=tuple(m.voucher_numbers),
+        spouse=m.spouse,
+    )
+
+
+def military_to(m: MilitaryService) -> transfer_pb2.MilitaryService:
+    return transfer_pb2.MilitaryService(
+        service_start=_date(m.service_start),
+        service_end=_date(m.service_end),
+        subsidy_fen=m.subsidy_fen,
+        account_fen=m.account_fen,
+        voucher_numbers=list(m.vouchers),
+        spouse=m.spouse,
     )
 
 
@@ -194,6 +247,8 @@ def step_to(step: Step, today: date) -> transfer_pb2.Step:
     )
     if step.completed_at:
         msg.complete_time.CopyFrom(timestamp(step.completed_at))
+    if step.reminded_at:
+        msg.remind_time.CopyFrom(timestamp(step.reminded_at))
     return msg
 
 
@@ -240,6 +295,9 @@ def transfer_to(t: Transfer, today: date, timeline: list[tuple[str, Event]] | No
     open_step = t.open_step
     if open_step:
         msg.holder.CopyFrom(agency_to(open_step.holder))
+    if t.military:
+        msg.military.CopyFrom(military_to(t.military))
+        msg.priority = True
     if t.info:
         msg.info.CopyFrom(info_to(t.info))
     return msg

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import ThreadingHTTPServer
@@ -21,7 +22,7 @@ from redis.exceptions import RedisError
 from adapters.agency_client import AgencyClients
 from adapters.simulated_agency import SimulatedAgencies
 from gateway._gen.sigw.v1 import agency_pb2, settlement_pb2_grpc, transfer_pb2, transfer_pb2_grpc
-from gateway.api.http import TransferCounts, serve_http
+from gateway.api.http import StoreGauges, serve_http
 from gateway.api.identity import IdentityResolver
 from gateway.api.observe import GrpcMetrics, ServerInterceptor
 from gateway.api.settlements import SettlementServicer
@@ -36,6 +37,7 @@ from gateway.settlement_service import SettlementService
 from gateway.store.embedded import EmbeddedRedis
 from gateway.store.settlements import SettlementStore
 from gateway.store.transfers import TransferStore
+from gateway.sweeper import OverdueSweeper
 
 log = logging.getLogger("sigw")
 
@@ -65,7 +67,8 @@ class Gateway:
     store: TransferStore
     dispatcher: Dispatcher
     metrics: CollectorRegistry
-    counts: TransferCounts
+    gauges: StoreGauges
+    sweeper: OverdueSweeper
     simulated: SimulatedAgencies | None
     _server: grpc.aio.Server
     _http: ThreadingHTTPServer
@@ -90,7 +93,8 @@ class Gateway:
         """SERVING while Redis answers, NOT_SERVING while it does not; refresh the counts for /metrics."""
         try:
             await self.redis.ping()
-            self.counts.snapshot = await self.store.counts()
+            self.gauges.transfers = await self.store.counts()
+            self.gauges.lane_depths = await self.dispatcher.lane_depths()
             ok = True
         except (RedisError, OSError) as exc:
             ok = False
@@ -113,6 +117,7 @@ class Gateway:
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace=grace_s)
         self.dispatcher.stop()
+        self.sweeper.stopping.set()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -144,8 +149,8 @@ async def start_gateway(
     service = TransferService(store, policy, clock)
 
     metrics = CollectorRegistry()
-    counts = TransferCounts()
-    metrics.register(counts)
+    gauges = StoreGauges()
+    metrics.register(gauges)
     if settings.dev_identity:
         log.warning(
             "!!! DEVELOPMENT IDENTITY MODE: callers name themselves in x-sigw-participant metadata. "
@@ -186,9 +191,16 @@ async def start_gateway(
         client,
         registry,
         agencies,
-        dispatch or DispatchSettings(shards=settings.shards, concurrency=settings.dispatch_workers),
+        dispatch
+        or DispatchSettings(
+            shards=settings.shards,
+            concurrency=settings.dispatch_workers,
+            claim_idle_ms=settings.claim_idle_ms,
+            consumer=settings.instance or f"{socket.gethostname()}:{grpc_port}",
+        ),
         DispatchMetrics(metrics),
     )
+    sweeper = OverdueSweeper(service, metrics, interval_s=settings.sweep_interval_s)
     gateway = Gateway(
         grpc_port=grpc_port,
         http_port=http.server_address[1],
@@ -196,7 +208,8 @@ async def start_gateway(
         store=store,
         dispatcher=dispatcher,
         metrics=metrics,
-        counts=counts,
+        gauges=gauges,
+        sweeper=sweeper,
         simulated=simulated,
         _server=server,
         _http=http,
@@ -208,4 +221,5 @@ async def start_gateway(
     await gateway.check_store()
     gateway._tasks.append(asyncio.create_task(gateway._monitor()))
     gateway._tasks.append(asyncio.create_task(dispatcher.run()))
+    gateway._tasks.append(asyncio.create_task(sweeper.run()))
     return gateway

@@ -7,6 +7,7 @@ store commit.
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -67,11 +68,11 @@ class TransferService:
                 OutboundMessage(
                     message_id=message_id,
                     recipient=str(notice.recipient),
-                    lane="ordinary",
+                    lane="priority" if t.priority else "ordinary",
                     notice=notice.type.name,
                     transfer_id=t.transfer_id,
                     body=body.SerializeToString(),
-                    enqueued_ms=int(now.timestamp() * 1000),
+                    enqueued_ms=int(time.time() * 1000),  # queue time is wall time, not the domain clock
                 )
             )
         return out
@@ -151,6 +152,28 @@ class TransferService:
             message=f"transfer {transfer_id} is changing; retry",
             metadata={"transfer_id": transfer_id},
         )
+
+    async def remind(self, transfer_id: str) -> Transfer | None:
+        """The overdue sweeper's reminder for a transfer's open step; None when none is owed (any more)."""
+        for _ in range(_CONFLICT_RETRIES):
+            transfer = await self.store.get(transfer_id)
+            step = transfer.open_step if transfer else None
+            if transfer is None or step is None:
+                return None
+            try:
+                decision = transfers.remind_overdue(transfer, self.clock())
+            except FailedPrecondition:
+                return None
+            scope = f"sigw:sweeper|{transfer_id}|{step.name.name}"
+            record = IdempotencyRecord(scope, transfer_id)
+            try:
+                result = await self.store.commit(
+                    decision, scope=scope, record=record, messages=self._messages(decision)
+                )
+            except Aborted:
+                continue
+            return None if result.duplicate else decision.transfer
+        return None
 
     async def read(self, actor: Participant, transfer_id: str) -> Transfer:
         transfer = await self.store.get(transfer_id)

@@ -51,15 +51,7 @@ def check_msgid(v: Violations, field: str, msgid: str, hospital: str | None = No
 
 
 def date_of(v: Violations, field: str, d: common_pb2.Date, *, required: bool = True) -> date | None:
-    if not (d.year or d.month or d.day):
-        if required:
-            v.add(field, "required")
-        return None
-    try:
-        return date(d.year, d.month, d.day)
-    except ValueError:
-        v.add(field, "not a real date")
-        return None
+    return v.date(field, d, required=required)
 
 
 def date_to(d: date) -> common_pb2.Date:

@@ -11,17 +11,23 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 
-class TransferCounts(Collector):
-    """``sigw_transfers{kind,state}`` from the counts the store keeps, refreshed by the health monitor."""
+class StoreGauges(Collector):
+    """Gauges read from Redis by the health monitor (so a scrape never waits on Redis):
+    ``sigw_transfers{kind,state}`` and ``sigw_lane_depth{lane}``."""
 
     def __init__(self) -> None:
-        self.snapshot: dict[tuple[str, str], int] = {}
+        self.transfers: dict[tuple[str, str], int] = {}
+        self.lane_depths: dict[str, int] = {}
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily("sigw_transfers", "Transfers by kind and state.", labels=["kind", "state"])
-        for (kind, state), count in sorted(self.snapshot.items()):
+        for (kind, state), count in sorted(self.transfers.items()):
             family.add_metric([kind, state], count)
         yield family
+        lanes = GaugeMetricFamily("sigw_lane_depth", "Messages waiting or in flight, by lane.", labels=["lane"])
+        for lane, depth in sorted(self.lane_depths.items()):
+            lanes.add_metric([lane], depth)
+        yield lanes
 
 
 def serve_http(listen: str, registry: CollectorRegistry, serving: Callable[[], bool]) -> ThreadingHTTPServer:

@@ -3,13 +3,14 @@
 =================  ==========================================================================
 action             allowed callers
 =================  ==========================================================================
-CREATE             the target region's agency for the kind's line (转入地受理)
+CREATE             the target region's agency for the kind's line (转入地受理); a military agency for the
+                   military kinds (Art. 17)
 CONTACT_LETTER     the target agency
 TRANSFER_INFO      the source agency
 COMPLETE           the target agency
 REJECT             either party agency, while the transfer is open
 CANCEL             the target agency
-READ               either party agency, or an operator
+READ               either party agency, the participant that opened it, or an operator
 LIST (a region)    that region's agencies (their own line only), or an operator
 =================  ==========================================================================
 
@@ -24,7 +25,7 @@ import enum
 
 from gateway.domain.model import AgencyKey, AgencyType, Kind, Transfer
 from gateway.domain.participants import Participant, Role
-from gateway.domain.rules import agency_type_of
+from gateway.domain.rules import MILITARY_KINDS, agency_type_of
 from gateway.errors import NotFound, PermissionDenied
 
 
@@ -53,6 +54,12 @@ def target_agency(transfer: Transfer) -> AgencyKey:
 
 
 def may_create(actor: Participant, kind: Kind, target_region: str) -> None:
+    if kind in MILITARY_KINDS:
+        if actor.role is not Role.MILITARY:
+            raise PermissionDenied(
+                reason="NOT_MILITARY_AGENCY", message="military transfers are started by a military agency (Art. 17)"
+            )
+        return
     if actor.agency != AgencyKey(target_region, agency_type_of(kind)):
         raise PermissionDenied(
             reason="NOT_TARGET_AGENCY",
@@ -65,7 +72,7 @@ def check(actor: Participant, action: Action, transfer: Transfer) -> None:
     """Raise unless ``actor`` may take ``action`` on ``transfer``."""
     parties = {source_agency(transfer), target_agency(transfer)}
     if action is Action.READ:
-        if actor.role is Role.OPERATOR or actor.agency in parties:
+        if actor.role is Role.OPERATOR or actor.agency in parties or str(actor) == transfer.originator:
             return
         raise not_found(transfer.transfer_id)
     if actor.role is not Role.OPERATOR and actor.agency not in parties:

@@ -52,6 +52,8 @@ class Kind(enum.IntEnum):
     UNEMPLOYMENT = 7
     WORK_INJURY = 8
     MATERNITY = 9
+    MILITARY_PENSION = 10
+    MILITARY_MEDICAL = 11
 
 
 class State(enum.IntEnum):
@@ -136,11 +138,35 @@ class Step:
     due: date
     provisional: bool
     completed_at: datetime | None = None
+    reminded_at: datetime | None = None
 
     def overdue(self, today: date) -> bool:
         """Finished after its due date, or still open after it (``today`` in Asia/Shanghai)."""
         acted = self.completed_at.astimezone(SHANGHAI).date() if self.completed_at else today
         return acted > self.due
+
+
+# Service periods carry this area code (军队) instead of a region's.
+MILITARY_AREA = "910000"
+
+
+@dataclass(frozen=True)
+class MilitaryService:
+    """What a military agency sends with a discharged member's transfer (Art. 17): the service period (it counts
+    as contribution years), the subsidy and individual-account amounts, and the vouchers' numbers."""
+
+    service_start: date
+    service_end: date
+    subsidy_fen: int
+    account_fen: int
+    vouchers: tuple[str, ...]
+    spouse: bool = False
+    """An accompanying spouse without a job (随军未就业配偶)."""
+
+    @property
+    def service_months(self) -> int:
+        months = (self.service_end.year - self.service_start.year) * 12 + self.service_end.month
+        return months - self.service_start.month + 1
 
 
 @dataclass(frozen=True)
@@ -154,6 +180,7 @@ class Application:
     target_region: str
     circumstances: Circumstances = field(default_factory=Circumstances)
     note: str = ""
+    military: MilitaryService | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +201,14 @@ class Transfer:
     info: TransferInfo | None = None
     close_reason: str = ""
     version: int = 1
+    originator: str = ""
+    """The participant that opened it."""
+    military: MilitaryService | None = None
+
+    @property
+    def priority(self) -> bool:
+        """Military transfers travel the priority lane (Art. 17)."""
+        return self.military is not None
 
     @property
     def open_step(self) -> Step | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from gateway.domain.model import AgencyType, Application, Kind, Line, PensionDirection, StepName
+from gateway.domain.model import MILITARY_AREA, AgencyType, Application, Kind, Line, PensionDirection, StepName
 from gateway.errors import FailedPrecondition, FieldViolation, invalid
 
 LINE_OF_KIND: Mapping[Kind, Line] = {
@@ -23,6 +23,8 @@ LINE_OF_KIND: Mapping[Kind, Line] = {
     Kind.UNEMPLOYMENT: Line.UNEMPLOYMENT,
     Kind.WORK_INJURY: Line.WORK_INJURY,
     Kind.MATERNITY: Line.MATERNITY,
+    Kind.MILITARY_PENSION: Line.PENSION,
+    Kind.MILITARY_MEDICAL: Line.MEDICAL,
 }
 
 # Pension, unemployment and work injury: HRSS agency; medical and maternity: healthcare-security agency.
@@ -36,6 +38,7 @@ AGENCY_OF_LINE: Mapping[Line, AgencyType] = {
 
 PENSION_KINDS = frozenset({Kind.EMPLOYEE_PENSION, Kind.INSTITUTION_ENTERPRISE_PENSION, Kind.RESIDENT_PENSION})
 MEDICAL_KINDS = frozenset({Kind.EMPLOYEE_MEDICAL, Kind.RESIDENT_MEDICAL, Kind.EMPLOYEE_RESIDENT_MEDICAL})
+MILITARY_KINDS = frozenset({Kind.MILITARY_PENSION, Kind.MILITARY_MEDICAL})
 
 # Continuity of employee <-> resident medical needs this much continuous enrolment (DESIGN.md §2, Art. 13 ¶3).
 CONTINUITY_MONTHS = 24
@@ -52,6 +55,10 @@ _DEFAULT_DAYS: Mapping[Kind, StepDays] = {
     Kind.RESIDENT_MEDICAL: (1, 10, 5),
     Kind.EMPLOYEE_RESIDENT_MEDICAL: (1, 10, 5),
     Kind.UNEMPLOYMENT: (15, 15, 15),  # "prescribed time": unverified default
+    # Military transfers (Art. 17) arrive with their funds: only the civilian agency's step is left, with half
+    # the ordinary time (rounded up): priority service.
+    Kind.MILITARY_PENSION: (0, 0, 8),
+    Kind.MILITARY_MEDICAL: (0, 0, 3),
 }
 
 
@@ -76,13 +83,24 @@ def agency_type_of(kind: Kind) -> AgencyType:
 
 def check_eligibility(app: Application, known_regions: frozenset[str]) -> str:
     """Raise when the rules forbid this transfer; return a note for the timeline otherwise."""
+    military = app.kind in MILITARY_KINDS
+    if military and app.source_region != MILITARY_AREA:
+        raise invalid([FieldViolation("source_region", f"a military transfer leaves area {MILITARY_AREA}")])
+    if not military and app.source_region == MILITARY_AREA:
+        raise invalid([FieldViolation("kind", f"transfers from area {MILITARY_AREA} are military kinds")])
+    if military and app.military is None:
+        raise invalid([FieldViolation("military", "required for a military transfer (Art. 17)")])
     unknown = [
         FieldViolation(name, f"unknown region {code}")
         for name, code in (("source_region", app.source_region), ("target_region", app.target_region))
-        if code not in known_regions
+        if code not in known_regions and not (name == "source_region" and military)
     ]
     if unknown:
         raise invalid(unknown, reason="UNKNOWN_REGION")
+    if military:
+        assert app.military is not None
+        who = "accompanying spouse" if app.military.spouse else "discharged service member"
+        return f"military transfer (Art. 17) for a {who}: {app.military.service_months} months of service count"
     if app.kind in (Kind.WORK_INJURY, Kind.MATERNITY):
         line = "work-injury" if app.kind is Kind.WORK_INJURY else "maternity"
         raise FailedPrecondition(

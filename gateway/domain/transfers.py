@@ -14,6 +14,7 @@ from gateway.domain import access
 from gateway.domain.access import Action
 from gateway.domain.calendar import WorkingDayCalendar
 from gateway.domain.model import (
+    MILITARY_AREA,
     SHANGHAI,
     AgencyKey,
     Application,
@@ -55,7 +56,8 @@ def _start_step(kind: Kind, name: StepName, holder: AgencyKey, now: datetime, po
 
 
 def open_transfer(app: Application, transfer_id: str, actor: Participant, now: datetime, policy: Policy) -> Decision:
-    """Register an application at the target region (step 1 of every kind)."""
+    """Register an application at the target region (step 1 of every kind). A military transfer (Art. 17)
+    arrives with its funds, so it starts in FUNDS_SENT with only the civilian agency's step left."""
     access.may_create(actor, app.kind, app.target_region)
     eligibility_note = check_eligibility(app, policy.known_regions)
     draft = Transfer(
@@ -71,15 +73,49 @@ def open_transfer(app: Application, transfer_id: str, actor: Participant, now: d
         created_at=now,
         updated_at=now,
         version=1,
+        originator=str(actor),
+        military=app.military,
     )
-    step = _start_step(app.kind, StepName.CONTACT_LETTER, access.target_agency(draft), now, policy)
+    if app.military is not None:
+        m = app.military
+        info = TransferInfo(
+            table_number=" ".join(m.vouchers),
+            pooled_fund_fen=m.subsidy_fen,
+            individual_account_fen=m.account_fen,
+            funds_fen=m.subsidy_fen + m.account_fen,
+        )
+        step = _start_step(app.kind, StepName.TRANSFER_IN, access.target_agency(draft), now, policy)
+        draft = replace(draft, state=State.FUNDS_SENT, info=info)
+        notice = Notice(NoticeType.TRANSFER_INFO, step.holder, step, f"vouchers {' '.join(m.vouchers)}")
+        accepted = f"military agency sent subsidy {m.subsidy_fen} fen and account {m.account_fen} fen"
+    else:
+        step = _start_step(app.kind, StepName.CONTACT_LETTER, access.target_agency(draft), now, policy)
+        notice = Notice(NoticeType.TRANSFER_REQUESTED, step.holder, step)
+        accepted = "application accepted"
     transfer = replace(draft, steps=(step,))
-    note = "; ".join(n for n in ("application accepted", eligibility_note, app.note) if n)
+    note = "; ".join(n for n in (accepted, eligibility_note, app.note) if n)
     return Decision(
         transfer=transfer,
-        event=Event(time=now, actor=str(actor), from_state=None, to_state=State.SUBMITTED, note=note),
-        notices=(Notice(NoticeType.TRANSFER_REQUESTED, step.holder, step),),
+        event=Event(time=now, actor=str(actor), from_state=None, to_state=transfer.state, note=note),
+        notices=(notice,),
         previous_version=0,
+    )
+
+
+def remind_overdue(transfer: Transfer, now: datetime) -> Decision:
+    """The sweeper's reminder to the holder of an overdue step: once per step, recorded on the timeline."""
+    step = transfer.open_step
+    if step is None or step.reminded_at is not None or not step.overdue(now.astimezone(SHANGHAI).date()):
+        raise FailedPrecondition(reason="NOT_OVERDUE", message=f"transfer {transfer.transfer_id} owes no reminder")
+    reminded = replace(step, reminded_at=now)
+    note = f"{step.name.name.lower()} overdue since {step.due}: reminder sent to {step.holder}"
+    return Decision(
+        transfer=replace(
+            transfer, steps=(*transfer.steps[:-1], reminded), updated_at=now, version=transfer.version + 1
+        ),
+        event=Event(time=now, actor="sigw:sweeper", from_state=transfer.state, to_state=transfer.state, note=note),
+        notices=(Notice(NoticeType.STEP_OVERDUE, step.holder, reminded, note),),
+        previous_version=transfer.version,
     )
 
 
@@ -260,16 +296,17 @@ def complete(transfer: Transfer, actor: Participant, now: datetime, *, note: str
         allowed_from={State.FUNDS_SENT},
         to=State.COMPLETED,
         next_step=None,
-        notices=(
-            Notice(
-                NoticeType.TRANSFER_COMPLETED,
-                access.source_agency(transfer),
-                None,
-                "transfer completed: end the membership",
-            ),
+        notices=_notices_to(
+            access.source_agency(transfer), NoticeType.TRANSFER_COMPLETED, "transfer completed: end the membership"
         ),
         note=text,
     )
+
+
+def _notices_to(agency: AgencyKey, kind: NoticeType, note: str) -> tuple[Notice, ...]:
+    """A notice for an agency; none for the military area, whose agencies follow their transfers through the
+    gateway and run no RegionAgencyService."""
+    return () if agency.region == MILITARY_AREA else (Notice(kind, agency, None, note),)
 
 
 def _other_party(transfer: Transfer, actor: Participant) -> AgencyKey:
@@ -280,7 +317,7 @@ def _other_party(transfer: Transfer, actor: Participant) -> AgencyKey:
 def reject(transfer: Transfer, actor: Participant, now: datetime, *, reason: str) -> Decision:
     access.check(actor, Action.REJECT, transfer)
     other = _other_party(transfer, actor)
-    notices = () if other == actor.agency else (Notice(NoticeType.TRANSFER_CLOSED, other, None, reason),)
+    notices = () if other == actor.agency else _notices_to(other, NoticeType.TRANSFER_CLOSED, reason)
     return _advance(
         transfer,
         actor,

@@ -12,6 +12,7 @@ from gateway.domain.model import (
     Circumstances,
     Event,
     Kind,
+    MilitaryService,
     PensionDirection,
     State,
     Step,
@@ -44,6 +45,7 @@ def _step_to(step: Step) -> dict[str, Any]:
         "due": step.due.isoformat(),
         "provisional": step.provisional,
         "completed_at": step.completed_at.isoformat() if step.completed_at else None,
+        "reminded_at": step.reminded_at.isoformat() if step.reminded_at else None,
     }
 
 
@@ -58,6 +60,7 @@ def _step_from(d: dict[str, Any]) -> Step:
         due=date.fromisoformat(d["due"]),
         provisional=d["provisional"],
         completed_at=_time(d["completed_at"]),
+        reminded_at=_time(d.get("reminded_at")),
     )
 
 
@@ -77,6 +80,28 @@ def _info_to(info: TransferInfo) -> dict[str, Any]:
 def _info_from(d: dict[str, Any]) -> TransferInfo:
     years = tuple(ContributionYear(*row) for row in d.pop("contributions"))
     return TransferInfo(contributions=years, **d)
+
+
+def _military_to(m: MilitaryService) -> dict[str, Any]:
+    return {
+        "service_start": m.service_start.isoformat(),
+        "service_end": m.service_end.isoformat(),
+        "subsidy_fen": m.subsidy_fen,
+        "account_fen": m.account_fen,
+        "vouchers": list(m.vouchers),
+        "spouse": m.spouse,
+    }
+
+
+def _military_from(d: dict[str, Any]) -> MilitaryService:
+    return MilitaryService(
+        service_start=date.fromisoformat(d["service_start"]),
+        service_end=date.fromisoformat(d["service_end"]),
+        subsidy_fen=d["subsidy_fen"],
+        account_fen=d["account_fen"],
+        vouchers=tuple(d["vouchers"]),
+        spouse=d["spouse"],
+    )
 
 
 def transfer_to_json(t: Transfer) -> str:
@@ -104,6 +129,8 @@ def transfer_to_json(t: Transfer) -> str:
             "info": _info_to(t.info) if t.info else None,
             "close_reason": t.close_reason,
             "version": t.version,
+            "originator": t.originator,
+            "military": _military_to(t.military) if t.military else None,
         },
         ensure_ascii=False,
         separators=(",", ":"),
@@ -131,6 +158,8 @@ def transfer_from_json(text: str | bytes) -> Transfer:
         info=_info_from(d["info"]) if d["info"] else None,
         close_reason=d["close_reason"],
         version=d["version"],
+        originator=d.get("originator", ""),
+        military=_military_from(d["military"]) if d.get("military") else None,
     )
 
 

@@ -13,9 +13,16 @@ key                              type        holds
 ``sigw:{sNN}:idem:<scope>``      string      an idempotency record: payload fingerprint and the outcome
 ``sigw:{sNN}:idx:<region>``      sorted set  transfers leaving or entering a region (``<created ms>:<id>``)
 ``sigw:{sNN}:counts``            hash        transfers by ``<kind>|<state>`` (for metrics)
-``sigw:{sNN}:outbox:<lane>``     stream      messages waiting for delivery (consumer group ``dispatch``)
+``sigw:{sNN}:due``               sorted set  open steps not yet reminded, by due date (``<id>|<step>``)
+``sigw:{sNN}:outbox``            stream      committed messages waiting to be routed (consumer group ``route``)
+``sigw:{q:<agency>}:<lane>``     stream      an agency's lane (``priority``/``ordinary``), group ``dispatch``
 ``sigw:dlq``                     stream      dead letters: undeliverable messages with their reason
+``sigw:ops``                     stream      operator actions on the record (who, when, what)
 ===============================  ==========  ==============================================================
+
+Delivery is two stages. The commit script adds a message to its shard's outbox (same slot as the transfer);
+the router moves it to the recipient agency's lane stream. Each agency's lanes are read by their own worker, so a
+flooded or dead agency holds up no other, and the priority lane is always read first.
 """
 
 from __future__ import annotations
@@ -23,8 +30,11 @@ from __future__ import annotations
 import zlib
 
 PREFIX = "sigw"
+ROUTE_GROUP = "route"
 CONSUMER_GROUP = "dispatch"
 DEAD_LETTERS = f"{PREFIX}:dlq"
+OPERATOR_LOG = f"{PREFIX}:ops"
+LANES = ("priority", "ordinary")
 
 
 def shard_for(scope: str, shards: int) -> int:
@@ -56,8 +66,17 @@ def counts(shard: int) -> str:
     return f"{_tag(shard)}:counts"
 
 
-def outbox(shard: int, lane: str) -> str:
-    return f"{_tag(shard)}:outbox:{lane}"
+def outbox(shard: int) -> str:
+    return f"{_tag(shard)}:outbox"
+
+
+def due(shard: int) -> str:
+    return f"{_tag(shard)}:due"
+
+
+def agency_lane(agency: str, lane: str) -> str:
+    """An agency's lane stream; ``agency`` is ``<region>:<agency slug>``. Both lanes share one slot."""
+    return f"{PREFIX}:{{q:{agency}}}:{lane}"
 
 
 # Non-local medical settlement. A settlement, its msgid record and its clearing contribution share the shard

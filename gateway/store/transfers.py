@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import date
 from importlib import resources
 from typing import Any, TypeVar, cast
 
@@ -13,7 +14,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from gateway.domain.model import Decision, Event, Kind, State, Transfer
+from gateway.domain.model import Decision, Event, Kind, State, Step, Transfer
 from gateway.errors import Aborted, Unavailable
 from gateway.store import codec, keys
 
@@ -86,6 +87,22 @@ def shard_of(transfer_id: str) -> int:
     return -1
 
 
+def due_member(transfer_id: str, step: Step) -> str:
+    return f"{transfer_id}|{step.name.name}"
+
+
+def due_changes(decision: Decision) -> list[tuple[str, ...]]:
+    """How a decision moves the due-step index: steps it closed or reminded leave it, a step it opened joins."""
+    t, when = decision.transfer, decision.event.time
+    changes: list[tuple[str, ...]] = []
+    for step in t.steps:
+        if step.completed_at == when or step.reminded_at == when:
+            changes.append(("REM", due_member(t.transfer_id, step)))
+        elif step.started_at == when and step.completed_at is None:
+            changes.append(("ADD", due_member(t.transfer_id, step), f"{step.due:%Y%m%d}"))
+    return changes
+
+
 def count_field(kind: Kind, state: State) -> str:
     return f"{kind.name}|{state.name}"
 
@@ -133,15 +150,10 @@ class TransferStore:
         return IdempotencyRecord.from_json(raw) if raw else None
 
     async def commit(
-        self,
-        decision: Decision,
-        *,
-        scope: str,
-        record: IdempotencyRecord,
-        messages: list[OutboundMessage],
-        lane: str = "ordinary",
+        self, decision: Decision, *, scope: str, record: IdempotencyRecord, messages: list[OutboundMessage]
     ) -> Committed:
-        """Write the decision, its event, its messages and the idempotency record, all or nothing.
+        """Write the decision, its event, its messages, its due-step index changes and the idempotency record,
+        all or nothing.
 
         Raises ``Aborted`` when the transfer changed since it was read (a concurrent transition won).
         """
@@ -169,6 +181,8 @@ class TransferStore:
         for message in messages:
             fields = message.fields()
             args += [len(fields), *fields]
+        changes = due_changes(decision)
+        args += [len(changes)] + [item for change in changes for item in change]
         key_list = [
             keys.transfer(shard, t.transfer_id),
             keys.events(shard, t.transfer_id),
@@ -176,7 +190,8 @@ class TransferStore:
             keys.counts(shard),
             keys.region_index(shard, t.source_region),
             keys.region_index(shard, t.target_region),
-            keys.outbox(shard, lane),
+            keys.outbox(shard),
+            keys.due(shard),
         ]
         result = await self._call(lambda: self._commit(keys=key_list, args=args))
         status = result[0].decode()
@@ -189,6 +204,21 @@ class TransferStore:
                 metadata={"transfer_id": t.transfer_id},
             )
         return Committed(result[1].decode())
+
+    async def due_before(self, day: date, limit: int) -> list[tuple[str, str]]:
+        """Open, not yet reminded steps due before ``day``: (transfer id, step name), earliest first."""
+        score = int(f"{day:%Y%m%d}") - 1
+        found: list[tuple[int, str, str]] = []
+        async with redis_errors():
+            for shard in range(self.shards):
+                rows = cast(
+                    list[tuple[bytes, float]],
+                    await self.client.zrangebyscore(keys.due(shard), 0, score, start=0, num=limit, withscores=True),
+                )
+                for member, value in rows:
+                    transfer_id, step = member.decode().split("|")
+                    found.append((int(value), transfer_id, step))
+        return [(tid, step) for _, tid, step in sorted(found)[:limit]]
 
     async def timeline(self, transfer_id: str, after: str = "-") -> list[tuple[str, Event]]:
         shard = shard_of(transfer_id)

@@ -43,7 +43,7 @@ async def test_metrics_use_go_grpc_prometheus_names_and_count_transfers(demo: De
     assert "grpc_server_handling_seconds_bucket" in text
     assert 'sigw_transfers{kind="EMPLOYEE_PENSION",state="COMPLETED"} 1.0' in text
     assert 'sigw_transfers{kind="EMPLOYEE_PENSION",state="SUBMITTED"} 0.0' in text
-    assert 'sigw_deliveries_total{notice="CONTACT_LETTER",outcome="delivered"} 1.0' in text
+    assert 'sigw_deliveries_total{lane="ordinary",notice="CONTACT_LETTER",outcome="delivered"} 1.0' in text
     # No ID numbers and no transfer ids in any label.
     assert person_id() not in text and t.transfer_id not in text
 
@@ -98,8 +98,9 @@ async def test_health_is_not_serving_while_redis_is_away_and_recovers(tmp_path: 
 async def test_health_stays_not_serving_through_a_graceful_shutdown(demo: Demo) -> None:
     t = (await demo.transfers.CreateTransfer(create_request(), metadata=as_("agency:310000:hrss"))).transfer
     # A call in flight (a watch) keeps the server in its grace period.
-    watch = demo.transfers.WatchTransfer(transfer_pb2.WatchTransferRequest(transfer_id=t.transfer_id),
-                                         metadata=as_("operator:x"))
+    watch = demo.transfers.WatchTransfer(
+        transfer_pb2.WatchTransferRequest(transfer_id=t.transfer_id), metadata=as_("operator:x")
+    )
     await watch.read()
     stopping = asyncio.create_task(demo.gateway.stop(grace_s=1.5))
     await asyncio.sleep(0.1)

@@ -21,10 +21,10 @@ BJ_HRSS = as_("agency:110000:hrss")
 
 
 def keys_in(redis_url: str) -> set[bytes]:
-    """Every key except the (empty) outbox streams the dispatcher creates at start."""
+    """Every key except empty streams (the dispatcher creates its streams and groups at start)."""
     client = redis.Redis.from_url(redis_url)
     try:
-        return {k for k in client.keys("*") if b":outbox:" not in k or client.xlen(k)}
+        return {k for k in client.keys("*") if client.type(k) != b"stream" or client.xlen(k)}
     finally:
         client.close()
 

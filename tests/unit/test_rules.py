@@ -21,6 +21,7 @@ from gateway.domain.participants import Participant
 from gateway.domain.rules import (
     CONTINUITY_MONTHS,
     MEDICAL_KINDS,
+    MILITARY_KINDS,
     PENSION_KINDS,
     DeadlineRules,
     agency_type_of,
@@ -35,8 +36,9 @@ MONDAY = datetime(2026, 3, 2, 9, 0, tzinfo=SHANGHAI)  # Monday 2026-03-02 09:00
 BEIJING, SHANGHAI_REGION, SHENZHEN = "110000", "310000", "440300"
 KNOWN = frozenset({BEIJING, SHANGHAI_REGION, SHENZHEN, "510100"})
 CAL = WorkingDayCalendar()
-ALL_KINDS = tuple(Kind)
-TRANSFERABLE = tuple(k for k in Kind if k not in (Kind.WORK_INJURY, Kind.MATERNITY))
+ALL_KINDS = tuple(k for k in Kind if k not in MILITARY_KINDS)
+# Civilian kinds; the military ones (Art. 17) have tests of their own.
+TRANSFERABLE = tuple(k for k in Kind if k not in (Kind.WORK_INJURY, Kind.MATERNITY, *MILITARY_KINDS))
 
 # Circumstances under which each transferable kind is allowed, used where a test is about something else.
 ELIGIBLE = {

@@ -2,12 +2,13 @@
 -- transfer, append its timeline event, move its count, index it, and queue its outbound messages.
 --
 -- KEYS: 1 transfer hash, 2 events stream, 3 idempotency key, 4 counts hash, 5 source-region index,
---       6 target-region index, 7 outbox stream (all in one hash-tag slot)
+--       6 target-region index, 7 outbox stream, 8 due-step index (all in one hash-tag slot)
 -- ARGV: 1 expected version ("0": must not exist), 2 new version, 3 state, 4 transfer json,
 --       5 idempotency record, 6 its ttl in seconds, 7 index member ("" to leave the index alone),
 --       8 count field to decrement ("" none), 9 count field to increment ("" none),
 --       10 number of event field/value items, then those items,
---       then the number of messages, and for each: its number of field/value items, then those items.
+--       then the number of messages, and for each: its number of field/value items, then those items,
+--       then the number of due-index changes, each "ADD" member score | "REM" member.
 -- Returns {"OK", event id, message ids...} | {"DUPLICATE", idempotency record} | {"CONFLICT", version}.
 
 local existing = redis.call("GET", KEYS[3])
@@ -45,5 +46,17 @@ for _ = 1, messages do
   for j = 1, m do fields[j] = ARGV[i + j] end
   i = i + m + 1
   table.insert(result, redis.call("XADD", KEYS[7], "*", unpack(fields)))
+end
+
+local changes = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, changes do
+  if ARGV[i] == "ADD" then
+    redis.call("ZADD", KEYS[8], tonumber(ARGV[i + 2]), ARGV[i + 1])
+    i = i + 3
+  else
+    redis.call("ZREM", KEYS[8], ARGV[i + 1])
+    i = i + 2
+  end
 end
 return result

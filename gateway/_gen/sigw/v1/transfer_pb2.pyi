@@ -46,6 +46,10 @@ class _TransferKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Transfer
     """工伤保险 (Art. 15): never transferred; enrol at the new region. Requests are refused."""
     TRANSFER_KIND_MATERNITY: _TransferKind.ValueType  # 9
     """生育保险 (Art. 15): never transferred; enrol at the new region. Requests are refused."""
+    TRANSFER_KIND_MILITARY_PENSION: _TransferKind.ValueType  # 10
+    """军人退役基本养老保险 (Art. 17): started by a military agency from area 910000; priority lane."""
+    TRANSFER_KIND_MILITARY_MEDICAL: _TransferKind.ValueType  # 11
+    """军人退役医疗保险 (Art. 17): started by a military agency from area 910000; priority lane."""
 
 class TransferKind(_TransferKind, metaclass=_TransferKindEnumTypeWrapper):
     """The kind of transfer (转移接续类型); the kind decides eligibility, steps and deadlines."""
@@ -69,6 +73,10 @@ TRANSFER_KIND_WORK_INJURY: TransferKind.ValueType  # 8
 """工伤保险 (Art. 15): never transferred; enrol at the new region. Requests are refused."""
 TRANSFER_KIND_MATERNITY: TransferKind.ValueType  # 9
 """生育保险 (Art. 15): never transferred; enrol at the new region. Requests are refused."""
+TRANSFER_KIND_MILITARY_PENSION: TransferKind.ValueType  # 10
+"""军人退役基本养老保险 (Art. 17): started by a military agency from area 910000; priority lane."""
+TRANSFER_KIND_MILITARY_MEDICAL: TransferKind.ValueType  # 11
+"""军人退役医疗保险 (Art. 17): started by a military agency from area 910000; priority lane."""
 Global___TransferKind: _TypeAlias = TransferKind  # noqa: Y015
 
 class _TransferState:
@@ -200,6 +208,52 @@ class Circumstances(_message.Message):
 Global___Circumstances: _TypeAlias = Circumstances  # noqa: Y015
 
 @_typing.final
+class MilitaryService(_message.Message):
+    """What a military agency sends with a military transfer (Art. 17)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVICE_START_FIELD_NUMBER: _builtins.int
+    SERVICE_END_FIELD_NUMBER: _builtins.int
+    SUBSIDY_FEN_FIELD_NUMBER: _builtins.int
+    ACCOUNT_FEN_FIELD_NUMBER: _builtins.int
+    VOUCHER_NUMBERS_FIELD_NUMBER: _builtins.int
+    SPOUSE_FIELD_NUMBER: _builtins.int
+    subsidy_fen: _builtins.int
+    """军人退役养老/医疗保险补助 in fen."""
+    account_fen: _builtins.int
+    """个人账户 (individual account) amount in fen."""
+    spouse: _builtins.bool
+    """随军未就业配偶: the transfer is an accompanying jobless spouse's."""
+    @_builtins.property
+    def service_start(self) -> _common_pb2.Date:
+        """服役起止时间: the service period, which counts as contribution years."""
+
+    @_builtins.property
+    def service_end(self) -> _common_pb2.Date: ...
+    @_builtins.property
+    def voucher_numbers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """转移凭证编号: the vouchers' numbers."""
+
+    def __init__(
+        self,
+        *,
+        service_start: _common_pb2.Date | None = ...,
+        service_end: _common_pb2.Date | None = ...,
+        subsidy_fen: _builtins.int = ...,
+        account_fen: _builtins.int = ...,
+        voucher_numbers: _abc.Iterable[_builtins.str] | None = ...,
+        spouse: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["service_end", b"service_end", "service_start", b"service_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_fen", b"account_fen", "service_end", b"service_end", "service_start", b"service_start", "spouse", b"spouse", "subsidy_fen", b"subsidy_fen", "voucher_numbers", b"voucher_numbers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MilitaryService: _TypeAlias = MilitaryService  # noqa: Y015
+
+@_typing.final
 class ContributionYear(_message.Message):
     """One year of the contribution record (缴费记录) in the information table."""
 
@@ -322,6 +376,7 @@ class Step(_message.Message):
     PROVISIONAL_FIELD_NUMBER: _builtins.int
     COMPLETE_TIME_FIELD_NUMBER: _builtins.int
     OVERDUE_FIELD_NUMBER: _builtins.int
+    REMIND_TIME_FIELD_NUMBER: _builtins.int
     name: Global___StepName.ValueType
     working_days: _builtins.int
     provisional: _builtins.bool
@@ -342,6 +397,10 @@ class Step(_message.Message):
     def complete_time(self) -> _timestamp_pb2.Timestamp:
         """Unset while the step is open."""
 
+    @_builtins.property
+    def remind_time(self) -> _timestamp_pb2.Timestamp:
+        """When the overdue sweeper reminded the holder (once per step)."""
+
     def __init__(
         self,
         *,
@@ -353,10 +412,11 @@ class Step(_message.Message):
         provisional: _builtins.bool = ...,
         complete_time: _timestamp_pb2.Timestamp | None = ...,
         overdue: _builtins.bool = ...,
+        remind_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "due_date", b"due_date", "holder", b"holder", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "due_date", b"due_date", "holder", b"holder", "remind_time", b"remind_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "due_date", b"due_date", "holder", b"holder", "name", b"name", "overdue", b"overdue", "provisional", b"provisional", "start_time", b"start_time", "working_days", b"working_days"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "due_date", b"due_date", "holder", b"holder", "name", b"name", "overdue", b"overdue", "provisional", b"provisional", "remind_time", b"remind_time", "start_time", b"start_time", "working_days", b"working_days"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -423,6 +483,8 @@ class Transfer(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     TIMELINE_FIELD_NUMBER: _builtins.int
+    MILITARY_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
     transfer_id: _builtins.str
     kind: Global___TransferKind.ValueType
     line: _common_pb2.InsuranceLine.ValueType
@@ -435,6 +497,8 @@ class Transfer(_message.Message):
     """True when the open step is past its due date."""
     close_reason: _builtins.str
     """Why it was rejected or cancelled."""
+    priority: _builtins.bool
+    """True for transfers that travel the priority lane (military, Art. 17)."""
     @_builtins.property
     def person(self) -> Global___PersonView: ...
     @_builtins.property
@@ -459,6 +523,10 @@ class Transfer(_message.Message):
     def timeline(self) -> _containers.RepeatedCompositeFieldContainer[Global___TransferEvent]:
         """Full timeline; left empty in list results."""
 
+    @_builtins.property
+    def military(self) -> Global___MilitaryService:
+        """Set for military transfers."""
+
     def __init__(
         self,
         *,
@@ -478,10 +546,12 @@ class Transfer(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         timeline: _abc.Iterable[Global___TransferEvent] | None = ...,
+        military: Global___MilitaryService | None = ...,
+        priority: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "create_time", b"create_time", "holder", b"holder", "info", b"info", "person", b"person", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "create_time", b"create_time", "holder", b"holder", "info", b"info", "military", b"military", "person", b"person", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "close_reason", b"close_reason", "create_time", b"create_time", "holder", b"holder", "info", b"info", "kind", b"kind", "line", b"line", "overdue", b"overdue", "person", b"person", "source_region", b"source_region", "state", b"state", "steps", b"steps", "target_region", b"target_region", "timeline", b"timeline", "transfer_id", b"transfer_id", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "close_reason", b"close_reason", "create_time", b"create_time", "holder", b"holder", "info", b"info", "kind", b"kind", "line", b"line", "military", b"military", "overdue", b"overdue", "person", b"person", "priority", b"priority", "source_region", b"source_region", "state", b"state", "steps", b"steps", "target_region", b"target_region", "timeline", b"timeline", "transfer_id", b"transfer_id", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -498,6 +568,7 @@ class CreateTransferRequest(_message.Message):
     TARGET_REGION_FIELD_NUMBER: _builtins.int
     CIRCUMSTANCES_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
+    MILITARY_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key (AIP-155), at most 64 characters."""
     kind: Global___TransferKind.ValueType
@@ -511,6 +582,10 @@ class CreateTransferRequest(_message.Message):
     def person(self) -> _common_pb2.Person: ...
     @_builtins.property
     def circumstances(self) -> Global___Circumstances: ...
+    @_builtins.property
+    def military(self) -> Global___MilitaryService:
+        """Required for the military kinds, whose source_region is "910000"."""
+
     def __init__(
         self,
         *,
@@ -521,10 +596,11 @@ class CreateTransferRequest(_message.Message):
         target_region: _builtins.str = ...,
         circumstances: Global___Circumstances | None = ...,
         note: _builtins.str = ...,
+        military: Global___MilitaryService | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "person", b"person"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "military", b"military", "person", b"person"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "kind", b"kind", "note", b"note", "person", b"person", "request_id", b"request_id", "source_region", b"source_region", "target_region", b"target_region"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "kind", b"kind", "military", b"military", "note", b"note", "person", b"person", "request_id", b"request_id", "source_region", b"source_region", "target_region", b"target_region"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
