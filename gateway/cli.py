@@ -27,12 +27,20 @@ from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from gateway._gen.sigw.v1 import common_pb2, settlement_pb2, settlement_pb2_grpc, transfer_pb2, transfer_pb2_grpc
+from gateway._gen.sigw.v1 import (
+    common_pb2,
+    operator_pb2,
+    operator_pb2_grpc,
+    settlement_pb2,
+    settlement_pb2_grpc,
+    transfer_pb2,
+    transfer_pb2_grpc,
+)
 from gateway.api.identity import METADATA_KEY
 from gateway.config import Registry, Settings
 from gateway.domain import clearing, idnumber
 from gateway.domain.model import SHANGHAI, AgencyType, Kind, State
-from gateway.domain.rules import agency_type_of
+from gateway.domain.rules import MILITARY_KINDS, agency_type_of
 
 KINDS = {k.name.lower().replace("_", "-"): k for k in Kind}
 STATES = {s.name.lower().replace("_", "-"): int(s) for s in State}
@@ -181,7 +189,8 @@ def _request_id(args: argparse.Namespace) -> str:
 
 def cmd_create(args: argparse.Namespace) -> int:
     kind = KINDS[args.kind]
-    caller = args.as_ or f"agency:{args.to_region}:{agency_type_of(kind).slug}"
+    military = kind in MILITARY_KINDS
+    caller = args.as_ or ("military:DEMO" if military else f"agency:{args.to_region}:{agency_type_of(kind).slug}")
     request = transfer_pb2.CreateTransferRequest(
         request_id=_request_id(args),
         kind=transfer_pb2.TransferKind.ValueType(kind),
@@ -198,6 +207,19 @@ def cmd_create(args: argparse.Namespace) -> int:
             direction=transfer_pb2.PensionDirection.ValueType(DIRECTIONS.get(args.direction or "", 0)),
         ),
     )
+    if military:
+        if not (args.service_start and args.service_end and args.voucher):
+            raise SystemExit("a military transfer needs --service-start, --service-end and --voucher")
+        request.military.CopyFrom(
+            transfer_pb2.MilitaryService(
+                service_start=_day(args.service_start),
+                service_end=_day(args.service_end),
+                subsidy_fen=args.subsidy_fen,
+                account_fen=args.account_fen,
+                voucher_numbers=args.voucher,
+                spouse=args.spouse,
+            )
+        )
     reply = _stub(args).CreateTransfer(request, metadata=_meta(caller), timeout=args.timeout)
     print_transfer(reply.transfer)
     return 0
@@ -568,6 +590,83 @@ def cmd_clearing_statement(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator(args: argparse.Namespace) -> operator_pb2_grpc.OperatorServiceStub:
+    return operator_pb2_grpc.OperatorServiceStub(grpc.insecure_channel(args.target))
+
+
+def _print_queued(m: operator_pb2.QueuedMessage) -> None:
+    agency = f"{m.recipient.region_code}:{'hrss' if m.recipient.agency_type == 1 else 'healthcare'}"
+    print(
+        f"{m.entry_id:<22} {m.lane:<9} {agency:<18} {m.notice:<20} {m.transfer_id:<22} queued {_time(m.enqueue_time)}"
+    )
+    if m.reason:
+        print(f"  dead {_time(m.dead_time)}: {m.reason}")
+        for attempt in m.attempts:
+            print(f"    attempt {attempt}")
+
+
+def cmd_queue_list(args: argparse.Namespace) -> int:
+    request = operator_pb2.ListQueuedRequest(lane=args.lane or "", limit=args.limit)
+    if args.agency:
+        region, slug = args.agency.split(":")
+        request.agency.CopyFrom(
+            common_pb2.AgencyRef(
+                region_code=region, agency_type=common_pb2.AgencyType.ValueType(int(AgencyType.from_slug(slug)))
+            )
+        )
+    reply = _operator(args).ListQueued(request, metadata=_meta(args.as_ or "operator:cli"), timeout=args.timeout)
+    print("depth: " + ", ".join(f"{lane} {depth}" for lane, depth in sorted(reply.depth_by_lane.items())))
+    for m in reply.messages:
+        _print_queued(m)
+    return 0
+
+
+def cmd_dlq_list(args: argparse.Namespace) -> int:
+    reply = _operator(args).ListDeadLetters(
+        operator_pb2.ListDeadLettersRequest(limit=args.limit),
+        metadata=_meta(args.as_ or "operator:cli"),
+        timeout=args.timeout,
+    )
+    for m in reply.messages:
+        _print_queued(m)
+    print(f"{len(reply.messages)} dead letters")
+    return 0
+
+
+def cmd_dlq_redrive(args: argparse.Namespace) -> int:
+    if bool(args.entry_ids) == args.all:
+        raise SystemExit("name entry ids, or --all")
+    reply = _operator(args).RedriveDeadLetters(
+        operator_pb2.RedriveDeadLettersRequest(request_id=_request_id(args), entry_ids=args.entry_ids, all=args.all),
+        metadata=_meta(args.as_ or "operator:cli"),
+        timeout=args.timeout,
+    )
+    print(f"re-drove {reply.redriven} dead letters (on the record as {args.as_ or 'operator:cli'})")
+    return 0
+
+
+def add_operator_commands(sub: Any, common: argparse.ArgumentParser, mutating: argparse.ArgumentParser) -> None:
+    queue = sub.add_parser("queue", help="what waits for delivery, per lane").add_subparsers(
+        dest="action", required=True
+    )
+    p = queue.add_parser("list", parents=[common], help="queued messages, oldest first")
+    p.add_argument("--agency", help="REGION:hrss or REGION:healthcare")
+    p.add_argument("--lane", choices=["priority", "ordinary"])
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_queue_list)
+    dlq = sub.add_parser("dlq", help="dead letters: list, show, re-drive").add_subparsers(dest="action", required=True)
+    p = dlq.add_parser("list", parents=[common], help="dead letters with reasons and attempts")
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(func=cmd_dlq_list)
+    p = dlq.add_parser("show", parents=[common], help="the same as list, for a closer look")
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(func=cmd_dlq_list)
+    p = dlq.add_parser("redrive", parents=[common, mutating], help="put dead letters back on their lanes")
+    p.add_argument("entry_ids", nargs="*")
+    p.add_argument("--all", action="store_true")
+    p.set_defaults(func=cmd_dlq_redrive)
+
+
 def add_settlement_commands(sub: Any, common: argparse.ArgumentParser, mutating: argparse.ArgumentParser) -> None:
     filing = sub.add_parser("filing", help="non-local care filings (备案) of an insured region").add_subparsers(
         dest="action", required=True
@@ -686,6 +785,13 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--continuous-months", type=int, default=0)
     create.add_argument("--direction", choices=sorted(DIRECTIONS))
     create.add_argument("--note")
+    military = create.add_argument_group("military transfers (Art. 17): --from 910000, --as military:CODE")
+    military.add_argument("--service-start", help="YYYY-MM-DD")
+    military.add_argument("--service-end", help="YYYY-MM-DD")
+    military.add_argument("--subsidy-fen", type=int, default=0)
+    military.add_argument("--account-fen", type=int, default=0)
+    military.add_argument("--voucher", action="append", help="a voucher number (repeat for several)")
+    military.add_argument("--spouse", action="store_true", help="an accompanying jobless spouse's transfer")
     create.set_defaults(func=cmd_create)
 
     for name, func, helptext in (
@@ -729,6 +835,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--reason", required=True)
         p.set_defaults(func=func)
     add_settlement_commands(sub, common, mutating)
+    add_operator_commands(sub, common, mutating)
     return parser
 
 

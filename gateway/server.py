@@ -21,14 +21,24 @@ from redis.exceptions import RedisError
 
 from adapters.agency_client import AgencyClients
 from adapters.simulated_agency import SimulatedAgencies
-from gateway._gen.sigw.v1 import agency_pb2, settlement_pb2_grpc, transfer_pb2, transfer_pb2_grpc
+from gateway._gen.sigw.v1 import (
+    agency_pb2,
+    operator_pb2,
+    operator_pb2_grpc,
+    settlement_pb2,
+    settlement_pb2_grpc,
+    transfer_pb2,
+    transfer_pb2_grpc,
+)
 from gateway.api.http import StoreGauges, serve_http
 from gateway.api.identity import IdentityResolver
 from gateway.api.observe import GrpcMetrics, ServerInterceptor
+from gateway.api.operator import OperatorServicer
 from gateway.api.settlements import SettlementServicer
 from gateway.api.transfers import TransferServicer
 from gateway.config import Registry, Settings, load_calendar
 from gateway.dispatch.dispatcher import Dispatcher, DispatchMetrics, DispatchSettings
+from gateway.dispatch.operations import DeliveryOperations
 from gateway.domain.model import SHANGHAI
 from gateway.domain.transfers import Policy
 from gateway.privacy import PersonKeys
@@ -41,7 +51,11 @@ from gateway.sweeper import OverdueSweeper
 
 log = logging.getLogger("sigw")
 
-SERVICES = (transfer_pb2.DESCRIPTOR.services_by_name["TransferService"].full_name,)
+SERVICES = (
+    transfer_pb2.DESCRIPTOR.services_by_name["TransferService"].full_name,
+    settlement_pb2.DESCRIPTOR.services_by_name["SettlementService"].full_name,
+    operator_pb2.DESCRIPTOR.services_by_name["OperatorService"].full_name,
+)
 HEALTH_INTERVAL_S = 1.0
 
 
@@ -179,14 +193,6 @@ async def start_gateway(
     grpc_port = server.add_insecure_port(settings.grpc_listen)
     if grpc_port == 0:
         raise OSError(f"cannot listen on {settings.grpc_listen}")
-    await server.start()
-
-    simulated = None
-    if settings.demo:
-        simulated = SimulatedAgencies(f"127.0.0.1:{grpc_port}")
-        await simulated.start((key, registry.endpoint(key) or "127.0.0.1:0") for key in registry.agencies())
-
-    http = serve_http(settings.http_listen, metrics, lambda: gateway.serving)
     dispatcher = Dispatcher(
         client,
         registry,
@@ -200,6 +206,17 @@ async def start_gateway(
         ),
         DispatchMetrics(metrics),
     )
+    operator_pb2_grpc.add_OperatorServiceServicer_to_server(
+        OperatorServicer(DeliveryOperations(client, list(dispatcher.workers)), dispatcher, identity, clock), server
+    )
+    await server.start()
+
+    simulated = None
+    if settings.demo:
+        simulated = SimulatedAgencies(f"127.0.0.1:{grpc_port}")
+        await simulated.start((key, registry.endpoint(key) or "127.0.0.1:0") for key in registry.agencies())
+
+    http = serve_http(settings.http_listen, metrics, lambda: gateway.serving)
     sweeper = OverdueSweeper(service, metrics, interval_s=settings.sweep_interval_s)
     gateway = Gateway(
         grpc_port=grpc_port,

@@ -52,7 +52,13 @@ async def test_reflection_lists_the_services(demo: Demo) -> None:
     stub = reflection_pb2_grpc.ServerReflectionStub(demo.channel)
     replies = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
     names = {s.name async for reply in replies for s in reply.list_services_response.service}
-    assert {"sigw.v1.TransferService", "sigw.v1.RegionAgencyService", "grpc.health.v1.Health"} <= names
+    assert {
+        "sigw.v1.TransferService",
+        "sigw.v1.SettlementService",
+        "sigw.v1.OperatorService",
+        "sigw.v1.RegionAgencyService",
+        "grpc.health.v1.Health",
+    } <= names
 
 
 async def test_health_is_not_serving_while_redis_is_away_and_recovers(tmp_path: Path, clock: FakeClock) -> None:

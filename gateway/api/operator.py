@@ -1,0 +1,107 @@
+"""OperatorService: lanes, dead letters and re-drive, for the operator role only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from gateway._gen.sigw.v1 import operator_pb2, operator_pb2_grpc
+from gateway.api.identity import IdentityResolver
+from gateway.convert import Violations, agency_from, agency_to
+from gateway.dispatch.dispatcher import Dispatcher
+from gateway.dispatch.operations import ENTRY_ID, DeliveryOperations, Message
+from gateway.domain import access
+from gateway.service import Clock
+from gateway.store import keys
+
+Context = Any
+MAX_LIMIT = 1000
+
+
+def _time(ms: str) -> Timestamp:
+    ts = Timestamp()
+    ts.FromMilliseconds(int(ms or 0))
+    return ts
+
+
+def message_to(m: Message) -> operator_pb2.QueuedMessage:
+    msg = operator_pb2.QueuedMessage(
+        entry_id=m.entry_id,
+        message_id=m.fields.get("message_id", ""),
+        recipient=agency_to(m.recipient),
+        lane=m.fields.get("lane", "ordinary"),
+        notice=m.fields.get("notice", ""),
+        transfer_id=m.fields.get("transfer_id", ""),
+        enqueue_time=_time(m.fields.get("enqueued_ms", "0")),
+        reason=m.fields.get("reason", ""),
+        attempts=m.attempts,
+    )
+    if "dead_ms" in m.fields:
+        msg.dead_time.CopyFrom(_time(m.fields["dead_ms"]))
+    return msg
+
+
+class OperatorServicer(operator_pb2_grpc.OperatorServiceServicer):
+    def __init__(
+        self, operations: DeliveryOperations, dispatcher: Dispatcher, identity: IdentityResolver, clock: Clock
+    ) -> None:
+        self.operations = operations
+        self.dispatcher = dispatcher
+        self.identity = identity
+        self.clock = clock
+
+    def _operator(self, context: Context) -> Any:
+        actor = self.identity.caller(context)
+        access.require_operator(actor)
+        return actor
+
+    async def ListQueued(
+        self, request: operator_pb2.ListQueuedRequest, context: Context
+    ) -> operator_pb2.ListQueuedResponse:
+        self._operator(context)
+        v = Violations()
+        if request.lane and request.lane not in keys.LANES:
+            v.add("lane", "priority or ordinary")
+        if not 0 <= request.limit <= MAX_LIMIT:
+            v.add("limit", f"0-{MAX_LIMIT}")
+        if request.HasField("agency"):
+            v.region("agency.region_code", request.agency.region_code)
+            if request.agency.agency_type not in (1, 2):
+                v.add("agency.agency_type", "HRSS or HEALTHCARE_SECURITY")
+        v.raise_if_any()
+        agency = agency_from(request.agency) if request.HasField("agency") else None
+        found = await self.operations.queued(agency, request.lane or None, request.limit or 100)
+        return operator_pb2.ListQueuedResponse(
+            messages=[message_to(m) for m in found], depth_by_lane=await self.dispatcher.lane_depths()
+        )
+
+    async def ListDeadLetters(
+        self, request: operator_pb2.ListDeadLettersRequest, context: Context
+    ) -> operator_pb2.ListDeadLettersResponse:
+        self._operator(context)
+        v = Violations()
+        if not 0 <= request.limit <= MAX_LIMIT:
+            v.add("limit", f"0-{MAX_LIMIT}")
+        if request.after_entry_id and not ENTRY_ID.fullmatch(request.after_entry_id):
+            v.add("after_entry_id", "not an entry id")
+        v.raise_if_any()
+        found = await self.operations.dead_letters(request.after_entry_id or None, request.limit or 100)
+        return operator_pb2.ListDeadLettersResponse(messages=[message_to(m) for m in found])
+
+    async def RedriveDeadLetters(
+        self, request: operator_pb2.RedriveDeadLettersRequest, context: Context
+    ) -> operator_pb2.RedriveDeadLettersResponse:
+        actor = self._operator(context)
+        v = Violations()
+        v.request_id(request.request_id)
+        if request.all == bool(request.entry_ids):
+            v.add("entry_ids", "name entry ids, or set all (not both)")
+        for i, eid in enumerate(request.entry_ids):
+            if not ENTRY_ID.fullmatch(eid):
+                v.add(f"entry_ids[{i}]", "not an entry id")
+        v.raise_if_any()
+        count = await self.operations.redrive(
+            actor, request.request_id, None if request.all else list(request.entry_ids), self.clock()
+        )
+        return operator_pb2.RedriveDeadLettersResponse(redriven=count)
