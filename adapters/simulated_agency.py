@@ -193,6 +193,9 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
         self.act = act
         self.available = True
         self.answer_delay_s = 0.0
+        """Seconds each Deliver and ComputeSettlement takes (a slow agency)."""
+        self.refuse_with: grpc.StatusCode | None = None
+        """Answer every delivery with this (permanent) code."""
         self.ledger = SettlementLedger()
         self.stats = AgencyStats()
         self.received: list[agency_pb2.DeliverRequest] = []
@@ -208,6 +211,10 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
     ) -> agency_pb2.DeliverResponse:
         if not self.available:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"agency {self.key} is down")
+        if self.refuse_with is not None:
+            await context.abort(self.refuse_with, f"agency {self.key} refuses this message")
+        if self.answer_delay_s:
+            await asyncio.sleep(self.answer_delay_s)
         if request.message_id in self.stats.applied_ids:
             self.stats.duplicates += 1
             return agency_pb2.DeliverResponse(duplicate=True)

@@ -29,25 +29,25 @@ class OverdueSweeper:
         )
         self.stopping = asyncio.Event()
 
-    async def sweep(self) -> int:
-        """One pass; returns how many steps it reminded."""
+    async def sweep(self) -> list[str]:
+        """One pass; returns the transfers it reminded, in the order it did (priority first)."""
         today = self.service.clock().astimezone(SHANGHAI).date()
         due = await self.service.store.due_before(today, self.batch)
         found = await self.service.store.get_many([tid for tid, _ in due])
         ordered = sorted((t for t in found if t is not None), key=lambda t: not t.priority)
-        reminded = 0
+        reminded = []
         for transfer in ordered:
             if await self.service.remind(transfer.transfer_id):
-                reminded += 1
+                reminded.append(transfer.transfer_id)
                 self.reminders.labels("priority" if transfer.priority else "ordinary").inc()
         return reminded
 
     async def run(self) -> None:
         while not self.stopping.is_set():
             try:
-                count = await self.sweep()
-                if count:
-                    log.info("reminded %d overdue steps", count)
+                reminded = await self.sweep()
+                if reminded:
+                    log.info("reminded %d overdue steps", len(reminded))
             except (RedisError, OSError, Unavailable) as exc:
                 log.warning("sweep skipped (%s)", type(exc).__name__)
             with contextlib.suppress(TimeoutError):

@@ -93,6 +93,7 @@ async def start_demo(
     act_delay_s: float = 0.0,
     calendar_file: Path | None = None,
     retry: RetryPolicy | None = None,
+    concurrency: int = 4,
 ) -> Demo:
     sims = SimulatedAgencies("127.0.0.1:1", act_delay_s=act_delay_s)
     await sims.start((AgencyKey(code, t), "127.0.0.1:0") for code in DEMO_REGIONS for t in AgencyType)
@@ -113,6 +114,7 @@ async def start_demo(
         shards=4,
     )
     dispatch = DispatchSettings(
+        concurrency=concurrency,
         shards=4,
         block_ms=100,
         claim_idle_ms=2000,

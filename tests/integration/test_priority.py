@@ -1,0 +1,214 @@
+"""Military transfers (Art. 17) and the priority lane; fairness between regions; the overdue sweeper; dead
+letters and their re-drive."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+import pytest
+
+from gateway._gen.sigw.v1 import agency_pb2, common_pb2, operator_pb2, operator_pb2_grpc, transfer_pb2
+from tests.conftest import Demo, FakeClock, as_, start_demo
+from tests.helpers import OPERATOR, eventually, person_id, wait_for_state
+from tests.integration.test_transfer_flow import create_request
+from tests.integration.test_transfer_rules import expect_error
+
+S = transfer_pb2
+MILITARY = as_("military:JUN001")
+
+
+def military_request(
+    kind: int = S.TRANSFER_KIND_MILITARY_PENSION,
+    target: str = "310000",
+    request_id: str = "m-1",
+    spouse: bool = False,
+    sequence: int = 321,
+) -> S.CreateTransferRequest:
+    request = create_request(
+        kind=kind, source="910000", target=target, request_id=request_id, id_number=person_id(sequence=sequence)
+    )
+    request.military.CopyFrom(
+        S.MilitaryService(
+            service_start=common_pb2.Date(year=2010, month=9, day=1),
+            service_end=common_pb2.Date(year=2026, month=2, day=28),
+            subsidy_fen=8_800_000,
+            account_fen=2_300_000,
+            voucher_numbers=["JT-2026-0001"],
+            spouse=spouse,
+        )
+    )
+    return request
+
+
+@pytest.fixture
+async def quiet(redis_url: str, clock: FakeClock):  # type: ignore[no-untyped-def]
+    d = await start_demo(redis_url, clock, act=False, concurrency=1)
+    yield d
+    await d.channel.close()
+    await d.gateway.stop(grace_s=0.2)
+    await d.sims.stop()
+
+
+async def test_a_military_transfer_is_started_by_the_military_agency_and_completed_by_the_civilian_one(
+    demo: Demo,
+) -> None:
+    t = (await demo.transfers.CreateTransfer(military_request(), metadata=MILITARY)).transfer
+    assert t.state == S.TRANSFER_STATE_FUNDS_SENT and t.priority
+    assert t.info.funds_fen == 11_100_000 and t.military.voucher_numbers == ["JT-2026-0001"]
+    step = t.steps[0]
+    # Half the ordinary 15 working days, rounded up: 8 working days from Monday 2026-03-02.
+    assert (step.name, step.holder.region_code, step.working_days) == (S.STEP_NAME_TRANSFER_IN, "310000", 8)
+    assert (step.due_date.year, step.due_date.month, step.due_date.day) == (2026, 3, 12)
+    done = await wait_for_state(demo.transfers, t.transfer_id, S.TRANSFER_STATE_COMPLETED)
+    assert "186 months of service count"  # 2010-09 .. 2026-02 in done.timeline[0].note
+    # The military agency follows it like any other party; the person too, through a portal.
+    mine = await demo.transfers.GetTransfer(S.GetTransferRequest(transfer_id=t.transfer_id), metadata=MILITARY)
+    assert mine.transfer.state == S.TRANSFER_STATE_COMPLETED
+    status = await demo.transfers.QueryTransferStatus(
+        S.QueryTransferStatusRequest(transfer_id=t.transfer_id, id_number=person_id(sequence=321)),
+        metadata=as_("portal:gov"),
+    )
+    assert status.transfer.state == S.TRANSFER_STATE_COMPLETED
+    # Medical, for an accompanying spouse: to the healthcare-security agency, 3 working days.
+    medical = (
+        await demo.transfers.CreateTransfer(
+            military_request(S.TRANSFER_KIND_MILITARY_MEDICAL, request_id="m-2", spouse=True, sequence=322),
+            metadata=MILITARY,
+        )
+    ).transfer
+    assert medical.steps[0].working_days == 3 and medical.steps[0].holder.agency_type == 2
+    assert "accompanying spouse" in medical.timeline[0].note
+    await wait_for_state(demo.transfers, medical.transfer_id, S.TRANSFER_STATE_COMPLETED)
+
+
+async def test_only_a_military_agency_starts_one_and_only_from_area_910000(quiet: Demo) -> None:
+    reason, _, _ = await expect_error(
+        quiet.transfers.CreateTransfer(military_request(), metadata=as_("agency:310000:hrss")),
+        grpc.StatusCode.PERMISSION_DENIED,
+    )
+    assert reason == "NOT_MILITARY_AGENCY"
+    wrong_area = military_request()
+    wrong_area.source_region = "110000"
+    await expect_error(quiet.transfers.CreateTransfer(wrong_area, metadata=MILITARY), grpc.StatusCode.INVALID_ARGUMENT)
+    missing = military_request()
+    missing.ClearField("military")
+    _, _, violations = await expect_error(
+        quiet.transfers.CreateTransfer(missing, metadata=MILITARY), grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert [f for f, _ in violations] == ["military"]
+
+
+async def test_a_military_message_overtakes_a_backlog_for_a_slow_agency(quiet: Demo) -> None:
+    agency = quiet.agency("310000")
+    agency.answer_delay_s = 0.1
+    for i in range(12):
+        await quiet.transfers.CreateTransfer(
+            create_request(request_id=f"o-{i}", id_number=person_id(sequence=10 + i)),
+            metadata=as_("agency:310000:hrss"),
+        )
+    await eventually(lambda: agency.stats.applied >= 1)
+    delivered_before = agency.stats.applied
+    await quiet.transfers.CreateTransfer(military_request(), metadata=MILITARY)
+    await eventually(
+        lambda: any(m.transfer_notice.transfer.kind == S.TRANSFER_KIND_MILITARY_PENSION for m in agency.received),
+        timeout_s=10,
+    )
+    position = next(
+        i for i, m in enumerate(agency.received) if m.transfer_notice.transfer.kind == S.TRANSFER_KIND_MILITARY_PENSION
+    )
+    # Concurrency 1: at most the one ordinary delivery in flight went before it.
+    assert position <= delivered_before + 1
+    assert len(agency.received) < 12  # the ordinary backlog was still waiting
+
+
+async def test_the_ordinary_lane_keeps_its_share_and_one_flooded_region_holds_up_no_other(quiet: Demo) -> None:
+    slow = quiet.agency("310000")
+    slow.answer_delay_s = 0.02
+    for i in range(40):
+        await quiet.transfers.CreateTransfer(
+            create_request(request_id=f"o-{i}", id_number=person_id(sequence=100 + i)),
+            metadata=as_("agency:310000:hrss"),
+        )
+    for i in range(40):
+        await quiet.transfers.CreateTransfer(military_request(request_id=f"m-{i}", sequence=200 + i), metadata=MILITARY)
+    # Meanwhile another region is served at once.
+    for i in range(3):
+        await quiet.transfers.CreateTransfer(
+            create_request(request_id=f"sz-{i}", target="440300", id_number=person_id(sequence=300 + i)),
+            metadata=as_("agency:440300:hrss"),
+        )
+    await eventually(lambda: quiet.agency("440300").stats.applied == 3, timeout_s=3)
+    assert slow.stats.applied < 80
+    await eventually(lambda: slow.stats.applied == 80, timeout_s=20)
+    lanes = [
+        "priority" if m.transfer_notice.transfer.kind == S.TRANSFER_KIND_MILITARY_PENSION else "ordinary"
+        for m in slow.received
+    ]
+    first_military = lanes.index("priority")
+    busy = lanes[first_military : first_military + 30]  # while both lanes had work
+    assert busy.count("ordinary") >= 2, busy
+    assert busy.count("priority") >= 25
+
+
+async def test_the_sweeper_reminds_overdue_steps_once_military_first(quiet: Demo) -> None:
+    ordinary = (
+        await quiet.transfers.CreateTransfer(create_request(request_id="o"), metadata=as_("agency:310000:hrss"))
+    ).transfer
+    military = (await quiet.transfers.CreateTransfer(military_request(), metadata=MILITARY)).transfer
+    quiet.clock.advance(days=40)
+    reminded = await quiet.gateway.sweeper.sweep()
+    assert reminded == [military.transfer_id, ordinary.transfer_id]
+    assert await quiet.gateway.sweeper.sweep() == []  # once per step
+    after = (
+        await quiet.transfers.GetTransfer(S.GetTransferRequest(transfer_id=ordinary.transfer_id), metadata=OPERATOR)
+    ).transfer
+    assert after.overdue and after.steps[0].HasField("remind_time")
+    assert after.timeline[-1].actor == "sigw:sweeper" and "overdue since 2026-03-23" in after.timeline[-1].note
+    agency = quiet.agency("310000")
+    await eventually(
+        lambda: sum(m.transfer_notice.type == agency_pb2.NOTICE_TYPE_STEP_OVERDUE for m in agency.received) == 2
+    )
+    # A step that moves on is no longer due; the next one gets its own reminder when it is overdue.
+    await quiet.transfers.SendContactLetter(
+        S.SendContactLetterRequest(request_id="l", transfer_id=ordinary.transfer_id), metadata=as_("agency:310000:hrss")
+    )
+    assert await quiet.gateway.sweeper.sweep() == []
+    quiet.clock.advance(days=30)
+    assert await quiet.gateway.sweeper.sweep() == [ordinary.transfer_id]
+
+
+async def test_dead_letters_are_listed_and_redriven_on_the_record(quiet: Demo, redis_url: str) -> None:
+    import redis
+
+    agency = quiet.agency("310000")
+    agency.refuse_with = grpc.StatusCode.INVALID_ARGUMENT
+    t = (await quiet.transfers.CreateTransfer(create_request(), metadata=as_("agency:310000:hrss"))).transfer
+    ops = operator_pb2_grpc.OperatorServiceStub(quiet.channel)
+
+    async def dead() -> Any:
+        return (await ops.ListDeadLetters(operator_pb2.ListDeadLettersRequest(), metadata=OPERATOR)).messages
+
+    deadline = asyncio.get_running_loop().time() + 5
+    while not await dead():
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
+    [letter] = await dead()
+    assert letter.transfer_id == t.transfer_id and letter.notice == "TRANSFER_REQUESTED"
+    assert "INVALID_ARGUMENT" in letter.reason and len(letter.attempts) == 1
+    await expect_error(
+        ops.RedriveDeadLetters(
+            operator_pb2.RedriveDeadLettersRequest(request_id="r", all=True), metadata=as_("agency:310000:hrss")
+        ),
+        grpc.StatusCode.PERMISSION_DENIED,
+    )
+    agency.refuse_with = None
+    reply = await ops.RedriveDeadLetters(
+        operator_pb2.RedriveDeadLettersRequest(request_id="r", all=True), metadata=OPERATOR
+    )
+    assert reply.redriven == 1
+    await eventually(lambda: agency.stats.applied == 1)
+    assert not await dead()
+    log = redis.Redis.from_url(redis_url).xrange("sigw:ops")
+    assert [(f[b"actor"], f[b"action"]) for _, f in log] == [(b"operator:test", b"redrive")]
