@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck proto proto-lint clean bench-accept
+.PHONY: run test lint typecheck proto proto-lint clean bench-accept bench-priority
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,3 +39,7 @@ clean:
 ## bench-accept: CreateTransfer throughput and latency on loopback (embedded Redis, appendfsync always)
 bench-accept: $(STAMP)
 	$(BIN)/python -m bench.bench_accept
+
+## bench-priority: 20,000 ordinary messages for slow agencies, then military ones: each lane's queue wait
+bench-priority: $(STAMP)
+	$(BIN)/python -m bench.bench_priority

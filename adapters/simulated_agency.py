@@ -196,6 +196,8 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
         """Seconds each Deliver and ComputeSettlement takes (a slow agency)."""
         self.refuse_with: grpc.StatusCode | None = None
         """Answer every delivery with this (permanent) code."""
+        self.on_deliver: Callable[[agency_pb2.DeliverRequest], None] | None = None
+        """Called with each message applied (for benchmarks)."""
         self.ledger = SettlementLedger()
         self.stats = AgencyStats()
         self.received: list[agency_pb2.DeliverRequest] = []
@@ -221,6 +223,8 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
         self.stats.applied_ids.add(request.message_id)
         self.stats.applied += 1
         self.received.append(request)
+        if self.on_deliver is not None:
+            self.on_deliver(request)
         if self.act and request.HasField("transfer_notice"):
             task = asyncio.create_task(self._respond(request))
             self._tasks.add(task)

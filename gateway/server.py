@@ -59,6 +59,17 @@ SERVICES = (
 HEALTH_INTERVAL_S = 1.0
 
 
+API_CONNECTIONS = 128
+
+
+def redis_client(url: str, max_connections: int) -> aioredis.Redis:
+    """A client whose pool waits (up to 5 s) for a free connection rather than failing under load."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=5, socket_timeout=5, socket_connect_timeout=2
+    )
+    return aioredis.Redis.from_pool(pool)
+
+
 def system_clock() -> datetime:
     return datetime.now(SHANGHAI)
 
@@ -79,6 +90,7 @@ class Gateway:
     http_port: int
     redis: aioredis.Redis
     store: TransferStore
+    service: TransferService
     dispatcher: Dispatcher
     metrics: CollectorRegistry
     gauges: StoreGauges
@@ -143,6 +155,7 @@ class Gateway:
         self._http.shutdown()
         self._http.server_close()
         await self.redis.aclose()
+        await self.dispatcher.client.aclose()
         if self._embedded:
             self._embedded.stop()
 
@@ -157,7 +170,9 @@ async def start_gateway(
         embedded.start()
         redis_url = embedded.url
         log.info("embedded Redis at %s (appendonly, appendfsync %s)", settings.data_dir, settings.appendfsync)
-    client = aioredis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
+    client = redis_client(redis_url, API_CONNECTIONS)
+    # The dispatcher's blocking reads get their own pool, so they never take a connection an RPC needs.
+    dispatch_client = redis_client(redis_url, settings.shards + 2 * len(registry.agencies()) * 2 + 16)
     store = TransferStore(client, settings.shards)
     policy = Policy(calendar=load_calendar(settings.calendar_file), known_regions=registry.codes)
     service = TransferService(store, policy, clock)
@@ -194,7 +209,7 @@ async def start_gateway(
     if grpc_port == 0:
         raise OSError(f"cannot listen on {settings.grpc_listen}")
     dispatcher = Dispatcher(
-        client,
+        dispatch_client,
         registry,
         agencies,
         dispatch
@@ -223,6 +238,7 @@ async def start_gateway(
         http_port=http.server_address[1],
         redis=client,
         store=store,
+        service=service,
         dispatcher=dispatcher,
         metrics=metrics,
         gauges=gauges,

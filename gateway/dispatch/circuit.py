@@ -44,6 +44,10 @@ class CircuitBreaker:
         self.state, self.failures, self._wait_s = CircuitState.CLOSED, 0, 0.0
 
     def record_failure(self) -> None:
+        """A delivery failed after its retries. Failures of deliveries that were already in flight when the
+        circuit opened change nothing: only a failed probe doubles the open period."""
+        if self.state is CircuitState.OPEN:
+            return
         self.failures += 1
         if self.state is CircuitState.HALF_OPEN or self.failures >= self.failure_threshold:
             self._wait_s = min(self.max_open_s, self._wait_s * 2 if self._wait_s else self.open_s)

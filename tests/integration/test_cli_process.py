@@ -101,8 +101,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     s.start()
     yield s
     if s.process is not None:
-        s.process.kill()
-        s.process.wait()
+        s.stop()
 
 
 def test_a_person_at_the_cli_drives_a_transfer_to_completion_and_it_survives_a_restart(served: Served) -> None:

@@ -62,7 +62,7 @@ async def test_a_military_transfer_is_started_by_the_military_agency_and_complet
     assert (step.name, step.holder.region_code, step.working_days) == (S.STEP_NAME_TRANSFER_IN, "310000", 8)
     assert (step.due_date.year, step.due_date.month, step.due_date.day) == (2026, 3, 12)
     done = await wait_for_state(demo.transfers, t.transfer_id, S.TRANSFER_STATE_COMPLETED)
-    assert "186 months of service count"  # 2010-09 .. 2026-02 in done.timeline[0].note
+    assert "186 months of service count" in done.timeline[0].note  # 2010-09 .. 2026-02
     # The military agency follows it like any other party; the person too, through a portal.
     mine = await demo.transfers.GetTransfer(S.GetTransferRequest(transfer_id=t.transfer_id), metadata=MILITARY)
     assert mine.transfer.state == S.TRANSFER_STATE_COMPLETED
