@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 
 ## run: install into .venv and start the gateway on an embedded Redis with simulated demo regions
 run: $(STAMP)
-	$(BIN)/sigw serve --demo --dev-identity
+	$(BIN)/sigw pki init
+	$(BIN)/sigw serve --demo
 
 ## test: lint, type-check, check the generated code and the proto, then run the whole test suite
 test: $(STAMP) lint typecheck proto-lint

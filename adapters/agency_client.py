@@ -64,11 +64,20 @@ def failure(error: grpc.aio.AioRpcError) -> DeliveryFailed:
 class AgencyClients:
     """Channels to agency endpoints, opened on first use and reused."""
 
-    def __init__(self) -> None:
+    def __init__(self, credentials: grpc.ChannelCredentials | None = None) -> None:
+        """With ``credentials`` (the gateway's certificate), every agency is called over mutual TLS."""
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._credentials = credentials
 
     def _stub(self, endpoint: str) -> agency_pb2_grpc.RegionAgencyServiceStub:
         channel = self._channels.get(endpoint)
+        if channel is None and self._credentials is not None:
+            channel = grpc.aio.secure_channel(
+                endpoint,
+                self._credentials,
+                options=[("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)],
+            )
+            self._channels[endpoint] = channel
         if channel is None:
             channel = grpc.aio.insecure_channel(
                 endpoint, options=[("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)]

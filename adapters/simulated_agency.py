@@ -43,6 +43,7 @@ from gateway.domain.settlement import (
     split_bill,
 )
 from gateway.errors import SigwError
+from gateway.tls import TlsFolder
 
 log = logging.getLogger("sigw.sim")
 
@@ -186,8 +187,17 @@ class AgencyStats:
 class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
     """One agency. ``available=False`` makes it answer UNAVAILABLE, as a region that is down."""
 
-    def __init__(self, key: AgencyKey, gateway_target: str, act_delay_s: float = 0.2, act: bool = True) -> None:
+    def __init__(
+        self,
+        key: AgencyKey,
+        gateway_target: str,
+        act_delay_s: float = 0.2,
+        act: bool = True,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
         self.key = key
+        self.credentials = credentials
+        """Its own certificate, to answer the gateway over mutual TLS (None: plain text, development)."""
         self.gateway_target = gateway_target
         self.act_delay_s = act_delay_s
         self.act = act
@@ -233,7 +243,11 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
 
     def _stub(self) -> transfer_pb2_grpc.TransferServiceStub:
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.gateway_target)
+            self._channel = (
+                grpc.aio.secure_channel(self.gateway_target, self.credentials)
+                if self.credentials is not None
+                else grpc.aio.insecure_channel(self.gateway_target)
+            )
         return transfer_pb2_grpc.TransferServiceStub(self._channel)
 
     async def _respond(self, request: agency_pb2.DeliverRequest) -> None:
@@ -347,7 +361,8 @@ def _gateway_down(error: BaseException) -> bool:
 class SimulatedAgencies:
     """Several simulated agencies, each on its own port of 127.0.0.1."""
 
-    def __init__(self, gateway_target: str, act_delay_s: float = 0.2) -> None:
+    def __init__(self, gateway_target: str, act_delay_s: float = 0.2, tls: TlsFolder | None = None) -> None:
+        self.tls = tls
         self.gateway_target = gateway_target
         self.act_delay_s = act_delay_s
         self.agencies: dict[AgencyKey, SimulatedAgency] = {}
@@ -360,7 +375,12 @@ class SimulatedAgencies:
             agency = SimulatedAgency(key, self.gateway_target, self.act_delay_s)
             server = grpc.aio.server()
             agency_pb2_grpc.add_RegionAgencyServiceServicer_to_server(agency, server)
-            port = server.add_insecure_port(listen)
+            if self.tls is not None:
+                participant = f"agency:{key.region}:{key.agency_type.slug}"
+                agency.credentials = self.tls.channel_credentials(participant)
+                port = server.add_secure_port(listen, self.tls.server_credentials(participant))
+            else:
+                port = server.add_insecure_port(listen)
             await server.start()
             host = listen.rsplit(":", 1)[0]
             self.agencies[key] = agency

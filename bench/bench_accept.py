@@ -38,6 +38,7 @@ async def run(requests: int, concurrency: int, appendfsync: str) -> None:
         http_listen="127.0.0.1:0",
         data_dir=data,
         calendar_file=None,
+        insecure=True,
         dev_identity=True,
         appendfsync=appendfsync,
     )

@@ -45,6 +45,7 @@ async def run(ordinary: int, military: int, delay_s: float, appendfsync: str) ->
         data_dir=Path(tempfile.mkdtemp(prefix="sigw-bench-")),
         calendar_file=None,
         appendfsync=appendfsync,
+        insecure=True,
     )
     gateway = await start_gateway(settings, registry)
     service = gateway.service

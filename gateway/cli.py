@@ -41,6 +41,7 @@ from gateway.config import Registry, Settings
 from gateway.domain import clearing, idnumber
 from gateway.domain.model import SHANGHAI, AgencyType, Kind, State
 from gateway.domain.rules import MILITARY_KINDS, agency_type_of
+from gateway.tls import TlsFolder
 
 KINDS = {k.name.lower().replace("_", "-"): k for k in Kind}
 STATES = {s.name.lower().replace("_", "-"): int(s) for s in State}
@@ -101,6 +102,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     if args.dev_identity:
         settings = replace(settings, dev_identity=True)
+    if args.insecure:
+        settings = replace(settings, insecure=True)
+    if args.tls_dir:
+        settings = replace(settings, tls_dir=args.tls_dir)
     if args.demo:
         settings = replace(settings, demo=True)
     setup_logging()
@@ -112,6 +117,51 @@ def pad(text: str, width: int) -> str:
     """Left-justify by display width: CJK characters take two columns."""
     shown = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
     return text + " " * max(width - shown, 1)
+
+
+DEMO_PARTICIPANTS = (
+    "operator:cli",
+    "portal:cli",
+    "portal:gov",
+    "military:DEMO",
+    "military:JUN001",
+    "hospital:440300:H44030000001",
+    "hospital:510100:H51010000001",
+    "hospital:110000:H11010000001",
+    "hospital:310000:H31010000001",
+)
+
+
+def cmd_pki_init(args: argparse.Namespace) -> int:
+    from gateway import pki
+
+    registry = Registry.load(args.regions_file)
+    agencies = [f"agency:{a.region}:{a.agency_type.slug}" for a in registry.agencies()]
+    issued = pki.init_pki(
+        args.tls_dir, [*agencies, *DEMO_PARTICIPANTS, *(args.participant or [])], valid_days=args.valid_days
+    )
+    print(f"development PKI in {args.tls_dir}: CA, gateway and {len(issued)} participants")
+    return 0
+
+
+def cmd_pki_issue(args: argparse.Namespace) -> int:
+    """Issue (or rotate) one participant's certificate with the existing CA."""
+    from gateway import pki
+
+    folder: Path = args.tls_dir
+    cert, key = pki.issue(
+        (folder / "ca.pem").read_bytes(),
+        (folder / "ca.key").read_bytes(),
+        args.participant,
+        valid_days=args.valid_days,
+        server=args.participant.startswith("agency:"),
+    )
+    stem = pki.file_stem(args.participant)
+    (folder / f"{stem}.key").write_bytes(key)
+    (folder / f"{stem}.key").chmod(0o600)
+    (folder / f"{stem}.pem").write_bytes(cert)
+    print(f"issued {folder / stem}.pem for {args.participant}, valid {args.valid_days} days")
+    return 0
 
 
 def cmd_regions(args: argparse.Namespace) -> int:
@@ -127,8 +177,17 @@ def cmd_regions(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------- transfer
 
 
-def _stub(args: argparse.Namespace) -> transfer_pb2_grpc.TransferServiceStub:
-    return transfer_pb2_grpc.TransferServiceStub(grpc.insecure_channel(args.target))
+def channel(args: argparse.Namespace, participant: str) -> grpc.Channel:
+    """Mutual TLS with the participant's certificate when the PKI folder has one; else plain text (a gateway
+    serving ``--insecure --dev-identity``, which reads the caller from the metadata)."""
+    tls = TlsFolder(args.tls_dir)
+    if tls.exists() and participant and tls.has(participant):
+        return grpc.secure_channel(args.target, tls.channel_credentials(participant))
+    return grpc.insecure_channel(args.target)
+
+
+def _stub(args: argparse.Namespace, participant: str) -> transfer_pb2_grpc.TransferServiceStub:
+    return transfer_pb2_grpc.TransferServiceStub(channel(args, participant))
 
 
 def _meta(participant: str) -> tuple[tuple[str, str]]:
@@ -220,13 +279,13 @@ def cmd_create(args: argparse.Namespace) -> int:
                 spouse=args.spouse,
             )
         )
-    reply = _stub(args).CreateTransfer(request, metadata=_meta(caller), timeout=args.timeout)
+    reply = _stub(args, caller).CreateTransfer(request, metadata=_meta(caller), timeout=args.timeout)
     print_transfer(reply.transfer)
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    reply = _stub(args).GetTransfer(
+    reply = _stub(args, args.as_ or "operator:cli").GetTransfer(
         transfer_pb2.GetTransferRequest(transfer_id=args.transfer_id),
         metadata=_meta(args.as_ or "operator:cli"),
         timeout=args.timeout,
@@ -236,7 +295,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    reply = _stub(args).QueryTransferStatus(
+    reply = _stub(args, args.as_ or "portal:cli").QueryTransferStatus(
         transfer_pb2.QueryTransferStatusRequest(transfer_id=args.transfer_id, id_number=args.id_number),
         metadata=_meta(args.as_ or "portal:cli"),
         timeout=args.timeout,
@@ -254,7 +313,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         kind=transfer_pb2.TransferKind.ValueType(KINDS[args.kind] if args.kind else 0),
         overdue_only=args.overdue,
     )
-    reply = _stub(args).ListTransfers(request, metadata=_meta(args.as_ or "operator:cli"), timeout=args.timeout)
+    reply = _stub(args, args.as_ or "operator:cli").ListTransfers(
+        request, metadata=_meta(args.as_ or "operator:cli"), timeout=args.timeout
+    )
     print(f"{'transfer':<24}{'kind':<34}{'from':<8}{'to':<8}{'state':<14}overdue")
     for t in reply.transfers:
         print(
@@ -268,7 +329,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    stream = _stub(args).WatchTransfer(
+    stream = _stub(args, args.as_ or "operator:cli").WatchTransfer(
         transfer_pb2.WatchTransferRequest(transfer_id=args.transfer_id),
         metadata=_meta(args.as_ or "operator:cli"),
         timeout=args.watch_timeout,
@@ -283,7 +344,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 def _act(args: argparse.Namespace, method: str, request: Any) -> int:
     if not args.as_:
         raise SystemExit("name the acting agency with --as, e.g. --as agency:310000:hrss")
-    reply = getattr(_stub(args), method)(request, metadata=_meta(args.as_ or ""), timeout=args.timeout)
+    reply = getattr(_stub(args, args.as_ or ""), method)(request, metadata=_meta(args.as_ or ""), timeout=args.timeout)
     print_transfer(reply.transfer)
     return 0
 
@@ -359,8 +420,8 @@ FILING_TYPES = {
 }
 
 
-def _settlements(args: argparse.Namespace) -> settlement_pb2_grpc.SettlementServiceStub:
-    return settlement_pb2_grpc.SettlementServiceStub(grpc.insecure_channel(args.target))
+def _settlements(args: argparse.Namespace, participant: str) -> settlement_pb2_grpc.SettlementServiceStub:
+    return settlement_pb2_grpc.SettlementServiceStub(channel(args, participant))
 
 
 def _day(text: str) -> common_pb2.Date:
@@ -424,13 +485,13 @@ def cmd_filing_create(args: argparse.Namespace) -> int:
     if args.valid_until:
         request.valid_until.CopyFrom(_day(args.valid_until))
     caller = args.as_ or f"agency:{args.insured}:healthcare"
-    print_filing(_settlements(args).CreateFiling(request, metadata=_meta(caller), timeout=args.timeout).filing)
+    print_filing(_settlements(args, caller).CreateFiling(request, metadata=_meta(caller), timeout=args.timeout).filing)
     return 0
 
 
 def cmd_filing_cancel(args: argparse.Namespace) -> int:
     caller = args.as_ or f"agency:{args.insured}:healthcare"
-    reply = _settlements(args).CancelFiling(
+    reply = _settlements(args, caller).CancelFiling(
         settlement_pb2.CancelFilingRequest(request_id=_request_id(args), filing_id=args.filing_id, reason=args.reason),
         metadata=_meta(caller),
         timeout=args.timeout,
@@ -440,7 +501,7 @@ def cmd_filing_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_filing_list(args: argparse.Namespace) -> int:
-    reply = _settlements(args).ListFilings(
+    reply = _settlements(args, args.as_ or f"agency:{args.insured}:healthcare").ListFilings(
         settlement_pb2.ListFilingsRequest(insured_region=args.insured, id_number=args.id_number or ""),
         metadata=_meta(args.as_ or f"agency:{args.insured}:healthcare"),
         timeout=args.timeout,
@@ -465,7 +526,7 @@ def _hospital(args: argparse.Namespace, bill: settlement_pb2.Bill) -> str:
 
 def cmd_presettle(args: argparse.Namespace) -> int:
     bill = _bill(args)
-    reply = _settlements(args).PreSettle(
+    reply = _settlements(args, _hospital(args, bill)).PreSettle(
         settlement_pb2.PreSettleRequest(bill=bill), metadata=_meta(_hospital(args, bill)), timeout=args.timeout
     )
     print("pre-settlement (nothing recorded)")
@@ -475,7 +536,7 @@ def cmd_presettle(args: argparse.Namespace) -> int:
 
 def cmd_settle(args: argparse.Namespace) -> int:
     bill = _bill(args)
-    reply = _settlements(args).Settle(
+    reply = _settlements(args, _hospital(args, bill)).Settle(
         settlement_pb2.SettleRequest(bill=bill), metadata=_meta(_hospital(args, bill)), timeout=args.timeout
     )
     print_settlement(reply.settlement)
@@ -492,7 +553,7 @@ def _hospital_of(args: argparse.Namespace) -> tuple[str, str]:
 
 def cmd_settlement_cancel(args: argparse.Namespace) -> int:
     caller, code = _hospital_of(args)
-    reply = _settlements(args).CancelSettlement(
+    reply = _settlements(args, caller).CancelSettlement(
         settlement_pb2.CancelSettlementRequest(
             msgid=args.msgid or new_msgid(code), settlement_id=args.settlement_id, reason=args.reason or ""
         ),
@@ -505,7 +566,7 @@ def cmd_settlement_cancel(args: argparse.Namespace) -> int:
 
 def cmd_settlement_reverse(args: argparse.Namespace) -> int:
     caller, code = _hospital_of(args)
-    reply = _settlements(args).ReverseMessage(
+    reply = _settlements(args, caller).ReverseMessage(
         settlement_pb2.ReverseMessageRequest(
             msgid=args.msgid or new_msgid(code),
             original_msgid=args.original_msgid,
@@ -519,7 +580,7 @@ def cmd_settlement_reverse(args: argparse.Namespace) -> int:
 
 
 def cmd_settlement_show(args: argparse.Namespace) -> int:
-    reply = _settlements(args).GetSettlement(
+    reply = _settlements(args, args.as_ or "operator:cli").GetSettlement(
         settlement_pb2.GetSettlementRequest(settlement_id=args.settlement_id),
         metadata=_meta(args.as_ or "operator:cli"),
         timeout=args.timeout,
@@ -532,7 +593,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     caller, code = _hospital_of(args)
     request = json_format.Parse(Path(args.request).read_text(encoding="utf-8"), settlement_pb2.ReconcileRequest())
     request.hospital_code = request.hospital_code or code
-    reply = _settlements(args).Reconcile(request, metadata=_meta(caller), timeout=args.timeout)
+    reply = _settlements(args, caller).Reconcile(request, metadata=_meta(caller), timeout=args.timeout)
     g = reply.gateway_totals
     print(
         f"{'matched' if reply.matched else 'NOT matched'}: gateway has {g.count} settlements, total "
@@ -571,7 +632,7 @@ def _print_statement(statement: settlement_pb2.ClearingStatement, as_csv: bool) 
 
 
 def cmd_clearing_close(args: argparse.Namespace) -> int:
-    reply = _settlements(args).CloseMonth(
+    reply = _settlements(args, args.as_ or "operator:cli").CloseMonth(
         settlement_pb2.CloseMonthRequest(request_id=_request_id(args), month=args.month),
         metadata=_meta(args.as_ or "operator:cli"),
         timeout=args.timeout,
@@ -581,7 +642,7 @@ def cmd_clearing_close(args: argparse.Namespace) -> int:
 
 
 def cmd_clearing_statement(args: argparse.Namespace) -> int:
-    reply = _settlements(args).GetClearingStatement(
+    reply = _settlements(args, args.as_ or "operator:cli").GetClearingStatement(
         settlement_pb2.GetClearingStatementRequest(month=args.month),
         metadata=_meta(args.as_ or "operator:cli"),
         timeout=args.timeout,
@@ -590,8 +651,8 @@ def cmd_clearing_statement(args: argparse.Namespace) -> int:
     return 0
 
 
-def _operator(args: argparse.Namespace) -> operator_pb2_grpc.OperatorServiceStub:
-    return operator_pb2_grpc.OperatorServiceStub(grpc.insecure_channel(args.target))
+def _operator(args: argparse.Namespace, participant: str) -> operator_pb2_grpc.OperatorServiceStub:
+    return operator_pb2_grpc.OperatorServiceStub(channel(args, participant))
 
 
 def _print_queued(m: operator_pb2.QueuedMessage) -> None:
@@ -614,7 +675,9 @@ def cmd_queue_list(args: argparse.Namespace) -> int:
                 region_code=region, agency_type=common_pb2.AgencyType.ValueType(int(AgencyType.from_slug(slug)))
             )
         )
-    reply = _operator(args).ListQueued(request, metadata=_meta(args.as_ or "operator:cli"), timeout=args.timeout)
+    reply = _operator(args, args.as_ or "operator:cli").ListQueued(
+        request, metadata=_meta(args.as_ or "operator:cli"), timeout=args.timeout
+    )
     print("depth: " + ", ".join(f"{lane} {depth}" for lane, depth in sorted(reply.depth_by_lane.items())))
     for m in reply.messages:
         _print_queued(m)
@@ -622,7 +685,7 @@ def cmd_queue_list(args: argparse.Namespace) -> int:
 
 
 def cmd_dlq_list(args: argparse.Namespace) -> int:
-    reply = _operator(args).ListDeadLetters(
+    reply = _operator(args, args.as_ or "operator:cli").ListDeadLetters(
         operator_pb2.ListDeadLettersRequest(limit=args.limit),
         metadata=_meta(args.as_ or "operator:cli"),
         timeout=args.timeout,
@@ -636,7 +699,7 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
 def cmd_dlq_redrive(args: argparse.Namespace) -> int:
     if bool(args.entry_ids) == args.all:
         raise SystemExit("name entry ids, or --all")
-    reply = _operator(args).RedriveDeadLetters(
+    reply = _operator(args, args.as_ or "operator:cli").RedriveDeadLetters(
         operator_pb2.RedriveDeadLettersRequest(request_id=_request_id(args), entry_ids=args.entry_ids, all=args.all),
         metadata=_meta(args.as_ or "operator:cli"),
         timeout=args.timeout,
@@ -750,7 +813,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--dev-identity", action="store_true", help="DEVELOPMENT ONLY: take the caller from x-sigw-participant metadata"
     )
     serve.add_argument("--demo", action="store_true", help="also run simulated agencies for the registry")
+    serve.add_argument("--tls-dir", type=Path, help="PKI folder of `sigw pki init` (default var/pki)")
+    serve.add_argument("--insecure", action="store_true", help="DEVELOPMENT ONLY: plain text on loopback, no mTLS")
     serve.set_defaults(func=cmd_serve)
+
+    pki_cmd = sub.add_parser("pki", help="development PKI for mutual TLS").add_subparsers(dest="action", required=True)
+    p = pki_cmd.add_parser("init", help="CA, gateway and participant certificates (keeps an existing CA)")
+    p.add_argument("--tls-dir", type=Path, default=Path(os.environ.get("SIGW_TLS_DIR", "var/pki")))
+    p.add_argument("--regions-file", type=Path, default=Path("config/regions.toml"))
+    p.add_argument("--participant", action="append", help="also issue for this participant (repeatable)")
+    p.add_argument("--valid-days", type=int, default=365)
+    p.set_defaults(func=cmd_pki_init)
+    p = pki_cmd.add_parser("issue", help="issue or rotate one participant's certificate")
+    p.add_argument("participant", help="e.g. hospital:440300:H44030000009")
+    p.add_argument("--tls-dir", type=Path, default=Path(os.environ.get("SIGW_TLS_DIR", "var/pki")))
+    p.add_argument("--valid-days", type=int, default=365)
+    p.set_defaults(func=cmd_pki_issue)
 
     regions = sub.add_parser("regions", help="list the configured regions and their agencies")
     regions.add_argument("--regions-file", type=Path, default=Path("config/regions.toml"))
@@ -769,6 +847,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="caller participant, e.g. agency:310000:hrss or operator:alice (env SIGW_AS)",
     )
     common.add_argument("--timeout", type=float, default=10.0, help="call deadline in seconds")
+    common.add_argument(
+        "--tls-dir",
+        type=Path,
+        default=Path(os.environ.get("SIGW_TLS_DIR", "var/pki")),
+        help="PKI folder with the caller's certificate (env SIGW_TLS_DIR; default var/pki)",
+    )
     mutating = argparse.ArgumentParser(add_help=False)
     mutating.add_argument("--request-id", help="idempotency key (default: a new one)")
 

@@ -101,6 +101,10 @@ class Settings:
     """The region registry (``SIGW_REGIONS_FILE``)."""
     calendar_file: Path | None = Path("config/calendar.toml")
     """The operator's added holiday years (``SIGW_CALENDAR_FILE``)."""
+    tls_dir: Path = Path("var/pki")
+    """The PKI folder of ``sigw pki init`` (``SIGW_TLS_DIR``): CA, the gateway's and participants' certificates."""
+    insecure: bool = False
+    """Serve plain text, on loopback only (``SIGW_INSECURE=1``). Development and tests only."""
     dev_identity: bool = False
     """Take the caller from ``x-sigw-participant`` metadata. Development only (``SIGW_DEV_IDENTITY=1``)."""
     shards: int = 8
@@ -133,6 +137,8 @@ class Settings:
             regions_file=Path(e.get("SIGW_REGIONS_FILE", str(defaults.regions_file))),
             calendar_file=Path(e["SIGW_CALENDAR_FILE"]) if e.get("SIGW_CALENDAR_FILE") else defaults.calendar_file,
             dev_identity=e.get("SIGW_DEV_IDENTITY", "") in ("1", "true", "yes"),
+            insecure=e.get("SIGW_INSECURE", "") in ("1", "true", "yes"),
+            tls_dir=Path(e.get("SIGW_TLS_DIR", str(defaults.tls_dir))),
             appendfsync=e.get("SIGW_APPENDFSYNC", defaults.appendfsync),
             instance=e.get("SIGW_INSTANCE", ""),
             claim_idle_ms=int(e.get("SIGW_CLAIM_IDLE_MS", defaults.claim_idle_ms)),

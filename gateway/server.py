@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import socket
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ from gateway.store.embedded import EmbeddedRedis
 from gateway.store.settlements import SettlementStore
 from gateway.store.transfers import TransferStore
 from gateway.sweeper import OverdueSweeper
+from gateway.tls import TlsFolder
 
 log = logging.getLogger("sigw")
 
@@ -160,9 +162,33 @@ class Gateway:
             self._embedded.stop()
 
 
+def is_loopback(listen: str) -> bool:
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_transport(settings: Settings) -> TlsFolder | None:
+    """The PKI to serve with, or None for plain text, which only ``--insecure`` on loopback allows."""
+    if settings.insecure:
+        if not is_loopback(settings.grpc_listen):
+            raise ValueError(f"--insecure serves plain text on loopback only, not on {settings.grpc_listen}")
+        log.warning("!!! PLAIN TEXT (--insecure): no mutual TLS. Loopback development and tests only. !!!")
+        return None
+    if settings.dev_identity:
+        raise ValueError("--dev-identity needs --insecure: with mutual TLS the certificate names the caller")
+    tls = TlsFolder(settings.tls_dir)
+    if not tls.exists():
+        raise FileNotFoundError(f"no PKI in {settings.tls_dir}: run `sigw pki init` (or serve --insecure)")
+    return tls
+
+
 async def start_gateway(
     settings: Settings, registry: Registry, *, clock: Clock = system_clock, dispatch: DispatchSettings | None = None
 ) -> Gateway:
+    tls = check_transport(settings)
     embedded = None
     redis_url = settings.redis_url
     if redis_url is None:
@@ -189,8 +215,8 @@ async def start_gateway(
         interceptors=[ServerInterceptor(GrpcMetrics(metrics))],
         options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)],
     )
-    identity = IdentityResolver(settings.dev_identity)
-    agencies = AgencyClients()
+    identity = IdentityResolver(settings.dev_identity, tls=tls is not None, known_regions=registry.codes)
+    agencies = AgencyClients(tls.channel_credentials() if tls else None)
     transfer_pb2_grpc.add_TransferServiceServicer_to_server(TransferServicer(service, identity), server)
     settlements = SettlementService(SettlementStore(client, settings.shards), registry, agencies, clock, PersonKeys())
     settlement_pb2_grpc.add_SettlementServiceServicer_to_server(SettlementServicer(settlements, identity), server)
@@ -205,7 +231,11 @@ async def start_gateway(
         ),
         server,
     )
-    grpc_port = server.add_insecure_port(settings.grpc_listen)
+    grpc_port = (
+        server.add_secure_port(settings.grpc_listen, tls.server_credentials())
+        if tls
+        else server.add_insecure_port(settings.grpc_listen)
+    )
     if grpc_port == 0:
         raise OSError(f"cannot listen on {settings.grpc_listen}")
     dispatcher = Dispatcher(
@@ -228,7 +258,7 @@ async def start_gateway(
 
     simulated = None
     if settings.demo:
-        simulated = SimulatedAgencies(f"127.0.0.1:{grpc_port}")
+        simulated = SimulatedAgencies(f"127.0.0.1:{grpc_port}", tls=tls)
         await simulated.start((key, registry.endpoint(key) or "127.0.0.1:0") for key in registry.agencies())
 
     http = serve_http(settings.http_listen, metrics, lambda: gateway.serving)

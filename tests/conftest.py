@@ -110,6 +110,7 @@ async def start_demo(
         http_listen="127.0.0.1:0",
         redis_url=redis_url,
         calendar_file=calendar_file,
+        insecure=True,
         dev_identity=True,
         shards=4,
     )

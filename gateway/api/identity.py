@@ -1,14 +1,18 @@
 """Who is calling: the one place that turns a call into a ``Participant``.
 
-Until mutual TLS arrives, the only source is development mode: the caller names itself in the
-``x-sigw-participant`` metadata. It is off unless ``--dev-identity`` is given, and the server says so loudly
-at start-up. With it off, every call that needs a caller is refused with UNAUTHENTICATED.
+With mutual TLS (the default) the caller is the participant its client certificate names (a URI SAN
+``sigw:participant:<participant>``, see ``gateway.pki``); the handshake has already refused callers with no
+certificate, an expired one or one from another CA. A certificate naming a participant of a region the registry
+does not know is refused here. Only on a plain-text loopback server started with ``--insecure --dev-identity``
+may the caller name itself in the ``x-sigw-participant`` metadata instead (development and tests); the server
+says so loudly at start-up.
 """
 
 from __future__ import annotations
 
 import grpc
 
+from gateway import pki
 from gateway.domain.participants import Participant
 from gateway.errors import Unauthenticated
 
@@ -16,10 +20,17 @@ METADATA_KEY = "x-sigw-participant"
 
 
 class IdentityResolver:
-    def __init__(self, dev_identity: bool) -> None:
+    def __init__(self, dev_identity: bool, *, tls: bool = False, known_regions: frozenset[str] | None = None) -> None:
         self.dev_identity = dev_identity
+        self.tls = tls
+        self.known_regions = known_regions
 
     def caller(self, context: grpc.aio.ServicerContext) -> Participant:
+        if self.tls:
+            named = pki.participant_from_auth_context(context.auth_context() or {})
+            if named is None:
+                raise Unauthenticated(reason="NO_IDENTITY", message="the client certificate names no participant")
+            return self._known(Participant.parse(named))
         if not self.dev_identity:
             raise Unauthenticated(
                 reason="NO_IDENTITY", message="no caller identity: this gateway accepts no unauthenticated calls"
@@ -28,3 +39,8 @@ class IdentityResolver:
             if key == METADATA_KEY:
                 return Participant.parse(value if isinstance(value, str) else value.decode())
         raise Unauthenticated(reason="NO_IDENTITY", message=f"name the caller in the {METADATA_KEY} metadata")
+
+    def _known(self, participant: Participant) -> Participant:
+        if participant.region and self.known_regions is not None and participant.region not in self.known_regions:
+            raise Unauthenticated(reason="UNKNOWN_PARTICIPANT", message="the certificate names an unknown participant")
+        return participant

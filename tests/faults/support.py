@@ -207,6 +207,7 @@ class GatewayProcess:
                     "-m",
                     "gateway.cli",
                     "serve",
+                    "--insecure",
                     "--dev-identity",
                     "--redis-url",
                     self.redis_url,

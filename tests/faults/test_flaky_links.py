@@ -59,7 +59,12 @@ async def test_transfers_complete_over_slow_flaky_links(redis_url: str, clock: F
         {code: Region(code, code, {t: proxies[AgencyKey(code, t)].endpoint for t in AgencyType}) for code in REGIONS}
     )
     settings = Settings(
-        grpc_listen="127.0.0.1:0", http_listen="127.0.0.1:0", redis_url=redis_url, dev_identity=True, shards=4
+        grpc_listen="127.0.0.1:0",
+        http_listen="127.0.0.1:0",
+        redis_url=redis_url,
+        insecure=True,
+        dev_identity=True,
+        shards=4,
     )
     dispatch = DispatchSettings(
         shards=4,

@@ -31,9 +31,13 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
+# These gateways serve plain text with development identities: no client certificates.
+PLAIN = {**os.environ, "SIGW_TLS_DIR": "/nonexistent/sigw-pki"}
+
+
 def sigw(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "gateway.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=60, env=PLAIN
     )
     if check and result.returncode != 0:
         raise AssertionError(f"sigw {' '.join(args)} failed: {result.stderr}")
@@ -65,6 +69,7 @@ class Served:
                 "gateway.cli",
                 "serve",
                 "--demo",
+                "--insecure",
                 "--dev-identity",
                 "--grpc-listen",
                 self.grpc,

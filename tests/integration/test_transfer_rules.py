@@ -219,7 +219,12 @@ async def test_without_development_identity_every_call_is_unauthenticated(redis_
     registry = Registry({"110000": Region("110000", "北京市", {}), "310000": Region("310000", "上海市", {})})
     gateway = await start_gateway(
         Settings(
-            grpc_listen="127.0.0.1:0", http_listen="127.0.0.1:0", redis_url=redis_url, calendar_file=None, shards=2
+            grpc_listen="127.0.0.1:0",
+            http_listen="127.0.0.1:0",
+            redis_url=redis_url,
+            calendar_file=None,
+            shards=2,
+            insecure=True,
         ),
         registry,
         clock=clock,

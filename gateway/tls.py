@@ -1,0 +1,44 @@
+"""Mutual-TLS credentials from a PKI folder made by ``sigw pki init`` (see ``gateway.pki``).
+
+The folder holds ``ca.pem``, the gateway's ``gateway.pem``/``gateway.key`` and one ``<participant>.pem``/``.key``
+per participant (``agency_110000_hrss.pem``…). Every connection is mutually authenticated: the gateway refuses a
+caller with no certificate, an expired one or one from another CA at the handshake, and calls agencies with its
+own certificate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from gateway import pki
+
+
+@dataclass(frozen=True)
+class TlsFolder:
+    folder: Path
+
+    @property
+    def ca(self) -> bytes:
+        return (self.folder / "ca.pem").read_bytes()
+
+    def exists(self) -> bool:
+        return (self.folder / "ca.pem").exists() and (self.folder / "gateway.pem").exists()
+
+    def pair(self, participant: str | None) -> tuple[bytes, bytes]:
+        """(key, certificate) of a participant, or of the gateway for None."""
+        stem = "gateway" if participant is None else pki.file_stem(participant)
+        return (self.folder / f"{stem}.key").read_bytes(), (self.folder / f"{stem}.pem").read_bytes()
+
+    def has(self, participant: str) -> bool:
+        return (self.folder / f"{pki.file_stem(participant)}.pem").exists()
+
+    def server_credentials(self, participant: str | None = None) -> grpc.ServerCredentials:
+        key, cert = self.pair(participant)
+        return grpc.ssl_server_credentials([(key, cert)], root_certificates=self.ca, require_client_auth=True)
+
+    def channel_credentials(self, participant: str | None = None) -> grpc.ChannelCredentials:
+        key, cert = self.pair(participant)
+        return grpc.ssl_channel_credentials(root_certificates=self.ca, private_key=key, certificate_chain=cert)

@@ -1,0 +1,147 @@
+"""Mutual TLS between every participant and the gateway, and between the gateway and agencies."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+
+from adapters.simulated_agency import SimulatedAgencies
+from gateway import pki
+from gateway._gen.sigw.v1 import operator_pb2, operator_pb2_grpc, transfer_pb2, transfer_pb2_grpc
+from gateway.config import Region, Registry, Settings
+from gateway.domain.model import AgencyKey, AgencyType
+from gateway.server import Gateway, check_transport, start_gateway
+from gateway.tls import TlsFolder
+from tests.conftest import DEMO_REGIONS, FakeClock
+from tests.helpers import error_details, person_id
+from tests.integration.test_transfer_flow import create_request
+
+S = transfer_pb2
+PARTICIPANTS = ["agency:310000:hrss", "portal:gov", "operator:alice"]
+
+
+@pytest.fixture
+async def secured(tmp_path: Path, redis_url: str, clock: FakeClock) -> AsyncIterator[tuple[Gateway, TlsFolder]]:
+    agencies = [f"agency:{code}:{t.slug}" for code in DEMO_REGIONS for t in AgencyType]
+    pki.init_pki(tmp_path / "pki", [*agencies, *PARTICIPANTS])
+    tls = TlsFolder(tmp_path / "pki")
+    sims = SimulatedAgencies("127.0.0.1:1", act_delay_s=0.0, tls=tls)
+    await sims.start((AgencyKey(code, t), "127.0.0.1:0") for code in DEMO_REGIONS for t in AgencyType)
+    registry = Registry(
+        {
+            code: Region(code, name, {t: sims.endpoints[AgencyKey(code, t)] for t in AgencyType})
+            for code, name in DEMO_REGIONS.items()
+        }
+    )
+    settings = Settings(
+        grpc_listen="127.0.0.1:0",
+        http_listen="127.0.0.1:0",
+        redis_url=redis_url,
+        calendar_file=None,
+        tls_dir=tmp_path / "pki",
+        shards=2,
+    )
+    gateway = await start_gateway(settings, registry, clock=clock)
+    sims.connect(gateway.target)
+    yield gateway, tls
+    await gateway.stop(grace_s=0.2)
+    await sims.stop()
+
+
+def stub(gateway: Gateway, credentials: grpc.ChannelCredentials) -> transfer_pb2_grpc.TransferServiceStub:
+    return transfer_pb2_grpc.TransferServiceStub(grpc.aio.secure_channel(gateway.target, credentials))
+
+
+async def test_a_transfer_runs_end_to_end_over_mutual_tls(secured: tuple[Gateway, TlsFolder]) -> None:
+    gateway, tls = secured
+    agency = stub(gateway, tls.channel_credentials("agency:310000:hrss"))
+    t = (await agency.CreateTransfer(create_request())).transfer
+    assert t.timeline[0].actor == "agency:310000:hrss"  # the certificate named the caller
+    portal = stub(gateway, tls.channel_credentials("portal:gov"))
+    for _ in range(200):
+        status = (
+            await portal.QueryTransferStatus(
+                S.QueryTransferStatusRequest(transfer_id=t.transfer_id, id_number=person_id())
+            )
+        ).transfer
+        if status.state == S.TRANSFER_STATE_COMPLETED:
+            break
+        await asyncio.sleep(0.05)
+    # The simulated agencies were reached over mTLS and answered over mTLS.
+    assert status.state == S.TRANSFER_STATE_COMPLETED
+    assert [e.actor for e in status.timeline][1:] == ["agency:310000:hrss", "agency:110000:hrss", "agency:310000:hrss"]
+
+
+async def test_metadata_cannot_override_the_certificate(secured: tuple[Gateway, TlsFolder]) -> None:
+    gateway, tls = secured
+    channel = grpc.aio.secure_channel(gateway.target, tls.channel_credentials("portal:gov"))
+    ops = operator_pb2_grpc.OperatorServiceStub(channel)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await ops.ListDeadLetters(
+            operator_pb2.ListDeadLettersRequest(), metadata=(("x-sigw-participant", "operator:alice"),)
+        )
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    operator = operator_pb2_grpc.OperatorServiceStub(
+        grpc.aio.secure_channel(gateway.target, tls.channel_credentials("operator:alice"))
+    )
+    await operator.ListDeadLetters(operator_pb2.ListDeadLettersRequest())
+
+
+async def refused_at_handshake(gateway: Gateway, credentials: grpc.ChannelCredentials | None) -> None:
+    channel = (
+        grpc.aio.secure_channel(gateway.target, credentials)
+        if credentials
+        else grpc.aio.insecure_channel(gateway.target)
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await transfer_pb2_grpc.TransferServiceStub(channel).GetTransfer(
+            S.GetTransferRequest(transfer_id="T00-20260302-00000000"), timeout=3
+        )
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # no call reached the server
+    await channel.close()
+
+
+async def test_no_certificate_another_ca_or_an_expired_one_is_refused_at_the_handshake(
+    secured: tuple[Gateway, TlsFolder], tmp_path: Path
+) -> None:
+    gateway, tls = secured
+    await refused_at_handshake(gateway, None)  # plain text
+    await refused_at_handshake(gateway, grpc.ssl_channel_credentials(root_certificates=tls.ca))  # no client cert
+    pki.init_pki(tmp_path / "other", ["portal:gov"])
+    foreign = TlsFolder(tmp_path / "other")
+    key, cert = foreign.pair("portal:gov")
+    await refused_at_handshake(gateway, grpc.ssl_channel_credentials(tls.ca, key, cert))
+    past = datetime.now(UTC) - timedelta(days=30)
+    old_cert, old_key = pki.issue(
+        (tls.folder / "ca.pem").read_bytes(), (tls.folder / "ca.key").read_bytes(), "portal:gov", valid_days=1, now=past
+    )
+    await refused_at_handshake(gateway, grpc.ssl_channel_credentials(tls.ca, old_key, old_cert))
+
+
+async def test_a_valid_certificate_for_an_unknown_participant_is_unauthenticated(
+    secured: tuple[Gateway, TlsFolder],
+) -> None:
+    gateway, tls = secured
+    cert, key = pki.issue(
+        (tls.folder / "ca.pem").read_bytes(), (tls.folder / "ca.key").read_bytes(), "agency:990000:hrss"
+    )
+    client = stub(gateway, grpc.ssl_channel_credentials(tls.ca, key, cert))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await client.GetTransfer(S.GetTransferRequest(transfer_id="T00-20260302-00000000"))
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error_details(caught.value)[0] == "UNKNOWN_PARTICIPANT"
+
+
+def test_plain_text_only_on_loopback_and_metadata_identity_only_with_it(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        check_transport(Settings(grpc_listen="0.0.0.0:50051", insecure=True))
+    with pytest.raises(ValueError, match="--insecure"):
+        check_transport(Settings(dev_identity=True, tls_dir=tmp_path))
+    with pytest.raises(FileNotFoundError, match="sigw pki init"):
+        check_transport(Settings(tls_dir=tmp_path / "missing"))
+    assert check_transport(Settings(grpc_listen="[::1]:50051", insecure=True)) is None
