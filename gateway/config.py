@@ -103,6 +103,9 @@ class Settings:
     """The operator's added holiday years (``SIGW_CALENDAR_FILE``)."""
     tls_dir: Path = Path("var/pki")
     """The PKI folder of ``sigw pki init`` (``SIGW_TLS_DIR``): CA, the gateway's and participants' certificates."""
+    key_file: Path = Path("var/keys/sigw.keys")
+    """Keys for personal data at rest (``SIGW_KEY_FILE``): ``active=<id>``, ``lookup=<base64>``, ``<id>=<base64>``.
+    Created with a fresh key when missing (development); see the README on rotation."""
     insecure: bool = False
     """Serve plain text, on loopback only (``SIGW_INSECURE=1``). Development and tests only."""
     dev_identity: bool = False
@@ -139,6 +142,7 @@ class Settings:
             dev_identity=e.get("SIGW_DEV_IDENTITY", "") in ("1", "true", "yes"),
             insecure=e.get("SIGW_INSECURE", "") in ("1", "true", "yes"),
             tls_dir=Path(e.get("SIGW_TLS_DIR", str(defaults.tls_dir))),
+            key_file=Path(e.get("SIGW_KEY_FILE", str(defaults.key_file))),
             appendfsync=e.get("SIGW_APPENDFSYNC", defaults.appendfsync),
             instance=e.get("SIGW_INSTANCE", ""),
             claim_idle_ms=int(e.get("SIGW_CLAIM_IDLE_MS", defaults.claim_idle_ms)),

@@ -41,6 +41,18 @@ _REGION = re.compile(r"[0-9]{6}")
 _TABLE_NUMBER = re.compile(r"[\w\-/.]{0,64}")
 
 
+_STREAM_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
+_UINT64 = 2**64 - 1
+
+
+def valid_stream_id(text: str) -> bool:
+    """A Redis stream entry id ``<ms>-<seq>``, each part within 64 bits, and not the largest possible id."""
+    match = _STREAM_ID.fullmatch(text)
+    if match is None:
+        return False
+    return all(int(part) <= _UINT64 for part in match.groups()) and text != f"{_UINT64}-{_UINT64}"
+
+
 class Violations:
     """Collects field violations and raises them together."""
 
@@ -79,6 +91,9 @@ class Violations:
         if not (d.year or d.month or d.day):
             if required:
                 self.add(field, "required")
+            return None
+        if not 1900 <= d.year <= 2100:
+            self.add(field, "year must be 1900-2100")
             return None
         try:
             return date(d.year, d.month, d.day)

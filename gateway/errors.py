@@ -80,7 +80,16 @@ class Unavailable(SigwError):
     retry_after_s: float = 1.0
 
 
+MAX_VIOLATIONS = 50
+"""Most field violations one answer lists (the rest are counted), so an error always fits gRPC's trailers."""
+
+
 def invalid(violations: list[FieldViolation], reason: str = "INVALID_ARGUMENT") -> InvalidArgument:
-    """An ``InvalidArgument`` whose message lists every violation."""
-    text = "; ".join(f"{v.field}: {v.description}" for v in violations)
-    return InvalidArgument(reason=reason, message=text, violations=violations)
+    """An ``InvalidArgument`` whose message lists the violations (at most ``MAX_VIOLATIONS``)."""
+    shown = violations[:MAX_VIOLATIONS]
+    if len(violations) > MAX_VIOLATIONS:
+        shown.append(FieldViolation("...", f"{len(violations) - MAX_VIOLATIONS} more violations not shown"))
+    text = "; ".join(f"{v.field}: {v.description}" for v in shown[:10])
+    if len(shown) > 10:
+        text += f"; and {len(shown) - 10} more (see the BadRequest details)"
+    return InvalidArgument(reason=reason, message=text, violations=shown)

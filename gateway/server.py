@@ -11,6 +11,7 @@ import socket
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 
 import grpc
 import redis.asyncio as aioredis
@@ -38,11 +39,11 @@ from gateway.api.operator import OperatorServicer
 from gateway.api.settlements import SettlementServicer
 from gateway.api.transfers import TransferServicer
 from gateway.config import Registry, Settings, load_calendar
+from gateway.crypto import FieldCipher, generate_key_file
 from gateway.dispatch.dispatcher import Dispatcher, DispatchMetrics, DispatchSettings
 from gateway.dispatch.operations import DeliveryOperations
 from gateway.domain.model import SHANGHAI
 from gateway.domain.transfers import Policy
-from gateway.privacy import PersonKeys
 from gateway.service import Clock, TransferService
 from gateway.settlement_service import SettlementService
 from gateway.store.embedded import EmbeddedRedis
@@ -162,6 +163,16 @@ class Gateway:
             self._embedded.stop()
 
 
+def load_cipher(key_file: Path) -> FieldCipher:
+    """The field cipher for personal data at rest; a missing key file is created with a fresh key."""
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.touch(mode=0o600)
+        key_file.write_text(generate_key_file())
+        log.warning("created a new data key file %s: keep it safe, and back it up with the data", key_file)
+    return FieldCipher.from_key_file(key_file.read_text())
+
+
 def is_loopback(listen: str) -> bool:
     host = listen.rsplit(":", 1)[0].strip("[]")
     try:
@@ -189,6 +200,7 @@ async def start_gateway(
     settings: Settings, registry: Registry, *, clock: Clock = system_clock, dispatch: DispatchSettings | None = None
 ) -> Gateway:
     tls = check_transport(settings)
+    cipher = load_cipher(settings.key_file)
     embedded = None
     redis_url = settings.redis_url
     if redis_url is None:
@@ -199,7 +211,7 @@ async def start_gateway(
     client = redis_client(redis_url, API_CONNECTIONS)
     # The dispatcher's blocking reads get their own pool, so they never take a connection an RPC needs.
     dispatch_client = redis_client(redis_url, settings.shards + 2 * len(registry.agencies()) * 2 + 16)
-    store = TransferStore(client, settings.shards)
+    store = TransferStore(client, settings.shards, cipher)
     policy = Policy(calendar=load_calendar(settings.calendar_file), known_regions=registry.codes)
     service = TransferService(store, policy, clock)
 
@@ -218,7 +230,7 @@ async def start_gateway(
     identity = IdentityResolver(settings.dev_identity, tls=tls is not None, known_regions=registry.codes)
     agencies = AgencyClients(tls.channel_credentials() if tls else None)
     transfer_pb2_grpc.add_TransferServiceServicer_to_server(TransferServicer(service, identity), server)
-    settlements = SettlementService(SettlementStore(client, settings.shards), registry, agencies, clock, PersonKeys())
+    settlements = SettlementService(SettlementStore(client, settings.shards, cipher), registry, agencies, clock, cipher)
     settlement_pb2_grpc.add_SettlementServiceServicer_to_server(SettlementServicer(settlements, identity), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -250,6 +262,7 @@ async def start_gateway(
             consumer=settings.instance or f"{socket.gethostname()}:{grpc_port}",
         ),
         DispatchMetrics(metrics),
+        cipher,
     )
     operator_pb2_grpc.add_OperatorServiceServicer_to_server(
         OperatorServicer(DeliveryOperations(client, list(dispatcher.workers)), dispatcher, identity, clock), server

@@ -36,9 +36,10 @@ def msgid_time(msgid: str) -> datetime | None:
     if not match:
         return None
     try:
-        return datetime.strptime(match.group(2), "%Y%m%d%H%M%S").replace(tzinfo=SHANGHAI)
+        when = datetime.strptime(match.group(2), "%Y%m%d%H%M%S").replace(tzinfo=SHANGHAI)
     except ValueError:
         return None
+    return when if 2000 <= when.year <= 2100 else None
 
 
 def check_msgid(v: Violations, field: str, msgid: str, hospital: str | None = None) -> datetime | None:

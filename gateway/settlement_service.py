@@ -20,12 +20,12 @@ import grpc
 from adapters.agency_client import AgencyClients, DeliveryFailed
 from gateway._gen.sigw.v1 import agency_pb2, settlement_pb2
 from gateway.config import Registry
+from gateway.crypto import FieldCipher
 from gateway.domain import access, clearing
 from gateway.domain.model import SHANGHAI, AgencyKey, AgencyType
 from gateway.domain.participants import Participant
 from gateway.domain.settlement import FilingStatus
 from gateway.errors import AlreadyExists, FailedPrecondition, FieldViolation, NotFound, Unavailable, invalid
-from gateway.privacy import PersonKeys
 from gateway.settlement_convert import (
     ParsedBill,
     bill_json,
@@ -34,6 +34,7 @@ from gateway.settlement_convert import (
     filing_status,
     split_to,
 )
+from gateway.store.audit import AuditTrail
 from gateway.store.settlements import (
     Figures,
     FilingRecord,
@@ -85,13 +86,13 @@ def _agency_error(failed: DeliveryFailed, region: str) -> FailedPrecondition | U
 
 class SettlementService:
     def __init__(
-        self, store: SettlementStore, registry: Registry, agencies: AgencyClients, clock: Clock, person_keys: PersonKeys
+        self, store: SettlementStore, registry: Registry, agencies: AgencyClients, clock: Clock, cipher: FieldCipher
     ) -> None:
         self.store = store
         self.registry = registry
         self.agencies = agencies
         self.clock = clock
-        self.person_keys = person_keys
+        self.cipher = cipher
 
     def today(self) -> date:
         return self.clock().astimezone(SHANGHAI).date()
@@ -125,7 +126,7 @@ class SettlementService:
         ]
         if unknown:
             raise invalid(unknown, reason="UNKNOWN_REGION")
-        person = self.person_keys.of(id_number)
+        person = self.cipher.lookup_hash(id_number)
         shard = self.store.person_shard(person)
         scope = f"filing|{actor}|{request_id}"
         earlier = await self.store.message(shard, scope)
@@ -143,7 +144,7 @@ class SettlementService:
                 created_at=now,
             )
             earlier = await self.store.put_filing(
-                filing, scope=scope, record=MessageRecord(fingerprint, filing.filing_id, "file"), new=True
+                filing, scope=scope, record=MessageRecord(fingerprint, filing.filing_id, "file"), new=True, now=now
             )
             if earlier is None:
                 return filing
@@ -173,7 +174,11 @@ class SettlementService:
                 raise FailedPrecondition(reason="FILING_NOT_ACTIVE", message=f"filing {filing_id} is cancelled")
             updated = replace(filing, state="CANCELLED", cancel_reason=reason)
             earlier = await self.store.put_filing(
-                updated, scope=scope, record=MessageRecord(fingerprint, filing_id, "cancel"), new=False
+                updated,
+                scope=scope,
+                record=MessageRecord(fingerprint, filing_id, "cancel"),
+                new=False,
+                now=self.clock(),
             )
             if earlier is None:
                 return updated
@@ -185,7 +190,9 @@ class SettlementService:
         access.require_insured_agency(actor, region)
         if id_number:
             mine = [
-                f for f in await self.store.person_filings(self.person_keys.of(id_number)) if f.insured_region == region
+                f
+                for f in await self.store.person_filings(self.cipher.lookup_hash(id_number))
+                if f.insured_region == region
             ]
             return sorted(mine, key=lambda f: f.created_at, reverse=True), None
         rows = await self.store.region_filings(region, before_ms, limit + 1)
@@ -197,7 +204,7 @@ class SettlementService:
 
     async def _filing_status(self, bill: ParsedBill) -> FilingStatus:
         msg = bill.message
-        filings = await self.store.person_filings(self.person_keys.of(msg.person.id_number))
+        filings = await self.store.person_filings(self.cipher.lookup_hash(msg.person.id_number))
         mine = [f for f in filings if f.insured_region == msg.insured_region]
         return filing_status(mine, msg.treatment_region, bill.discharge, msg.emergency)
 
@@ -420,7 +427,11 @@ class SettlementService:
         access.may_read_statement(actor)
         return await self.clearing_statement(month)
 
-    async def close_month(self, actor: Participant, month: str) -> ClearingResult:
+    async def close_month(self, actor: Participant, request_id: str, month: str) -> ClearingResult:
         access.require_operator(actor)
-        await self.store.close(month, self.clock())
+        now = self.clock()
+        await self.store.close(month, now)
+        await AuditTrail(self.store.client).record_operator(
+            actor=str(actor), request=request_id, action="close clearing month", object=month, now=now
+        )
         return await self.clearing_statement(month)

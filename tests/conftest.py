@@ -4,6 +4,7 @@ and a real gateway with real simulated agencies, all on loopback with ephemeral 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -112,6 +113,7 @@ async def start_demo(
         calendar_file=calendar_file,
         insecure=True,
         dev_identity=True,
+        key_file=Path(tempfile.mkdtemp(prefix="sigw-keys-")) / "sigw.keys",
         shards=4,
     )
     dispatch = DispatchSettings(

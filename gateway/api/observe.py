@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from gateway.api.status import to_status
 from gateway.domain import idnumber
-from gateway.errors import SigwError
+from gateway.errors import FieldViolation, SigwError, invalid
 
 log = logging.getLogger("sigw.api")
 
@@ -42,6 +42,31 @@ def _split(full_method: str) -> tuple[str, str]:
     return service, method
 
 
+class _Undecodable:
+    """Stands in for a request body that is not a valid message, so the call answers INVALID_ARGUMENT (and is
+    counted) instead of gRPC's own UNKNOWN."""
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def decode(body: bytes) -> Any:
+        try:
+            return deserializer(body)
+        except Exception:  # any decoding failure of a hostile body
+            return _Undecodable()
+
+    return decode
+
+
+def _refuse_undecodable(request: Any) -> None:
+    if isinstance(request, _Undecodable):
+        raise invalid(
+            [FieldViolation("(request)", "not a valid protobuf message for this method")], reason="UNDECODABLE_REQUEST"
+        )
+
+
 class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, metrics: GrpcMetrics) -> None:
         self.metrics = metrics
@@ -58,13 +83,13 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(handler.unary_unary, service, method),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 self._stream(handler.unary_stream, service, method),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -89,6 +114,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
+                _refuse_undecodable(request)
                 return await behavior(request, context)
             except Exception as exc:
                 code = _code_of(exc, context)
@@ -106,6 +132,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
+                _refuse_undecodable(request)
                 async for item in behavior(request, context):
                     yield item
             except Exception as exc:

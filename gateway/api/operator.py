@@ -8,9 +8,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway._gen.sigw.v1 import operator_pb2, operator_pb2_grpc
 from gateway.api.identity import IdentityResolver
-from gateway.convert import Violations, agency_from, agency_to
+from gateway.convert import Violations, agency_from, agency_to, valid_stream_id
 from gateway.dispatch.dispatcher import Dispatcher
-from gateway.dispatch.operations import ENTRY_ID, DeliveryOperations, Message
+from gateway.dispatch.operations import DeliveryOperations, Message
 from gateway.domain import access
 from gateway.service import Clock
 from gateway.store import keys
@@ -83,7 +83,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServiceServicer):
         v = Violations()
         if not 0 <= request.limit <= MAX_LIMIT:
             v.add("limit", f"0-{MAX_LIMIT}")
-        if request.after_entry_id and not ENTRY_ID.fullmatch(request.after_entry_id):
+        if request.after_entry_id and not valid_stream_id(request.after_entry_id):
             v.add("after_entry_id", "not an entry id")
         v.raise_if_any()
         found = await self.operations.dead_letters(request.after_entry_id or None, request.limit or 100)
@@ -98,10 +98,10 @@ class OperatorServicer(operator_pb2_grpc.OperatorServiceServicer):
         if request.all == bool(request.entry_ids):
             v.add("entry_ids", "name entry ids, or set all (not both)")
         for i, eid in enumerate(request.entry_ids):
-            if not ENTRY_ID.fullmatch(eid):
+            if not valid_stream_id(eid):
                 v.add(f"entry_ids[{i}]", "not an entry id")
         v.raise_if_any()
         count = await self.operations.redrive(
-            actor, request.request_id, None if request.all else list(request.entry_ids), self.clock()
+            actor, request.request_id, None if request.all else sorted(set(request.entry_ids)), self.clock()
         )
         return operator_pb2.RedriveDeadLettersResponse(redriven=count)

@@ -280,7 +280,7 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             v.add("month", "a month that has not begun cannot be closed")
         v.raise_if_any()
         return settlement_pb2.CloseMonthResponse(
-            statement=statement_to(await self.service.close_month(actor, request.month))
+            statement=statement_to(await self.service.close_month(actor, request.request_id, request.month))
         )
 
     async def GetClearingStatement(

@@ -224,7 +224,6 @@ def _same(a: str, b: str) -> bool:
 
 
 _CURSOR = re.compile(r"[0-9]{13}:T[0-9]{2}-[0-9]{8}-[0-9A-F]{8}")
-_EVENT_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 
 
 def _valid_cursor(token: str) -> bool:
@@ -232,4 +231,4 @@ def _valid_cursor(token: str) -> bool:
 
 
 def _valid_event_id(event_id: str) -> bool:
-    return bool(_EVENT_ID.fullmatch(event_id))
+    return convert.valid_stream_id(event_id)

@@ -39,11 +39,12 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop
 from adapters.agency_client import AgencyClients, DeliveryFailed
 from gateway._gen.sigw.v1 import agency_pb2
 from gateway.config import Registry
+from gateway.crypto import FieldCipher
 from gateway.dispatch.circuit import CircuitBreaker, CircuitState
 from gateway.dispatch.retry import BackoffWithPushback, RetryPolicy, is_transient
 from gateway.domain.model import AgencyKey
 from gateway.store import codec, keys
-from gateway.store.transfers import StreamRows
+from gateway.store.transfers import StreamRows, open_body
 
 log = logging.getLogger("sigw.dispatch")
 
@@ -110,6 +111,7 @@ class Dispatcher:
         agencies: AgencyClients,
         settings: DispatchSettings,
         metrics: DispatchMetrics,
+        cipher: FieldCipher,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.client = client
@@ -119,6 +121,7 @@ class Dispatcher:
         self.metrics = metrics
         self.clock_ms = clock_ms
         self.consumer = settings.consumer
+        self.cipher = cipher
         self.stopping = asyncio.Event()
         self.workers = {
             agency: AgencyWorker(self, agency, endpoint)
@@ -403,7 +406,9 @@ class AgencyWorker:
     async def _deliver(self, entry: _Entry, *, probe: bool) -> None:
         fields = entry.fields
         notice = fields[b"notice"].decode()
-        request = agency_pb2.DeliverRequest.FromString(fields[b"body"])
+        request = agency_pb2.DeliverRequest.FromString(
+            open_body(self.d.cipher, fields[b"message_id"].decode(), fields[b"body"])
+        )
         policy = self.d.settings.retry
         try:
             async for attempt in AsyncRetrying(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -12,9 +11,9 @@ import redis.asyncio as aioredis
 from gateway.domain.model import AgencyKey
 from gateway.domain.participants import Participant
 from gateway.store import codec, keys
+from gateway.store.audit import AuditTrail
 from gateway.store.transfers import StreamRows, redis_errors
 
-ENTRY_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 MAX_REDRIVE = 10_000
 
 
@@ -75,14 +74,11 @@ class DeliveryOperations:
                 pipe.xadd(keys.agency_lane(fields[b"recipient"].decode(), lane), back)
                 pipe.xdel(keys.DEAD_LETTERS, entry_id)
                 await pipe.execute()
-            await self.client.xadd(
-                keys.OPERATOR_LOG,
-                {
-                    "actor": str(actor),
-                    "time": now.isoformat(),
-                    "action": "redrive",
-                    "request_id": request_id,
-                    "entries": ",".join(eid.decode() for eid, _ in rows),
-                },
-            )
+        await AuditTrail(self.client).record_operator(
+            actor=str(actor),
+            request=request_id,
+            action="redrive dead letters",
+            object=",".join(eid.decode() for eid, _ in rows) or "-",
+            now=now,
+        )
         return len(rows)

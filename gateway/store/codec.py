@@ -6,6 +6,8 @@ import json
 from datetime import date, datetime
 from typing import Any
 
+from gateway.crypto import FieldCipher
+from gateway.domain import idnumber
 from gateway.domain.model import (
     AgencyKey,
     AgencyType,
@@ -104,14 +106,14 @@ def _military_from(d: dict[str, Any]) -> MilitaryService:
     )
 
 
-def transfer_to_json(t: Transfer) -> str:
+def transfer_to_json(t: Transfer, cipher: FieldCipher) -> str:
     c = t.circumstances
     return json.dumps(
         {
             "transfer_id": t.transfer_id,
             "kind": t.kind.name,
-            "id_number": t.id_number,
-            "name": t.name,
+            "id_number": cipher.encrypt(t.id_number, context=f"transfer:{t.transfer_id}:id_number"),
+            "name": cipher.encrypt(t.name, context=f"transfer:{t.transfer_id}:name"),
             "source_region": t.source_region,
             "target_region": t.target_region,
             "circumstances": {
@@ -137,7 +139,7 @@ def transfer_to_json(t: Transfer) -> str:
     )
 
 
-def transfer_from_json(text: str | bytes) -> Transfer:
+def transfer_from_json(text: str | bytes, cipher: FieldCipher) -> Transfer:
     d = json.loads(text)
     c = d["circumstances"]
     c["direction"] = PensionDirection[c["direction"]]
@@ -146,8 +148,8 @@ def transfer_from_json(text: str | bytes) -> Transfer:
     return Transfer(
         transfer_id=d["transfer_id"],
         kind=Kind[d["kind"]],
-        id_number=d["id_number"],
-        name=d["name"],
+        id_number=cipher.decrypt(d["id_number"], context=f"transfer:{d['transfer_id']}:id_number"),
+        name=cipher.decrypt(d["name"], context=f"transfer:{d['transfer_id']}:name"),
         source_region=d["source_region"],
         target_region=d["target_region"],
         circumstances=Circumstances(**c),
@@ -175,7 +177,7 @@ def event_fields(event: Event) -> list[str]:
         "to",
         event.to_state.name,
         "note",
-        event.note,
+        idnumber.scrub(event.note),
     ]
 
 

@@ -17,7 +17,8 @@ key                              type        holds
 ``sigw:{sNN}:outbox``            stream      committed messages waiting to be routed (consumer group ``route``)
 ``sigw:{q:<agency>}:<lane>``     stream      an agency's lane (``priority``/``ordinary``), group ``dispatch``
 ``sigw:dlq``                     stream      dead letters: undeliverable messages with their reason
-``sigw:ops``                     stream      operator actions on the record (who, when, what)
+``sigw:{sNN}:audit``             stream      the shard's hash-chained audit trail of every state change
+``sigw:{ops}:audit``             stream      the operators' hash-chained audit trail (re-drive, closing a month)
 ===============================  ==========  ==============================================================
 
 Delivery is two stages. The commit script adds a message to its shard's outbox (same slot as the transfer);
@@ -33,7 +34,8 @@ PREFIX = "sigw"
 ROUTE_GROUP = "route"
 CONSUMER_GROUP = "dispatch"
 DEAD_LETTERS = f"{PREFIX}:dlq"
-OPERATOR_LOG = f"{PREFIX}:ops"
+OPERATOR_AUDIT = f"{PREFIX}:{{ops}}:audit"
+OPERATOR_AUDIT_SEQ = f"{PREFIX}:{{ops}}:audit:seq"
 LANES = ("priority", "ordinary")
 
 
@@ -68,6 +70,14 @@ def counts(shard: int) -> str:
 
 def outbox(shard: int) -> str:
     return f"{_tag(shard)}:outbox"
+
+
+def audit(shard: int) -> str:
+    return f"{_tag(shard)}:audit"
+
+
+def audit_seq(shard: int) -> str:
+    return f"{_tag(shard)}:audit:seq"
 
 
 def due(shard: int) -> str:

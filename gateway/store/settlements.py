@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
-from importlib import resources
 from typing import Any, cast
 
 import redis.asyncio as aioredis
 
+from gateway.crypto import FieldCipher
 from gateway.errors import Aborted, FailedPrecondition
-from gateway.store import keys
+from gateway.store import keys, scripts
 from gateway.store.transfers import IDEMPOTENCY_TTL_S, redis_errors
 
 FIGURES = ("count", "total", "fund", "account", "cash")
+PERSONAL = ("id_number", "name", "bill_json")
+"""Settlement fields encrypted at rest (the bill carries the person too)."""
 
 
 @dataclass(frozen=True)
@@ -63,15 +65,19 @@ class SettlementRecord:
     def clearing_month(self) -> str:
         return f"{self.message_time:%Y-%m}"
 
-    def to_json(self) -> str:
+    def to_json(self, cipher: FieldCipher) -> str:
         d = asdict(self)
         for name in ("admission", "discharge", "settled_at", "message_time", "cancelled_at"):
             d[name] = d[name].isoformat() if d[name] else None
+        for name in PERSONAL:
+            d[name] = cipher.encrypt(d[name], context=f"settlement:{self.settlement_id}:{name}")
         return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> SettlementRecord:
+    def from_json(cls, text: str | bytes, cipher: FieldCipher) -> SettlementRecord:
         d = json.loads(text)
+        for name in PERSONAL:
+            d[name] = cipher.decrypt(d[name], context=f"settlement:{d['settlement_id']}:{name}")
         d["figures"] = Figures(**d["figures"])
         for name in ("admission", "discharge"):
             d[name] = date.fromisoformat(d[name])
@@ -116,16 +122,18 @@ class FilingRecord:
     state: str = "ACTIVE"
     cancel_reason: str = ""
 
-    def to_json(self) -> str:
+    def to_json(self, cipher: FieldCipher) -> str:
         d = asdict(self)
+        d["id_number"] = cipher.encrypt(self.id_number, context=f"filing:{self.filing_id}:id_number")
         d["valid_from"] = self.valid_from.isoformat()
         d["valid_until"] = self.valid_until.isoformat() if self.valid_until else None
         d["created_at"] = self.created_at.isoformat()
         return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> FilingRecord:
+    def from_json(cls, text: str | bytes, cipher: FieldCipher) -> FilingRecord:
         d = json.loads(text)
+        d["id_number"] = cipher.decrypt(d["id_number"], context=f"filing:{d['filing_id']}:id_number")
         d["valid_from"] = date.fromisoformat(d["valid_from"])
         d["valid_until"] = date.fromisoformat(d["valid_until"]) if d["valid_until"] else None
         d["created_at"] = datetime.fromisoformat(d["created_at"])
@@ -144,12 +152,12 @@ def shard_in(identifier: str) -> int:
 
 
 class SettlementStore:
-    def __init__(self, client: aioredis.Redis, shards: int) -> None:
+    def __init__(self, client: aioredis.Redis, shards: int, cipher: FieldCipher) -> None:
+        self.cipher = cipher
         self.client = client
         self.shards = shards
-        lua = resources.files("gateway.store").joinpath("lua")
-        self._settle = client.register_script(lua.joinpath("settle.lua").read_text())
-        self._put = client.register_script(lua.joinpath("put.lua").read_text())
+        self._settle = scripts.script(client, "settle.lua")
+        self._put = scripts.script(client, "put.lua")
 
     def msg_shard(self, msgid: str) -> int:
         return keys.shard_for(msgid, self.shards)
@@ -165,7 +173,7 @@ class SettlementStore:
             return None
         async with redis_errors():
             raw = await self.client.get(keys.settlement(shard, settlement_id))
-        return SettlementRecord.from_json(raw) if raw else None
+        return SettlementRecord.from_json(raw, self.cipher) if raw else None
 
     async def claim_visit(self, visit_id: str, hospital: str) -> str:
         """Claim a stay for a hospital; return the hospital it belongs to (the first that claimed it)."""
@@ -191,14 +199,27 @@ class SettlementStore:
             keys.clearing(shard, month),
             keys.hospital_index(shard, record.hospital_code),
             keys.month_settlements(shard, month),
+            keys.audit(shard),
+            keys.audit_seq(shard),
         ]
+        when = record.cancelled_at if sign < 0 and record.cancelled_at else record.settled_at
+        trail = scripts.audit_fields(
+            time=when.isoformat(),
+            actor=f"hospital:{record.treatment_region}:{record.hospital_code}",
+            request=msgid,
+            action=f"settlement {message.action}",
+            object=record.settlement_id,
+            amounts=f"total {record.figures.total_fen} fund {record.figures.fund_pay_fen}",
+        )
         args: list[str | int] = [
             str(previous_version),
-            record.to_json(),
+            record.to_json(self.cipher),
             message.to_json(),
             IDEMPOTENCY_TTL_S,
             int(record.message_time.timestamp() * 1000),
             record.settlement_id,
+            len(trail),
+            *trail,
             *record.clearing_deltas(sign),
         ]
         async with redis_errors():
@@ -245,7 +266,7 @@ class SettlementStore:
                 for sid in ids:
                     pipe.get(keys.settlement(shard, text(sid)))
             raws = await pipe.execute()
-        return [SettlementRecord.from_json(r) for r in raws if r]
+        return [SettlementRecord.from_json(r, self.cipher) for r in raws if r]
 
     async def month_records(self, month: str) -> list[SettlementRecord]:
         async with redis_errors():
@@ -268,7 +289,7 @@ class SettlementStore:
         return keys.shard_for(person_key, self.shards)
 
     async def put_filing(
-        self, filing: FilingRecord, *, scope: str, record: MessageRecord, new: bool
+        self, filing: FilingRecord, *, scope: str, record: MessageRecord, new: bool, now: datetime
     ) -> MessageRecord | None:
         shard = shard_in(filing.filing_id)
         key_list = [
@@ -276,12 +297,23 @@ class SettlementStore:
             keys.filing(shard, filing.filing_id),
             keys.person_filings(shard, filing.person_key),
             keys.region_filings(shard, filing.insured_region),
+            keys.audit(shard),
+            keys.audit_seq(shard),
         ]
-        ops: list[str | int] = ["SET", 2, filing.to_json()]
+        trail = scripts.audit_fields(
+            time=now.isoformat(),
+            actor=f"agency:{filing.insured_region}:healthcare",
+            request=scope,
+            action=f"filing {record.action}",
+            object=filing.filing_id,
+        )
+        ops: list[str | int] = ["SET", 2, filing.to_json(self.cipher)]
         if new:
             ops += ["SADD", 3, filing.filing_id, "ZADD", 4, int(filing.created_at.timestamp() * 1000), filing.filing_id]
         async with redis_errors():
-            result = await self._put(keys=key_list, args=[record.to_json(), IDEMPOTENCY_TTL_S, *ops])
+            result = await self._put(
+                keys=key_list, args=[record.to_json(), IDEMPOTENCY_TTL_S, len(trail), *trail, *ops]
+            )
         return MessageRecord.from_json(result[1]) if result[0].decode() == "DUPLICATE" else None
 
     async def filing(self, filing_id: str) -> FilingRecord | None:
@@ -290,7 +322,7 @@ class SettlementStore:
             return None
         async with redis_errors():
             raw = await self.client.get(keys.filing(shard, filing_id))
-        return FilingRecord.from_json(raw) if raw else None
+        return FilingRecord.from_json(raw, self.cipher) if raw else None
 
     async def person_filings(self, person_key: str) -> list[FilingRecord]:
         shard = self.person_shard(person_key)
@@ -300,7 +332,7 @@ class SettlementStore:
             for fid in sorted(ids):
                 pipe.get(keys.filing(shard, text(fid)))
             raws = await pipe.execute()
-        return [FilingRecord.from_json(r) for r in raws if r]
+        return [FilingRecord.from_json(r, self.cipher) for r in raws if r]
 
     async def region_filings(self, region: str, before_ms: int | None, limit: int) -> list[tuple[int, FilingRecord]]:
         """A region's filings, newest first, created strictly before ``before_ms``."""

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
-from importlib import resources
 from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from gateway.crypto import FieldCipher
 from gateway.domain.model import Decision, Event, Kind, State, Step, Transfer
 from gateway.errors import Aborted, Unavailable
-from gateway.store import codec, keys
+from gateway.store import codec, keys, scripts
 
 T = TypeVar("T")
 StreamRows = list[tuple[bytes, dict[bytes, bytes]]]
@@ -53,7 +54,8 @@ class OutboundMessage:
     body: bytes
     enqueued_ms: int
 
-    def fields(self) -> list[str | bytes]:
+    def fields(self, cipher: FieldCipher) -> list[str | bytes]:
+        """Stream fields; the body (which carries the person's ID number and name) encrypted."""
         return [
             "message_id",
             self.message_id,
@@ -66,7 +68,7 @@ class OutboundMessage:
             "transfer_id",
             self.transfer_id,
             "body",
-            self.body,
+            seal_body(cipher, self.message_id, self.body),
             "enqueued_ms",
             str(self.enqueued_ms),
         ]
@@ -85,6 +87,14 @@ def shard_of(transfer_id: str) -> int:
     if len(transfer_id) > 4 and transfer_id[0] == "T" and transfer_id[1:3].isdigit() and transfer_id[3] == "-":
         return int(transfer_id[1:3])
     return -1
+
+
+def seal_body(cipher: FieldCipher, message_id: str, body: bytes) -> str:
+    return cipher.encrypt(base64.b64encode(body).decode(), context=f"message:{message_id}")
+
+
+def open_body(cipher: FieldCipher, message_id: str, sealed: bytes) -> bytes:
+    return base64.b64decode(cipher.decrypt(sealed.decode(), context=f"message:{message_id}"))
 
 
 def due_member(transfer_id: str, step: Step) -> str:
@@ -120,11 +130,11 @@ async def redis_errors() -> AsyncIterator[None]:
 class TransferStore:
     """All transfer reads and writes. Every write is one call of ``commit.lua``."""
 
-    def __init__(self, client: aioredis.Redis, shards: int) -> None:
+    def __init__(self, client: aioredis.Redis, shards: int, cipher: FieldCipher) -> None:
+        self.cipher = cipher
         self.client = client
         self.shards = shards
-        source = resources.files("gateway.store").joinpath("lua/commit.lua").read_text()
-        self._commit = client.register_script(source)
+        self._commit = scripts.script(client, "commit.lua")
 
     async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
         async with redis_errors():
@@ -135,7 +145,7 @@ class TransferStore:
         if not 0 <= shard < self.shards:
             return None
         raw = await self._call(lambda: self.client.hget(keys.transfer(shard, transfer_id), "json"))
-        return codec.transfer_from_json(raw) if raw else None
+        return codec.transfer_from_json(raw, self.cipher) if raw else None
 
     async def get_many(self, transfer_ids: list[str]) -> list[Transfer | None]:
         async with redis_errors():
@@ -143,7 +153,7 @@ class TransferStore:
             for tid in transfer_ids:
                 pipe.hget(keys.transfer(shard_of(tid), tid), "json")
             raws = await pipe.execute()
-        return [codec.transfer_from_json(r) if r else None for r in raws]
+        return [codec.transfer_from_json(r, self.cipher) if r else None for r in raws]
 
     async def idempotency(self, shard: int, scope: str) -> IdempotencyRecord | None:
         raw = await self._call(lambda: self.client.get(keys.idempotency(shard, scope)))
@@ -168,7 +178,7 @@ class TransferStore:
             str(before),
             str(t.version),
             t.state.name,
-            codec.transfer_to_json(t),
+            codec.transfer_to_json(t, self.cipher),
             record.to_json(),
             IDEMPOTENCY_TTL_S,
             member,
@@ -179,10 +189,19 @@ class TransferStore:
             len(messages),
         ]
         for message in messages:
-            fields = message.fields()
+            fields = message.fields(self.cipher)
             args += [len(fields), *fields]
         changes = due_changes(decision)
         args += [len(changes)] + [item for change in changes for item in change]
+        event_from = decision.event.from_state.name if decision.event.from_state else "NEW"
+        trail = scripts.audit_fields(
+            time=decision.event.time.isoformat(),
+            actor=decision.event.actor,
+            request=scope,
+            action=f"transfer {event_from}->{t.state.name}",
+            object=t.transfer_id,
+        )
+        args += [len(trail), *trail]
         key_list = [
             keys.transfer(shard, t.transfer_id),
             keys.events(shard, t.transfer_id),
@@ -192,6 +211,8 @@ class TransferStore:
             keys.region_index(shard, t.target_region),
             keys.outbox(shard),
             keys.due(shard),
+            keys.audit(shard),
+            keys.audit_seq(shard),
         ]
         result = await self._call(lambda: self._commit(keys=key_list, args=args))
         status = result[0].decode()

@@ -210,5 +210,7 @@ async def test_dead_letters_are_listed_and_redriven_on_the_record(quiet: Demo, r
     assert reply.redriven == 1
     await eventually(lambda: agency.stats.applied == 1)
     assert not await dead()
-    log = redis.Redis.from_url(redis_url).xrange("sigw:ops")
-    assert [(f[b"actor"], f[b"action"]) for _, f in log] == [(b"operator:test", b"redrive")]
+    log = redis.Redis.from_url(redis_url).xrange("sigw:{ops}:audit")
+    assert [(f[b"actor"], f[b"action"], f[b"request"]) for _, f in log] == [
+        (b"operator:test", b"redrive dead letters", b"r")
+    ]

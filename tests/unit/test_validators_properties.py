@@ -315,7 +315,7 @@ def valid_infos(draw: st.DrawFn) -> S.TransferInfo:
 @st.composite
 def valid_bills(draw: st.DrawFn) -> P.Bill:
     hospital = draw(st.from_regex(r"[A-Z][0-9A-Z]{11}", fullmatch=True))
-    when = draw(st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(2026, 3, 2, 23, 59, 59)))
+    when = draw(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2026, 3, 2, 23, 59, 59)))
     discharge = draw(st.dates(min_value=date(1900, 1, 1), max_value=TODAY))
     admission = draw(st.dates(min_value=date(1900, 1, 1), max_value=discharge))
     items = []
@@ -354,6 +354,7 @@ def valid_bills(draw: st.DrawFn) -> P.Bill:
 # ------------------------------------------------------------------------------------------------ checks
 
 _ID_LIKE = re.compile(r"(?=([0-9]{17}[0-9X]))")
+TRUNCATED = "..."
 _PATH_SEGMENT = re.compile(r"([a-z][a-z0-9_]*)(?:\[([0-9]+)\])?")
 
 
@@ -425,11 +426,15 @@ def resolves(root: Message, path: str) -> bool:
 def assert_well_formed(error: InvalidArgument, root: Message, *id_sources: Message | str) -> None:
     assert error.reason and error.reason == error.reason.upper()
     assert error.violations, "an InvalidArgument without field violations"
-    for v in error.violations:
+    violations = error.violations
+    if violations[-1].field == TRUNCATED:  # a capped list may end with a count of the violations left out
+        violations = violations[:-1]
+    for v in violations:
         assert isinstance(v, FieldViolation)
         assert v.field and resolves(root, v.field), f"violation names no field of the request: {v.field!r}"
         assert v.description.strip(), f"empty description for {v.field}"
-    assert error.message == "; ".join(f"{v.field}: {v.description}" for v in error.violations)
+    first = error.violations[0]
+    assert f"{first.field}: {first.description}" in error.message
     assert_no_id_echoed(error, root, *id_sources)
 
 

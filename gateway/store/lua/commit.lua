@@ -2,13 +2,14 @@
 -- transfer, append its timeline event, move its count, index it, and queue its outbound messages.
 --
 -- KEYS: 1 transfer hash, 2 events stream, 3 idempotency key, 4 counts hash, 5 source-region index,
---       6 target-region index, 7 outbox stream, 8 due-step index (all in one hash-tag slot)
+--       6 target-region index, 7 outbox stream, 8 due-step index, 9 audit stream, 10 audit counter (one slot)
 -- ARGV: 1 expected version ("0": must not exist), 2 new version, 3 state, 4 transfer json,
 --       5 idempotency record, 6 its ttl in seconds, 7 index member ("" to leave the index alone),
 --       8 count field to decrement ("" none), 9 count field to increment ("" none),
 --       10 number of event field/value items, then those items,
 --       then the number of messages, and for each: its number of field/value items, then those items,
---       then the number of due-index changes, each "ADD" member score | "REM" member.
+--       then the number of due-index changes, each "ADD" member score | "REM" member,
+--       then the number of audit field/value items, then those items.
 -- Returns {"OK", event id, message ids...} | {"DUPLICATE", idempotency record} | {"CONFLICT", version}.
 
 local existing = redis.call("GET", KEYS[3])
@@ -59,4 +60,9 @@ for _ = 1, changes do
     i = i + 2
   end
 end
+
+local n_audit = tonumber(ARGV[i])
+local audit_fields = {}
+for j = 1, n_audit do audit_fields[j] = ARGV[i + j] end
+audit(KEYS[9], KEYS[10], audit_fields)
 return result

@@ -1,14 +1,18 @@
 -- Write a small record set atomically unless its idempotency key exists (filings).
 --
--- KEYS: 1 idempotency key, 2.. the keys the operations name by index
--- ARGV: 1 idempotency record, 2 its ttl (s), then operations: "SET" k v | "SADD" k m | "ZADD" k score m,
---       where k is an index into KEYS.
+-- KEYS: 1 idempotency key, 2.. the keys the operations name by index; the last two: audit stream, counter
+-- ARGV: 1 idempotency record, 2 its ttl (s), 3 number of audit items, then those items, then operations:
+--       "SET" k v | "SADD" k m | "ZADD" k score m, where k is an index into KEYS.
 -- Returns {"OK"} | {"DUPLICATE", record}.
 
 local existing = redis.call("GET", KEYS[1])
 if existing then return {"DUPLICATE", existing} end
 redis.call("SET", KEYS[1], ARGV[1], "EX", tonumber(ARGV[2]))
-local i = 3
+local n_audit = tonumber(ARGV[3])
+local audit_fields = {}
+for j = 1, n_audit do audit_fields[j] = ARGV[3 + j] end
+audit(KEYS[#KEYS - 1], KEYS[#KEYS], audit_fields)
+local i = 4 + n_audit
 while i <= #ARGV do
   local op = ARGV[i]
   local key = KEYS[tonumber(ARGV[i + 1])]
