@@ -125,6 +125,8 @@ class Settings:
     """A delivery another gateway process took and left idle this long is taken over (``SIGW_CLAIM_IDLE_MS``)."""
     sweep_interval_s: float = 60.0
     """How often the overdue sweeper runs (``SIGW_SWEEP_INTERVAL_S``)."""
+    rate_per_s: float = 200.0
+    """Calls a second each participant may make (``SIGW_RATE_PER_S``); bursts up to twice that."""
     clock_start: datetime | None = None
     """For tests and demos only: the clock starts at this instant and runs on (``SIGW_CLOCK_START``, ISO 8601)."""
 
@@ -147,5 +149,6 @@ class Settings:
             instance=e.get("SIGW_INSTANCE", ""),
             claim_idle_ms=int(e.get("SIGW_CLAIM_IDLE_MS", defaults.claim_idle_ms)),
             sweep_interval_s=float(e.get("SIGW_SWEEP_INTERVAL_S", defaults.sweep_interval_s)),
+            rate_per_s=float(e.get("SIGW_RATE_PER_S", defaults.rate_per_s)),
             clock_start=datetime.fromisoformat(e["SIGW_CLOCK_START"]) if e.get("SIGW_CLOCK_START") else None,
         )

@@ -11,6 +11,7 @@ Domain and store code raise these; ``gateway.api.status`` is the one place that 
     ├── PermissionDenied           the caller may not do this: PERMISSION_DENIED
     ├── Unauthenticated            the caller is not known: UNAUTHENTICATED
     ├── Aborted                    lost a race with a concurrent change; retry: ABORTED
+    ├── ResourceExhausted          the caller is over its rate limit; retry later: RESOURCE_EXHAUSTED
     └── Unavailable                a dependency (Redis, an agency) is down; retry later: UNAVAILABLE
 
 Messages must never carry an unmasked ID number (see ``gateway.domain.idnumber.mask``).
@@ -71,6 +72,13 @@ class Unauthenticated(SigwError):
 
 class Aborted(SigwError):
     """A concurrent change won; the caller may retry."""
+
+
+@dataclass
+class ResourceExhausted(SigwError):
+    """The caller went over a rate limit; ``retry_after_s`` is sent as ``RetryInfo``."""
+
+    retry_after_s: float = 1.0
 
 
 @dataclass

@@ -34,6 +34,7 @@ from gateway._gen.sigw.v1 import (
 )
 from gateway.api.http import StoreGauges, serve_http
 from gateway.api.identity import IdentityResolver
+from gateway.api.limits import RateLimiter, StatusQueryGuard
 from gateway.api.observe import GrpcMetrics, ServerInterceptor
 from gateway.api.operator import OperatorServicer
 from gateway.api.settlements import SettlementServicer
@@ -223,13 +224,19 @@ async def start_gateway(
             "!!! DEVELOPMENT IDENTITY MODE: callers name themselves in x-sigw-participant metadata. "
             "Never use this outside development. !!!"
         )
+    identity = IdentityResolver(settings.dev_identity, tls=tls is not None, known_regions=registry.codes)
     server = grpc.aio.server(
-        interceptors=[ServerInterceptor(GrpcMetrics(metrics))],
+        interceptors=[
+            ServerInterceptor(
+                GrpcMetrics(metrics), RateLimiter(settings.rate_per_s, 2 * settings.rate_per_s), identity.rate_key
+            )
+        ],
         options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)],
     )
-    identity = IdentityResolver(settings.dev_identity, tls=tls is not None, known_regions=registry.codes)
     agencies = AgencyClients(tls.channel_credentials() if tls else None)
-    transfer_pb2_grpc.add_TransferServiceServicer_to_server(TransferServicer(service, identity), server)
+    transfer_pb2_grpc.add_TransferServiceServicer_to_server(
+        TransferServicer(service, identity, StatusQueryGuard(client)), server
+    )
     settlements = SettlementService(SettlementStore(client, settings.shards, cipher), registry, agencies, clock, cipher)
     settlement_pb2_grpc.add_SettlementServiceServicer_to_server(SettlementServicer(settlements, identity), server)
     health = HealthServicer()

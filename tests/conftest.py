@@ -95,6 +95,7 @@ async def start_demo(
     calendar_file: Path | None = None,
     retry: RetryPolicy | None = None,
     concurrency: int = 4,
+    rate_per_s: float = 100_000.0,
 ) -> Demo:
     sims = SimulatedAgencies("127.0.0.1:1", act_delay_s=act_delay_s)
     await sims.start((AgencyKey(code, t), "127.0.0.1:0") for code in DEMO_REGIONS for t in AgencyType)
@@ -113,6 +114,7 @@ async def start_demo(
         calendar_file=calendar_file,
         insecure=True,
         dev_identity=True,
+        rate_per_s=rate_per_s,
         key_file=Path(tempfile.mkdtemp(prefix="sigw-keys-")) / "sigw.keys",
         shards=4,
     )

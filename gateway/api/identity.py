@@ -40,6 +40,19 @@ class IdentityResolver:
                 return Participant.parse(value if isinstance(value, str) else value.decode())
         raise Unauthenticated(reason="NO_IDENTITY", message=f"name the caller in the {METADATA_KEY} metadata")
 
+    def rate_key(self, context: grpc.aio.ServicerContext) -> str:
+        """Who to count a call against for rate limits, before it is authorised: the certificate's participant,
+        the claimed participant (development), or the peer address."""
+        if self.tls:
+            named = pki.participant_from_auth_context(context.auth_context() or {})
+            if named:
+                return named
+        else:
+            for key, value in context.invocation_metadata() or ():
+                if key == METADATA_KEY:
+                    return str(value)[:80]
+        return f"peer:{context.peer()}"
+
     def _known(self, participant: Participant) -> Participant:
         if participant.region and self.known_regions is not None and participant.region not in self.known_regions:
             raise Unauthenticated(reason="UNKNOWN_PARTICIPANT", message="the certificate names an unknown participant")

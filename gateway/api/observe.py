@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from gateway.api.limits import RateLimiter
 from gateway.api.status import to_status
 from gateway.domain import idnumber
 from gateway.errors import FieldViolation, SigwError, invalid
@@ -68,8 +69,19 @@ def _refuse_undecodable(request: Any) -> None:
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, metrics: GrpcMetrics) -> None:
+    """Every call: rate limit per caller, undecodable bodies refused, errors mapped, metrics recorded."""
+
+    def __init__(
+        self, metrics: GrpcMetrics, limiter: RateLimiter | None = None, caller_key: Callable[[Any], str] | None = None
+    ) -> None:
         self.metrics = metrics
+        self.limiter = limiter
+        self.caller_key = caller_key
+
+    def _admit(self, request: Any, context: Any) -> None:
+        _refuse_undecodable(request)
+        if self.limiter is not None and self.caller_key is not None:
+            self.limiter.check(self.caller_key(context))
 
     async def intercept_service(
         self,
@@ -114,7 +126,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                _refuse_undecodable(request)
+                self._admit(request, context)
                 return await behavior(request, context)
             except Exception as exc:
                 code = _code_of(exc, context)
@@ -132,7 +144,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                _refuse_undecodable(request)
+                self._admit(request, context)
                 async for item in behavior(request, context):
                     yield item
             except Exception as exc:

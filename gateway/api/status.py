@@ -16,6 +16,7 @@ from gateway.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    ResourceExhausted,
     SigwError,
     Unauthenticated,
     Unavailable,
@@ -32,6 +33,7 @@ _CODES: list[tuple[type[SigwError], int]] = [
     (Unauthenticated, code_pb2.UNAUTHENTICATED),
     (Aborted, code_pb2.ABORTED),
     (Unavailable, code_pb2.UNAVAILABLE),
+    (ResourceExhausted, code_pb2.RESOURCE_EXHAUSTED),
 ]
 
 
@@ -64,7 +66,7 @@ def to_status(error: SigwError) -> grpc.Status:
                 )
             )
         )
-    if isinstance(error, Unavailable):
+    if isinstance(error, Unavailable | ResourceExhausted):
         seconds = int(error.retry_after_s)
         delay = duration_pb2.Duration(seconds=seconds, nanos=int((error.retry_after_s - seconds) * 1e9))
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))

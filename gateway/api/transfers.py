@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from gateway import convert
 from gateway._gen.sigw.v1 import transfer_pb2, transfer_pb2_grpc
 from gateway.api.identity import IdentityResolver
+from gateway.api.limits import StatusQueryGuard
 from gateway.convert import Violations
 from gateway.domain import access, idnumber, transfers
 from gateway.domain.model import SHANGHAI, Transfer
@@ -43,9 +44,10 @@ def fingerprint(request: Message, *id_path: str) -> str:
 
 
 class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
-    def __init__(self, service: TransferService, identity: IdentityResolver) -> None:
+    def __init__(self, service: TransferService, identity: IdentityResolver, status_guard: StatusQueryGuard) -> None:
         self.service = service
         self.identity = identity
+        self.status_guard = status_guard
 
     def _today(self) -> Any:
         return self.service.clock().astimezone(SHANGHAI).date()
@@ -213,8 +215,11 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         if error:
             v.add("id_number", error)
         v.raise_if_any()
+        portal = str(actor)
+        await self.status_guard.check(portal, request.transfer_id)
         transfer = await self.service.store.get(request.transfer_id)
         if transfer is None or not _same(transfer.id_number, request.id_number):
+            await self.status_guard.failed(portal, request.transfer_id)
             raise access.not_found(request.transfer_id)
         return transfer_pb2.QueryTransferStatusResponse(transfer=await self._view(transfer))
 

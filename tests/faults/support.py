@@ -195,6 +195,7 @@ class GatewayProcess:
         env = {
             **os.environ,
             "SIGW_INSTANCE": instance,
+            "SIGW_RATE_PER_S": "100000",
             "SIGW_CLAIM_IDLE_MS": str(self.claim_idle_ms),
             "SIGW_CALENDAR_FILE": "",
             "SIGW_CLOCK_START": "2026-03-02T09:00:00+08:00",

@@ -780,7 +780,7 @@ class Context:
 def _servicers() -> dict[str, Any]:
     identity = IdentityResolver(dev_identity=True)
     return {
-        "TransferService": TransferServicer(FakeService(), identity),  # type: ignore[arg-type]
+        "TransferService": TransferServicer(FakeService(), identity, Probe()),  # type: ignore[arg-type]
         "SettlementService": SettlementServicer(FakeService(), identity),  # type: ignore[arg-type]
         "OperatorService": OperatorServicer(Probe(), Probe(), identity, lambda: NOW),  # type: ignore[arg-type]
     }
