@@ -43,6 +43,8 @@ from gateway.domain.settlement import (
     split_bill,
 )
 from gateway.errors import SigwError
+from gateway.settlement_convert import split_to
+from gateway.store.settlements import Figures
 from gateway.tls import TlsFolder
 
 log = logging.getLogger("sigw.sim")
@@ -113,20 +115,9 @@ def transfer_info_for(details: agency_pb2.TransferDetails) -> transfer_pb2.Trans
 
 
 def split_message(split: Split) -> settlement_pb2.SettlementSplit:
-    return settlement_pb2.SettlementSplit(
-        total_fen=split.total_fen,
-        fund_pay_fen=split.fund_pay_fen,
-        account_pay_fen=split.account_pay_fen,
-        cash_pay_fen=split.cash_pay_fen,
-        class_c_fen=split.class_c_fen,
-        class_b_self_fen=split.class_b_self_fen,
-        in_scope_fen=split.in_scope_fen,
-        deductible_fen=split.deductible_fen,
-        over_cap_fen=split.over_cap_fen,
-        ratio_percent=split.ratio_percent,
-        filing_status=settlement_pb2.FilingStatus.ValueType(split.filing),
-        note=split.note,
-    )
+    """The agency's answer: the domain split in the gateway's one message form."""
+    figures = {name: getattr(split, name) for name in Figures.__dataclass_fields__ if name != "filing_status"}
+    return split_to(Figures(**figures, filing_status=int(split.filing)))
 
 
 Column = tuple[str, int, str, bool]  # person, year, insurance type, inpatient
