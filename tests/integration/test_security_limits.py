@@ -62,3 +62,17 @@ async def test_guessing_id_numbers_for_a_transfer_is_cut_off(redis_url: str, clo
         await d.channel.close()
         await d.gateway.stop(grace_s=0.1)
         await d.sims.stop()
+
+
+async def test_a_message_over_4_mb_is_refused(redis_url: str, clock: FakeClock) -> None:
+    d = await start_demo(redis_url, clock, act=False)
+    try:
+        huge = create_request()
+        huge.note = "x" * (4 * 1024 * 1024 + 10)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await d.transfers.CreateTransfer(huge, metadata=as_("agency:310000:hrss"))
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        await d.channel.close()
+        await d.gateway.stop(grace_s=0.1)
+        await d.sims.stop()
