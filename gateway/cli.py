@@ -18,7 +18,7 @@ import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -205,9 +205,14 @@ def channel(args: argparse.Namespace, participant: str) -> grpc.Channel:
     """Mutual TLS with the participant's certificate when the PKI folder has one; else plain text (a gateway
     serving ``--insecure --dev-identity``, which reads the caller from the metadata)."""
     tls = TlsFolder(args.tls_dir)
-    if tls.exists() and participant and tls.has(participant):
-        return grpc.secure_channel(args.target, tls.channel_credentials(participant))
-    return grpc.insecure_channel(args.target)
+    if not tls.exists():
+        return grpc.insecure_channel(args.target)
+    if not participant or not tls.has(participant):
+        raise SystemExit(
+            f"no certificate for {participant or 'the caller'} in {args.tls_dir}: issue one with "
+            f"`sigw pki issue {participant or 'PARTICIPANT'}`, or name another with --as"
+        )
+    return grpc.secure_channel(args.target, tls.channel_credentials(participant))
 
 
 def _stub(args: argparse.Namespace, participant: str) -> transfer_pb2_grpc.TransferServiceStub:
@@ -227,7 +232,10 @@ def _date(d: common_pb2.Date) -> str:
 
 
 def _time(ts: Any) -> str:
-    return str(ts.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")) + "Z" if ts.seconds else "-"
+    """A timestamp in Asia/Shanghai, the time the agencies work in."""
+    if not ts.seconds:
+        return "-"
+    return f"{ts.ToDatetime(tzinfo=UTC).astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S}"
 
 
 def print_transfer(t: transfer_pb2.Transfer) -> None:

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -199,6 +200,7 @@ class GatewayProcess:
             "SIGW_CLAIM_IDLE_MS": str(self.claim_idle_ms),
             "SIGW_CALENDAR_FILE": "",
             "SIGW_CLOCK_START": "2026-03-02T09:00:00+08:00",
+            "SIGW_KEY_FILE": str(Path(tempfile.gettempdir()) / f"sigw-faults-{os.getpid()}.keys"),
         }
         with self.log.open("ab") as log:
             log.write(f"--- start as {instance}\n".encode())

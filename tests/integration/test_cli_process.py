@@ -61,7 +61,12 @@ class Served:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "SIGW_CALENDAR_FILE": "", "SIGW_CLOCK_START": "2026-03-02T09:00:00+08:00"}
+        env = {
+            **os.environ,
+            "SIGW_CALENDAR_FILE": "",
+            "SIGW_CLOCK_START": "2026-03-02T09:00:00+08:00",
+            "SIGW_KEY_FILE": str(self.data.parent / "sigw.keys"),
+        }
         self.process = subprocess.Popen(
             [
                 sys.executable,
