@@ -51,10 +51,6 @@ def check_msgid(v: Violations, field: str, msgid: str, hospital: str | None = No
     return when
 
 
-def date_of(v: Violations, field: str, d: common_pb2.Date, *, required: bool = True) -> date | None:
-    return v.date(field, d, required=required)
-
-
 def date_to(d: date) -> common_pb2.Date:
     return common_pb2.Date(year=d.year, month=d.month, day=d.day)
 
@@ -93,8 +89,8 @@ def bill_from(bill: settlement_pb2.Bill, today: date) -> ParsedBill:
         v.add("bill.insurance_type", "must be 310 (employee) or 390 (resident)")
     if bill.medical_type not in {t.value for t in MedicalType}:
         v.add("bill.medical_type", "must be 11, 14, 21 or 25")
-    admission = date_of(v, "bill.admission_date", bill.admission_date)
-    discharge = date_of(v, "bill.discharge_date", bill.discharge_date)
+    admission = v.date("bill.admission_date", bill.admission_date)
+    discharge = v.date("bill.discharge_date", bill.discharge_date)
     if admission and discharge and discharge < admission:
         v.add("bill.discharge_date", "before the admission date")
     if discharge and discharge > today:

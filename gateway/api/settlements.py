@@ -19,7 +19,6 @@ from gateway.settlement_convert import (
     TRANSACTION,
     bill_from,
     check_msgid,
-    date_of,
     filing_to,
     settlement_to,
     split_to,
@@ -103,9 +102,9 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             v.add("person.id_number", error)
         v.region("insured_region", request.insured_region)
         v.region("treatment_region", request.treatment_region)
-        valid_from = date_of(v, "valid_from", request.valid_from)
+        valid_from = v.date("valid_from", request.valid_from)
         long_term = request.type in (1, 2, 3)
-        valid_until = date_of(v, "valid_until", request.valid_until, required=not long_term)
+        valid_until = v.date("valid_until", request.valid_until, required=not long_term)
         if long_term and valid_until:
             v.add("valid_until", "long-term filings are valid until cancelled: leave it empty")
         if valid_from and valid_until and valid_until < valid_from:
@@ -233,8 +232,8 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
     ) -> settlement_pb2.ReconcileResponse:
         actor = self.identity.caller(context)
         v = Violations()
-        start = date_of(v, "start_date", request.start_date)
-        end = date_of(v, "end_date", request.end_date)
+        start = v.date("start_date", request.start_date)
+        end = v.date("end_date", request.end_date)
         if start and end and (end < start or (end - start).days > 92):
             v.add("end_date", "must be on or after start_date, at most 92 days later")
         t = request.totals

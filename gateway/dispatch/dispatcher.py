@@ -324,7 +324,7 @@ class AgencyWorker:
             return
         for entry in entries:
             self.waiting.pop(entry.entry_id, None)
-            task = asyncio.create_task(self._deliver(entry, probe=limit == 1 and self.breaker.failures > 0))
+            task = asyncio.create_task(self._deliver(entry, probe=self.breaker.state is CircuitState.HALF_OPEN))
             self.in_flight[entry.entry_id] = task
             task.add_done_callback(self._forget(entry.entry_id))
 

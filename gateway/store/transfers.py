@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -19,7 +19,6 @@ from gateway.domain.model import Decision, Event, Kind, State, Step, Transfer
 from gateway.errors import Aborted, Unavailable
 from gateway.store import codec, keys, scripts
 
-T = TypeVar("T")
 StreamRows = list[tuple[bytes, dict[bytes, bytes]]]
 
 IDEMPOTENCY_TTL_S = 30 * 24 * 3600
