@@ -216,8 +216,9 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"agency {self.key} is down")
         if self.refuse_with is not None:
             await context.abort(self.refuse_with, f"agency {self.key} refuses this message")
-        if self.answer_delay_s:
-            await asyncio.sleep(self.answer_delay_s)
+        delay = self.answer_delay_s
+        if delay:
+            await asyncio.sleep(delay)
         if request.message_id in self.stats.applied_ids:
             self.stats.duplicates += 1
             return agency_pb2.DeliverResponse(duplicate=True)
@@ -295,8 +296,9 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
     ) -> agency_pb2.ComputeSettlementResponse:
         if not self.available:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"agency {self.key} is down")
-        if self.answer_delay_s:
-            await asyncio.sleep(self.answer_delay_s)
+        delay = self.answer_delay_s
+        if delay:
+            await asyncio.sleep(delay)
         if request.commit and request.bill.msgid in self.ledger.answers:
             return agency_pb2.ComputeSettlementResponse(split=self.ledger.answers[request.bill.msgid])
         bill = request.bill

@@ -7,8 +7,10 @@ Two stages (key layout in ``gateway.store.keys``):
    crash in between routes it twice; the agency deduplicates by message id.
 2. **Deliver.** Each agency has its own worker reading its two lanes (consumer group ``dispatch``), so a flooded
    or dead agency holds up no other. The worker takes the priority lane first, but when both lanes have work at
-   least one delivery in ``ordinary_share`` goes to the ordinary lane, so it is never starved. A message stays
-   pending until the agency took it (then it is acknowledged and deleted) or it went to the dead letters.
+   least one delivery in ``ordinary_share`` goes to the ordinary lane, so it is never starved. It delivers one
+   transfer's messages in order, never two at once (across gateway processes order is not guaranteed, so every
+   notice carries the transfer's state). A message stays pending until the agency took it (then it is
+   acknowledged and deleted) or it went to the dead letters.
 
 Failures follow ``gateway.dispatch.retry``: transient ones are retried with backoff; a delivery still failing
 after its retries counts against the agency's circuit breaker and stays pending, to be tried again when the
@@ -254,6 +256,15 @@ class _Entry:
     eligible_at: float = 0.0
     history: list[str] = field(default_factory=list)
 
+    @property
+    def transfer_id(self) -> bytes:
+        return self.fields.get(b"transfer_id", b"")
+
+    @property
+    def order(self) -> tuple[int, int]:
+        ms, _, seq = self.entry_id.partition(b"-")
+        return int(ms), int(seq or 0)
+
 
 class AgencyWorker:
     """Delivers one agency's messages: priority lane first, a guaranteed share for the ordinary lane, behind
@@ -267,6 +278,7 @@ class AgencyWorker:
         self.streams = {lane: keys.agency_lane(str(agency), lane) for lane in keys.LANES}
         self.breaker = CircuitBreaker(s.breaker_threshold, s.breaker_open_s, s.breaker_max_open_s)
         self.in_flight: dict[bytes, asyncio.Task[None]] = {}
+        self.in_flight_entries: dict[bytes, _Entry] = {}
         self.waiting: dict[bytes, _Entry] = {}  # read, not delivered yet: failed transiently, or resumed
         self.priority_run = 0
         self.next_claim = 0.0
@@ -323,14 +335,32 @@ class AgencyWorker:
                 await self.d.pause(0.05)
             return
         for entry in entries:
+            if self._behind(entry):  # keep one transfer's messages in order: wait for the earlier one
+                entry.eligible_at = time.monotonic() + 0.02
+                self.waiting[entry.entry_id] = entry
+                continue
             self.waiting.pop(entry.entry_id, None)
             task = asyncio.create_task(self._deliver(entry, probe=self.breaker.state is CircuitState.HALF_OPEN))
             self.in_flight[entry.entry_id] = task
+            self.in_flight_entries[entry.entry_id] = entry
             task.add_done_callback(self._forget(entry.entry_id))
+
+    def _behind(self, entry: _Entry) -> bool:
+        """Another message of the same transfer is in flight, or waits from earlier in the lane."""
+        if not entry.transfer_id:
+            return False
+        if any(other.transfer_id == entry.transfer_id for other in self.in_flight_entries.values()):
+            return True
+        return any(
+            other.transfer_id == entry.transfer_id and other.order < entry.order
+            for other in self.waiting.values()
+            if other.entry_id != entry.entry_id
+        )
 
     def _forget(self, entry_id: bytes) -> Callable[[asyncio.Task[None]], None]:
         def forget(_: asyncio.Task[None]) -> None:
             self.in_flight.pop(entry_id, None)
+            self.in_flight_entries.pop(entry_id, None)
 
         return forget
 
@@ -343,7 +373,7 @@ class AgencyWorker:
         now = time.monotonic()
         due = sorted(
             (e for e in self.waiting.values() if e.eligible_at <= now and e.entry_id not in self.in_flight),
-            key=lambda e: (e.lane != "priority", e.eligible_at),
+            key=lambda e: (e.lane != "priority", e.order),
         )
         picked = due[:free]
         if len(picked) < free and now >= self.next_claim:

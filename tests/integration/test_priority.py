@@ -4,6 +4,7 @@ letters and their re-drive."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import grpc
@@ -214,3 +215,37 @@ async def test_dead_letters_are_listed_and_redriven_on_the_record(quiet: Demo, r
     assert [(f[b"actor"], f[b"action"], f[b"request"]) for _, f in log] == [
         (b"operator:test", b"redrive dead letters", b"r")
     ]
+
+
+async def test_one_transfers_messages_reach_an_agency_in_order(redis_url: str, clock: FakeClock) -> None:
+    d = await start_demo(redis_url, clock, act=False, concurrency=4)
+    try:
+        source = d.agency("110000")
+        # Every other delivery is slow: were two messages of one transfer sent at once, the second would overtake.
+        delays = itertools.cycle([0.08, 0.0])
+        type(source).answer_delay_s = property(lambda _: next(delays), lambda _, __: None)  # type: ignore[assignment]
+        target = as_("agency:310000:hrss")
+        ids = []
+        for i in range(8):
+            t = (
+                await d.transfers.CreateTransfer(
+                    create_request(request_id=f"c-{i}", id_number=person_id(sequence=600 + i)), metadata=target
+                )
+            ).transfer
+            await d.transfers.SendContactLetter(
+                S.SendContactLetterRequest(request_id=f"l-{i}", transfer_id=t.transfer_id), metadata=target
+            )
+            await d.transfers.CancelTransfer(
+                S.CancelTransferRequest(request_id=f"x-{i}", transfer_id=t.transfer_id, reason="withdrawn"),
+                metadata=target,
+            )
+            ids.append(t.transfer_id)
+        await eventually(lambda: source.stats.applied == 16, timeout_s=10)
+        for tid in ids:
+            notices = [m.transfer_notice.type for m in source.received if m.transfer_notice.transfer.transfer_id == tid]
+            assert notices == [agency_pb2.NOTICE_TYPE_CONTACT_LETTER, agency_pb2.NOTICE_TYPE_TRANSFER_CLOSED]
+    finally:
+        del type(source).answer_delay_s
+        await d.channel.close()
+        await d.gateway.stop(grace_s=0.2)
+        await d.sims.stop()
