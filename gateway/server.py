@@ -136,7 +136,7 @@ class Gateway:
                 log.info("store reachable: SERVING")
 
     async def _monitor(self) -> None:
-        while True:
+        while not self.stopping:
             await asyncio.sleep(HEALTH_INTERVAL_S)
             await self.check_store()
 
@@ -148,6 +148,8 @@ class Gateway:
         await self._server.stop(grace=grace_s)
         self.dispatcher.stop()
         self.sweeper.stopping.set()
+        # Let the dispatcher finish its deliveries in flight (they acknowledge as they end), then stop the rest.
+        await asyncio.wait(self._tasks, timeout=grace_s)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
