@@ -206,7 +206,7 @@ def channel(args: argparse.Namespace, participant: str) -> grpc.Channel:
     serving ``--insecure --dev-identity``, which reads the caller from the metadata)."""
     tls = TlsFolder(args.tls_dir)
     if not tls.exists():
-        return grpc.insecure_channel(args.target)
+        return grpc.intercept_channel(grpc.insecure_channel(args.target), _NameCaller(participant))
     if not participant or not tls.has(participant):
         raise SystemExit(
             f"no certificate for {participant or 'the caller'} in {args.tls_dir}: issue one with "
@@ -219,8 +219,20 @@ def _stub(args: argparse.Namespace, participant: str) -> transfer_pb2_grpc.Trans
     return transfer_pb2_grpc.TransferServiceStub(channel(args, participant))
 
 
-def _meta(participant: str) -> tuple[tuple[str, str]]:
-    return ((METADATA_KEY, participant),)
+class _NameCaller(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    """Names the caller in the x-sigw-participant metadata (read only by a development gateway)."""
+
+    def __init__(self, participant: str) -> None:
+        self.metadata = ((METADATA_KEY, participant),)
+
+    def _named(self, details: Any) -> Any:
+        return details._replace(metadata=(*(details.metadata or ()), *self.metadata))
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._named(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._named(details), request)
 
 
 def _enum_name(enum: Any, value: int, prefix: str) -> str:
@@ -311,7 +323,7 @@ def cmd_create(args: argparse.Namespace) -> int:
                 spouse=args.spouse,
             )
         )
-    reply = _stub(args, caller).CreateTransfer(request, metadata=_meta(caller), timeout=args.timeout)
+    reply = _stub(args, caller).CreateTransfer(request, timeout=args.timeout)
     print_transfer(reply.transfer)
     return 0
 
@@ -319,7 +331,6 @@ def cmd_create(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     reply = _stub(args, args.as_ or "operator:cli").GetTransfer(
         transfer_pb2.GetTransferRequest(transfer_id=args.transfer_id),
-        metadata=_meta(args.as_ or "operator:cli"),
         timeout=args.timeout,
     )
     print_transfer(reply.transfer)
@@ -329,7 +340,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     reply = _stub(args, args.as_ or "portal:cli").QueryTransferStatus(
         transfer_pb2.QueryTransferStatusRequest(transfer_id=args.transfer_id, id_number=args.id_number),
-        metadata=_meta(args.as_ or "portal:cli"),
         timeout=args.timeout,
     )
     print_transfer(reply.transfer)
@@ -345,9 +355,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         kind=transfer_pb2.TransferKind.ValueType(KINDS[args.kind] if args.kind else 0),
         overdue_only=args.overdue,
     )
-    reply = _stub(args, args.as_ or "operator:cli").ListTransfers(
-        request, metadata=_meta(args.as_ or "operator:cli"), timeout=args.timeout
-    )
+    reply = _stub(args, args.as_ or "operator:cli").ListTransfers(request, timeout=args.timeout)
     print(f"{'transfer':<24}{'kind':<34}{'from':<8}{'to':<8}{'state':<14}overdue")
     for t in reply.transfers:
         print(
@@ -363,7 +371,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     stream = _stub(args, args.as_ or "operator:cli").WatchTransfer(
         transfer_pb2.WatchTransferRequest(transfer_id=args.transfer_id),
-        metadata=_meta(args.as_ or "operator:cli"),
         timeout=args.watch_timeout,
     )
     for item in stream:
@@ -376,7 +383,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 def _act(args: argparse.Namespace, method: str, request: Any) -> int:
     if not args.as_:
         raise SystemExit("name the acting agency with --as, e.g. --as agency:310000:hrss")
-    reply = getattr(_stub(args, args.as_ or ""), method)(request, metadata=_meta(args.as_ or ""), timeout=args.timeout)
+    reply = getattr(_stub(args, args.as_ or ""), method)(request, timeout=args.timeout)
     print_transfer(reply.transfer)
     return 0
 
@@ -517,7 +524,7 @@ def cmd_filing_create(args: argparse.Namespace) -> int:
     if args.valid_until:
         request.valid_until.CopyFrom(_day(args.valid_until))
     caller = args.as_ or f"agency:{args.insured}:healthcare"
-    print_filing(_settlements(args, caller).CreateFiling(request, metadata=_meta(caller), timeout=args.timeout).filing)
+    print_filing(_settlements(args, caller).CreateFiling(request, timeout=args.timeout).filing)
     return 0
 
 
@@ -525,7 +532,6 @@ def cmd_filing_cancel(args: argparse.Namespace) -> int:
     caller = args.as_ or f"agency:{args.insured}:healthcare"
     reply = _settlements(args, caller).CancelFiling(
         settlement_pb2.CancelFilingRequest(request_id=_request_id(args), filing_id=args.filing_id, reason=args.reason),
-        metadata=_meta(caller),
         timeout=args.timeout,
     )
     print_filing(reply.filing)
@@ -535,7 +541,6 @@ def cmd_filing_cancel(args: argparse.Namespace) -> int:
 def cmd_filing_list(args: argparse.Namespace) -> int:
     reply = _settlements(args, args.as_ or f"agency:{args.insured}:healthcare").ListFilings(
         settlement_pb2.ListFilingsRequest(insured_region=args.insured, id_number=args.id_number or ""),
-        metadata=_meta(args.as_ or f"agency:{args.insured}:healthcare"),
         timeout=args.timeout,
     )
     for f in reply.filings:
@@ -559,7 +564,7 @@ def _hospital(args: argparse.Namespace, bill: settlement_pb2.Bill) -> str:
 def cmd_presettle(args: argparse.Namespace) -> int:
     bill = _bill(args)
     reply = _settlements(args, _hospital(args, bill)).PreSettle(
-        settlement_pb2.PreSettleRequest(bill=bill), metadata=_meta(_hospital(args, bill)), timeout=args.timeout
+        settlement_pb2.PreSettleRequest(bill=bill), timeout=args.timeout
     )
     print("pre-settlement (nothing recorded)")
     print_split(reply.split)
@@ -569,7 +574,7 @@ def cmd_presettle(args: argparse.Namespace) -> int:
 def cmd_settle(args: argparse.Namespace) -> int:
     bill = _bill(args)
     reply = _settlements(args, _hospital(args, bill)).Settle(
-        settlement_pb2.SettleRequest(bill=bill), metadata=_meta(_hospital(args, bill)), timeout=args.timeout
+        settlement_pb2.SettleRequest(bill=bill), timeout=args.timeout
     )
     print_settlement(reply.settlement)
     return 0
@@ -589,7 +594,6 @@ def cmd_settlement_cancel(args: argparse.Namespace) -> int:
         settlement_pb2.CancelSettlementRequest(
             msgid=args.msgid or new_msgid(code), settlement_id=args.settlement_id, reason=args.reason or ""
         ),
-        metadata=_meta(caller),
         timeout=args.timeout,
     )
     print_settlement(reply.settlement)
@@ -604,7 +608,6 @@ def cmd_settlement_reverse(args: argparse.Namespace) -> int:
             original_msgid=args.original_msgid,
             original_transaction=args.transaction or "",
         ),
-        metadata=_meta(caller),
         timeout=args.timeout,
     )
     print_settlement(reply.settlement)
@@ -614,7 +617,6 @@ def cmd_settlement_reverse(args: argparse.Namespace) -> int:
 def cmd_settlement_show(args: argparse.Namespace) -> int:
     reply = _settlements(args, args.as_ or "operator:cli").GetSettlement(
         settlement_pb2.GetSettlementRequest(settlement_id=args.settlement_id),
-        metadata=_meta(args.as_ or "operator:cli"),
         timeout=args.timeout,
     )
     print_settlement(reply.settlement)
@@ -625,7 +627,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     caller, code = _hospital_of(args)
     request = json_format.Parse(Path(args.request).read_text(encoding="utf-8"), settlement_pb2.ReconcileRequest())
     request.hospital_code = request.hospital_code or code
-    reply = _settlements(args, caller).Reconcile(request, metadata=_meta(caller), timeout=args.timeout)
+    reply = _settlements(args, caller).Reconcile(request, timeout=args.timeout)
     g = reply.gateway_totals
     print(
         f"{'matched' if reply.matched else 'NOT matched'}: gateway has {g.count} settlements, total "
@@ -666,7 +668,6 @@ def _print_statement(statement: settlement_pb2.ClearingStatement, as_csv: bool) 
 def cmd_clearing_close(args: argparse.Namespace) -> int:
     reply = _settlements(args, args.as_ or "operator:cli").CloseMonth(
         settlement_pb2.CloseMonthRequest(request_id=_request_id(args), month=args.month),
-        metadata=_meta(args.as_ or "operator:cli"),
         timeout=args.timeout,
     )
     _print_statement(reply.statement, args.csv)
@@ -676,7 +677,6 @@ def cmd_clearing_close(args: argparse.Namespace) -> int:
 def cmd_clearing_statement(args: argparse.Namespace) -> int:
     reply = _settlements(args, args.as_ or "operator:cli").GetClearingStatement(
         settlement_pb2.GetClearingStatementRequest(month=args.month),
-        metadata=_meta(args.as_ or "operator:cli"),
         timeout=args.timeout,
     )
     _print_statement(reply.statement, args.csv)
@@ -707,9 +707,7 @@ def cmd_queue_list(args: argparse.Namespace) -> int:
                 region_code=region, agency_type=common_pb2.AgencyType.ValueType(int(AgencyType.from_slug(slug)))
             )
         )
-    reply = _operator(args, args.as_ or "operator:cli").ListQueued(
-        request, metadata=_meta(args.as_ or "operator:cli"), timeout=args.timeout
-    )
+    reply = _operator(args, args.as_ or "operator:cli").ListQueued(request, timeout=args.timeout)
     print("depth: " + ", ".join(f"{lane} {depth}" for lane, depth in sorted(reply.depth_by_lane.items())))
     for m in reply.messages:
         _print_queued(m)
@@ -719,7 +717,6 @@ def cmd_queue_list(args: argparse.Namespace) -> int:
 def cmd_dlq_list(args: argparse.Namespace) -> int:
     reply = _operator(args, args.as_ or "operator:cli").ListDeadLetters(
         operator_pb2.ListDeadLettersRequest(limit=args.limit),
-        metadata=_meta(args.as_ or "operator:cli"),
         timeout=args.timeout,
     )
     for m in reply.messages:
@@ -733,7 +730,6 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
         raise SystemExit("name entry ids, or --all")
     reply = _operator(args, args.as_ or "operator:cli").RedriveDeadLetters(
         operator_pb2.RedriveDeadLettersRequest(request_id=_request_id(args), entry_ids=args.entry_ids, all=args.all),
-        metadata=_meta(args.as_ or "operator:cli"),
         timeout=args.timeout,
     )
     print(f"re-drove {reply.redriven} dead letters (on the record as {args.as_ or 'operator:cli'})")
