@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import date, datetime
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway._gen.sigw.v1 import agency_pb2, common_pb2, transfer_pb2
@@ -51,6 +53,19 @@ def valid_stream_id(text: str) -> bool:
     if match is None:
         return False
     return all(int(part) <= _UINT64 for part in match.groups()) and text != f"{_UINT64}-{_UINT64}"
+
+
+def fingerprint(request: Message, *id_path: str) -> str:
+    """The payload of a request without its idempotency key (``request_id``, or the field at ``id_path``), as a
+    digest: AIP-155's same-payload comparison."""
+    copy = type(request)()
+    copy.CopyFrom(request)
+    *parents, name = id_path or ("request_id",)
+    holder = copy
+    for parent in parents:
+        holder = getattr(holder, parent)
+    holder.ClearField(name)
+    return hashlib.sha256(type(request).__name__.encode() + copy.SerializeToString(deterministic=True)).hexdigest()
 
 
 class Violations:

@@ -8,8 +8,7 @@ from typing import Any
 
 from gateway._gen.sigw.v1 import settlement_pb2, settlement_pb2_grpc
 from gateway.api.identity import IdentityResolver
-from gateway.api.transfers import fingerprint
-from gateway.convert import Violations
+from gateway.convert import Violations, fingerprint
 from gateway.domain import clearing, idnumber
 from gateway.domain.model import SHANGHAI
 from gateway.settlement_convert import (
@@ -32,6 +31,11 @@ COMMIT_MARGIN_S = 0.25
 AGENCY_TIMEOUT_S = 10.0
 MAX_PAGE = 100
 _CURSOR = re.compile(r"[0-9]{1,15}")
+
+
+def _check_settlement_id(v: Violations, value: str) -> None:
+    if not SETTLEMENT_ID.fullmatch(value):
+        v.add("settlement_id", "not a settlement id (like S03-1a2b3c4d5e6f7a8b)")
 
 
 def agency_timeout(context: Context) -> float:
@@ -189,8 +193,7 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         actor = self.identity.caller(context)
         v = Violations()
         check_msgid(v, "msgid", request.msgid, actor.code or None)
-        if not SETTLEMENT_ID.fullmatch(request.settlement_id):
-            v.add("settlement_id", "not a settlement id (like S03-1a2b3c4d5e6f7a8b)")
+        _check_settlement_id(v, request.settlement_id)
         v.text("reason", request.reason, limit=500)
         v.raise_if_any()
         record = await self.service.cancel(
@@ -218,8 +221,7 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
     ) -> settlement_pb2.GetSettlementResponse:
         actor = self.identity.caller(context)
         v = Violations()
-        if not SETTLEMENT_ID.fullmatch(request.settlement_id):
-            v.add("settlement_id", "not a settlement id (like S03-1a2b3c4d5e6f7a8b)")
+        _check_settlement_id(v, request.settlement_id)
         v.raise_if_any()
         return settlement_pb2.GetSettlementResponse(
             settlement=settlement_to(await self.service.get(actor, request.settlement_id))

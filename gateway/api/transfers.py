@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import re
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
-
-from google.protobuf.message import Message
 
 from gateway import convert
 from gateway._gen.sigw.v1 import transfer_pb2, transfer_pb2_grpc
@@ -28,19 +25,6 @@ Context = Any  # grpc.aio.ServicerContext
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
 WATCH_POLL_MS = 1000
-
-
-def fingerprint(request: Message, *id_path: str) -> str:
-    """The payload of a request without its idempotency key (``request_id``, or the field at ``id_path``), as a
-    digest: AIP-155's same-payload comparison."""
-    copy = type(request)()
-    copy.CopyFrom(request)
-    *parents, name = id_path or ("request_id",)
-    holder = copy
-    for parent in parents:
-        holder = getattr(holder, parent)
-    holder.ClearField(name)
-    return hashlib.sha256(type(request).__name__.encode() + copy.SerializeToString(deterministic=True)).hexdigest()
 
 
 class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
@@ -61,7 +45,7 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
     ) -> transfer_pb2.CreateTransferResponse:
         actor = self.identity.caller(context)
         application = convert.application_from(request)
-        transfer = await self.service.create(actor, request.request_id, fingerprint(request), application)
+        transfer = await self.service.create(actor, request.request_id, convert.fingerprint(request), application)
         return transfer_pb2.CreateTransferResponse(transfer=await self._view(transfer))
 
     async def _act(
@@ -75,7 +59,7 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         transfer = await self.service.transition(
             actor,
             request.request_id,
-            fingerprint(request),
+            convert.fingerprint(request),
             request.transfer_id,
             lambda t, now: decide(t, actor, now),
             record_refusal=record_refusal,

@@ -31,8 +31,16 @@ from gateway._gen.sigw.v1 import common_pb2, operator_pb2, settlement_pb2, trans
 from gateway.api.identity import METADATA_KEY, IdentityResolver
 from gateway.api.operator import OperatorServicer
 from gateway.api.settlements import SettlementServicer
-from gateway.api.transfers import TransferServicer, fingerprint
-from gateway.convert import MAX_AMOUNT_FEN, Violations, application_from, info_from, kind_filter, state_filter
+from gateway.api.transfers import TransferServicer
+from gateway.convert import (
+    MAX_AMOUNT_FEN,
+    Violations,
+    application_from,
+    fingerprint,
+    info_from,
+    kind_filter,
+    state_filter,
+)
 from gateway.domain import idnumber
 from gateway.domain.model import SHANGHAI, Application, Kind, State, TransferInfo
 from gateway.domain.participants import Participant
