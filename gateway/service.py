@@ -20,7 +20,7 @@ from gateway.domain.model import SHANGHAI, AgencyType, Application, Decision, Ev
 from gateway.domain.participants import Participant
 from gateway.domain.rules import agency_type_of
 from gateway.domain.transfers import Policy
-from gateway.errors import Aborted, AlreadyExists, FailedPrecondition, FieldViolation, SigwError
+from gateway.errors import Aborted, FailedPrecondition, FieldViolation, SigwError, check_same_payload
 from gateway.store import keys
 from gateway.store.transfers import IdempotencyRecord, OutboundMessage, TransferStore, shard_of
 
@@ -79,10 +79,7 @@ class TransferService:
 
     async def _replay(self, record: IdempotencyRecord, fingerprint: str) -> Transfer:
         """Answer a repeated request id: the first outcome, or a refusal when the payload differs."""
-        if record.fingerprint != fingerprint:
-            raise AlreadyExists(
-                reason="REQUEST_ID_REUSED", message="this request_id was already used with a different payload"
-            )
+        check_same_payload(record.fingerprint, fingerprint)
         if record.error:
             raise _error_from_record(record.error)
         transfer = await self.store.get(record.transfer_id)

@@ -25,7 +25,14 @@ from gateway.domain import access, clearing
 from gateway.domain.model import SHANGHAI, AgencyKey, AgencyType
 from gateway.domain.participants import Participant
 from gateway.domain.settlement import FilingStatus
-from gateway.errors import AlreadyExists, FailedPrecondition, FieldViolation, NotFound, Unavailable, invalid
+from gateway.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    NotFound,
+    Unavailable,
+    check_same_payload,
+    invalid,
+)
 from gateway.settlement_convert import (
     ParsedBill,
     bill_json,
@@ -151,10 +158,7 @@ class SettlementService:
         return await self._replay_filing(earlier, fingerprint)
 
     async def _replay_filing(self, record: MessageRecord, fingerprint: str) -> FilingRecord:
-        if record.fingerprint != fingerprint:
-            raise AlreadyExists(
-                reason="REQUEST_ID_REUSED", message="this request_id was already used with a different payload"
-            )
+        check_same_payload(record.fingerprint, fingerprint)
         filing = await self.store.filing(record.settlement_id)
         if filing is None:
             raise NotFound(reason="FILING_NOT_FOUND", message=f"filing {record.settlement_id} not found")
@@ -295,8 +299,7 @@ class SettlementService:
         return await self._replay(duplicate, fingerprint) if duplicate else record
 
     async def _replay(self, record: MessageRecord, fingerprint: str) -> SettlementRecord:
-        if record.fingerprint != fingerprint:
-            raise AlreadyExists(reason="MSGID_REUSED", message="this msgid was already used with a different payload")
+        check_same_payload(record.fingerprint, fingerprint, "msgid")
         settlement = await self.store.get(record.settlement_id)
         if settlement is None:
             raise NotFound(reason="SETTLEMENT_NOT_FOUND", message=f"settlement {record.settlement_id} not found")
