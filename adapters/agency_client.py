@@ -9,7 +9,12 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from gateway._gen.sigw.v1 import agency_pb2, agency_pb2_grpc
+from gateway import convert
+from gateway._gen.sigw.v1 import agency_pb2, agency_pb2_grpc, common_pb2
+from gateway.config import Registry
+from gateway.domain.model import AgencyKey, AgencyType
+from gateway.domain.pension_relationship import ContributionPeriod
+from gateway.errors import FieldViolation, Unavailable, invalid
 
 # Transport-level retries for UNAVAILABLE belong to gRPC itself (a connection that could not be made);
 # everything above that is the dispatcher's policy (gateway.dispatch.retry).
@@ -113,7 +118,54 @@ class AgencyClients:
             raise failure(error) from error
         return bool(reply.duplicate)
 
+    async def report_contribution_periods(
+        self, endpoint: str, request: agency_pb2.ReportContributionPeriodsRequest, timeout_s: float
+    ) -> agency_pb2.ReportContributionPeriodsResponse:
+        try:
+            reply: agency_pb2.ReportContributionPeriodsResponse = await self._stub(endpoint).ReportContributionPeriods(
+                request, timeout=timeout_s
+            )
+        except grpc.aio.AioRpcError as error:
+            raise failure(error) from error
+        return reply
+
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
+
+
+class AgencyContributionRecords:
+    """Asks the regions' HRSS agencies for a person's contribution periods (``ReportContributionPeriods``);
+    implements ``gateway.service.ContributionRecords``."""
+
+    def __init__(self, clients: AgencyClients, registry: Registry) -> None:
+        self.clients = clients
+        self.registry = registry
+
+    def regions(self) -> list[str]:
+        return sorted(a.region for a in self.registry.agencies() if a.agency_type is AgencyType.HRSS)
+
+    async def periods(self, region: str, id_number: str, name: str, timeout_s: float) -> list[ContributionPeriod]:
+        endpoint = self.registry.endpoint(AgencyKey(region, AgencyType.HRSS))
+        if endpoint is None:
+            raise invalid([FieldViolation("region_codes", f"unknown region {region}")], reason="UNKNOWN_REGION")
+        request = agency_pb2.ReportContributionPeriodsRequest(person=common_pb2.Person(id_number=id_number, name=name))
+        try:
+            reply = await self.clients.report_contribution_periods(endpoint, request, timeout_s)
+            # Each agency answers for its own region only; anything else it sends is ignored.
+            return [convert.period_from(p) for p in reply.periods if p.region_code == region]
+        except DeliveryFailed as failed:
+            raise Unavailable(
+                reason="AGENCY_UNAVAILABLE",
+                message=f"region {region}'s HRSS agency did not report the contribution periods ({failed.code.name})",
+                metadata={"region": region},
+                retry_after_s=failed.retry_after_s or 1.0,
+            ) from failed
+        except ValueError as bad:
+            raise Unavailable(
+                reason="AGENCY_ANSWER_INCONSISTENT",
+                message=f"region {region}'s HRSS agency reported a malformed period: {bad}",
+                metadata={"region": region},
+                retry_after_s=5.0,
+            ) from bad

@@ -1,7 +1,9 @@
 """Non-local care policies of the demo regions' simulated healthcare-security agencies.
 
 Illustrative figures in the range real cities use (deductible, ratio by hospital level, annual cap); they are
-demo data, not any city's official policy. Shenzhen refuses unfiled care; the others settle it at a lower ratio.
+demo data, not any city's official policy. Each names its reduction of the ratio for a referral, for another
+temporary trip and for unfiled care (医保发〔2022〕22号); Shenzhen refuses unfiled care, the others settle it at a
+lower ratio.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ DEMO_POLICIES: dict[str, RegionPolicy] = {
         employee_outpatient=_rule(1_800, (90, 80, 70), 20_000),
         resident_inpatient=_rule(1_300, (80, 78, 75), 250_000),
         resident_outpatient=_rule(100, (55, 55, 50), 4_000),
-        temporary_drop_points=0,
+        referral_drop_points=0,
+        temporary_drop_points=5,
         unfiled_drop_points=10,
     ),
     "310000": RegionPolicy(
@@ -35,7 +38,8 @@ DEMO_POLICIES: dict[str, RegionPolicy] = {
         employee_outpatient=_rule(1_500, (80, 75, 70), 10_000),
         resident_inpatient=_rule(1_500, (80, 75, 60), 240_000),
         resident_outpatient=_rule(500, (70, 60, 50), 5_000),
-        temporary_drop_points=0,
+        referral_drop_points=0,
+        temporary_drop_points=10,
         unfiled_drop_points=10,
     ),
     "440300": RegionPolicy(
@@ -44,7 +48,8 @@ DEMO_POLICIES: dict[str, RegionPolicy] = {
         employee_outpatient=_rule(0, (70, 70, 70), 10_000),
         resident_inpatient=_rule(1_000, (85, 85, 80), 300_000),
         resident_outpatient=_rule(0, (50, 50, 50), 2_000),
-        temporary_drop_points=5,
+        referral_drop_points=5,
+        temporary_drop_points=10,
         refuse_unfiled=True,
     ),
     "510100": RegionPolicy(
@@ -53,7 +58,8 @@ DEMO_POLICIES: dict[str, RegionPolicy] = {
         employee_outpatient=_rule(1_000, (80, 70, 60), 8_000),
         resident_inpatient=_rule(800, (80, 70, 60), 200_000),
         resident_outpatient=_rule(200, (60, 55, 50), 3_000),
-        temporary_drop_points=10,
+        referral_drop_points=5,
+        temporary_drop_points=15,
         unfiled_drop_points=20,
     ),
 }

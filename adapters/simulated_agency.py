@@ -3,13 +3,16 @@
 Each simulated agency dedups deliveries by message id, then acts as a real agency would, by calling the
 gateway's ``TransferService`` back after ``act_delay_s``:
 
-* TRANSFER_REQUESTED (it is the target): sends the contact letter;
+* TRANSFER_REQUESTED (it is the target): sends the contact letter, or opens the temporary account when the
+  transfer keeps the relationship at the source (66号 Art. 5);
 * CONTACT_LETTER (it is the source): looks up the person's contribution record and sends the information
   table with the funds, computed by ``gateway.domain.pension``; or rejects when it has no record;
 * TRANSFER_INFO (it is the target): completes the transfer.
 
-Contribution records are made up deterministically from the ID number. A person whose ID number has the
-sequence ``000`` (digits 15-17) has no record anywhere, so the source agency rejects the transfer.
+Contribution records are made up deterministically from the ID number, with each year's credit and interest.
+A person whose ID number has the sequence ``000`` (digits 15-17) has no record anywhere, so the source agency
+rejects the transfer. ``ReportContributionPeriods`` answers from ``DEMO_HISTORIES``, picked by the ID number's
+16th digit.
 """
 
 from __future__ import annotations
@@ -19,17 +22,27 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import date
+from fractions import Fraction
 from functools import partial
 
 import grpc
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from adapters.demo_policies import DEMO_ACCOUNT_BALANCE_FEN, policy_for
-from gateway._gen.sigw.v1 import agency_pb2, agency_pb2_grpc, settlement_pb2, transfer_pb2, transfer_pb2_grpc
+from gateway import convert
+from gateway._gen.sigw.v1 import (
+    agency_pb2,
+    agency_pb2_grpc,
+    common_pb2,
+    settlement_pb2,
+    transfer_pb2,
+    transfer_pb2_grpc,
+)
 from gateway.api.status import to_status
-from gateway.domain.model import AgencyKey, Kind
-from gateway.domain.pension import ContributionYear, compute_funds
-from gateway.domain.rules import PENSION_KINDS
+from gateway.domain.model import AgencyKey, AgencyType, Kind
+from gateway.domain.pension import ContributionYear, compute_funds, pooled_fund
+from gateway.domain.rules import EMPLOYEE_FUND_KINDS, PENSION_KINDS
 from gateway.domain.settlement import (
     BillItem,
     CatalogueClass,
@@ -53,25 +66,120 @@ NO_RECORD_SEQUENCE = "000"
 PARTICIPANT_METADATA = "x-sigw-participant"
 
 
+# Interest credited to individual accounts (记账利率), percent a year. 2016-2024 are the rates the ministry
+# announced for those years; the others are illustrative round figures. Demo data.
+DEMO_INTEREST_PERCENT: dict[int, Fraction] = {
+    2016: Fraction("8.31"),
+    2017: Fraction("7.12"),
+    2018: Fraction("8.29"),
+    2019: Fraction("7.61"),
+    2020: Fraction("6.04"),
+    2021: Fraction("6.69"),
+    2022: Fraction("6.12"),
+    2023: Fraction("3.97"),
+    2024: Fraction("2.62"),
+}
+_EARLY_INTEREST = Fraction("2.5")
+
+
+def _round(value: Fraction) -> int:
+    return (value.numerator * 2 + value.denominator) // (value.denominator * 2)
+
+
+def credited_years(years: list[tuple[int, int, int, int]]) -> tuple[list[ContributionYear], int]:
+    """Information-table records for ``(year, first month, last month, monthly base)`` rows, with each year's
+    credit at the cap (11% to 2005, 8% from 2006) and its interest, and the balance they make.
+
+    Years before 1998 are given by months and base alone; their credits (11%) make the accumulated balance the
+    table does not itemise. A year's interest follows the usual account formula: the balance at the start of
+    the year × the year's rate, plus the year's credits × rate × 1.083 / 2 (credited month by month).
+    """
+    records: list[ContributionYear] = []
+    balance = 0
+    for year, first, last, base in years:
+        months = last - first + 1
+        if year < 1998:
+            balance += _round(Fraction(base * months * 11, 100))
+            records.append(ContributionYear(year, first, last, base))
+            continue
+        credit = _round(Fraction(base * months * (11 if year <= 2005 else 8), 100))
+        rate = DEMO_INTEREST_PERCENT.get(year, _EARLY_INTEREST) / 100
+        interest = _round(balance * rate + credit * rate * Fraction("1.083") / 2)
+        balance += credit + interest
+        records.append(ContributionYear(year, first, last, base, credit, interest))
+    return records, balance
+
+
 def contribution_record(id_number: str, last_year: int = 2025) -> tuple[list[ContributionYear], int]:
-    """A made-up but plausible record for a person: years paid and the individual account balance (fen).
+    """A made-up but plausible record for a person: the information table's records and the individual
+    account's balance with interest (fen).
 
     Bases start between 2,000 and 5,000 yuan a month and grow 6% a year; the first year is a part year.
-    The balance is what 11% (to 2005) and 8% (from 2006) of the bases credited, so it is within the caps.
     """
     seed = int.from_bytes(hashlib.sha256(id_number.encode()).digest()[:8], "big")
     first_year = 1996 + seed % 20
     base = 200_000 + (seed >> 8) % 300_001
     first_month = 1 + (seed >> 20) % 12
-    years = []
-    balance = 0
+    rows = []
     for year in range(first_year, last_year + 1):
-        start = first_month if year == first_year else 1
-        years.append(ContributionYear(year, start, 12, base))
-        if year >= 1998:
-            balance += base * (12 - start + 1) * (11 if year <= 2005 else 8) // 100
+        rows.append((year, first_month if year == first_year else 1, 12, base))
         base = base * 106 // 100
-    return years, balance
+    return credited_years(rows)
+
+
+# Demo contribution histories across the demo regions (66号 Art. 6), picked by the ID number's 16th digit modulo
+# 3: (region, first year, last year, holds the relationship now, temporary account).
+DEMO_HISTORIES: tuple[tuple[tuple[str, int, int, bool, bool], ...], ...] = (
+    # 0: Beijing 12 years, then Shanghai 14 years where the relationship is.
+    (("110000", 2000, 2011, False, False), ("310000", 2012, 2025, True, False)),
+    # 1: Chengdu 12 years, Shenzhen 8 years (the relationship), then Shanghai 7 years in a temporary account.
+    (("510100", 1999, 2010, False, False), ("440300", 2011, 2018, True, False), ("310000", 2019, 2025, False, True)),
+    # 2: Shenzhen 6 years (the relationship), then Shanghai 6 years in a temporary account.
+    (("440300", 2014, 2019, True, False), ("310000", 2020, 2025, False, True)),
+)
+
+
+def demo_history(id_number: str) -> tuple[tuple[str, int, int, bool, bool], ...]:
+    return DEMO_HISTORIES[int(id_number[15]) % len(DEMO_HISTORIES)]
+
+
+def demo_periods(id_number: str, region: str) -> list[transfer_pb2.ContributionPeriod]:
+    """What ``region``'s agency reports of the person's demo history."""
+    return [
+        transfer_pb2.ContributionPeriod(
+            region_code=code,
+            first_month=common_pb2.Date(year=first, month=1, day=1),
+            last_month=common_pb2.Date(year=last, month=12, day=1),
+            months=(last - first + 1) * 12,
+            holds_relationship=holds,
+            temporary_account=temporary,
+        )
+        for code, first, last, holds, temporary in demo_history(id_number)
+        if code == region
+    ]
+
+
+def _history_rows(id_number: str, region: str, temporary: bool) -> list[tuple[int, int, int, int]]:
+    """Contribution rows of a collection: the temporary account's years at ``region``, or for the relationship
+    every year it carries (the periods outside temporary accounts)."""
+    rows = []
+    base = 600_000
+    for code, first, last, _, in_temporary in demo_history(id_number):
+        for year in range(first, last + 1):
+            if (temporary and code == region and in_temporary) or (not temporary and not in_temporary):
+                rows.append((year, 1, 12, base))
+            base = base * 105 // 100
+    return rows
+
+
+def _table(table: str, years: list[ContributionYear], balance: int, pooled: int) -> transfer_pb2.TransferInfo:
+    return transfer_pb2.TransferInfo(
+        table_number=table,
+        individual_account_fen=balance,
+        pooled_fund_fen=pooled,
+        funds_fen=balance + pooled,
+        contributions=[convert.contribution_to(y) for y in years],
+    )
 
 
 def transfer_info_for(details: agency_pb2.TransferDetails) -> transfer_pb2.TransferInfo:
@@ -79,28 +187,22 @@ def transfer_info_for(details: agency_pb2.TransferDetails) -> transfer_pb2.Trans
     kind = Kind(details.kind)
     years, balance = contribution_record(details.person.id_number)
     table = f"XX{details.source_region}-{details.transfer_id[-8:]}"
-    if kind in (Kind.EMPLOYEE_PENSION, Kind.INSTITUTION_ENTERPRISE_PENSION):
-        funds = compute_funds(
-            years,
-            balance,
-            institution_to_enterprise=details.circumstances.direction
-            == transfer_pb2.PENSION_DIRECTION_INSTITUTION_TO_ENTERPRISE,
+    if kind is Kind.PENSION_COLLECTION:
+        temporary = details.circumstances.collection_source == transfer_pb2.COLLECTION_SOURCE_TEMPORARY_ACCOUNT
+        years, balance = credited_years(_history_rows(details.person.id_number, details.source_region, temporary))
+        # A temporary account moves every contribution made there: the employer's 16% with the person's 8%.
+        rate = 16 if temporary else 12
+        return _table(table, years, balance, pooled_fund(years, since=date(1998, 1, 1), rate_percent=rate))
+    if kind in EMPLOYEE_FUND_KINDS:
+        reform = kind is Kind.INSTITUTION_PENSION or (
+            details.circumstances.direction == transfer_pb2.PENSION_DIRECTION_INSTITUTION_TO_ENTERPRISE
         )
-        return transfer_pb2.TransferInfo(
-            table_number=table,
-            individual_account_fen=funds.individual_account_fen,
-            pooled_fund_fen=funds.pooled_fund_fen,
-            funds_fen=funds.total_fen,
-            contributions=[
-                transfer_pb2.ContributionYear(
-                    year=y.year, first_month=y.first_month, last_month=y.last_month, monthly_base_fen=y.monthly_base_fen
-                )
-                for y in years
-            ],
-        )
+        funds = compute_funds(years, balance, since_institution_reform=reform)
+        return _table(table, years, funds.individual_account_fen, funds.pooled_fund_fen)
     if kind is Kind.UNEMPLOYMENT:
+        months = sum(y.last_month - y.first_month + 1 for y in years)
         if not details.circumstances.drawing_benefits:
-            return transfer_pb2.TransferInfo(table_number=table)
+            return transfer_pb2.TransferInfo(table_number=table, contribution_months=months)
         remaining, medical, training = 1_890_00 * 6, 300_00 * 6, 800_00
         return transfer_pb2.TransferInfo(
             table_number=table,
@@ -108,6 +210,8 @@ def transfer_info_for(details: agency_pb2.TransferDetails) -> transfer_pb2.Trans
             medical_subsidy_fen=medical,
             training_subsidy_fen=training,
             funds_fen=remaining + medical + training,
+            contribution_months=months,
+            remaining_benefit_months=6,
         )
     # resident pension and medical: the individual account balance only (a smaller one for residents).
     account = balance // 10 if kind in PENSION_KINDS else balance // 4
@@ -250,7 +354,12 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
         tid = details.transfer_id
         stub = self._stub()
         answer: Callable[[], Awaitable[object]]
-        if notice.type == agency_pb2.NOTICE_TYPE_TRANSFER_REQUESTED:
+        if notice.type == agency_pb2.NOTICE_TYPE_TRANSFER_REQUESTED and details.temporary_account:
+            opened = transfer_pb2.OpenTemporaryAccountRequest(
+                request_id=request_id, transfer_id=tid, account_number=f"LS-{self.key.region}-{tid[-8:]}"
+            )
+            answer = partial(stub.OpenTemporaryAccount, opened, metadata=self._metadata())
+        elif notice.type == agency_pb2.NOTICE_TYPE_TRANSFER_REQUESTED:
             letter = transfer_pb2.SendContactLetterRequest(
                 request_id=request_id, transfer_id=tid, letter_number=f"LXH-{self.key.region}-{tid[-8:]}"
             )
@@ -331,6 +440,17 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"agency {self.key} is down")
         return agency_pb2.RefundSettlementResponse(
             duplicate=not self.ledger.refund(request.msgid, request.settlement_id)
+        )
+
+    async def ReportContributionPeriods(
+        self, request: agency_pb2.ReportContributionPeriodsRequest, context: grpc.aio.ServicerContext
+    ) -> agency_pb2.ReportContributionPeriodsResponse:
+        if not self.available:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"agency {self.key} is down")
+        if self.key.agency_type is not AgencyType.HRSS:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "pension periods are the HRSS agency's")
+        return agency_pb2.ReportContributionPeriodsResponse(
+            periods=demo_periods(request.person.id_number, self.key.region)
         )
 
     def _metadata(self) -> tuple[tuple[str, str], ...]:

@@ -7,6 +7,8 @@ The registry is a TOML file listing each region's agencies and where they listen
     name = "北京市"
     hrss = "127.0.0.1:50061"   # the HRSS agency (pension, unemployment, work injury)
     healthcare = "127.0.0.1:50062"  # the healthcare-security agency (medical, maternity)
+    medical_waiting_months = 6      # optional: the waiting period after a medical gap over 3 months (43号)
+    continuity_enrolment_months = 24  # optional: enrolment employee <-> resident continuity needs here
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from gateway.domain.calendar import WorkingDayCalendar, parse_calendar_file
+from gateway.domain.medical import MedicalContinuityRules
 from gateway.domain.model import AgencyKey, AgencyType
 from gateway.errors import FieldViolation, invalid
 
@@ -31,6 +34,10 @@ class Region:
     code: str
     name: str
     endpoints: dict[AgencyType, str]
+    medical_waiting_months: int | None = None
+    """The waiting period this region applies after a medical gap of more than 3 months (default 6)."""
+    continuity_enrolment_months: int | None = None
+    """The continuous enrolment employee <-> resident medical continuity needs here (default 24)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,19 @@ class Registry:
     def agencies(self) -> list[AgencyKey]:
         return [AgencyKey(r.code, t) for r in self.regions.values() for t in r.endpoints]
 
+    def medical_rules(self) -> MedicalContinuityRules:
+        """The regions' own continuity figures over the 43号 defaults."""
+        return MedicalContinuityRules(
+            waiting_months={
+                r.code: r.medical_waiting_months for r in self.regions.values() if r.medical_waiting_months is not None
+            },
+            enrolment_months={
+                r.code: r.continuity_enrolment_months
+                for r in self.regions.values()
+                if r.continuity_enrolment_months is not None
+            },
+        )
+
     @classmethod
     def parse(cls, text: str) -> Registry:
         data = tomllib.loads(text)
@@ -68,7 +88,18 @@ class Registry:
                 if not _ENDPOINT.fullmatch(str(endpoint)):
                     problems.append(FieldViolation(f"regions[{i}].{agency_type.slug}", "must be host:port"))
                 endpoints[agency_type] = str(endpoint)
-            regions[code] = Region(code, str(entry.get("name", code)), endpoints)
+            months: dict[str, int | None] = {}
+            for key, most in (("medical_waiting_months", 6), ("continuity_enrolment_months", 1200)):
+                value = entry.get(key)
+                if value is not None and (
+                    not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= most
+                ):
+                    problems.append(
+                        FieldViolation(f"regions[{i}].{key}", f"must be a whole number of months, 0-{most}")
+                    )
+                    value = None
+                months[key] = value
+            regions[code] = Region(code, str(entry.get("name", code)), endpoints, **months)
         if problems:
             raise invalid(problems, reason="BAD_REGISTRY")
         return cls(regions)

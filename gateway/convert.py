@@ -16,8 +16,11 @@ from gateway.domain.model import (
     AgencyType,
     Application,
     Circumstances,
+    CollectionSource,
     Event,
     Kind,
+    Line,
+    MedicalContinuity,
     MilitaryService,
     Notice,
     PensionDirection,
@@ -27,6 +30,7 @@ from gateway.domain.model import (
     TransferInfo,
 )
 from gateway.domain.pension import ContributionYear
+from gateway.domain.pension_relationship import ContributionPeriod, PayingRegion
 from gateway.domain.rules import line_of
 from gateway.errors import FieldViolation, invalid
 
@@ -135,8 +139,14 @@ def application_from(req: transfer_pb2.CreateTransferRequest) -> Application:
     c = req.circumstances
     if not 0 <= c.continuous_enrolment_months <= 1200:
         v.add("circumstances.continuous_enrolment_months", "must be 0-1200")
+    if not 0 <= c.gap_months <= 1200:
+        v.add("circumstances.gap_months", "must be 0-1200")
     if c.direction not in PensionDirection._value2member_map_:
         v.add("circumstances.direction", "unknown direction")
+    if c.collection_source not in CollectionSource._value2member_map_:
+        v.add("circumstances.collection_source", "unknown collection source")
+    if c.hukou_region:
+        v.region("circumstances.hukou_region", c.hukou_region)
     v.text("note", req.note, limit=MAX_NOTE)
     military = military_from(req, v)
     v.raise_if_any()
@@ -154,6 +164,9 @@ def application_from(req: transfer_pb2.CreateTransferRequest) -> Application:
             retired=c.retired,
             continuous_enrolment_months=c.continuous_enrolment_months,
             direction=PensionDirection(c.direction),
+            hukou_region=c.hukou_region,
+            gap_months=c.gap_months,
+            collection_source=CollectionSource(c.collection_source),
         ),
         note=req.note,
     )
@@ -209,6 +222,9 @@ def info_from(msg: transfer_pb2.TransferInfo, v: Violations) -> TransferInfo:
         "training_subsidy_fen",
     ):
         v.amount(f"info.{name}", getattr(msg, name))
+    for name in ("contribution_months", "remaining_benefit_months"):
+        if not 0 <= getattr(msg, name) <= 1200:
+            v.add(f"info.{name}", "must be 0-1200")
     if len(msg.contributions) > 100:
         v.add("info.contributions", "at most 100 years")
     return TransferInfo(
@@ -219,9 +235,31 @@ def info_from(msg: transfer_pb2.TransferInfo, v: Violations) -> TransferInfo:
         remaining_benefit_fen=msg.remaining_benefit_fen,
         medical_subsidy_fen=msg.medical_subsidy_fen,
         training_subsidy_fen=msg.training_subsidy_fen,
-        contributions=tuple(
-            ContributionYear(c.year, c.first_month, c.last_month, c.monthly_base_fen) for c in msg.contributions[:100]
-        ),
+        contribution_months=msg.contribution_months,
+        remaining_benefit_months=msg.remaining_benefit_months,
+        contributions=tuple(contribution_from(c) for c in msg.contributions[:100]),
+    )
+
+
+def contribution_from(c: transfer_pb2.ContributionYear) -> ContributionYear:
+    return ContributionYear(
+        c.year,
+        c.first_month,
+        c.last_month,
+        c.monthly_base_fen,
+        c.account_credit_fen if c.HasField("account_credit_fen") else None,
+        c.interest_fen if c.HasField("interest_fen") else None,
+    )
+
+
+def contribution_to(c: ContributionYear) -> transfer_pb2.ContributionYear:
+    return transfer_pb2.ContributionYear(
+        year=c.year,
+        first_month=c.first_month,
+        last_month=c.last_month,
+        monthly_base_fen=c.monthly_base_fen,
+        account_credit_fen=c.account_credit_fen,
+        interest_fen=c.interest_fen,
     )
 
 
@@ -234,12 +272,9 @@ def info_to(info: TransferInfo) -> transfer_pb2.TransferInfo:
         remaining_benefit_fen=info.remaining_benefit_fen,
         medical_subsidy_fen=info.medical_subsidy_fen,
         training_subsidy_fen=info.training_subsidy_fen,
-        contributions=[
-            transfer_pb2.ContributionYear(
-                year=c.year, first_month=c.first_month, last_month=c.last_month, monthly_base_fen=c.monthly_base_fen
-            )
-            for c in info.contributions
-        ],
+        contribution_months=info.contribution_months,
+        remaining_benefit_months=info.remaining_benefit_months,
+        contributions=[contribution_to(c) for c in info.contributions],
     )
 
 
@@ -301,7 +336,25 @@ def circumstances_to(c: Circumstances) -> transfer_pb2.Circumstances:
         retired=c.retired,
         continuous_enrolment_months=c.continuous_enrolment_months,
         direction=transfer_pb2.PensionDirection.ValueType(c.direction),
+        hukou_region=c.hukou_region,
+        gap_months=c.gap_months,
+        collection_source=transfer_pb2.CollectionSource.ValueType(c.collection_source),
     )
+
+
+def continuity_to(c: MedicalContinuity) -> transfer_pb2.MedicalContinuity:
+    return transfer_pb2.MedicalContinuity(
+        continuous=c.continuous, waiting_months=c.waiting_months, months_to_pay=c.months_to_pay, note=c.note
+    )
+
+
+def relationship_region(t: Transfer) -> str:
+    """Where the pension relationship is, or stays, as the transfer stands; empty for other lines."""
+    if line_of(t.kind) is not Line.PENSION:
+        return ""
+    if t.temporary_account:
+        return t.source_region
+    return t.target_region if t.state is State.COMPLETED else t.source_region
 
 
 def transfer_to(t: Transfer, today: date, timeline: list[tuple[str, Event]] | None = None) -> transfer_pb2.Transfer:
@@ -330,6 +383,10 @@ def transfer_to(t: Transfer, today: date, timeline: list[tuple[str, Event]] | No
         msg.priority = True
     if t.info:
         msg.info.CopyFrom(info_to(t.info))
+    if t.continuity:
+        msg.continuity.CopyFrom(continuity_to(t.continuity))
+    msg.temporary_account = t.temporary_account
+    msg.relationship_region = relationship_region(t)
     return msg
 
 
@@ -345,15 +402,65 @@ def deliver_request(message_id: str, t: Transfer, notice: Notice, today: date) -
         circumstances=circumstances_to(t.circumstances),
         state=_STATE(t.state),
         close_reason=t.close_reason,
+        temporary_account=t.temporary_account,
     )
     if t.info:
         details.info.CopyFrom(info_to(t.info))
+    if t.continuity:
+        details.continuity.CopyFrom(continuity_to(t.continuity))
     body = agency_pb2.TransferNotice(
         type=agency_pb2.NoticeType.ValueType(notice.type), transfer=details, note=notice.note
     )
     if notice.step:
         body.step.CopyFrom(step_to(notice.step, today))
     return agency_pb2.DeliverRequest(message_id=message_id, recipient=agency_to(notice.recipient), transfer_notice=body)
+
+
+def period_from(msg: transfer_pb2.ContributionPeriod) -> ContributionPeriod:
+    """A period an agency reported; raises ``ValueError`` on a malformed one."""
+    if not _REGION.fullmatch(msg.region_code) or msg.months < 0:
+        raise ValueError("malformed contribution period")
+    first = date(msg.first_month.year, msg.first_month.month, 1)
+    last = date(msg.last_month.year, msg.last_month.month, 1)
+    if last < first:
+        raise ValueError("contribution period ends before it starts")
+    return ContributionPeriod(
+        region=msg.region_code,
+        first_month=first,
+        last_month=last,
+        months=msg.months,
+        holds_relationship=msg.holds_relationship,
+        temporary_account=msg.temporary_account,
+    )
+
+
+def period_to(p: ContributionPeriod) -> transfer_pb2.ContributionPeriod:
+    return transfer_pb2.ContributionPeriod(
+        region_code=p.region,
+        first_month=_date(p.first_month),
+        last_month=_date(p.last_month),
+        months=p.months,
+        holds_relationship=p.holds_relationship,
+        temporary_account=p.temporary_account,
+    )
+
+
+def paying_region_to(
+    decision: PayingRegion, periods: list[ContributionPeriod], collections: list[transfer_pb2.Transfer]
+) -> transfer_pb2.DeterminePayingRegionResponse:
+    return transfer_pb2.DeterminePayingRegionResponse(
+        paying_region=decision.region,
+        rule=transfer_pb2.PayingRule.ValueType(decision.rule),
+        reason=decision.reason,
+        periods=[period_to(p) for p in sorted(periods, key=lambda p: p.first_month)],
+        senders=[
+            transfer_pb2.CollectionSender(
+                region_code=s.region, source=transfer_pb2.CollectionSource.ValueType(s.source)
+            )
+            for s in decision.senders
+        ],
+        collections=collections,
+    )
 
 
 def state_filter(value: int, v: Violations) -> State | None:

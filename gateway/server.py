@@ -21,7 +21,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
-from adapters.agency_client import AgencyClients
+from adapters.agency_client import AgencyClients, AgencyContributionRecords
 from adapters.simulated_agency import SimulatedAgencies
 from gateway._gen.sigw.v1 import (
     agency_pb2,
@@ -215,8 +215,11 @@ async def start_gateway(
     # The dispatcher's blocking reads get their own pool, so they never take a connection an RPC needs.
     dispatch_client = redis_client(redis_url, settings.shards + 2 * len(registry.agencies()) * 2 + 16)
     store = TransferStore(client, settings.shards, cipher)
-    policy = Policy(calendar=load_calendar(settings.calendar_file), known_regions=registry.codes)
-    service = TransferService(store, policy, clock)
+    policy = Policy(
+        calendar=load_calendar(settings.calendar_file), known_regions=registry.codes, medical=registry.medical_rules()
+    )
+    agencies = AgencyClients(tls.channel_credentials() if tls else None)
+    service = TransferService(store, policy, clock, AgencyContributionRecords(agencies, registry))
 
     metrics = CollectorRegistry()
     gauges = StoreGauges()
@@ -235,7 +238,6 @@ async def start_gateway(
         ],
         options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)],
     )
-    agencies = AgencyClients(tls.channel_credentials() if tls else None)
     transfer_pb2_grpc.add_TransferServiceServicer_to_server(
         TransferServicer(service, identity, StatusQueryGuard(client)), server
     )

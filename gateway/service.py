@@ -6,18 +6,32 @@ store commit.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import secrets
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from gateway import convert
 from gateway.domain import access, transfers
 from gateway.domain.access import Action
-from gateway.domain.model import SHANGHAI, AgencyType, Application, Decision, Event, Kind, State, Transfer
+from gateway.domain.model import (
+    SHANGHAI,
+    AgencyType,
+    Application,
+    Circumstances,
+    Decision,
+    Event,
+    Kind,
+    State,
+    Transfer,
+)
 from gateway.domain.participants import Participant
+from gateway.domain.pension_relationship import ContributionPeriod, PayingRegion, determine_paying_region
 from gateway.domain.rules import agency_type_of
 from gateway.domain.transfers import Policy
 from gateway.errors import Aborted, FailedPrecondition, FieldViolation, SigwError, check_same_payload
@@ -48,11 +62,33 @@ def _error_from_record(d: dict[str, Any]) -> SigwError:
     return FailedPrecondition(reason=d["reason"], message=d["message"], violations=violations, metadata=d["metadata"])
 
 
+class ContributionRecords(Protocol):
+    """The regions' HRSS agencies, as the source of a person's contribution periods (66号 Art. 6)."""
+
+    def regions(self) -> list[str]:
+        """The regions that can be asked."""
+        ...
+
+    async def periods(self, region: str, id_number: str, name: str, timeout_s: float) -> list[ContributionPeriod]:
+        """The person's periods in ``region``, as its agency reports them."""
+        ...
+
+
+@dataclass(frozen=True)
+class PayingRegionAnswer:
+    decision: PayingRegion
+    periods: list[ContributionPeriod]
+    collections: list[Transfer]
+
+
 class TransferService:
-    def __init__(self, store: TransferStore, policy: Policy, clock: Clock) -> None:
+    def __init__(
+        self, store: TransferStore, policy: Policy, clock: Clock, records: ContributionRecords | None = None
+    ) -> None:
         self.store = store
         self.policy = policy
         self.clock = clock
+        self.records = records
 
     def today(self) -> datetime:
         return self.clock().astimezone(SHANGHAI)
@@ -149,6 +185,53 @@ class TransferService:
             message=f"transfer {transfer_id} is changing; retry",
             metadata={"transfer_id": transfer_id},
         )
+
+    async def paying_region(
+        self,
+        actor: Participant,
+        *,
+        id_number: str,
+        name: str,
+        hukou_region: str,
+        regions: list[str],
+        start_collection: bool,
+        request_id: str,
+        fingerprint: str,
+        timeout_s: float,
+    ) -> PayingRegionAnswer:
+        """Where the pension is paid (66号 Art. 6), from the periods each region's agency reports; with
+        ``start_collection``, the paying region's agency also opens one collection per region that must send
+        (idempotent: each collection's request id derives from ``request_id`` and the sending region)."""
+        access.may_determine_paying_region(actor)
+        if self.records is None:
+            raise FailedPrecondition(reason="NO_AGENCIES", message="this gateway has no agencies to ask")
+        asked = sorted(set(regions)) or self.records.regions()
+        reported = await asyncio.gather(*(self.records.periods(region, id_number, name, timeout_s) for region in asked))
+        periods = [p for found in reported for p in found]
+        decision = determine_paying_region(hukou_region, periods)
+        collections: list[Transfer] = []
+        if start_collection:
+            access.may_determine_paying_region(actor, decision.region)
+            apps = [
+                Application(
+                    kind=Kind.PENSION_COLLECTION,
+                    id_number=id_number,
+                    name=name,
+                    source_region=sender.region,
+                    target_region=decision.region,
+                    circumstances=Circumstances(hukou_region=hukou_region, collection_source=sender.source),
+                    note=decision.reason,
+                )
+                for sender in decision.senders
+            ]
+            for app in apps:  # every collection is checked before any is written: a refusal writes nothing
+                transfers.open_transfer(app, "T00-00000000-00000000", actor, self.clock(), self.policy)
+            for app in apps:
+                derived = hashlib.sha256(
+                    f"{fingerprint}|{app.source_region}|{app.circumstances.collection_source.name}".encode()
+                ).hexdigest()
+                collections.append(await self.create(actor, f"{request_id}/{app.source_region}", derived, app))
+        return PayingRegionAnswer(decision, periods, collections)
 
     async def remind(self, transfer_id: str) -> Transfer | None:
         """The overdue sweeper's reminder for a transfer's open step; None when none is owed (any more)."""

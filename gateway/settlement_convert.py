@@ -224,6 +224,8 @@ def filing_status(filings: list[FilingRecord], treatment_region: str, day: date,
         return FilingStatus.EMERGENCY
     if any(f.filing_type in LONG_TERM for f in covering):
         return FilingStatus.FILED_LONG_TERM
+    if any(f.filing_type == settlement_pb2.FILING_TYPE_REFERRAL for f in covering):
+        return FilingStatus.FILED_REFERRAL
     if covering:
         return FilingStatus.FILED_TEMPORARY
     return FilingStatus.UNFILED

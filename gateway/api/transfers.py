@@ -13,6 +13,7 @@ from gateway import convert
 from gateway._gen.sigw.v1 import transfer_pb2, transfer_pb2_grpc
 from gateway.api.identity import IdentityResolver
 from gateway.api.limits import StatusQueryGuard
+from gateway.api.settlements import agency_timeout
 from gateway.convert import Violations
 from gateway.domain import access, idnumber, transfers
 from gateway.domain.model import SHANGHAI, Transfer
@@ -122,6 +123,48 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         v.text("reason", request.reason, limit=convert.MAX_NOTE, required=True)
         decide = partial(transfers.cancel, reason=request.reason)
         return transfer_pb2.CancelTransferResponse(transfer=await self._act(request, context, decide, v))
+
+    async def OpenTemporaryAccount(
+        self, request: transfer_pb2.OpenTemporaryAccountRequest, context: Context
+    ) -> transfer_pb2.OpenTemporaryAccountResponse:
+        v = Violations()
+        v.text("account_number", request.account_number, limit=64)
+        v.text("note", request.note, limit=convert.MAX_NOTE)
+        decide = partial(transfers.open_temporary_account, account_number=request.account_number, note=request.note)
+        return transfer_pb2.OpenTemporaryAccountResponse(transfer=await self._act(request, context, decide, v))
+
+    async def DeterminePayingRegion(
+        self, request: transfer_pb2.DeterminePayingRegionRequest, context: Context
+    ) -> transfer_pb2.DeterminePayingRegionResponse:
+        actor = self.identity.caller(context)
+        v = Violations()
+        if request.start_collection or request.request_id:
+            v.request_id(request.request_id)
+        error = idnumber.validation_error(request.person.id_number)
+        if error:
+            v.add("person.id_number", error)
+        v.text("person.name", request.person.name, limit=convert.MAX_NAME, required=request.start_collection)
+        v.region("hukou_region", request.hukou_region)
+        if len(request.region_codes) > 400:
+            v.add("region_codes", "at most 400 regions")
+        for i, code in enumerate(request.region_codes[:400]):
+            v.region(f"region_codes[{i}]", code)
+        v.raise_if_any()
+        answer = await self.service.paying_region(
+            actor,
+            id_number=request.person.id_number,
+            name=request.person.name,
+            hukou_region=request.hukou_region,
+            regions=list(request.region_codes),
+            start_collection=request.start_collection,
+            request_id=request.request_id,
+            fingerprint=convert.fingerprint(request),
+            timeout_s=agency_timeout(context),
+        )
+        today = self._today()
+        return convert.paying_region_to(
+            answer.decision, answer.periods, [convert.transfer_to(t, today) for t in answer.collections]
+        )
 
     async def GetTransfer(
         self, request: transfer_pb2.GetTransferRequest, context: Context

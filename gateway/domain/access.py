@@ -6,12 +6,16 @@ action             allowed callers
 CREATE             the target region's agency for the kind's line (转入地受理); a military agency for the
                    military kinds (Art. 17)
 CONTACT_LETTER     the target agency
+OPEN_TEMPORARY_    the target agency (66号 Art. 5: a temporary account instead of the contact letter)
+ACCOUNT
 TRANSFER_INFO      the source agency
 COMPLETE           the target agency
 REJECT             either party agency, while the transfer is open
 CANCEL             the target agency
 READ               either party agency, the participant that opened it, or an operator
 LIST (a region)    that region's agencies (their own line only), or an operator
+PAYING REGION      any region's HRSS agency, or an operator (66号 Art. 6: which region pays the pension);
+                   starting the collections it implies: the paying region's HRSS agency only
 =================  ==========================================================================
 
 A caller that may not even read a transfer is told NOT_FOUND, exactly as for an id that does not exist, so
@@ -32,6 +36,7 @@ from gateway.errors import NotFound, PermissionDenied
 class Action(enum.Enum):
     CREATE = "create"
     CONTACT_LETTER = "send the contact letter"
+    OPEN_TEMPORARY_ACCOUNT = "open a temporary account"
     TRANSFER_INFO = "send the information table"
     COMPLETE = "complete"
     REJECT = "reject"
@@ -79,6 +84,7 @@ def check(actor: Participant, action: Action, transfer: Transfer) -> None:
         raise not_found(transfer.transfer_id)
     allowed = {
         Action.CONTACT_LETTER: {target_agency(transfer)},
+        Action.OPEN_TEMPORARY_ACCOUNT: {target_agency(transfer)},
         Action.TRANSFER_INFO: {source_agency(transfer)},
         Action.COMPLETE: {target_agency(transfer)},
         Action.CANCEL: {target_agency(transfer)},
@@ -100,6 +106,23 @@ def may_list(actor: Participant, region: str) -> AgencyType | None:
         return actor.agency_type
     raise PermissionDenied(
         reason="NOT_REGION_AGENCY", message=f"only region {region}'s agencies or an operator may list its transfers"
+    )
+
+
+def may_determine_paying_region(actor: Participant, paying_region: str | None = None) -> None:
+    """Any HRSS agency (or an operator) may ask which region pays; with ``paying_region`` (starting the
+    collections), only that region's HRSS agency may."""
+    if paying_region is not None:
+        if actor.agency != AgencyKey(paying_region, AgencyType.HRSS):
+            raise PermissionDenied(
+                reason="NOT_PAYING_REGION_AGENCY",
+                message=f"only the paying region {paying_region}'s HRSS agency starts the collections to it",
+            )
+        return
+    if actor.role is Role.OPERATOR or (actor.agency is not None and actor.agency.agency_type is AgencyType.HRSS):
+        return
+    raise PermissionDenied(
+        reason="NOT_HRSS_AGENCY", message="the paying region is determined for HRSS agencies and operators"
     )
 
 

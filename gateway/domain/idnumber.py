@@ -30,7 +30,10 @@ import re
 from datetime import date
 
 __all__ = [
+    "age_on",
+    "birth_date",
     "check_character",
+    "is_male",
     "is_valid",
     "make_id_number",
     "mask",
@@ -102,6 +105,31 @@ def validation_error(id_number: str) -> str | None:
 def is_valid(id_number: str) -> bool:
     """Whether ``id_number`` is a valid ID number (see :func:`validation_error`)."""
     return validation_error(id_number) is None
+
+
+def birth_date(id_number: str) -> date:
+    """The birth date an ID number carries (digits 7-14); the check character is not verified. Raises
+    ``ValueError`` (without the input) unless the first 17 characters are ASCII digits with a real date."""
+    if not isinstance(id_number, str) or len(id_number) != 18 or not _is_ascii_digits(id_number[:17]):
+        raise ValueError("not an ID number")
+    try:
+        return date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14]))
+    except ValueError:
+        raise ValueError("an ID number without a real birth date") from None
+
+
+def is_male(id_number: str) -> bool:
+    """Whether the sequence number (digit 17) is odd, which GB 11643 gives to men. Raises like :func:`birth_date`."""
+    birth_date(id_number)
+    return int(id_number[16]) % 2 == 1
+
+
+def age_on(id_number: str, day: date) -> int:
+    """Full years of age (周岁) on ``day``: the birthday itself completes a year; a 29 February birthday is
+    completed on 1 March in a common year. Raises like :func:`birth_date`."""
+    born = birth_date(id_number)
+    before_birthday = (day.month, day.day) < (born.month, born.day)
+    return day.year - born.year - (1 if before_birthday else 0)
 
 
 def mask(id_number: str) -> str:

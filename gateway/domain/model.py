@@ -54,6 +54,11 @@ class Kind(enum.IntEnum):
     MATERNITY = 9
     MILITARY_PENSION = 10
     MILITARY_MEDICAL = 11
+    INSTITUTION_PENSION = 12
+    """Between institutions (机关事业单位之间) across regions (人社部规〔2017〕1号)."""
+    PENSION_COLLECTION = 13
+    """To the region that pays the pension (待遇领取地): a temporary account collected (归集) or the relationship
+    moved back (转回), 国办发〔2009〕66号 Arts. 5-6."""
 
 
 class State(enum.IntEnum):
@@ -63,16 +68,21 @@ class State(enum.IntEnum):
     COMPLETED = 4
     REJECTED = 5
     CANCELLED = 6
+    TEMPORARY_ACCOUNT = 7
+    """Ended without moving: the relationship stays at the source region and the target region keeps a
+    temporary contribution account (临时基本养老保险缴费账户, 66号 Art. 5)."""
 
     @property
     def ended(self) -> bool:
-        return self in (State.COMPLETED, State.REJECTED, State.CANCELLED)
+        return self in (State.COMPLETED, State.REJECTED, State.CANCELLED, State.TEMPORARY_ACCOUNT)
 
 
 class StepName(enum.IntEnum):
     CONTACT_LETTER = 1
     TRANSFER_OUT = 2
     TRANSFER_IN = 3
+    TEMPORARY_ACCOUNT = 4
+    """The target agency opens the temporary contribution account (66号 Art. 5)."""
 
 
 class PensionDirection(enum.IntEnum):
@@ -88,6 +98,17 @@ class NoticeType(enum.IntEnum):
     TRANSFER_COMPLETED = 4
     TRANSFER_CLOSED = 5
     STEP_OVERDUE = 6
+    TEMPORARY_ACCOUNT_OPENED = 7
+
+
+class CollectionSource(enum.IntEnum):
+    """What a pension collection (``Kind.PENSION_COLLECTION``) takes from its source region."""
+
+    UNSPECIFIED = 0
+    RELATIONSHIP = 1
+    """The relationship and its funds move back (转回): the employee-pension amounts (66号 Art. 4)."""
+    TEMPORARY_ACCOUNT = 2
+    """A temporary account's contributions with interest are collected (归集, 66号 Art. 5)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +132,12 @@ class Circumstances:
     retired: bool = False
     continuous_enrolment_months: int = 0
     direction: PensionDirection = PensionDirection.UNSPECIFIED
+    hukou_region: str = ""
+    """户籍所在地 (6 digits), declared by the applicant; decides the temporary account (66号 Art. 5)."""
+    gap_months: int = 0
+    """Medical: months between the end of enrolment at the old region and the start at the new one."""
+    collection_source: CollectionSource = CollectionSource.UNSPECIFIED
+    """Required for a pension collection."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +152,22 @@ class TransferInfo:
     remaining_benefit_fen: int = 0
     medical_subsidy_fen: int = 0
     training_subsidy_fen: int = 0
+    contribution_months: int = 0
+    """Unemployment (Art. 14): contribution months, which accumulate at the new region."""
+    remaining_benefit_months: int = 0
+    """Unemployment, while drawing benefits: the months of benefit left."""
+
+
+@dataclass(frozen=True)
+class MedicalContinuity:
+    """Whether a medical transfer keeps the enrolment continuous (医保办发〔2021〕43号), decided at acceptance."""
+
+    continuous: bool
+    waiting_months: int
+    """A waiting period the new region applies before benefits (0 when continuous)."""
+    months_to_pay: int
+    """Missed months the person may pay to keep the enrolment continuous."""
+    note: str
 
 
 @dataclass(frozen=True)
@@ -204,6 +247,9 @@ class Transfer:
     originator: str = ""
     """The participant that opened it."""
     military: MilitaryService | None = None
+    temporary_account: bool = False
+    """66号 Art. 5 applies: the target region opens a temporary account; the relationship stays at the source."""
+    continuity: MedicalContinuity | None = None
 
     @property
     def priority(self) -> bool:

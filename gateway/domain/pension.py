@@ -1,29 +1,33 @@
 """The funds that move with an employee basic pension transfer (城镇企业职工基本养老保险关系转移接续).
 
-Rules (国办发〔2009〕66号 Art. 4; 人社部规〔2017〕1号 for institutions):
+Rules (国办发〔2009〕66号 Art. 4 and its implementing procedures; 人社部规〔2017〕1号 for institutions):
 
-* the individual account balance (个人账户储存额) moves in full;
+* the individual account's whole balance (个人账户储存额, 本息: the credits and the interest credited over the
+  years) moves in full;
 * the pooled fund (统筹基金) is 12% of the actual contribution wage base (实际缴费工资基数) of each year
-  from 1998-01-01; a part year counts by months paid, i.e. the sum over months paid of
-  monthly base × 12%;
-* institution → enterprise transfers (机关事业单位 → 企业) move the individual account in full plus
-  12% of each year's base from 2014-10-01 only;
-* optional crediting caps (on by default): for 1998–2005 at most 11% of the base may have been
-  credited to the individual account, from 2006 at most 8%. The part of the account balance above
-  the cap total is reported as ``account_excess_fen`` and does not move.
+  from 1998-01-01; a part year counts by months paid, i.e. the sum over months paid of monthly base × 12%;
+* transfers out of the institution scheme (机关事业单位 → 企业, and between institutions across regions) move
+  the individual account in full plus 12% of each year's base from 2014-10-01 only;
+* crediting caps (on by default): for 1998–2005 at most 11% of a year's base may have been credited
+  (记账) to the individual account, from 2006 at most 8%. The caps bound each **year's credit**, never the
+  balance: the interest (记账利息) is on top and always moves.
+
+**The information table** carries, per year, the months paid, the monthly wage base, the amount credited to the
+account (``account_credit_fen``) and the interest credited (``interest_fen``). From 1998 every record must state
+its credit; the years before 1998 may be given by their months and bases alone, their accumulated balance with
+interest (1998年前累计本息) being the part of the balance the itemised years do not explain. So the balance must
+equal that pre-1998 part + Σ credits + Σ interest, where the pre-1998 part is zero unless the table has years
+before 1998. Interest is never negative, and a year's interest above ``max_interest_rate_percent`` (default
+10%) of the account it was earned on (the balance at the start of the year plus that year's credits) is refused
+as implausible. :func:`account_errors` applies these checks.
 
 All figures live in :class:`PensionFundRules`. Money is integer fen throughout; intermediate values are
 exact (:class:`fractions.Fraction`), never float.
 
-**Rounding**: each calendar year's amount (pooled fund, account cap) is computed exactly as
-``monthly base × months × percent / 100`` summed over that year's records, then rounded half up to
-the fen once per year; the rounded yearly amounts are summed.
-
-**Caps and uncapped months**: the cap total is only finite when there is at least one record and
-every record's year is covered by a cap range. A month outside every range (e.g. 1997, before the
-caps and the individual account rules of 1998) may have been credited without limit, and its money is
-in the balance, so no excess is reported then. The balance also contains interest (记账利息), which
-the cap total does not include: a balance with interest will show that interest as excess.
+**Rounding** (:class:`Rounding`, a named convention the region picks): each calendar year's amount (pooled
+fund, account cap) is computed exactly as ``monthly base × months × percent / 100`` summed over that year's
+records, then rounded to the fen once per year, to the nearest fen with halves up (``nearest``, the default) or
+down (``floor``, for a region that rounds down); the rounded yearly amounts are summed.
 
 The record functions (:func:`months_counted`, :func:`pooled_fund`, :func:`compute_funds`) expect
 records that :func:`record_errors` accepts, and raise ``ValueError`` otherwise: validate requests with
@@ -32,6 +36,7 @@ records that :func:`record_errors` accepts, and raise ``ValueError`` otherwise: 
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -39,12 +44,15 @@ from fractions import Fraction
 
 __all__ = [
     "DEFAULT_RULES",
+    "MAX_AMOUNT_FEN",
     "MAX_MONTHLY_BASE_FEN",
     "MAX_YEAR",
     "MIN_YEAR",
     "ContributionYear",
     "PensionFundRules",
     "PensionFunds",
+    "Rounding",
+    "account_errors",
     "compute_funds",
     "months_counted",
     "pooled_fund",
@@ -53,6 +61,8 @@ __all__ = [
 
 #: Bases above this (1,000,000 yuan a month) are rejected as absurd.
 MAX_MONTHLY_BASE_FEN = 100_000_000
+#: Credits or interest above this (100 million yuan) are rejected as absurd.
+MAX_AMOUNT_FEN = 10_000_000_000
 MIN_YEAR = 1950
 MAX_YEAR = 2100
 
@@ -63,19 +73,42 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+class Rounding(enum.StrEnum):
+    """How a year's exact amount becomes fen."""
+
+    NEAREST = "nearest"
+    """To the nearest fen, halves up (the default)."""
+    FLOOR = "floor"
+    """Down to the fen (a region that rounds down)."""
+
+    def apply(self, value: Fraction) -> int:
+        if self is Rounding.FLOOR:
+            return value.numerator // value.denominator
+        return (value.numerator * 2 + value.denominator) // (value.denominator * 2)
+
+    @property
+    def described(self) -> str:
+        return "rounded to the nearest fen once a year" if self is Rounding.NEAREST else "rounded down once a year"
+
+
 @dataclass(frozen=True)
 class ContributionYear:
-    """One year's record from the information table (信息表): the months paid and the monthly base.
+    """One record of the information table (信息表): the months paid in a year and their monthly base, with what
+    they credited to the individual account and the interest credited.
 
-    ``first_month``..``last_month`` (1..12, inclusive) are the months paid that year. A year with a
-    gap or a change of base mid-year is given as several records for the same year whose months do
-    not overlap.
+    ``first_month``..``last_month`` (1..12, inclusive) are the months paid that year. A year with a gap or a
+    change of base mid-year is given as several records for the same year whose months do not overlap; the
+    year's credits and interest are the sums over its records.
     """
 
     year: int
     first_month: int
     last_month: int
     monthly_base_fen: int
+    account_credit_fen: int | None = None
+    """当年记账额: what these months credited to the individual account; required from 1998."""
+    interest_fen: int | None = None
+    """当年记账利息: the interest credited to the account for this year (0 when not stated)."""
 
 
 @dataclass(frozen=True)
@@ -91,10 +124,19 @@ class PensionFundRules:
     institution_pooled_from: date = date(2014, 10, 1)
     account_caps: tuple[tuple[int, int | None, int], ...] = ((1998, 2005, 11), (2006, None, 8))
     apply_account_caps: bool = True
+    """Check each year's credit against its cap."""
+    rounding: Rounding = Rounding.NEAREST
+    """How each year's pooled fund and cap become fen (a regional convention)."""
+    itemised_from_year: int = 1998
+    """From this year every record must state its credit; earlier years may be a balance alone (累计本息)."""
+    max_interest_rate_percent: int = 10
+    """A year's interest above this share of the account it was earned on is implausible (*configurable*)."""
 
     def __post_init__(self) -> None:
         if not _is_int(self.pooled_rate_percent) or not 0 <= self.pooled_rate_percent <= 100:
             raise ValueError("pooled_rate_percent must be an integer from 0 to 100")
+        if not _is_int(self.max_interest_rate_percent) or not 0 <= self.max_interest_rate_percent <= 100:
+            raise ValueError("max_interest_rate_percent must be an integer from 0 to 100")
         spans: list[tuple[int, int | None]] = []
         for from_year, to_year, percent in self.account_caps:
             if not _is_int(percent) or not 0 <= percent <= 100:
@@ -119,21 +161,14 @@ DEFAULT_RULES = PensionFundRules()
 
 @dataclass(frozen=True)
 class PensionFunds:
-    """What moves: ``individual_account_fen`` + ``pooled_fund_fen``; ``account_excess_fen`` stays."""
+    """What moves: the individual account's whole balance and the pooled fund."""
 
     individual_account_fen: int
     pooled_fund_fen: int
-    account_excess_fen: int
 
     @property
     def total_fen(self) -> int:
-        """The amount transferred: individual account plus pooled fund (the excess is not included)."""
         return self.individual_account_fen + self.pooled_fund_fen
-
-
-def _round_half_up(value: Fraction) -> int:
-    """Round to the nearest integer, halves up (towards +infinity)."""
-    return (value.numerator * 2 + value.denominator) // (value.denominator * 2)
 
 
 def _months_since(record: ContributionYear, since: date) -> int:
@@ -144,15 +179,15 @@ def _months_since(record: ContributionYear, since: date) -> int:
     return max(0, record.last_month - first + 1)
 
 
-def _yearly_sums(years: Iterable[ContributionYear], since: date, percent_of: dict[int, int]) -> int:
-    """Sum over years of round_half_up(Σ base × months × percent / 100); ``percent_of`` by year."""
+def _exact_by_year(years: Iterable[ContributionYear], since: date, percent_of: dict[int, int]) -> dict[int, Fraction]:
+    """Per year, the exact Σ base × months × percent / 100 over its records (``percent_of`` by year)."""
     exact: dict[int, Fraction] = {}
     for record in years:
         months = _months_since(record, since)
         if months:
             amount = Fraction(record.monthly_base_fen * months * percent_of[record.year], 100)
             exact[record.year] = exact.get(record.year, Fraction(0)) + amount
-    return sum(_round_half_up(amount) for amount in exact.values())
+    return exact
 
 
 def _require_valid(years: Sequence[ContributionYear]) -> None:
@@ -170,70 +205,132 @@ def months_counted(years: Sequence[ContributionYear], since: date) -> int:
     return sum(_months_since(record, since) for record in years)
 
 
-def pooled_fund(years: Sequence[ContributionYear], *, since: date, rate_percent: int) -> int:
+def pooled_fund(
+    years: Sequence[ContributionYear], *, since: date, rate_percent: int, rounding: Rounding = Rounding.NEAREST
+) -> int:
     """The pooled fund in fen: ``rate_percent`` of the monthly base for every month paid from ``since``.
 
-    Each year's amount is exact (Σ base × months × rate / 100 over that year's records) and rounded
-    half up to the fen once; the yearly amounts are summed. Raises ``ValueError`` if
-    :func:`record_errors` finds anything wrong with ``years`` or ``rate_percent`` is negative.
+    Each year's amount is exact (Σ base × months × rate / 100 over that year's records) and rounded to the fen
+    once by ``rounding``; the yearly amounts are summed. Raises ``ValueError`` if :func:`record_errors` finds
+    anything wrong with ``years`` or ``rate_percent`` is negative.
     """
     if not _is_int(rate_percent) or rate_percent < 0:
         raise ValueError("rate_percent must be a non-negative integer")
     _require_valid(years)
-    return _yearly_sums(years, since, {record.year: rate_percent for record in years})
-
-
-def _account_cap_total(years: Sequence[ContributionYear], rules: PensionFundRules) -> int | None:
-    """The most the account could hold from crediting (before interest), or ``None`` if unbounded.
-
-    Unbounded when there are no records (nothing to judge the balance by) or a record's year is
-    outside every cap range.
-    """
-    if not years:
-        return None
-    percent_of: dict[int, int] = {}
-    for record in years:
-        percent = rules.cap_percent(record.year)
-        if percent is None:
-            return None
-        percent_of[record.year] = percent
-    return _yearly_sums(years, date.min, percent_of)
+    exact = _exact_by_year(years, since, {record.year: rate_percent for record in years})
+    return sum(rounding.apply(amount) for amount in exact.values())
 
 
 def compute_funds(
     years: Sequence[ContributionYear],
     account_balance_fen: int,
     *,
-    institution_to_enterprise: bool = False,
+    since_institution_reform: bool = False,
     rules: PensionFundRules = DEFAULT_RULES,
 ) -> PensionFunds:
     """The funds that move for a person with contribution records ``years`` and account balance.
 
-    Pooled fund: ``rules.pooled_rate_percent`` of each month's base from ``rules.pooled_from``, or
-    from ``rules.institution_pooled_from`` when ``institution_to_enterprise``. Individual account:
-    the balance, less ``account_excess_fen`` when ``rules.apply_account_caps`` and the balance is
-    above the cap total (each year's cap rounded half up to the fen; see the module docstring for
-    months outside every cap range and for interest). The caps apply the same way to institution
-    transfers.
+    The balance moves in full (check it with :func:`account_errors`). Pooled fund:
+    ``rules.pooled_rate_percent`` of each month's base from ``rules.pooled_from``, or from
+    ``rules.institution_pooled_from`` when ``since_institution_reform`` (out of the institution scheme).
 
     Raises ``ValueError`` if :func:`record_errors` finds anything wrong with ``years`` or the balance is
     negative.
     """
     if not _is_int(account_balance_fen) or account_balance_fen < 0:
         raise ValueError("account_balance_fen must be a non-negative integer")
+    since = rules.institution_pooled_from if since_institution_reform else rules.pooled_from
+    pooled = pooled_fund(years, since=since, rate_percent=rules.pooled_rate_percent, rounding=rules.rounding)
+    return PensionFunds(individual_account_fen=account_balance_fen, pooled_fund_fen=pooled)
+
+
+def account_errors(
+    years: Sequence[ContributionYear], account_balance_fen: int, rules: PensionFundRules = DEFAULT_RULES
+) -> list[tuple[str, str]]:
+    """Where the table's individual account does not hold together, as ``(field path, description)``; empty
+    when it does (the rules in the module docstring). Paths: ``contributions[i].account_credit_fen``,
+    ``contributions[i].interest_fen`` and ``individual_account_fen``.
+
+    Raises ``ValueError`` if :func:`record_errors` finds anything wrong with ``years``.
+    """
     _require_valid(years)
-    since = rules.institution_pooled_from if institution_to_enterprise else rules.pooled_from
-    pooled = _yearly_sums(years, since, {record.year: rules.pooled_rate_percent for record in years})
-    excess = 0
+    errors: list[tuple[str, str]] = []
+    credit: dict[int, int] = {}
+    interest: dict[int, int] = {}
+    first_index: dict[int, int] = {}
+    for i, record in enumerate(years):
+        first_index.setdefault(record.year, i)
+        if record.account_credit_fen is None:
+            if record.year >= rules.itemised_from_year:
+                errors.append(
+                    (
+                        f"{_FIELD_PREFIX}[{i}].account_credit_fen",
+                        f"required for {record.year}: from {rules.itemised_from_year} the table states what each "
+                        f"year credited to the account; a balance alone is accepted only for the years before",
+                    )
+                )
+            continue
+        credit[record.year] = credit.get(record.year, 0) + record.account_credit_fen
+        interest[record.year] = interest.get(record.year, 0) + (record.interest_fen or 0)
+    if errors:
+        return errors
     if rules.apply_account_caps:
-        cap_total = _account_cap_total(years, rules)
-        if cap_total is not None:
-            excess = max(0, account_balance_fen - cap_total)
-    return PensionFunds(
-        individual_account_fen=account_balance_fen - excess,
-        pooled_fund_fen=pooled,
-        account_excess_fen=excess,
-    )
+        bases = _exact_by_year(years, date.min, dict.fromkeys((r.year for r in years), 1))
+        for year in sorted(credit):
+            percent = rules.cap_percent(year)
+            if percent is None:
+                continue
+            cap = rules.rounding.apply(bases.get(year, Fraction(0)) * percent)
+            if credit[year] > cap:
+                errors.append(
+                    (
+                        f"{_FIELD_PREFIX}[{first_index[year]}].account_credit_fen",
+                        f"{year} credited {credit[year]} fen, but at most {percent}% of the year's bases "
+                        f"({cap} fen, {rules.rounding.described}) may be credited",
+                    )
+                )
+    itemised = sum(credit.values()) + sum(interest.values())
+    earlier = account_balance_fen - itemised
+    has_early_years = any(r.year < rules.itemised_from_year for r in years)
+    if earlier < 0:
+        errors.append(
+            (
+                "individual_account_fen",
+                f"{account_balance_fen} fen, less than the {itemised} fen of credits and interest the table states",
+            )
+        )
+    elif earlier > 0 and not has_early_years:
+        errors.append(
+            (
+                "individual_account_fen",
+                f"{account_balance_fen} fen, but the table's credits and interest add up to {itemised} fen; only "
+                f"years before {rules.itemised_from_year} may be given as a balance alone",
+            )
+        )
+    opening = max(earlier, 0)
+    for year in sorted(credit):
+        earned_on = opening + credit[year]
+        if interest[year] * 100 > earned_on * rules.max_interest_rate_percent:
+            errors.append(
+                (
+                    f"{_FIELD_PREFIX}[{first_index[year]}].interest_fen",
+                    f"{year}: {interest[year]} fen of interest on an account of {earned_on} fen is more than "
+                    f"{rules.max_interest_rate_percent}% a year: implausible",
+                )
+            )
+        opening = earned_on + interest[year]
+    return errors
+
+
+def _amount_error(value: object) -> str | None:
+    if not _is_int(value):
+        return "must be an integer"
+    assert isinstance(value, int)
+    if value < 0:
+        return "must not be negative"
+    if value > MAX_AMOUNT_FEN:
+        return f"must not exceed {MAX_AMOUNT_FEN} fen"
+    return None
 
 
 def record_errors(years: Sequence[ContributionYear]) -> list[tuple[str, str]]:
@@ -242,8 +339,9 @@ def record_errors(years: Sequence[ContributionYear]) -> list[tuple[str, str]]:
     Paths look like ``contributions[2].last_month``; a record that overlaps an earlier one is reported
     as ``contributions[i]``. Checks: integer fields; year in 1950..2100; months in 1..12;
     ``last_month`` not before ``first_month``; base not negative and not above 100,000,000 fen
-    (1,000,000 yuan) a month; no two records for the same year with overlapping months (duplicates
-    included). Descriptions never contain personal data.
+    (1,000,000 yuan) a month; a stated credit or interest not negative and not above 10**10 fen; no two
+    records for the same year with overlapping months (duplicates included). Descriptions never contain
+    personal data.
     """
     errors: list[tuple[str, str]] = []
     seen: list[tuple[int, int, int, int]] = []  # (index, year, first, last) of well-formed records
@@ -254,6 +352,11 @@ def record_errors(years: Sequence[ContributionYear]) -> list[tuple[str, str]]:
             if not _is_int(getattr(record, name)):
                 errors.append((f"{path}.{name}", "must be an integer"))
                 ok = False
+        for name in ("account_credit_fen", "interest_fen"):
+            value = getattr(record, name)
+            problem = None if value is None else _amount_error(value)
+            if problem:
+                errors.append((f"{path}.{name}", problem))
         if not ok:
             continue
         if not MIN_YEAR <= record.year <= MAX_YEAR:

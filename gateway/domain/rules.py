@@ -1,8 +1,9 @@
 """The rule table: which line each kind belongs to, who may transfer, and each step's deadline.
 
 Sources: Social Insurance Handling Regulations Arts. 12-15; 国办发〔2009〕66号 and 人社部规〔2016〕5号 (pension:
-15 working days per step); 医保办发〔2021〕43号 (medical: 10 working days out, 5 in). Figures the rules leave
-open ("within the prescribed time") are defaults in ``DeadlineRules`` that the operator may change.
+15 working days per step); 医保办发〔2021〕43号 (medical: the old region transfers out within 10 working days of
+the application's acceptance, the new one takes it in within 5). Figures the rules leave open ("within the
+prescribed time") are defaults in ``DeadlineRules`` that the operator may change.
 """
 
 from __future__ import annotations
@@ -10,7 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from gateway.domain.model import MILITARY_AREA, AgencyType, Application, Kind, Line, PensionDirection, StepName
+from gateway.domain.model import (
+    MILITARY_AREA,
+    AgencyType,
+    Application,
+    CollectionSource,
+    Kind,
+    Line,
+    PensionDirection,
+    StepName,
+)
 from gateway.errors import FailedPrecondition, FieldViolation, invalid
 
 LINE_OF_KIND: Mapping[Kind, Line] = {
@@ -25,6 +35,8 @@ LINE_OF_KIND: Mapping[Kind, Line] = {
     Kind.MATERNITY: Line.MATERNITY,
     Kind.MILITARY_PENSION: Line.PENSION,
     Kind.MILITARY_MEDICAL: Line.MEDICAL,
+    Kind.INSTITUTION_PENSION: Line.PENSION,
+    Kind.PENSION_COLLECTION: Line.PENSION,
 }
 
 # Pension, unemployment and work injury: HRSS agency; medical and maternity: healthcare-security agency.
@@ -36,24 +48,35 @@ AGENCY_OF_LINE: Mapping[Line, AgencyType] = {
     Line.MATERNITY: AgencyType.HEALTHCARE_SECURITY,
 }
 
-PENSION_KINDS = frozenset({Kind.EMPLOYEE_PENSION, Kind.INSTITUTION_ENTERPRISE_PENSION, Kind.RESIDENT_PENSION})
+PENSION_KINDS = frozenset(
+    {
+        Kind.EMPLOYEE_PENSION,
+        Kind.INSTITUTION_ENTERPRISE_PENSION,
+        Kind.RESIDENT_PENSION,
+        Kind.INSTITUTION_PENSION,
+        Kind.PENSION_COLLECTION,
+    }
+)
+# Kinds that move the employee-pension funds: the whole account balance and the pooled fund (66号 Art. 4).
+EMPLOYEE_FUND_KINDS = frozenset(
+    {Kind.EMPLOYEE_PENSION, Kind.INSTITUTION_ENTERPRISE_PENSION, Kind.INSTITUTION_PENSION, Kind.PENSION_COLLECTION}
+)
 MEDICAL_KINDS = frozenset({Kind.EMPLOYEE_MEDICAL, Kind.RESIDENT_MEDICAL, Kind.EMPLOYEE_RESIDENT_MEDICAL})
 MILITARY_KINDS = frozenset({Kind.MILITARY_PENSION, Kind.MILITARY_MEDICAL})
 
-# Continuity of employee <-> resident medical needs this much continuous enrolment (DESIGN.md §2, Art. 13 ¶3).
-CONTINUITY_MONTHS = 24
-
-StepDays = tuple[int, int, int]  # contact letter, transfer out, transfer in
+StepDays = tuple[int, int, int]  # contact letter (or the temporary account), transfer out, transfer in
 
 _DEFAULT_DAYS: Mapping[Kind, StepDays] = {
     Kind.EMPLOYEE_PENSION: (15, 15, 15),
     Kind.INSTITUTION_ENTERPRISE_PENSION: (15, 15, 15),
     Kind.RESIDENT_PENSION: (15, 15, 15),  # "prescribed time": unverified default
-    # The national platform forwards the request on acceptance; 43号 sets no separate limit for it, so sigw
-    # allows one working day. Out 10, in 5 as 43号 sets them.
-    Kind.EMPLOYEE_MEDICAL: (1, 10, 5),
-    Kind.RESIDENT_MEDICAL: (1, 10, 5),
-    Kind.EMPLOYEE_RESIDENT_MEDICAL: (1, 10, 5),
+    Kind.INSTITUTION_PENSION: (15, 15, 15),
+    Kind.PENSION_COLLECTION: (15, 15, 15),
+    # 43号: out within 10 working days of the acceptance (the forwarding is inside them; see
+    # DeadlineRules.medical_forwarding_days), in within 5.
+    Kind.EMPLOYEE_MEDICAL: (0, 10, 5),
+    Kind.RESIDENT_MEDICAL: (0, 10, 5),
+    Kind.EMPLOYEE_RESIDENT_MEDICAL: (0, 10, 5),
     Kind.UNEMPLOYMENT: (15, 15, 15),  # "prescribed time": unverified default
     # Military transfers (Art. 17) arrive with their funds: only the civilian agency's step is left, with half
     # the ordinary time (rounded up): priority service.
@@ -68,9 +91,22 @@ class DeadlineRules:
 
     days: Mapping[Kind, StepDays] = field(default_factory=dict)
     """Overrides by kind; a kind not named keeps its default."""
+    medical_forwarding_days: int = 0
+    """Medical: working days allowed to forward the application to the old region (43号 sets none, so 0); the
+    old region's 10 days count from the acceptance, after this allowance."""
 
     def working_days(self, kind: Kind, step: StepName) -> int:
-        return self.days.get(kind, _DEFAULT_DAYS[kind])[step - 1]
+        """The working days of ``step``; for a medical transfer-out, counted from the acceptance (see
+        :meth:`counts_from_acceptance`)."""
+        index = StepName.CONTACT_LETTER if step is StepName.TEMPORARY_ACCOUNT else step
+        days = self.days.get(kind, _DEFAULT_DAYS[kind])[index - 1]
+        if kind in MEDICAL_KINDS and step in (StepName.CONTACT_LETTER, StepName.TRANSFER_OUT):
+            days += self.medical_forwarding_days
+        return days
+
+    def counts_from_acceptance(self, kind: Kind, step: StepName) -> bool:
+        """Whether the step's deadline counts from the application's acceptance rather than the step's start."""
+        return kind in MEDICAL_KINDS and step is StepName.TRANSFER_OUT
 
 
 def line_of(kind: Kind) -> Line:
@@ -110,6 +146,8 @@ def check_eligibility(app: Application, known_regions: frozenset[str]) -> str:
             metadata={"article": "15", "enrol_region": app.target_region},
         )
     circ = app.circumstances
+    if app.kind is Kind.PENSION_COLLECTION and circ.collection_source is CollectionSource.UNSPECIFIED:
+        raise invalid([FieldViolation("circumstances.collection_source", "required for a pension collection")])
     if app.source_region == app.target_region and app.kind is not Kind.INSTITUTION_ENTERPRISE_PENSION:
         raise FailedPrecondition(
             reason="SAME_REGION",
@@ -144,12 +182,6 @@ def check_eligibility(app: Application, known_regions: frozenset[str]) -> str:
             reason="NO_GROUND_FOR_TRANSFER",
             message="resident medical insurance moves on a hukou move or a change of habitual residence (Art. 13 ¶2)",
             metadata={"article": "13"},
-        )
-    if app.kind is Kind.EMPLOYEE_RESIDENT_MEDICAL:
-        kept = circ.continuous_enrolment_months >= CONTINUITY_MONTHS
-        return (
-            f"continuous enrolment {circ.continuous_enrolment_months} months: continuity "
-            f"{'kept' if kept else 'not kept (needs 24)'}"
         )
     if app.kind is Kind.UNEMPLOYMENT and circ.drawing_benefits:
         return "drawing benefits: remaining benefit, medical subsidy and training subsidies move too (Art. 14)"

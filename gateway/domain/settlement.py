@@ -11,8 +11,9 @@ The maths of :func:`split_bill`, in order:
 2. class B (乙类): ``self_pay_percent`` of each item is paid by the person first (先行自付), **rounded half up
    per item**; the rest is in scope. Class A (甲类) is fully in scope;
 3. the part of the year's deductible not yet met comes off the in-scope amount first;
-4. the ratio is ``ratio_by_level[hospital_level]``, lowered for temporary filings and unfiled care as the
-   policy says (never below 0); unfiled care may instead be refused (``FailedPrecondition`` ``NOT_FILED``);
+4. the ratio is ``ratio_by_level[hospital_level]``, lowered by the policy's points for the filing category
+   (医保发〔2022〕22号: a referral, another temporary trip, emergency care, unfiled care, each its own figure; never
+   below 0); unfiled care may instead be refused (``FailedPrecondition`` ``NOT_FILED``);
 5. fund pay = (in scope − deductible) × ratio / 100, **rounded half up once per bill**, then capped so that
    the year's fund pay stays within the annual cap; the excess (``over_cap_fen``) goes to the person;
 6. the person's share = total − fund pay. For employees (310), when the policy says so, the individual account
@@ -98,9 +99,10 @@ class FilingStatus(enum.IntEnum):
     """The filing (备案) a settlement is made under; numbered as ``sigw.v1.FilingStatus``."""
 
     FILED_LONG_TERM = 1
-    FILED_TEMPORARY = 2
+    FILED_TEMPORARY = 2  # 其他临时外出就医: another temporary trip
     EMERGENCY = 3  # 急诊抢救: counts as filed
     UNFILED = 4
+    FILED_REFERRAL = 5  # 转诊转院: a referral
 
 
 def _is_int(value: object) -> TypeGuard[int]:
@@ -171,8 +173,15 @@ class RegionPolicy:
     employee_outpatient: SchemeRule
     resident_inpatient: SchemeRule
     resident_outpatient: SchemeRule
+    referral_drop_points: int = 0
+    """A referral (转诊转院): the ratio is lowered by this many points (医保发〔2022〕22号: commonly no more than
+    10)."""
     temporary_drop_points: int = 0
-    """Temporary filing (referral, other temporary trip): the ratio is lowered by this many points."""
+    """Another temporary trip (其他临时外出就医): the ratio is lowered by this many points (22号: commonly no more
+    than 20)."""
+    emergency_drop_points: int = 0
+    """Emergency care (急诊抢救, filed or not: it counts as filed): lowered by this many points (22号 allows the
+    referral's reduction; none by default)."""
     unfiled_drop_points: int = 10
     """Unfiled care: the ratio is lowered by this many points (commonly no more than 10)..."""
     refuse_unfiled: bool = False
@@ -181,8 +190,8 @@ class RegionPolicy:
     """Employees (310): the individual account pays the personal share first, up to its balance."""
 
     def __post_init__(self) -> None:
-        _check_percent("temporary_drop_points", self.temporary_drop_points)
-        _check_percent("unfiled_drop_points", self.unfiled_drop_points)
+        for name in ("referral_drop_points", "temporary_drop_points", "emergency_drop_points", "unfiled_drop_points"):
+            _check_percent(name, getattr(self, name))
 
     def rule(self, insurance: InsuranceType, medical: MedicalType) -> SchemeRule:
         """The column for this insurance type and medical type (inpatient: 21, 25; outpatient: 11, 14)."""
@@ -232,9 +241,11 @@ def _ratio(full: int, filing: FilingStatus, policy: RegionPolicy) -> tuple[int, 
     if filing is FilingStatus.FILED_LONG_TERM:
         return full, f"filed long-term: full ratio {full}%"
     if filing is FilingStatus.EMERGENCY:
-        return full, f"emergency (counts as filed): full ratio {full}%"
-    if filing is FilingStatus.FILED_TEMPORARY:
-        label, drop = "temporary filing", policy.temporary_drop_points
+        label, drop = "emergency (counts as filed)", policy.emergency_drop_points
+    elif filing is FilingStatus.FILED_REFERRAL:
+        label, drop = "referral filing", policy.referral_drop_points
+    elif filing is FilingStatus.FILED_TEMPORARY:
+        label, drop = "temporary trip filing", policy.temporary_drop_points
     else:
         if policy.refuse_unfiled:
             raise FailedPrecondition(

@@ -13,12 +13,14 @@ from datetime import datetime
 from gateway.domain import access
 from gateway.domain.access import Action
 from gateway.domain.calendar import WorkingDayCalendar
+from gateway.domain.medical import MedicalContinuityRules, continuity_of
 from gateway.domain.model import (
     MILITARY_AREA,
     SHANGHAI,
     AgencyKey,
     Application,
     Circumstances,
+    CollectionSource,
     Decision,
     Event,
     Kind,
@@ -32,8 +34,15 @@ from gateway.domain.model import (
     TransferInfo,
 )
 from gateway.domain.participants import Participant
-from gateway.domain.pension import PensionFundRules, compute_funds, record_errors
-from gateway.domain.rules import MEDICAL_KINDS, DeadlineRules, check_eligibility
+from gateway.domain.pension import PensionFundRules, account_errors, compute_funds, record_errors
+from gateway.domain.pension_relationship import (
+    TemporaryAccountRules,
+    province,
+    temporary_account_age,
+    temporary_account_reason,
+)
+from gateway.domain.rules import EMPLOYEE_FUND_KINDS, MEDICAL_KINDS, DeadlineRules, check_eligibility
+from gateway.domain.unemployment import UnemploymentRules
 from gateway.errors import FailedPrecondition, FieldViolation, invalid
 
 
@@ -45,13 +54,44 @@ class Policy:
     known_regions: frozenset[str]
     deadlines: DeadlineRules = field(default_factory=DeadlineRules)
     pension: PensionFundRules = field(default_factory=PensionFundRules)
+    temporary_accounts: TemporaryAccountRules = field(default_factory=TemporaryAccountRules)
+    medical: MedicalContinuityRules = field(default_factory=MedicalContinuityRules)
+    unemployment: UnemploymentRules = field(default_factory=UnemploymentRules)
 
 
-def _start_step(kind: Kind, name: StepName, holder: AgencyKey, now: datetime, policy: Policy) -> Step:
+def _start_step(
+    kind: Kind, name: StepName, holder: AgencyKey, now: datetime, policy: Policy, counted_from: datetime | None = None
+) -> Step:
+    """A new step; its deadline counts from ``counted_from`` (default: now) where the rules say so."""
     days = policy.deadlines.working_days(kind, name)
-    deadline = policy.calendar.add_working_days(now.astimezone(SHANGHAI).date(), days)
+    start = counted_from if counted_from and policy.deadlines.counts_from_acceptance(kind, name) else now
+    deadline = policy.calendar.add_working_days(start.astimezone(SHANGHAI).date(), days)
     return Step(
         name=name, holder=holder, started_at=now, working_days=days, due=deadline.due, provisional=deadline.provisional
+    )
+
+
+def _temporary_account(app: Application, now: datetime, policy: Policy) -> str | None:
+    """Why 66号 Art. 5 applies to this application, or None; the hukou region is required when it decides."""
+    if app.kind is not Kind.EMPLOYEE_PENSION or province(app.source_region) == province(app.target_region):
+        return None
+    applied_on = now.astimezone(SHANGHAI).date()
+    who = temporary_account_age(app.id_number, applied_on, policy.temporary_accounts)
+    if who is None:
+        return None
+    hukou = app.circumstances.hukou_region
+    if not hukou:
+        raise invalid(
+            [
+                FieldViolation(
+                    "circumstances.hukou_region",
+                    f"required: {who} moves across provinces, so the hukou province decides whether the "
+                    "relationship moves or a temporary account opens (66号 Art. 5)",
+                )
+            ]
+        )
+    return temporary_account_reason(
+        app.id_number, applied_on, app.source_region, app.target_region, hukou, policy.temporary_accounts
     )
 
 
@@ -60,6 +100,8 @@ def open_transfer(app: Application, transfer_id: str, actor: Participant, now: d
     arrives with its funds, so it starts in FUNDS_SENT with only the civilian agency's step left."""
     access.may_create(actor, app.kind, app.target_region)
     eligibility_note = check_eligibility(app, policy.known_regions)
+    temporary = _temporary_account(app, now, policy)
+    continuity = continuity_of(app.kind, app.target_region, app.circumstances, policy.medical)
     draft = Transfer(
         transfer_id=transfer_id,
         kind=app.kind,
@@ -75,8 +117,14 @@ def open_transfer(app: Application, transfer_id: str, actor: Participant, now: d
         version=1,
         originator=str(actor),
         military=app.military,
+        temporary_account=temporary is not None,
+        continuity=continuity,
     )
-    if app.military is not None:
+    if temporary is not None:
+        step = _start_step(app.kind, StepName.TEMPORARY_ACCOUNT, access.target_agency(draft), now, policy)
+        notice = Notice(NoticeType.TRANSFER_REQUESTED, step.holder, step, f"open a temporary account: {temporary}")
+        accepted = f"application accepted; {temporary}"
+    elif app.military is not None:
         m = app.military
         info = TransferInfo(
             table_number=" ".join(m.vouchers),
@@ -93,7 +141,7 @@ def open_transfer(app: Application, transfer_id: str, actor: Participant, now: d
         notice = Notice(NoticeType.TRANSFER_REQUESTED, step.holder, step)
         accepted = "application accepted"
     transfer = replace(draft, steps=(step,))
-    note = "; ".join(n for n in (accepted, eligibility_note, app.note) if n)
+    note = "; ".join(n for n in (accepted, eligibility_note, continuity.note if continuity else "", app.note) if n)
     return Decision(
         transfer=transfer,
         event=Event(time=now, actor=str(actor), from_state=None, to_state=transfer.state, note=note),
@@ -158,7 +206,17 @@ def send_contact_letter(
     transfer: Transfer, actor: Participant, now: datetime, policy: Policy, *, letter_number: str = "", note: str = ""
 ) -> Decision:
     access.check(actor, Action.CONTACT_LETTER, transfer)
-    step = _start_step(transfer.kind, StepName.TRANSFER_OUT, access.source_agency(transfer), now, policy)
+    _require_state(transfer, {State.SUBMITTED})
+    if transfer.temporary_account:
+        raise FailedPrecondition(
+            reason="TEMPORARY_ACCOUNT_CASE",
+            message=f"transfer {transfer.transfer_id} keeps the relationship at {transfer.source_region}: open the "
+            "temporary account instead of sending a contact letter (66号 Art. 5)",
+            metadata={"transfer_id": transfer.transfer_id},
+        )
+    step = _start_step(
+        transfer.kind, StepName.TRANSFER_OUT, access.source_agency(transfer), now, policy, transfer.created_at
+    )
     text = "; ".join(n for n in (f"contact letter {letter_number}".strip(), note) if n)
     return _advance(
         transfer,
@@ -172,8 +230,115 @@ def send_contact_letter(
     )
 
 
-def funds_violations(
+def open_temporary_account(
+    transfer: Transfer, actor: Participant, now: datetime, *, account_number: str = "", note: str = ""
+) -> Decision:
+    """The target agency opened the temporary contribution account (66号 Art. 5): the transfer ends, the
+    relationship stays at the source region, which is told so."""
+    access.check(actor, Action.OPEN_TEMPORARY_ACCOUNT, transfer)
+    _require_state(transfer, {State.SUBMITTED})
+    if not transfer.temporary_account:
+        raise FailedPrecondition(
+            reason="NOT_TEMPORARY_ACCOUNT_CASE",
+            message=f"transfer {transfer.transfer_id} moves the relationship: send the contact letter",
+            metadata={"transfer_id": transfer.transfer_id},
+        )
+    opened = f"temporary account {account_number}".replace("  ", " ").strip()
+    text = "; ".join(
+        n
+        for n in (
+            f"{opened} opened at {transfer.target_region}; the relationship stays at {transfer.source_region} "
+            "(66号 Art. 5)",
+            note,
+        )
+        if n
+    )
+    return _advance(
+        transfer,
+        actor,
+        now,
+        allowed_from={State.SUBMITTED},
+        to=State.TEMPORARY_ACCOUNT,
+        next_step=None,
+        notices=_notices_to(access.source_agency(transfer), NoticeType.TEMPORARY_ACCOUNT_OPENED, text),
+        note=text,
+    )
+
+
+def _pension_violations(
     kind: Kind, circumstances: Circumstances, info: TransferInfo, rules: PensionFundRules
+) -> list[FieldViolation]:
+    """The employee-pension funds (66号 Art. 4): the account's whole balance, checked against the table's credits
+    and interest, and the pooled fund recomputed from the bases."""
+    found = [
+        FieldViolation(f"info.{path}", text)
+        for path, text in account_errors(info.contributions, info.individual_account_fen, rules)
+    ]
+    if not info.contributions:
+        found.append(FieldViolation("info.contributions", "a pension transfer needs the contribution record"))
+    # 人社部规〔2017〕1号: out of the institution scheme the pooled fund counts from the 2014-10 reform; enterprise
+    # years (also enterprise -> institution) count from 1998 as in 国办发〔2009〕66号.
+    since_reform = kind is Kind.INSTITUTION_PENSION or (
+        kind is Kind.INSTITUTION_ENTERPRISE_PENSION
+        and circumstances.direction is PensionDirection.INSTITUTION_TO_ENTERPRISE
+    )
+    expected = compute_funds(
+        info.contributions, info.individual_account_fen, since_institution_reform=since_reform, rules=rules
+    ).pooled_fund_fen
+    how = (
+        f"{rules.pooled_rate_percent}% of the record's wage bases from "
+        f"{(rules.institution_pooled_from if since_reform else rules.pooled_from):%Y-%m}, {rules.rounding.described} "
+        f"(convention {rules.rounding.value!r})"
+    )
+    temporary = (
+        kind is Kind.PENSION_COLLECTION and circumstances.collection_source is CollectionSource.TEMPORARY_ACCOUNT
+    )
+    if temporary and info.pooled_fund_fen < expected:
+        # 66号 Art. 5: a temporary account moves every contribution made there with its interest, which is never less
+        # than the pooled 12%; the employer's rate and interest are the source region's books.
+        found.append(
+            FieldViolation(
+                "info.pooled_fund_fen",
+                f"expected at least {expected} fen ({how}) from a temporary account, received {info.pooled_fund_fen}",
+            )
+        )
+    elif not temporary and info.pooled_fund_fen != expected:
+        found.append(
+            FieldViolation("info.pooled_fund_fen", f"expected {expected} fen ({how}), received {info.pooled_fund_fen}")
+        )
+    return found
+
+
+def _unemployment_violations(
+    circumstances: Circumstances, info: TransferInfo, rules: UnemploymentRules
+) -> list[FieldViolation]:
+    """Art. 14: contribution months accumulate at the new region; the benefit left moves with its months, which the
+    contribution time bounds (失业保险条例 Art. 17)."""
+    found: list[FieldViolation] = []
+    if info.contribution_months <= 0:
+        found.append(
+            FieldViolation(
+                "info.contribution_months", "required: the contribution months that accumulate at the new region"
+            )
+        )
+    if not circumstances.drawing_benefits:
+        return found
+    longest = rules.longest_benefit_months(info.contribution_months)
+    if info.remaining_benefit_fen and info.remaining_benefit_months <= 0:
+        found.append(FieldViolation("info.remaining_benefit_months", "required with a remaining benefit"))
+    elif info.remaining_benefit_months > longest:
+        found.append(
+            FieldViolation(
+                "info.remaining_benefit_months",
+                f"{info.remaining_benefit_months} months of benefit left, but {info.contribution_months} contribution "
+                f"months give at most {longest} (失业保险条例 Art. 17)",
+            )
+        )
+    return found
+
+
+def funds_violations(
+    kind: Kind, circumstances: Circumstances, info: TransferInfo, policy: Policy
 ) -> list[FieldViolation]:
     """Where the funds disagree with the information table, by the kind's rule; empty when they agree."""
     found: list[FieldViolation] = []
@@ -181,46 +346,22 @@ def funds_violations(
     def must_be_zero(fields: tuple[str, ...], why: str) -> None:
         found.extend(FieldViolation(f"info.{name}", why) for name in fields if getattr(info, name))
 
-    benefits = ("remaining_benefit_fen", "medical_subsidy_fen", "training_subsidy_fen")
-    if kind in (Kind.EMPLOYEE_PENSION, Kind.INSTITUTION_ENTERPRISE_PENSION):
-        # 人社部规〔2017〕1号: out of an institution the pooled fund counts from the 2014-10 reform; enterprise years
-        # (also enterprise -> institution) count from 1998 as in 国办发〔2009〕66号.
-        from_institution = (
-            kind is Kind.INSTITUTION_ENTERPRISE_PENSION
-            and circumstances.direction is PensionDirection.INSTITUTION_TO_ENTERPRISE
-        )
-        if not info.contributions:
-            found.append(FieldViolation("info.contributions", "a pension transfer needs the contribution record"))
-        expected = compute_funds(
-            info.contributions, info.individual_account_fen, institution_to_enterprise=from_institution, rules=rules
-        )
-        if info.pooled_fund_fen != expected.pooled_fund_fen:
-            found.append(
-                FieldViolation(
-                    "info.pooled_fund_fen",
-                    f"{info.pooled_fund_fen} fen, but {rules.pooled_rate_percent}% of the record's wage bases "
-                    f"is {expected.pooled_fund_fen} fen",
-                )
-            )
-        if expected.account_excess_fen:
-            found.append(
-                FieldViolation(
-                    "info.individual_account_fen",
-                    f"exceeds what the record may credit to the individual account by "
-                    f"{expected.account_excess_fen} fen",
-                )
-            )
-        must_be_zero(benefits, "only unemployment transfers move benefit amounts")
+    benefits = ("remaining_benefit_fen", "medical_subsidy_fen", "training_subsidy_fen", "remaining_benefit_months")
+    only_unemployment = "only unemployment transfers move benefit amounts"
+    if kind in EMPLOYEE_FUND_KINDS:
+        found += _pension_violations(kind, circumstances, info, policy.pension)
+        must_be_zero((*benefits, "contribution_months"), only_unemployment)
         parts = info.individual_account_fen + info.pooled_fund_fen
     elif kind is Kind.UNEMPLOYMENT:
         parts = info.remaining_benefit_fen + info.medical_subsidy_fen + info.training_subsidy_fen
         if not circumstances.drawing_benefits:
             must_be_zero(benefits, "benefit amounts move only for a person drawing benefits (Art. 14)")
         must_be_zero(("individual_account_fen", "pooled_fund_fen"), "an unemployment transfer moves no account")
+        found += _unemployment_violations(circumstances, info, policy.unemployment)
     else:  # resident pension and the medical kinds move the individual account only
         parts = info.individual_account_fen
         must_be_zero(("pooled_fund_fen",), "no pooled fund moves with this kind of transfer")
-        must_be_zero(benefits, "only unemployment transfers move benefit amounts")
+        must_be_zero((*benefits, "contribution_months"), only_unemployment)
     if info.funds_fen != parts:
         found.append(
             FieldViolation("info.funds_fen", f"{info.funds_fen} fen transferred, but the table adds up to {parts} fen")
@@ -238,7 +379,7 @@ def send_transfer_info(
     bad = [FieldViolation(f"info.{path}", text) for path, text in record_errors(info.contributions)]
     if bad:
         raise invalid(bad, reason="BAD_CONTRIBUTION_RECORD")
-    mismatch = funds_violations(transfer.kind, transfer.circumstances, info, policy.pension)
+    mismatch = funds_violations(transfer.kind, transfer.circumstances, info, policy)
     if mismatch:
         raise FailedPrecondition(
             reason="FUNDS_MISMATCH",

@@ -12,8 +12,10 @@ from gateway.domain.model import (
     AgencyKey,
     AgencyType,
     Circumstances,
+    CollectionSource,
     Event,
     Kind,
+    MedicalContinuity,
     MilitaryService,
     PensionDirection,
     State,
@@ -75,13 +77,27 @@ def _info_to(info: TransferInfo) -> dict[str, Any]:
         "remaining_benefit_fen": info.remaining_benefit_fen,
         "medical_subsidy_fen": info.medical_subsidy_fen,
         "training_subsidy_fen": info.training_subsidy_fen,
-        "contributions": [[c.year, c.first_month, c.last_month, c.monthly_base_fen] for c in info.contributions],
+        "contribution_months": info.contribution_months,
+        "remaining_benefit_months": info.remaining_benefit_months,
+        "contributions": [
+            [c.year, c.first_month, c.last_month, c.monthly_base_fen, c.account_credit_fen, c.interest_fen]
+            for c in info.contributions
+        ],
     }
 
 
 def _info_from(d: dict[str, Any]) -> TransferInfo:
     years = tuple(ContributionYear(*row) for row in d.pop("contributions"))
     return TransferInfo(contributions=years, **d)
+
+
+def _continuity_to(c: MedicalContinuity) -> dict[str, Any]:
+    return {
+        "continuous": c.continuous,
+        "waiting_months": c.waiting_months,
+        "months_to_pay": c.months_to_pay,
+        "note": c.note,
+    }
 
 
 def _military_to(m: MilitaryService) -> dict[str, Any]:
@@ -123,6 +139,9 @@ def transfer_to_json(t: Transfer, cipher: FieldCipher) -> str:
                 "retired": c.retired,
                 "continuous_enrolment_months": c.continuous_enrolment_months,
                 "direction": c.direction.name,
+                "hukou_region": c.hukou_region,
+                "gap_months": c.gap_months,
+                "collection_source": c.collection_source.name,
             },
             "state": t.state.name,
             "steps": [_step_to(s) for s in t.steps],
@@ -133,6 +152,8 @@ def transfer_to_json(t: Transfer, cipher: FieldCipher) -> str:
             "version": t.version,
             "originator": t.originator,
             "military": _military_to(t.military) if t.military else None,
+            "temporary_account": t.temporary_account,
+            "continuity": _continuity_to(t.continuity) if t.continuity else None,
         },
         ensure_ascii=False,
         separators=(",", ":"),
@@ -143,6 +164,7 @@ def transfer_from_json(text: str | bytes, cipher: FieldCipher) -> Transfer:
     d = json.loads(text)
     c = d["circumstances"]
     c["direction"] = PensionDirection[c["direction"]]
+    c["collection_source"] = CollectionSource[c.get("collection_source", "UNSPECIFIED")]
     created, updated = _time(d["created_at"]), _time(d["updated_at"])
     assert created is not None and updated is not None
     return Transfer(
@@ -162,6 +184,8 @@ def transfer_from_json(text: str | bytes, cipher: FieldCipher) -> Transfer:
         version=d["version"],
         originator=d.get("originator", ""),
         military=_military_from(d["military"]) if d.get("military") else None,
+        temporary_account=d.get("temporary_account", False),
+        continuity=MedicalContinuity(**d["continuity"]) if d.get("continuity") else None,
     )
 
 

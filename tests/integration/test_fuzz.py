@@ -542,7 +542,7 @@ def create_baseline(w: World) -> tuple[Message, str]:
         person=common_pb2.Person(id_number=person, name="张三"),
         source_region=source,
         target_region=target,
-        circumstances=S.Circumstances(continuous_enrolment_months=rng.randint(0, 300)),
+        circumstances=S.Circumstances(continuous_enrolment_months=rng.randint(0, 300), hukou_region=target),
         note="fuzz",
     )
     if kind == 10:
@@ -607,6 +607,16 @@ def watch_baseline(w: World) -> tuple[Message, str]:
 def query_baseline(w: World) -> tuple[Message, str]:
     tid, create = w.transfer()
     return S.QueryTransferStatusRequest(transfer_id=tid, id_number=create.person.id_number), "portal:gov"
+
+
+def paying_region_baseline(w: World) -> tuple[Message, str]:
+    request = S.DeterminePayingRegionRequest(
+        request_id=f"fz-{w.next()}",
+        person=common_pb2.Person(id_number=w.rng.choice(w.persons), name="赵六"),
+        hukou_region=w.rng.choice(REGIONS),
+        start_collection=w.rng.random() < 0.3,
+    )
+    return request, w.rng.choice(["operator:fuzz", *(f"agency:{r}:hrss" for r in REGIONS)])
 
 
 def filing_baseline(w: World) -> tuple[Message, str]:
@@ -706,6 +716,8 @@ BASELINES: dict[str, Callable[[World], tuple[Message, str]]] = {
     "ListTransfers": list_baseline,
     "WatchTransfer": watch_baseline,
     "QueryTransferStatus": query_baseline,
+    "OpenTemporaryAccount": _step(S.OpenTemporaryAccountRequest, target_of, account_number="LS-1"),
+    "DeterminePayingRegion": paying_region_baseline,
     "CreateFiling": filing_baseline,
     "CancelFiling": cancel_filing_baseline,
     "ListFilings": list_filings_baseline,

@@ -167,7 +167,7 @@ async def test_a_filing_made_before_discharge_applies_to_the_stay(demo: Demo) ->
     # Admitted 2026-02-20, filed (temporary referral) from 2026-02-25, discharged 2026-03-01.
     await file(demo, P.FILING_TYPE_REFERRAL, valid_from=(2026, 2, 25), until=(2026, 8, 31))
     split = (await stub(demo).Settle(P.SettleRequest(bill=bill()), metadata=ME)).settlement.split
-    assert split.filing_status == P.FILING_STATUS_FILED_TEMPORARY
+    assert split.filing_status == P.FILING_STATUS_FILED_REFERRAL
     # A filing for another place does not count.
     other = (await stub(demo).PreSettle(P.PreSettleRequest(bill=bill(visit="V9", insured="310000")), metadata=ME)).split
     assert other.filing_status == P.FILING_STATUS_UNFILED

@@ -250,8 +250,11 @@ async def test_funds_that_do_not_match_the_table_stop_the_transfer(quiet: Demo) 
     await quiet.transfers.SendContactLetter(
         S.SendContactLetterRequest(request_id="l", transfer_id=t.transfer_id), metadata=SH_HRSS
     )
-    # 2010, 12 months at 5,000.00 yuan: 12% pooled = 720,000 fen. The source claims one fen more.
-    year = S.ContributionYear(year=2010, first_month=1, last_month=12, monthly_base_fen=500_000)
+    # 2010, 12 months at 5,000.00 yuan: 12% pooled = 720,000 fen. The source claims one fen more. The account:
+    # 8% credited (480,000 fen), no interest.
+    year = S.ContributionYear(
+        year=2010, first_month=1, last_month=12, monthly_base_fen=500_000, account_credit_fen=480_000, interest_fen=0
+    )
     info = S.TransferInfo(
         table_number="XX-1",
         contributions=[year],
@@ -346,9 +349,11 @@ async def test_applicant_reads_own_status_with_the_id_number(demo: Demo) -> None
 @pytest.mark.parametrize(
     "kind, line, circumstances, days",
     [
-        (S.TRANSFER_KIND_EMPLOYEE_MEDICAL, "healthcare", {}, [1, 10, 5]),
-        (S.TRANSFER_KIND_RESIDENT_MEDICAL, "healthcare", {"residence_changed": True}, [1, 10, 5]),
-        (S.TRANSFER_KIND_EMPLOYEE_RESIDENT_MEDICAL, "healthcare", {"continuous_enrolment_months": 30}, [1, 10, 5]),
+        # 医保办发〔2021〕43号: out within 10 working days of acceptance, no separate forwarding allowance, in 5
+        (S.TRANSFER_KIND_EMPLOYEE_MEDICAL, "healthcare", {}, [0, 10, 5]),
+        (S.TRANSFER_KIND_RESIDENT_MEDICAL, "healthcare", {"residence_changed": True}, [0, 10, 5]),
+        (S.TRANSFER_KIND_EMPLOYEE_RESIDENT_MEDICAL, "healthcare", {"continuous_enrolment_months": 30}, [0, 10, 5]),
+        (S.TRANSFER_KIND_INSTITUTION_PENSION, "hrss", {}, [15, 15, 15]),
         (S.TRANSFER_KIND_RESIDENT_PENSION, "hrss", {"hukou_moved": True}, [15, 15, 15]),
         (S.TRANSFER_KIND_UNEMPLOYMENT, "hrss", {"drawing_benefits": True}, [15, 15, 15]),
         (

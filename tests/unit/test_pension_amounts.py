@@ -1,4 +1,5 @@
-"""Pension transfer funds: pooled fund, institution transfers, account caps, rounding, record checks."""
+"""Pension transfer funds (国办发〔2009〕66号 Art. 4; 人社部规〔2017〕1号): pooled fund, institution transfers, the
+individual account with interest, crediting caps, rounding conventions, record checks."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from gateway.domain.pension import (
     ContributionYear,
     PensionFundRules,
     PensionFunds,
+    Rounding,
+    account_errors,
     compute_funds,
     months_counted,
     pooled_fund,
@@ -21,6 +24,7 @@ from gateway.domain.pension import (
 
 CY = ContributionYear
 NO_CAPS = PensionFundRules(apply_account_caps=False)
+FLOOR = PensionFundRules(rounding=Rounding.FLOOR)
 
 # --- worked example: 1997-2010, part years, a mid-year base change ---------------------------------
 
@@ -53,19 +57,15 @@ def test_worked_example_pooled_fund() -> None:
 
 def test_worked_example_funds() -> None:
     funds = compute_funds(WORKED, 1_234_567)
-    # the 1997 record is outside every cap range, so the caps cannot be judged: no excess
-    assert funds == PensionFunds(individual_account_fen=1_234_567, pooled_fund_fen=955_234, account_excess_fen=0)
+    # the balance moves whole; the pooled fund is 12% of the bases from 1998
+    assert funds == PensionFunds(individual_account_fen=1_234_567, pooled_fund_fen=955_234)
     assert funds.total_fen == 1_234_567 + 955_234  # = 2_189_801
     assert funds.total_fen == 2_189_801
 
 
-def test_worked_example_same_without_caps() -> None:
-    assert compute_funds(WORKED, 1_234_567, rules=NO_CAPS) == compute_funds(WORKED, 1_234_567)
-
-
 def test_1997_alone_moves_no_pooled_fund() -> None:
     funds = compute_funds([CY(1997, 1, 12, 500_000)], 80_000)
-    assert funds == PensionFunds(80_000, 0, 0)
+    assert funds == PensionFunds(80_000, 0)
 
 
 def test_pooled_from_is_configurable() -> None:
@@ -93,8 +93,8 @@ INSTITUTION = (
 
 def test_institution_to_enterprise_counts_from_october_2014() -> None:
     assert months_counted(INSTITUTION, date(2014, 10, 1)) == 3 + 6
-    funds = compute_funds(INSTITUTION, 150_000, institution_to_enterprise=True)
-    assert funds == PensionFunds(individual_account_fen=150_000, pooled_fund_fen=720_000, account_excess_fen=0)
+    funds = compute_funds(INSTITUTION, 150_000, since_institution_reform=True)
+    assert funds == PensionFunds(individual_account_fen=150_000, pooled_fund_fen=720_000)
     assert funds.total_fen == 870_000
 
 
@@ -106,62 +106,144 @@ def test_same_records_enterprise_transfer_counts_everything() -> None:
 
 def test_institution_part_year_starting_after_october() -> None:
     records = [CY(2014, 11, 12, 400_000)]  # 2 months: 400_000 × 2 × 12% = 96_000
-    assert compute_funds(records, 0, institution_to_enterprise=True).pooled_fund_fen == 96_000
+    assert compute_funds(records, 0, since_institution_reform=True).pooled_fund_fen == 96_000
     records = [CY(2014, 1, 9, 400_000)]  # all before October
-    assert compute_funds(records, 0, institution_to_enterprise=True).pooled_fund_fen == 0
+    assert compute_funds(records, 0, since_institution_reform=True).pooled_fund_fen == 0
 
 
-# --- account caps ---------------------------------------------------------------------------------
-
-CAPPED = (
-    CY(2004, 1, 12, 100_000),  # cap 11%: 100_000 × 12 × 11% = 132_000; pooled 144_000
-    CY(2006, 1, 12, 200_000),  # cap 8%: 200_000 × 12 × 8% = 192_000; pooled 288_000
-)
-# cap total 324_000; pooled 432_000
+# --- the individual account: credits, interest, caps (66号 Art. 4) ----------------------------------------------
 
 
-def test_caps_make_an_excess() -> None:
-    funds = compute_funds(CAPPED, 400_000)
-    # 400_000 - 324_000 = 76_000 stays behind
-    assert funds == PensionFunds(individual_account_fen=324_000, pooled_fund_fen=432_000, account_excess_fen=76_000)
-    assert funds.total_fen == 756_000  # excess not included
+def _four_years() -> list[ContributionYear]:
+    """The issue's first example: 2016-2019, a balance of 41,515.73 yuan of which 4,397.69 is interest. Credits at
+    8% of each year's bases (2019's base gives 1,215,804.48 fen, credited as 1,215,804)."""
+    return [
+        CY(2016, 1, 12, 800_000, 768_000, 30_000),  # 8,000 yuan a month: 8% × 12 months = 7,680.00
+        CY(2017, 1, 12, 850_000, 816_000, 70_000),
+        CY(2018, 1, 12, 950_000, 912_000, 140_000),
+        CY(2019, 1, 12, 1_266_463, 1_215_804, 199_769),
+    ]
 
 
-def test_balance_at_or_under_the_cap_has_no_excess() -> None:
-    assert compute_funds(CAPPED, 324_000).account_excess_fen == 0
-    assert compute_funds(CAPPED, 300_000) == PensionFunds(300_000, 432_000, 0)
+def test_the_balance_with_interest_moves_in_full() -> None:
+    """66号 Art. 4: the account's whole balance (本息) moves; the 8% cap bounds each year's credit, not the balance."""
+    years = _four_years()
+    credits = 768_000 + 816_000 + 912_000 + 1_215_804
+    interest = 30_000 + 70_000 + 140_000 + 199_769
+    assert (credits, interest) == (3_711_804, 439_769)  # 37,118.04 + 4,397.69 yuan
+    balance = 4_151_573  # 41,515.73 yuan
+    assert credits + interest == balance
+    assert account_errors(years, balance) == []
+    assert compute_funds(years, balance).individual_account_fen == balance
 
 
-def test_caps_can_be_switched_off() -> None:
-    assert compute_funds(CAPPED, 400_000, rules=NO_CAPS) == PensionFunds(400_000, 432_000, 0)
+def test_sixteen_years_of_interest_are_not_withheld() -> None:
+    """The issue's second example: 2009-2024, a balance of 532,894.99 yuan of which 170,213.23 is interest (the old
+    check withheld it). Each year credited at its 8% cap, the last year's credit below it; interest about 5%."""
+    bases = [1_700_000 + 100_000 * i for i in range(16)]  # 17,000 yuan a month, rising 1,000 a year
+    caps = [b * 12 * 8 // 100 for b in bases]  # exact: 96% of a base is whole fen here
+    credits_total, interest_total = 36_268_176, 17_021_323  # 362,681.76 and 170,213.23 yuan
+    credits = [*caps[:-1], credits_total - sum(caps[:-1])]
+    assert 0 <= credits[-1] <= caps[-1]
+    interest, opening = [], 0
+    for credit in credits[:-1]:
+        interest.append((opening + credit) * 5 // 100)
+        opening += credit + interest[-1]
+    interest.append(interest_total - sum(interest))
+    assert interest[-1] * 10 <= opening + credits[-1]  # the last year too is under 10%
+    years = [CY(2009 + i, 1, 12, bases[i], credits[i], interest[i]) for i in range(16)]
+    balance = 53_289_499
+    assert credits_total + interest_total == balance
+    assert account_errors(years, balance) == []
+    assert compute_funds(years, balance).individual_account_fen == balance
+
+
+def test_a_credit_above_its_year_cap_is_refused() -> None:
+    """Crediting caps: 11% of the year's bases 1998-2005, 8% from 2006."""
+    years = [CY(2004, 1, 12, 100_000, 132_001, 0), CY(2006, 1, 12, 200_000, 192_000, 0)]
+    assert account_errors(years, 324_001) == [
+        (
+            "contributions[0].account_credit_fen",
+            "2004 credited 132001 fen, but at most 11% of the year's bases (132000 fen, rounded to the nearest fen "
+            "once a year) may be credited",
+        )
+    ]
+    at_caps = [CY(2004, 1, 12, 100_000, 132_000, 0), CY(2006, 1, 12, 200_000, 192_000, 0)]
+    assert account_errors(at_caps, 324_000) == []
+
+
+def test_caps_sum_a_years_records_and_can_be_switched_off() -> None:
+    # 2010: Jan-Jun at 1,000 yuan and Jul-Dec at 2,000: cap 8% × (600,000 + 1,200,000) = 144,000
+    years = [CY(2010, 1, 6, 100_000, 50_000, 0), CY(2010, 7, 12, 200_000, 94_000, 0)]
+    assert account_errors(years, 144_000) == []
+    over = [CY(2010, 1, 6, 100_000, 50_000, 0), CY(2010, 7, 12, 200_000, 94_001, 0)]
+    assert [path for path, _ in account_errors(over, 144_001)] == ["contributions[0].account_credit_fen"]
+    assert account_errors(over, 144_001, NO_CAPS) == []
 
 
 def test_cap_ranges_are_configurable() -> None:
-    # one 10% cap for every year from 1998: 100_000×12×10% + 200_000×12×10% = 120_000 + 240_000
-    rules = PensionFundRules(account_caps=((1998, None, 10),))
-    assert compute_funds(CAPPED, 400_000, rules=rules).account_excess_fen == 400_000 - 360_000
+    years = [CY(2004, 1, 12, 100_000, 120_001, 0)]
+    rules = PensionFundRules(account_caps=((1998, None, 10),))  # one 10% cap: 120,000
+    assert [p for p, _ in account_errors(years, 120_001, rules)] == ["contributions[0].account_credit_fen"]
 
 
-def test_uncapped_year_disables_the_caps() -> None:
-    records = (CY(1997, 1, 12, 100_000), *CAPPED)
-    assert compute_funds(records, 400_000).account_excess_fen == 0
-    # empty cap table: no year is capped
-    assert compute_funds(CAPPED, 400_000, rules=PensionFundRules(account_caps=())).account_excess_fen == 0
+def test_the_cap_follows_the_rounding_convention() -> None:
+    # 2000, one month at 50 fen: 11% = 5.5 fen: 6 to the nearest fen, 5 rounded down
+    assert account_errors([CY(2000, 1, 1, 50, 6, 0)], 6) == []
+    assert [p for p, _ in account_errors([CY(2000, 1, 1, 50, 6, 0)], 6, FLOOR)] == [
+        "contributions[0].account_credit_fen"
+    ]
 
 
-def test_caps_apply_to_institution_transfers_too() -> None:
-    # 2015 Jan-Jun: 8% cap = 700_000 × 6 × 8% = 336_000
-    funds = compute_funds([CY(2015, 1, 6, 700_000)], 400_000, institution_to_enterprise=True)
-    assert funds == PensionFunds(individual_account_fen=336_000, pooled_fund_fen=504_000, account_excess_fen=64_000)
+def test_years_from_1998_must_state_their_credit() -> None:
+    """A table that states only the balance is accepted for the years before 1998 (累计本息), not after."""
+    assert account_errors([CY(1996, 1, 12, 100_000), CY(1997, 1, 12, 100_000)], 250_000) == []
+    errors = account_errors([CY(1997, 1, 12, 100_000), CY(2003, 1, 12, 100_000)], 250_000)
+    assert [path for path, _ in errors] == ["contributions[1].account_credit_fen"]
+    assert "required for 2003" in errors[0][1] and "balance alone" in errors[0][1]
 
 
-def test_cap_is_rounded_half_up_per_year() -> None:
-    # 2000, one month at 50 fen: 50 × 11% = 5.5 -> 6; balance 10 -> excess 4
-    funds = compute_funds([CY(2000, 1, 1, 50)], 10)
-    assert funds.account_excess_fen == 4
-    assert funds.individual_account_fen == 6
-    # pooled: 50 × 12% = 6.0
-    assert funds.pooled_fund_fen == 6
+def test_years_before_1998_are_the_part_of_the_balance_the_table_does_not_itemise() -> None:
+    # 1997 gives no credit; 1998 credits 132,000 with 6,000 interest; the balance holds 80,000 from before 1998
+    years = [CY(1997, 1, 12, 100_000), CY(1998, 1, 12, 100_000, 132_000, 6_000)]
+    assert account_errors(years, 80_000 + 132_000 + 6_000) == []
+    # without a year before 1998, the balance must be exactly the credits and interest
+    errors = account_errors(years[1:], 80_000 + 132_000 + 6_000)
+    assert errors == [
+        (
+            "individual_account_fen",
+            "218000 fen, but the table's credits and interest add up to 138000 fen; only years before 1998 may be "
+            "given as a balance alone",
+        )
+    ]
+
+
+def test_a_balance_below_the_stated_credits_is_refused() -> None:
+    errors = account_errors([CY(2010, 1, 12, 100_000, 96_000, 4_000)], 99_999)
+    assert errors == [
+        ("individual_account_fen", "99999 fen, less than the 100000 fen of credits and interest the table states")
+    ]
+
+
+def test_interest_above_ten_percent_a_year_is_implausible() -> None:
+    # 2010 credit 96,000: at most 9,600 of interest; 2011 on 105,600 + 96,000 = 201,600: at most 20,160
+    ok = [CY(2010, 1, 12, 100_000, 96_000, 9_600), CY(2011, 1, 12, 100_000, 96_000, 20_160)]
+    assert account_errors(ok, 96_000 * 2 + 9_600 + 20_160) == []
+    high = [CY(2010, 1, 12, 100_000, 96_000, 9_600), CY(2011, 1, 12, 100_000, 96_000, 20_161)]
+    assert account_errors(high, 96_000 * 2 + 9_600 + 20_161) == [
+        (
+            "contributions[1].interest_fen",
+            "2011: 20161 fen of interest on an account of 201600 fen is more than 10% a year: implausible",
+        )
+    ]
+    assert account_errors(high, 96_000 * 2 + 9_600 + 20_161, PensionFundRules(max_interest_rate_percent=11)) == []
+
+
+def test_negative_interest_or_credit_is_bad_input() -> None:
+    assert record_errors([CY(2010, 1, 12, 100_000, -1, -2)]) == [
+        ("contributions[0].account_credit_fen", "must not be negative"),
+        ("contributions[0].interest_fen", "must not be negative"),
+    ]
 
 
 # --- rounding -------------------------------------------------------------------------------------
@@ -182,6 +264,12 @@ def test_rounding_half_up(base: int, expected: int) -> None:
     assert pooled_fund([CY(2000, 1, 1, base)], since=date(1998, 1, 1), rate_percent=5) == expected
 
 
+def test_a_region_may_round_down() -> None:
+    """The pooled-fund rounding is a named convention: ``floor`` for a region that rounds down."""
+    assert pooled_fund([CY(2000, 1, 1, 50)], since=date(1998, 1, 1), rate_percent=5, rounding=Rounding.FLOOR) == 2
+    assert compute_funds(WORKED, 0, rules=FLOOR).pooled_fund_fen == 86_400 + 187_200 + 213_629 + 468_003
+
+
 def test_rounding_is_once_per_year_not_per_record() -> None:
     # 12_345 × 12% = 1_481.4 per month. Per record: 1_481 + 1_481 = 2_962.
     # Per year: 2_962.8 -> 2_963.
@@ -200,7 +288,6 @@ def test_amounts_are_ints() -> None:
     funds = compute_funds(WORKED, 1)
     assert type(funds.pooled_fund_fen) is int
     assert type(funds.individual_account_fen) is int
-    assert type(funds.account_excess_fen) is int
 
 
 # --- zero records ---------------------------------------------------------------------------------
@@ -209,17 +296,15 @@ def test_amounts_are_ints() -> None:
 def test_no_records() -> None:
     assert months_counted([], date(1998, 1, 1)) == 0
     assert pooled_fund([], since=date(1998, 1, 1), rate_percent=12) == 0
-    assert compute_funds([], 0) == PensionFunds(0, 0, 0)
+    assert compute_funds([], 0) == PensionFunds(0, 0)
     assert compute_funds([], 0).total_fen == 0
-    # no records, so nothing to judge the caps by: the balance moves whole
-    assert compute_funds([], 12_345) == PensionFunds(12_345, 0, 0)
+    assert compute_funds([], 12_345) == PensionFunds(12_345, 0)
 
 
 def test_zero_base_record() -> None:
-    funds = compute_funds([CY(2010, 1, 12, 0)], 0)
-    assert funds == PensionFunds(0, 0, 0)
-    # a zero base caps the account at 0: any balance is excess
-    assert compute_funds([CY(2010, 1, 12, 0)], 500) == PensionFunds(0, 0, 500)
+    assert compute_funds([CY(2010, 1, 12, 0)], 0) == PensionFunds(0, 0)
+    # a zero base caps the year's credit at 0
+    assert [p for p, _ in account_errors([CY(2010, 1, 12, 0, 500, 0)], 500)] == ["contributions[0].account_credit_fen"]
 
 
 # --- bad input ------------------------------------------------------------------------------------
@@ -276,9 +361,9 @@ def test_compute_refuses_bad_records() -> None:
 
 def test_compute_refuses_negative_balance_and_rate() -> None:
     with pytest.raises(ValueError):
-        compute_funds(CAPPED, -1)
+        compute_funds(WORKED, -1)
     with pytest.raises(ValueError):
-        pooled_fund(CAPPED, since=date(1998, 1, 1), rate_percent=-1)
+        pooled_fund(WORKED, since=date(1998, 1, 1), rate_percent=-1)
 
 
 @pytest.mark.parametrize(
@@ -290,6 +375,7 @@ def test_compute_refuses_negative_balance_and_rate() -> None:
         {"account_caps": ((1998, 2005, 11), (2005, None, 8))},
         {"account_caps": ((1998, None, 11), (2006, 2010, 8))},
         {"account_caps": ((1998, 2005, -1),)},
+        {"max_interest_rate_percent": -1},
     ],
 )
 def test_rules_reject_nonsense(kwargs: dict[str, object]) -> None:
@@ -309,6 +395,7 @@ def test_default_rules() -> None:
     assert rules.cap_percent(2005) == 11
     assert rules.cap_percent(2006) == 8
     assert rules.cap_percent(2099) == 8
+    assert (rules.rounding, rules.max_interest_rate_percent, rules.itemised_from_year) == (Rounding.NEAREST, 10, 1998)
 
 
 # --- properties -----------------------------------------------------------------------------------
@@ -362,26 +449,35 @@ def test_pooled_fund_matches_integer_oracle(years: list[ContributionYear], since
     assert pooled_fund(years, since=since, rate_percent=rate) == expected
 
 
-@given(records(), st.integers(min_value=0, max_value=10**12), st.booleans(), st.booleans())
-def test_total_is_account_plus_pooled(
-    years: list[ContributionYear], balance: int, institution: bool, caps: bool
-) -> None:
-    rules = PensionFundRules(apply_account_caps=caps)
-    funds = compute_funds(years, balance, institution_to_enterprise=institution, rules=rules)
+@given(records(), st.integers(min_value=0, max_value=10**12), st.booleans())
+def test_total_is_account_plus_pooled(years: list[ContributionYear], balance: int, institution: bool) -> None:
+    funds = compute_funds(years, balance, since_institution_reform=institution)
     assert funds.total_fen == funds.individual_account_fen + funds.pooled_fund_fen
-    assert funds.individual_account_fen + funds.account_excess_fen == balance
-    assert funds.individual_account_fen >= 0
-    assert funds.account_excess_fen >= 0
+    assert funds.individual_account_fen == balance  # the balance always moves whole
     assert funds.pooled_fund_fen >= 0
-    if not caps:
-        assert funds.account_excess_fen == 0
-    since = rules.institution_pooled_from if institution else rules.pooled_from
+    since = PensionFundRules().institution_pooled_from if institution else PensionFundRules().pooled_from
     assert funds.pooled_fund_fen == pooled_fund(years, since=since, rate_percent=12)
+
+
+@given(records(), st.data())
+def test_credits_at_their_caps_with_no_interest_always_pass(years: list[ContributionYear], data: st.DataObject) -> None:
+    rules = PensionFundRules()
+    credited = []
+    for r in years:
+        percent = rules.cap_percent(r.year)
+        months = r.last_month - r.first_month + 1
+        credit = None if percent is None else (2 * r.monthly_base_fen * months * percent + 100) // 200
+        credited.append(
+            dataclasses.replace(r, account_credit_fen=credit, interest_fen=0 if credit is not None else None)
+        )
+    early = data.draw(st.integers(0, 10**9)) if any(r.year < 1998 for r in years) else 0
+    balance = early + sum(r.account_credit_fen or 0 for r in credited)
+    assert account_errors(credited, balance, rules) == []
 
 
 @given(records(), st.integers(min_value=0, max_value=10**12))
 def test_institution_pooled_fund_never_exceeds_enterprise(years: list[ContributionYear], balance: int) -> None:
     enterprise = compute_funds(years, balance)
-    institution = compute_funds(years, balance, institution_to_enterprise=True)
+    institution = compute_funds(years, balance, since_institution_reform=True)
     assert institution.pooled_fund_fen <= enterprise.pooled_fund_fen
     assert institution.individual_account_fen == enterprise.individual_account_fen

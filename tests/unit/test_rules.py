@@ -12,6 +12,7 @@ from gateway.domain.model import (
     AgencyType,
     Application,
     Circumstances,
+    CollectionSource,
     Kind,
     Line,
     PensionDirection,
@@ -19,7 +20,6 @@ from gateway.domain.model import (
 )
 from gateway.domain.participants import Participant
 from gateway.domain.rules import (
-    CONTINUITY_MONTHS,
     MEDICAL_KINDS,
     MILITARY_KINDS,
     PENSION_KINDS,
@@ -49,6 +49,8 @@ ELIGIBLE = {
     Kind.RESIDENT_MEDICAL: Circumstances(hukou_moved=True),
     Kind.EMPLOYEE_RESIDENT_MEDICAL: Circumstances(continuous_enrolment_months=36),
     Kind.UNEMPLOYMENT: Circumstances(),
+    Kind.INSTITUTION_PENSION: Circumstances(),
+    Kind.PENSION_COLLECTION: Circumstances(collection_source=CollectionSource.RELATIONSHIP),
 }
 
 
@@ -95,7 +97,7 @@ def test_routing_by_line(kind: Kind, line: Line, agency: AgencyType) -> None:
 def test_kind_groups() -> None:
     assert {line_of(k) for k in PENSION_KINDS} == {Line.PENSION}
     assert {line_of(k) for k in MEDICAL_KINDS} == {Line.MEDICAL}
-    assert len(PENSION_KINDS) == 3 and len(MEDICAL_KINDS) == 3
+    assert len(PENSION_KINDS) == 5 and len(MEDICAL_KINDS) == 3
 
 
 def test_agency_slugs_round_trip() -> None:
@@ -208,21 +210,8 @@ def test_resident_medical_needs_a_ground() -> None:
     assert "Art. 13 ¶2" in error.message
 
 
-@pytest.mark.parametrize(
-    ("months", "note"),
-    [
-        (0, "continuous enrolment 0 months: continuity not kept (needs 24)"),
-        (23, "continuous enrolment 23 months: continuity not kept (needs 24)"),
-        (24, "continuous enrolment 24 months: continuity kept"),
-        (120, "continuous enrolment 120 months: continuity kept"),
-    ],
-)
-def test_employee_resident_medical_continuity_note(months: int, note: str) -> None:
-    assert CONTINUITY_MONTHS == 24
-    assert check_eligibility(app(Kind.EMPLOYEE_RESIDENT_MEDICAL, continuous_enrolment_months=months), KNOWN) == note
-
-
-def test_continuity_note_reaches_the_timeline() -> None:
+def test_continuity_outcome_reaches_the_timeline() -> None:
+    """医保办发〔2021〕43号: employee <-> resident continuity needs the region's enrolment (default 24 months)."""
     actor = Participant.parse("agency:310000:healthcare")
     decision = open_transfer(
         app(Kind.EMPLOYEE_RESIDENT_MEDICAL, continuous_enrolment_months=23),
@@ -231,7 +220,18 @@ def test_continuity_note_reaches_the_timeline() -> None:
         MONDAY,
         Policy(calendar=CAL, known_regions=KNOWN),
     )
-    assert decision.event.note == "application accepted; continuous enrolment 23 months: continuity not kept (needs 24)"
+    assert decision.transfer.continuity is not None and not decision.transfer.continuity.continuous
+    assert decision.event.note == (
+        "application accepted; continuity not kept: continuous enrolment 23 months (needs 24), gap 0 months "
+        "(within the gap limit, but too short an enrolment); 310000 applies a waiting period of 6 months "
+        "(医保办发〔2021〕43号)"
+    )
+
+
+def test_a_collection_needs_its_source() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        check_eligibility(app(Kind.PENSION_COLLECTION, hukou_moved=False), KNOWN)
+    assert [v.field for v in caught.value.violations] == ["circumstances.collection_source"]
 
 
 def test_unemployment_while_drawing_benefits_moves_the_benefits() -> None:
@@ -278,9 +278,12 @@ def test_every_transferable_kind_passes_when_eligible(kind: Kind) -> None:
         (Kind.INSTITUTION_ENTERPRISE_PENSION, (15, 15, 15)),
         (Kind.RESIDENT_PENSION, (15, 15, 15)),
         (Kind.UNEMPLOYMENT, (15, 15, 15)),
-        (Kind.EMPLOYEE_MEDICAL, (1, 10, 5)),
-        (Kind.RESIDENT_MEDICAL, (1, 10, 5)),
-        (Kind.EMPLOYEE_RESIDENT_MEDICAL, (1, 10, 5)),
+        (Kind.INSTITUTION_PENSION, (15, 15, 15)),
+        (Kind.PENSION_COLLECTION, (15, 15, 15)),
+        # 医保办发〔2021〕43号: out within 10 working days of the acceptance, no separate forwarding allowance, in 5.
+        (Kind.EMPLOYEE_MEDICAL, (0, 10, 5)),
+        (Kind.RESIDENT_MEDICAL, (0, 10, 5)),
+        (Kind.EMPLOYEE_RESIDENT_MEDICAL, (0, 10, 5)),
     ],
 )
 def test_default_step_days(kind: Kind, days: tuple[int, int, int]) -> None:
@@ -338,9 +341,9 @@ def test_step_reaching_an_unknown_year_is_provisional() -> None:
     pension = open_transfer(app(Kind.EMPLOYEE_PENSION), "T1", Participant.parse("agency:310000:hrss"), start, policy)
     assert pension.transfer.steps[0].due == date(2027, 1, 8)
     assert pension.transfer.steps[0].provisional
-    # A one-day medical step started the same day stays inside 2026 and is firm.
+    # A medical forwarding step (no allowance, 43号) started the same day stays inside 2026 and is firm.
     medical = open_transfer(
         app(Kind.EMPLOYEE_MEDICAL), "T2", Participant.parse("agency:310000:healthcare"), start, policy
     )
-    assert medical.transfer.steps[0].due == date(2026, 12, 21)
+    assert medical.transfer.steps[0].due == date(2026, 12, 20)
     assert not medical.transfer.steps[0].provisional

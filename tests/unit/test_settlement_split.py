@@ -191,13 +191,34 @@ def test_temporary_filing_lowers_ratio() -> None:
     s = split(filing=TEMP)
     # 85 - 5 = 80%: 1_610_000 × 80% = 1_288_000; cash 2_000_000 - 1_288_000 - 300_000 = 412_000
     assert (s.ratio_percent, s.fund_pay_fen, s.cash_pay_fen, s.filing) == (80, 1_288_000, 412_000, TEMP)
-    assert s.note == "temporary filing: ratio 85% lowered by 5 points to 80% (employee inpatient, level 3 hospital)"
+    assert s.note == (
+        "temporary trip filing: ratio 85% lowered by 5 points to 80% (employee inpatient, level 3 hospital)"
+    )
 
 
 def test_temporary_filing_without_configured_drop_is_full_ratio() -> None:
     s = split(filing=TEMP, policy=dataclasses.replace(POLICY, temporary_drop_points=0))
     assert (s.ratio_percent, s.fund_pay_fen) == (85, 1_368_500)
-    assert s.note.startswith("temporary filing: full ratio 85% (no reduction configured)")
+    assert s.note.startswith("temporary trip filing: full ratio 85% (no reduction configured)")
+
+
+def test_each_filing_category_has_its_own_reduction() -> None:
+    """医保发〔2022〕22号: the insured region sets the reduction for a referral, for another temporary trip and for
+    unfiled care separately; emergency care counts as filed. The note names the category."""
+    policy = dataclasses.replace(
+        POLICY, referral_drop_points=3, temporary_drop_points=7, unfiled_drop_points=12, emergency_drop_points=0
+    )
+    cases = [
+        (FilingStatus.FILED_REFERRAL, 82, "referral filing: ratio 85% lowered by 3 points to 82%"),
+        (TEMP, 78, "temporary trip filing: ratio 85% lowered by 7 points to 78%"),
+        (UNFILED, 73, "unfiled: ratio 85% lowered by 12 points to 73%"),
+        (EMERG, 85, "emergency (counts as filed): full ratio 85% (no reduction configured)"),
+        (LONG, 85, "filed long-term: full ratio 85%"),
+    ]
+    for filing, ratio, note in cases:
+        s = split(filing=filing, policy=policy)
+        assert (s.ratio_percent, s.filing) == (ratio, filing)
+        assert s.note.startswith(note)
 
 
 def test_unfiled_lowers_ratio() -> None:
@@ -228,6 +249,7 @@ def test_emergency_is_full_ratio_even_under_strict_policy() -> None:
     s = split(filing=EMERG, policy=strict)
     assert (s.ratio_percent, s.fund_pay_fen, s.filing) == (85, 1_368_500, EMERG)
     assert s.note.startswith("emergency (counts as filed): full ratio 85%")
+    assert split(filing=EMERG, policy=dataclasses.replace(strict, emergency_drop_points=10)).ratio_percent == 75
 
 
 def test_ratio_by_level() -> None:

@@ -14,6 +14,7 @@ from gateway.domain.model import (
     AgencyType,
     Application,
     Circumstances,
+    CollectionSource,
     Decision,
     Kind,
     NoticeType,
@@ -25,12 +26,13 @@ from gateway.domain.model import (
     TransferInfo,
 )
 from gateway.domain.participants import Participant
-from gateway.domain.pension import DEFAULT_RULES, ContributionYear, compute_funds
+from gateway.domain.pension import ContributionYear, compute_funds
 from gateway.domain.transfers import (
     Policy,
     cancel,
     complete,
     funds_violations,
+    open_temporary_account,
     open_transfer,
     refuse_transfer_info,
     reject,
@@ -50,10 +52,15 @@ POLICY = Policy(calendar=WorkingDayCalendar(), known_regions=frozenset({SOURCE, 
 CY = ContributionYear
 
 # 2005: 500_000 x 12 x 12% = 720_000; 2006: 600_000 x 12 x 12% = 864_000; 2015 (6 months): 576_000.
-RECORD = (CY(2005, 1, 12, 500_000), CY(2006, 1, 12, 600_000), CY(2015, 1, 6, 800_000))
+# Each year's credit (under its cap: 2005 11% = 660_000; 2006 8% = 576_000; 2015 8% for 6 months = 384_000) and
+# interest: credits 1_400_000 + interest 100_000 = a balance of 1_500_000.
+RECORD = (
+    CY(2005, 1, 12, 500_000, 600_000, 10_000),
+    CY(2006, 1, 12, 600_000, 500_000, 30_000),
+    CY(2015, 1, 6, 800_000, 300_000, 60_000),
+)
 RECORD_POOLED = 2_160_000
-# Account caps: 2005 11% = 660_000; 2006 8% = 576_000; 2015 8% for 6 months = 384_000.
-RECORD_CAP = 1_620_000
+RECORD_CAP = 660_000 + 576_000 + 384_000
 
 
 def agency(region: str, agency_type: AgencyType = AgencyType.HRSS) -> Participant:
@@ -84,7 +91,7 @@ def application(
 def pension_info(
     years: tuple[ContributionYear, ...] = RECORD, balance: int = 1_500_000, *, institution: bool = False
 ) -> TransferInfo:
-    funds = compute_funds(years, balance, institution_to_enterprise=institution)
+    funds = compute_funds(years, balance, since_institution_reform=institution)
     return TransferInfo(
         table_number="XB-2026-001",
         individual_account_fen=funds.individual_account_fen,
@@ -115,8 +122,21 @@ def funds_sent(kind: Kind = Kind.EMPLOYEE_PENSION) -> Transfer:
     return send_transfer_info(contacted(kind), agency_for(SOURCE, kind), T2, POLICY, info=info).transfer
 
 
+# A woman born 1970-05-10 (aged 55), hukou Beijing, moving Beijing -> Shanghai: 66号 Art. 5 applies.
+WOMAN_55 = "110105197005100022"
+TEMPORARY = Circumstances(hukou_region=SOURCE)
+
+
+def temporary_case() -> Transfer:
+    return open_transfer(
+        replace(application(circumstances=TEMPORARY), id_number=WOMAN_55), "T-1", agency(TARGET), T0, POLICY
+    ).transfer
+
+
 def in_state(state: State) -> Transfer:
     """An employee pension transfer (Beijing -> Shanghai) brought to ``state`` the ordinary way."""
+    if state is State.TEMPORARY_ACCOUNT:
+        return open_temporary_account(temporary_case(), agency(TARGET), T1).transfer
     if state is State.SUBMITTED:
         return opened()
     if state is State.CONTACT_SENT:
@@ -214,10 +234,12 @@ def test_happy_path_medical_steps_and_routing() -> None:
     d2 = send_contact_letter(d1.transfer, target, datetime(2026, 3, 3, 9, 0, tzinfo=SHANGHAI), POLICY)
     d3 = send_transfer_info(d2.transfer, source, datetime(2026, 3, 17, 9, 0, tzinfo=SHANGHAI), POLICY, info=info)
     steps = d3.transfer.steps
-    assert [s.working_days for s in steps] == [1, 10, 5]
+    # 医保办发〔2021〕43号: out within 10 working days of the acceptance (no separate forwarding allowance), in 5
+    assert [s.working_days for s in steps] == [0, 10, 5]
     assert [s.holder.agency_type for s in steps] == [AgencyType.HEALTHCARE_SECURITY] * 3
-    # Mon 03-02 + 1 = Tue 03-03; Tue 03-03 + 10 = Tue 03-17; Tue 03-17 + 5 = Tue 03-24
-    assert [s.due for s in steps] == [date(2026, 3, 3), date(2026, 3, 17), date(2026, 3, 24)]
+    # forwarded on acceptance (Mon 03-02); out by Mon 03-02 + 10 = Mon 03-16, although the letter went on Tue
+    # 03-03; in by Tue 03-17 + 5 = Tue 03-24
+    assert [s.due for s in steps] == [date(2026, 3, 2), date(2026, 3, 16), date(2026, 3, 24)]
     assert d3.event.note == "information table YB-1 and account balance 123456 fen sent"
 
 
@@ -405,7 +427,7 @@ def fields(
     direction: PensionDirection = PensionDirection.INSTITUTION_TO_ENTERPRISE,
 ) -> list[str]:
     circumstances = Circumstances(drawing_benefits=drawing_benefits, direction=direction)
-    return [v.field for v in funds_violations(kind, circumstances, info, DEFAULT_RULES)]
+    return [v.field for v in funds_violations(kind, circumstances, info, POLICY)]
 
 
 def test_pension_info_from_compute_funds_passes() -> None:
@@ -420,30 +442,34 @@ def test_pooled_fund_off_by_one_fen() -> None:
     good = pension_info()
     for delta in (1, -1):
         bad = replace(good, pooled_fund_fen=good.pooled_fund_fen + delta, funds_fen=good.funds_fen + delta)
-        violations = funds_violations(Kind.EMPLOYEE_PENSION, Circumstances(), bad, DEFAULT_RULES)
+        violations = funds_violations(Kind.EMPLOYEE_PENSION, Circumstances(), bad, POLICY)
         assert [v.field for v in violations] == ["info.pooled_fund_fen"]
-        assert str(RECORD_POOLED) in violations[0].description
+        # the error names the expected and received amounts and the rounding convention
+        assert violations[0].description == (
+            f"expected {RECORD_POOLED} fen (12% of the record's wage bases from 1998-01, rounded to the nearest fen "
+            f"once a year (convention 'nearest')), received {RECORD_POOLED + delta}"
+        )
 
 
 def test_funds_must_equal_the_parts() -> None:
     good = pension_info()
     bad = replace(good, funds_fen=good.funds_fen - 1)
-    violations = funds_violations(Kind.EMPLOYEE_PENSION, Circumstances(), bad, DEFAULT_RULES)
+    violations = funds_violations(Kind.EMPLOYEE_PENSION, Circumstances(), bad, POLICY)
     assert [v.field for v in violations] == ["info.funds_fen"]
     assert f"the table adds up to {good.funds_fen} fen" in violations[0].description
 
 
-def test_account_above_the_cap() -> None:
-    assert fields(Kind.EMPLOYEE_PENSION, pension_info(balance=RECORD_CAP)) == []
-    over = TransferInfo(
-        individual_account_fen=RECORD_CAP + 1,
-        pooled_fund_fen=RECORD_POOLED,
-        contributions=RECORD,
-        funds_fen=RECORD_CAP + 1 + RECORD_POOLED,
-    )
-    violations = funds_violations(Kind.EMPLOYEE_PENSION, Circumstances(), over, DEFAULT_RULES)
-    assert [v.field for v in violations] == ["info.individual_account_fen"]
-    assert "by 1 fen" in violations[0].description
+def test_a_credit_above_its_cap_and_a_balance_that_does_not_add_up() -> None:
+    """66号 Art. 4: the caps bound each year's credit (2006: 8% of 7,200,000 = 576,000); the balance must be the
+    credits plus the interest."""
+    at_caps = (CY(2006, 1, 12, 600_000, 576_000, 0),)
+    assert fields(Kind.EMPLOYEE_PENSION, pension_info(at_caps, balance=576_000)) == []
+    over = (CY(2006, 1, 12, 600_000, 576_001, 0),)
+    violations = funds_violations(Kind.EMPLOYEE_PENSION, Circumstances(), pension_info(over, 576_001), POLICY)
+    assert [v.field for v in violations] == ["info.contributions[0].account_credit_fen"]
+    assert "at most 8%" in violations[0].description and "576000 fen" in violations[0].description
+    off = pension_info(balance=1_500_001)
+    assert fields(Kind.EMPLOYEE_PENSION, off) == ["info.individual_account_fen"]
 
 
 def test_send_transfer_info_refuses_a_mismatch() -> None:
@@ -513,8 +539,14 @@ def test_medical_info_through_the_machine() -> None:
 
 
 BENEFITS = TransferInfo(
-    remaining_benefit_fen=300_000, medical_subsidy_fen=20_000, training_subsidy_fen=5_000, funds_fen=325_000
+    remaining_benefit_fen=300_000,
+    medical_subsidy_fen=20_000,
+    training_subsidy_fen=5_000,
+    funds_fen=325_000,
+    contribution_months=60,
+    remaining_benefit_months=6,
 )
+MONTHS_ONLY = TransferInfo(contribution_months=60)
 
 
 def test_unemployment_amounts_move_while_drawing_benefits() -> None:
@@ -523,13 +555,37 @@ def test_unemployment_amounts_move_while_drawing_benefits() -> None:
 
 
 def test_unemployment_amounts_only_when_drawing_benefits() -> None:
-    assert fields(Kind.UNEMPLOYMENT, TransferInfo(), drawing_benefits=False) == []
-    all_three = ["info.remaining_benefit_fen", "info.medical_subsidy_fen", "info.training_subsidy_fen"]
-    assert fields(Kind.UNEMPLOYMENT, BENEFITS, drawing_benefits=False) == all_three
-    training_only = TransferInfo(training_subsidy_fen=5_000, funds_fen=5_000)
+    assert fields(Kind.UNEMPLOYMENT, MONTHS_ONLY, drawing_benefits=False) == []
+    all_four = [
+        "info.remaining_benefit_fen",
+        "info.medical_subsidy_fen",
+        "info.training_subsidy_fen",
+        "info.remaining_benefit_months",
+    ]
+    assert fields(Kind.UNEMPLOYMENT, BENEFITS, drawing_benefits=False) == all_four
+    training_only = replace(MONTHS_ONLY, training_subsidy_fen=5_000, funds_fen=5_000)
     assert fields(Kind.UNEMPLOYMENT, training_only, drawing_benefits=False) == ["info.training_subsidy_fen"]
-    account = TransferInfo(individual_account_fen=100, funds_fen=0)
+    account = replace(MONTHS_ONLY, individual_account_fen=100, funds_fen=0)
     assert fields(Kind.UNEMPLOYMENT, account, drawing_benefits=True) == ["info.individual_account_fen"]
+
+
+def test_unemployment_contribution_months_accumulate_and_bound_the_benefit() -> None:
+    """Art. 14: the table carries the contribution months; the months of benefit left cannot exceed what they give
+    (失业保险条例 Art. 17: 1-5 years at most 12 months, 5-10 years 18, 10 years or more 24)."""
+    assert fields(Kind.UNEMPLOYMENT, TransferInfo(), drawing_benefits=False) == ["info.contribution_months"]
+    for months, longest in ((12, 12), (59, 12), (60, 18), (119, 18), (120, 24)):
+        ok = replace(BENEFITS, contribution_months=months, remaining_benefit_months=longest)
+        assert fields(Kind.UNEMPLOYMENT, ok, drawing_benefits=True) == []
+        too_long = replace(ok, remaining_benefit_months=longest + 1)
+        assert fields(Kind.UNEMPLOYMENT, too_long, drawing_benefits=True) == ["info.remaining_benefit_months"]
+    # under a year of contributions gives no benefit at all
+    assert fields(Kind.UNEMPLOYMENT, replace(BENEFITS, contribution_months=11), drawing_benefits=True) == [
+        "info.remaining_benefit_months"
+    ]
+    # a remaining benefit needs its months
+    assert fields(Kind.UNEMPLOYMENT, replace(BENEFITS, remaining_benefit_months=0), drawing_benefits=True) == [
+        "info.remaining_benefit_months"
+    ]
 
 
 def test_unemployment_through_the_machine_uses_the_transfer_circumstances() -> None:
@@ -543,11 +599,16 @@ def test_unemployment_through_the_machine_uses_the_transfer_circumstances() -> N
         "info.remaining_benefit_fen",
         "info.medical_subsidy_fen",
         "info.training_subsidy_fen",
+        "info.remaining_benefit_months",
     ]
 
 
-# Institution -> enterprise counts the pooled fund from 2014-10 only.
-IE_RECORD = (CY(2013, 1, 12, 1_000_000), CY(2014, 1, 12, 1_000_000), CY(2015, 1, 12, 1_000_000))
+# Institution -> enterprise counts the pooled fund from 2014-10 only. The account: 500_000 credited, no interest.
+IE_RECORD = (
+    CY(2013, 1, 12, 1_000_000, 200_000, 0),
+    CY(2014, 1, 12, 1_000_000, 150_000, 0),
+    CY(2015, 1, 12, 1_000_000, 150_000, 0),
+)
 IE_POOLED = 3 * 120_000 + 12 * 120_000  # Oct-Dec 2014 and all of 2015, 1_000_000 x 12% = 120_000 a month
 EMPLOYEE_POOLED = 36 * 120_000  # 2013-2015, all months since 1998 count
 
@@ -583,3 +644,30 @@ def test_enterprise_to_institution_counts_enterprise_years_from_1998() -> None:
     transfer = contacted(Kind.INSTITUTION_ENTERPRISE_PENSION, circ)
     d = send_transfer_info(transfer, agency(SOURCE), T2, POLICY, info=pension_info(IE_RECORD, balance=500_000))
     assert d.transfer.state is State.FUNDS_SENT
+
+
+def test_institution_to_institution_counts_the_pooled_part_from_2014_10() -> None:
+    """人社部规〔2017〕1号: between institutions across regions, the pooled part is 12% of the bases from 2014-10-01."""
+    info = pension_info(IE_RECORD, balance=500_000, institution=True)
+    assert fields(Kind.INSTITUTION_PENSION, info) == []
+    assert fields(Kind.INSTITUTION_PENSION, pension_info(IE_RECORD, balance=500_000)) == ["info.pooled_fund_fen"]
+    with pytest.raises(FailedPrecondition) as caught:
+        open_transfer(application(Kind.INSTITUTION_PENSION, source=TARGET), "T-1", agency(TARGET), T0, POLICY)
+    assert caught.value.reason == "SAME_REGION"  # only across regions
+
+
+def collection_fields(source: CollectionSource, info: TransferInfo) -> list[str]:
+    circumstances = Circumstances(collection_source=source)
+    return [v.field for v in funds_violations(Kind.PENSION_COLLECTION, circumstances, info, POLICY)]
+
+
+def test_a_collection_moves_the_relationship_like_a_transfer_or_a_temporary_account_in_full() -> None:
+    """66号 Arts. 4-5: moving the relationship back moves the employee-pension amounts (12% pooled); a temporary
+    account moves every contribution with interest, never less than that."""
+    exact = pension_info()
+    assert collection_fields(CollectionSource.RELATIONSHIP, exact) == []
+    more = replace(exact, pooled_fund_fen=exact.pooled_fund_fen + 500_000, funds_fen=exact.funds_fen + 500_000)
+    assert collection_fields(CollectionSource.RELATIONSHIP, more) == ["info.pooled_fund_fen"]
+    assert collection_fields(CollectionSource.TEMPORARY_ACCOUNT, more) == []
+    less = replace(exact, pooled_fund_fen=exact.pooled_fund_fen - 1, funds_fen=exact.funds_fen - 1)
+    assert collection_fields(CollectionSource.TEMPORARY_ACCOUNT, less) == ["info.pooled_fund_fen"]

@@ -895,6 +895,16 @@ BASELINES: dict[str, tuple[Message, str]] = {
     "ListTransfers": (S.ListTransfersRequest(region_code="310000", page_size=10), "agency:310000:hrss"),
     "WatchTransfer": (S.WatchTransferRequest(transfer_id=TID, after_event_id="1-0"), "operator:fuzz"),
     "QueryTransferStatus": (S.QueryTransferStatusRequest(transfer_id=TID, id_number=VALID_ID), "portal:gov"),
+    "OpenTemporaryAccount": (
+        S.OpenTemporaryAccountRequest(request_id="r1", transfer_id=TID, account_number="LS-1"),
+        "agency:310000:hrss",
+    ),
+    "DeterminePayingRegion": (
+        S.DeterminePayingRegionRequest(
+            person=common_pb2.Person(id_number=VALID_ID, name="张三"), hukou_region="110000", region_codes=["310000"]
+        ),
+        "agency:310000:hrss",
+    ),
     "CreateFiling": (
         P.CreateFilingRequest(
             request_id="f1",

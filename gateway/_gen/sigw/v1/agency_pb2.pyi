@@ -3,8 +3,10 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from gateway._gen.sigw.v1 import common_pb2 as _common_pb2
 from gateway._gen.sigw.v1 import settlement_pb2 as _settlement_pb2
@@ -39,6 +41,10 @@ class _NoticeTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_NoticeType
     """To the other party: the transfer was rejected or cancelled."""
     NOTICE_TYPE_STEP_OVERDUE: _NoticeType.ValueType  # 6
     """To the holder: its step is past the working-day deadline."""
+    NOTICE_TYPE_TEMPORARY_ACCOUNT_OPENED: _NoticeType.ValueType  # 7
+    """To the source agency: the target opened a temporary account; the relationship stays with the source
+    (66号 Art. 5).
+    """
 
 class NoticeType(_NoticeType, metaclass=_NoticeTypeEnumTypeWrapper):
     """What happened to a transfer that the recipient must know about."""
@@ -56,7 +62,55 @@ NOTICE_TYPE_TRANSFER_CLOSED: NoticeType.ValueType  # 5
 """To the other party: the transfer was rejected or cancelled."""
 NOTICE_TYPE_STEP_OVERDUE: NoticeType.ValueType  # 6
 """To the holder: its step is past the working-day deadline."""
+NOTICE_TYPE_TEMPORARY_ACCOUNT_OPENED: NoticeType.ValueType  # 7
+"""To the source agency: the target opened a temporary account; the relationship stays with the source
+(66号 Art. 5).
+"""
 Global___NoticeType: _TypeAlias = NoticeType  # noqa: Y015
+
+@_typing.final
+class ReportContributionPeriodsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def person(self) -> _common_pb2.Person:
+        """With the full ID number."""
+
+    def __init__(
+        self,
+        *,
+        person: _common_pb2.Person | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["person", b"person"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["person", b"person"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportContributionPeriodsRequest: _TypeAlias = ReportContributionPeriodsRequest  # noqa: Y015
+
+@_typing.final
+class ReportContributionPeriodsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERIODS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def periods(self) -> _containers.RepeatedCompositeFieldContainer[_transfer_pb2.ContributionPeriod]:
+        """This region's periods only; region_code is this region's."""
+
+    def __init__(
+        self,
+        *,
+        periods: _abc.Iterable[_transfer_pb2.ContributionPeriod] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["periods", b"periods"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportContributionPeriodsResponse: _TypeAlias = ReportContributionPeriodsResponse  # noqa: Y015
 
 @_typing.final
 class ComputeSettlementRequest(_message.Message):
@@ -181,6 +235,8 @@ class TransferDetails(_message.Message):
     INFO_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     CLOSE_REASON_FIELD_NUMBER: _builtins.int
+    TEMPORARY_ACCOUNT_FIELD_NUMBER: _builtins.int
+    CONTINUITY_FIELD_NUMBER: _builtins.int
     transfer_id: _builtins.str
     kind: _transfer_pb2.TransferKind.ValueType
     line: _common_pb2.InsuranceLine.ValueType
@@ -188,12 +244,18 @@ class TransferDetails(_message.Message):
     target_region: _builtins.str
     state: _transfer_pb2.TransferState.ValueType
     close_reason: _builtins.str
+    temporary_account: _builtins.bool
+    """The target opens a temporary account instead of taking the relationship (66号 Art. 5)."""
     @_builtins.property
     def person(self) -> _common_pb2.Person: ...
     @_builtins.property
     def circumstances(self) -> _transfer_pb2.Circumstances: ...
     @_builtins.property
     def info(self) -> _transfer_pb2.TransferInfo: ...
+    @_builtins.property
+    def continuity(self) -> _transfer_pb2.MedicalContinuity:
+        """Medical kinds: the continuity outcome."""
+
     def __init__(
         self,
         *,
@@ -207,10 +269,12 @@ class TransferDetails(_message.Message):
         info: _transfer_pb2.TransferInfo | None = ...,
         state: _transfer_pb2.TransferState.ValueType = ...,
         close_reason: _builtins.str = ...,
+        temporary_account: _builtins.bool = ...,
+        continuity: _transfer_pb2.MedicalContinuity | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "info", b"info", "person", b"person"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "continuity", b"continuity", "info", b"info", "person", b"person"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "close_reason", b"close_reason", "info", b"info", "kind", b"kind", "line", b"line", "person", b"person", "source_region", b"source_region", "state", b"state", "target_region", b"target_region", "transfer_id", b"transfer_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "close_reason", b"close_reason", "continuity", b"continuity", "info", b"info", "kind", b"kind", "line", b"line", "person", b"person", "source_region", b"source_region", "state", b"state", "target_region", b"target_region", "temporary_account", b"temporary_account", "transfer_id", b"transfer_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

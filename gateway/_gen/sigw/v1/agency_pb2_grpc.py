@@ -52,6 +52,11 @@ class RegionAgencyServiceStub:
                 request_serializer=sigw_dot_v1_dot_agency__pb2.RefundSettlementRequest.SerializeToString,
                 response_deserializer=sigw_dot_v1_dot_agency__pb2.RefundSettlementResponse.FromString,
                 _registered_method=True)
+        self.ReportContributionPeriods = channel.unary_unary(
+                '/sigw.v1.RegionAgencyService/ReportContributionPeriods',
+                request_serializer=sigw_dot_v1_dot_agency__pb2.ReportContributionPeriodsRequest.SerializeToString,
+                response_deserializer=sigw_dot_v1_dot_agency__pb2.ReportContributionPeriodsResponse.FromString,
+                _registered_method=True)
 
 
 class RegionAgencyServiceServicer:
@@ -84,6 +89,14 @@ class RegionAgencyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportContributionPeriods(self, request, context):
+        """HRSS agencies: the person's employee-pension contribution periods in this region (none when there are
+        none), for deciding where the pension is paid (66号 Art. 6). Read-only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegionAgencyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -101,6 +114,11 @@ def add_RegionAgencyServiceServicer_to_server(servicer, server):
                     servicer.RefundSettlement,
                     request_deserializer=sigw_dot_v1_dot_agency__pb2.RefundSettlementRequest.FromString,
                     response_serializer=sigw_dot_v1_dot_agency__pb2.RefundSettlementResponse.SerializeToString,
+            ),
+            'ReportContributionPeriods': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportContributionPeriods,
+                    request_deserializer=sigw_dot_v1_dot_agency__pb2.ReportContributionPeriodsRequest.FromString,
+                    response_serializer=sigw_dot_v1_dot_agency__pb2.ReportContributionPeriodsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -187,6 +205,33 @@ class RegionAgencyService:
             '/sigw.v1.RegionAgencyService/RefundSettlement',
             sigw_dot_v1_dot_agency__pb2.RefundSettlementRequest.SerializeToString,
             sigw_dot_v1_dot_agency__pb2.RefundSettlementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportContributionPeriods(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sigw.v1.RegionAgencyService/ReportContributionPeriods',
+            sigw_dot_v1_dot_agency__pb2.ReportContributionPeriodsRequest.SerializeToString,
+            sigw_dot_v1_dot_agency__pb2.ReportContributionPeriodsResponse.FromString,
             options,
             channel_credentials,
             insecure,

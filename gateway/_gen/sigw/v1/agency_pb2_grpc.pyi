@@ -47,6 +47,10 @@ class RegionAgencyServiceStub:
     """
     RefundSettlement: _grpc.UnaryUnaryMultiCallable[_agency_pb2.RefundSettlementRequest, _agency_pb2.RefundSettlementResponse]
     """Undoes a committed settlement (撤销/冲正): restores year-to-date figures and the account. Dedup on msgid."""
+    ReportContributionPeriods: _grpc.UnaryUnaryMultiCallable[_agency_pb2.ReportContributionPeriodsRequest, _agency_pb2.ReportContributionPeriodsResponse]
+    """HRSS agencies: the person's employee-pension contribution periods in this region (none when there are
+    none), for deciding where the pension is paid (66号 Art. 6). Read-only.
+    """
 
 @_typing.type_check_only
 class RegionAgencyServiceAsyncStub(RegionAgencyServiceStub):
@@ -67,6 +71,10 @@ class RegionAgencyServiceAsyncStub(RegionAgencyServiceStub):
     """
     RefundSettlement: _aio.UnaryUnaryMultiCallable[_agency_pb2.RefundSettlementRequest, _agency_pb2.RefundSettlementResponse]  # type: ignore[assignment]
     """Undoes a committed settlement (撤销/冲正): restores year-to-date figures and the account. Dedup on msgid."""
+    ReportContributionPeriods: _aio.UnaryUnaryMultiCallable[_agency_pb2.ReportContributionPeriodsRequest, _agency_pb2.ReportContributionPeriodsResponse]  # type: ignore[assignment]
+    """HRSS agencies: the person's employee-pension contribution periods in this region (none when there are
+    none), for deciding where the pension is paid (66号 Art. 6). Read-only.
+    """
 
 class RegionAgencyServiceServicer(metaclass=_abc_1.ABCMeta):
     """RegionAgencyService is what each region's agency system implements and the gateway calls. The gateway
@@ -102,5 +110,15 @@ class RegionAgencyServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_agency_pb2.RefundSettlementResponse, _abc.Awaitable[_agency_pb2.RefundSettlementResponse]]:
         """Undoes a committed settlement (撤销/冲正): restores year-to-date figures and the account. Dedup on msgid."""
+
+    @_abc_1.abstractmethod
+    def ReportContributionPeriods(
+        self,
+        request: _agency_pb2.ReportContributionPeriodsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agency_pb2.ReportContributionPeriodsResponse, _abc.Awaitable[_agency_pb2.ReportContributionPeriodsResponse]]:
+        """HRSS agencies: the person's employee-pension contribution periods in this region (none when there are
+        none), for deciding where the pension is paid (66号 Art. 6). Read-only.
+        """
 
 def add_RegionAgencyServiceServicer_to_server(servicer: RegionAgencyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -85,10 +85,13 @@ class _FilingStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FilingSt
     FILING_STATUS_UNSPECIFIED: _FilingStatus.ValueType  # 0
     FILING_STATUS_FILED_LONG_TERM: _FilingStatus.ValueType  # 1
     FILING_STATUS_FILED_TEMPORARY: _FilingStatus.ValueType  # 2
+    """Filed for another temporary trip (其他临时外出就医)."""
     FILING_STATUS_EMERGENCY: _FilingStatus.ValueType  # 3
     """Emergency care: counts as filed."""
     FILING_STATUS_UNFILED: _FilingStatus.ValueType  # 4
     """No valid filing for that place and date: lower ratio, or refused, per the insured region's policy."""
+    FILING_STATUS_FILED_REFERRAL: _FilingStatus.ValueType  # 5
+    """Filed as a referral (转诊转院)."""
 
 class FilingStatus(_FilingStatus, metaclass=_FilingStatusEnumTypeWrapper):
     """What filing the settlement was made under, as the insured region's policy saw it."""
@@ -96,10 +99,13 @@ class FilingStatus(_FilingStatus, metaclass=_FilingStatusEnumTypeWrapper):
 FILING_STATUS_UNSPECIFIED: FilingStatus.ValueType  # 0
 FILING_STATUS_FILED_LONG_TERM: FilingStatus.ValueType  # 1
 FILING_STATUS_FILED_TEMPORARY: FilingStatus.ValueType  # 2
+"""Filed for another temporary trip (其他临时外出就医)."""
 FILING_STATUS_EMERGENCY: FilingStatus.ValueType  # 3
 """Emergency care: counts as filed."""
 FILING_STATUS_UNFILED: FilingStatus.ValueType  # 4
 """No valid filing for that place and date: lower ratio, or refused, per the insured region's policy."""
+FILING_STATUS_FILED_REFERRAL: FilingStatus.ValueType  # 5
+"""Filed as a referral (转诊转院)."""
 Global___FilingStatus: _TypeAlias = FilingStatus  # noqa: Y015
 
 class _CatalogueClass:

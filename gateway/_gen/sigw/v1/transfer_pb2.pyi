@@ -50,6 +50,12 @@ class _TransferKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Transfer
     """军人退役基本养老保险 (Art. 17): started by a military agency from area 910000; priority lane."""
     TRANSFER_KIND_MILITARY_MEDICAL: _TransferKind.ValueType  # 11
     """军人退役医疗保险 (Art. 17): started by a military agency from area 910000; priority lane."""
+    TRANSFER_KIND_INSTITUTION_PENSION: _TransferKind.ValueType  # 12
+    """机关事业单位之间跨统筹地区转移 (人社部规〔2017〕1号): the pooled part counts from 2014-10-01."""
+    TRANSFER_KIND_PENSION_COLLECTION: _TransferKind.ValueType  # 13
+    """养老保险关系转回/临时缴费账户归集 to the region that pays the pension (66号 Arts. 5-6); needs
+    circumstances.collection_source.
+    """
 
 class TransferKind(_TransferKind, metaclass=_TransferKindEnumTypeWrapper):
     """The kind of transfer (转移接续类型); the kind decides eligibility, steps and deadlines."""
@@ -77,6 +83,12 @@ TRANSFER_KIND_MILITARY_PENSION: TransferKind.ValueType  # 10
 """军人退役基本养老保险 (Art. 17): started by a military agency from area 910000; priority lane."""
 TRANSFER_KIND_MILITARY_MEDICAL: TransferKind.ValueType  # 11
 """军人退役医疗保险 (Art. 17): started by a military agency from area 910000; priority lane."""
+TRANSFER_KIND_INSTITUTION_PENSION: TransferKind.ValueType  # 12
+"""机关事业单位之间跨统筹地区转移 (人社部规〔2017〕1号): the pooled part counts from 2014-10-01."""
+TRANSFER_KIND_PENSION_COLLECTION: TransferKind.ValueType  # 13
+"""养老保险关系转回/临时缴费账户归集 to the region that pays the pension (66号 Arts. 5-6); needs
+circumstances.collection_source.
+"""
 Global___TransferKind: _TypeAlias = TransferKind  # noqa: Y015
 
 class _TransferState:
@@ -98,6 +110,10 @@ class _TransferStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Transfe
     """不予转移: refused with a reason."""
     TRANSFER_STATE_CANCELLED: _TransferState.ValueType  # 6
     """已撤销: withdrawn before funds were sent."""
+    TRANSFER_STATE_TEMPORARY_ACCOUNT: _TransferState.ValueType  # 7
+    """已建立临时缴费账户: ended without moving (66号 Art. 5). The relationship stays at the source region; the
+    target region records the contributions made there in a temporary account, collected later.
+    """
 
 class TransferState(_TransferState, metaclass=_TransferStateEnumTypeWrapper):
     """Where a transfer stands. SUBMITTED -> CONTACT_SENT -> FUNDS_SENT -> COMPLETED, or REJECTED / CANCELLED."""
@@ -115,6 +131,10 @@ TRANSFER_STATE_REJECTED: TransferState.ValueType  # 5
 """不予转移: refused with a reason."""
 TRANSFER_STATE_CANCELLED: TransferState.ValueType  # 6
 """已撤销: withdrawn before funds were sent."""
+TRANSFER_STATE_TEMPORARY_ACCOUNT: TransferState.ValueType  # 7
+"""已建立临时缴费账户: ended without moving (66号 Art. 5). The relationship stays at the source region; the
+target region records the contributions made there in a temporary account, collected later.
+"""
 Global___TransferState: _TypeAlias = TransferState  # noqa: Y015
 
 class _StepName:
@@ -130,6 +150,8 @@ class _StepNameEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StepName.Val
     """转出: source agency produces the information table and moves the funds."""
     STEP_NAME_TRANSFER_IN: _StepName.ValueType  # 3
     """转入: target agency checks the funds, rebuilds the record, tells the person."""
+    STEP_NAME_TEMPORARY_ACCOUNT: _StepName.ValueType  # 4
+    """建立临时缴费账户: target agency, instead of the contact letter (66号 Art. 5)."""
 
 class StepName(_StepName, metaclass=_StepNameEnumTypeWrapper):
     """One step of a transfer and the agency that must act in it."""
@@ -141,6 +163,8 @@ STEP_NAME_TRANSFER_OUT: StepName.ValueType  # 2
 """转出: source agency produces the information table and moves the funds."""
 STEP_NAME_TRANSFER_IN: StepName.ValueType  # 3
 """转入: target agency checks the funds, rebuilds the record, tells the person."""
+STEP_NAME_TEMPORARY_ACCOUNT: StepName.ValueType  # 4
+"""建立临时缴费账户: target agency, instead of the contact letter (66号 Art. 5)."""
 Global___StepName: _TypeAlias = StepName  # noqa: Y015
 
 class _PensionDirection:
@@ -165,6 +189,58 @@ PENSION_DIRECTION_ENTERPRISE_TO_INSTITUTION: PensionDirection.ValueType  # 2
 """企业转机关事业单位."""
 Global___PensionDirection: _TypeAlias = PensionDirection  # noqa: Y015
 
+class _CollectionSource:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CollectionSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CollectionSource.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COLLECTION_SOURCE_UNSPECIFIED: _CollectionSource.ValueType  # 0
+    COLLECTION_SOURCE_RELATIONSHIP: _CollectionSource.ValueType  # 1
+    """转回: the relationship and its funds move back (the employee-pension amounts, 66号 Art. 4)."""
+    COLLECTION_SOURCE_TEMPORARY_ACCOUNT: _CollectionSource.ValueType  # 2
+    """归集: a temporary account's contributions with interest (66号 Art. 5)."""
+
+class CollectionSource(_CollectionSource, metaclass=_CollectionSourceEnumTypeWrapper):
+    """What a pension collection takes from its source region."""
+
+COLLECTION_SOURCE_UNSPECIFIED: CollectionSource.ValueType  # 0
+COLLECTION_SOURCE_RELATIONSHIP: CollectionSource.ValueType  # 1
+"""转回: the relationship and its funds move back (the employee-pension amounts, 66号 Art. 4)."""
+COLLECTION_SOURCE_TEMPORARY_ACCOUNT: CollectionSource.ValueType  # 2
+"""归集: a temporary account's contributions with interest (66号 Art. 5)."""
+Global___CollectionSource: _TypeAlias = CollectionSource  # noqa: Y015
+
+class _PayingRule:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PayingRuleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PayingRule.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PAYING_RULE_UNSPECIFIED: _PayingRule.ValueType  # 0
+    PAYING_RULE_HUKOU_HOLDS_RELATIONSHIP: _PayingRule.ValueType  # 1
+    """(1) The relationship is in the hukou region: it pays."""
+    PAYING_RULE_TEN_YEARS_WHERE_RELATIONSHIP: _PayingRule.ValueType  # 2
+    """(2) The relationship's region, with 10 or more contribution years there, pays."""
+    PAYING_RULE_LAST_REGION_WITH_TEN_YEARS: _PayingRule.ValueType  # 3
+    """(3) The last earlier region with 10 or more years: the relationship moves back there."""
+    PAYING_RULE_HUKOU_COLLECTS_ALL: _PayingRule.ValueType  # 4
+    """(4) No region with 10 years: the hukou region, to which everything is collected."""
+
+class PayingRule(_PayingRule, metaclass=_PayingRuleEnumTypeWrapper):
+    """Which of 66号 Art. 6's four cases decided the paying region."""
+
+PAYING_RULE_UNSPECIFIED: PayingRule.ValueType  # 0
+PAYING_RULE_HUKOU_HOLDS_RELATIONSHIP: PayingRule.ValueType  # 1
+"""(1) The relationship is in the hukou region: it pays."""
+PAYING_RULE_TEN_YEARS_WHERE_RELATIONSHIP: PayingRule.ValueType  # 2
+"""(2) The relationship's region, with 10 or more contribution years there, pays."""
+PAYING_RULE_LAST_REGION_WITH_TEN_YEARS: PayingRule.ValueType  # 3
+"""(3) The last earlier region with 10 or more years: the relationship moves back there."""
+PAYING_RULE_HUKOU_COLLECTS_ALL: PayingRule.ValueType  # 4
+"""(4) No region with 10 years: the hukou region, to which everything is collected."""
+Global___PayingRule: _TypeAlias = PayingRule  # noqa: Y015
+
 @_typing.final
 class Circumstances(_message.Message):
     """The facts eligibility depends on, as declared by the accepting agency."""
@@ -177,6 +253,9 @@ class Circumstances(_message.Message):
     RETIRED_FIELD_NUMBER: _builtins.int
     CONTINUOUS_ENROLMENT_MONTHS_FIELD_NUMBER: _builtins.int
     DIRECTION_FIELD_NUMBER: _builtins.int
+    HUKOU_REGION_FIELD_NUMBER: _builtins.int
+    GAP_MONTHS_FIELD_NUMBER: _builtins.int
+    COLLECTION_SOURCE_FIELD_NUMBER: _builtins.int
     drawing_benefits: _builtins.bool
     """已领取养老/失业待遇: blocks a resident-pension transfer; for unemployment, the remaining benefit moves."""
     hukou_moved: _builtins.bool
@@ -189,6 +268,16 @@ class Circumstances(_message.Message):
     """连续参保月数: employee <-> resident medical continuity needs at least 24."""
     direction: Global___PensionDirection.ValueType
     """Required for TRANSFER_KIND_INSTITUTION_ENTERPRISE_PENSION."""
+    hukou_region: _builtins.str
+    """户籍所在地, 6 digits (not the ID number's area code): decides the temporary account of an employee pension
+    moving across provinces for a man aged 50+ or a woman aged 40+ (66号 Art. 5), where it is required.
+    """
+    gap_months: _builtins.int
+    """Medical kinds: months between the end of enrolment at the old region and the start at the new one
+    (断缴月数, 医保办发〔2021〕43号).
+    """
+    collection_source: Global___CollectionSource.ValueType
+    """Required for TRANSFER_KIND_PENSION_COLLECTION."""
     def __init__(
         self,
         *,
@@ -198,14 +287,51 @@ class Circumstances(_message.Message):
         retired: _builtins.bool = ...,
         continuous_enrolment_months: _builtins.int = ...,
         direction: Global___PensionDirection.ValueType = ...,
+        hukou_region: _builtins.str = ...,
+        gap_months: _builtins.int = ...,
+        collection_source: Global___CollectionSource.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["continuous_enrolment_months", b"continuous_enrolment_months", "direction", b"direction", "drawing_benefits", b"drawing_benefits", "hukou_moved", b"hukou_moved", "residence_changed", b"residence_changed", "retired", b"retired"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection_source", b"collection_source", "continuous_enrolment_months", b"continuous_enrolment_months", "direction", b"direction", "drawing_benefits", b"drawing_benefits", "gap_months", b"gap_months", "hukou_moved", b"hukou_moved", "hukou_region", b"hukou_region", "residence_changed", b"residence_changed", "retired", b"retired"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Circumstances: _TypeAlias = Circumstances  # noqa: Y015
+
+@_typing.final
+class MedicalContinuity(_message.Message):
+    """Whether a medical transfer keeps the enrolment continuous (医保办发〔2021〕43号), decided on acceptance."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTINUOUS_FIELD_NUMBER: _builtins.int
+    WAITING_MONTHS_FIELD_NUMBER: _builtins.int
+    MONTHS_TO_PAY_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    continuous: _builtins.bool
+    """连续参保: a gap of 3 months or less (and, employee <-> resident, the region's enrolment months)."""
+    waiting_months: _builtins.int
+    """待遇等待期 the new region applies when it is not continuous (at most 6 months, per region)."""
+    months_to_pay: _builtins.int
+    """Missed months the person may pay (补缴) to keep it continuous."""
+    note: _builtins.str
+    """The outcome in words."""
+    def __init__(
+        self,
+        *,
+        continuous: _builtins.bool = ...,
+        waiting_months: _builtins.int = ...,
+        months_to_pay: _builtins.int = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["continuous", b"continuous", "months_to_pay", b"months_to_pay", "note", b"note", "waiting_months", b"waiting_months"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MedicalContinuity: _TypeAlias = MedicalContinuity  # noqa: Y015
 
 @_typing.final
 class MilitaryService(_message.Message):
@@ -255,7 +381,7 @@ Global___MilitaryService: _TypeAlias = MilitaryService  # noqa: Y015
 
 @_typing.final
 class ContributionYear(_message.Message):
-    """One year of the contribution record (缴费记录) in the information table."""
+    """One record of the contribution record (缴费记录) in the information table: months of one year at one base."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -263,6 +389,8 @@ class ContributionYear(_message.Message):
     FIRST_MONTH_FIELD_NUMBER: _builtins.int
     LAST_MONTH_FIELD_NUMBER: _builtins.int
     MONTHLY_BASE_FEN_FIELD_NUMBER: _builtins.int
+    ACCOUNT_CREDIT_FEN_FIELD_NUMBER: _builtins.int
+    INTEREST_FEN_FIELD_NUMBER: _builtins.int
     year: _builtins.int
     """缴费年度."""
     first_month: _builtins.int
@@ -270,6 +398,12 @@ class ContributionYear(_message.Message):
     last_month: _builtins.int
     monthly_base_fen: _builtins.int
     """缴费工资基数 per month, in fen."""
+    account_credit_fen: _builtins.int
+    """当年记账额: what these months credited to the individual account, in fen. Required from 1998 (at most
+    11% of the year's bases 1998-2005, 8% from 2006); years before may be left to the balance (累计本息).
+    """
+    interest_fen: _builtins.int
+    """当年记账利息: the interest credited to the account for this year, in fen (never negative)."""
     def __init__(
         self,
         *,
@@ -277,12 +411,21 @@ class ContributionYear(_message.Message):
         first_month: _builtins.int = ...,
         last_month: _builtins.int = ...,
         monthly_base_fen: _builtins.int = ...,
+        account_credit_fen: _builtins.int | None = ...,
+        interest_fen: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_account_credit_fen", b"_account_credit_fen", "_interest_fen", b"_interest_fen", "account_credit_fen", b"account_credit_fen", "interest_fen", b"interest_fen"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_month", b"first_month", "last_month", b"last_month", "monthly_base_fen", b"monthly_base_fen", "year", b"year"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_account_credit_fen", b"_account_credit_fen", "_interest_fen", b"_interest_fen", "account_credit_fen", b"account_credit_fen", "first_month", b"first_month", "interest_fen", b"interest_fen", "last_month", b"last_month", "monthly_base_fen", b"monthly_base_fen", "year", b"year"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__account_credit_fen: _TypeAlias = _typing.Literal["account_credit_fen"]  # noqa: Y015
+    _WhichOneofArgType__account_credit_fen: _TypeAlias = _typing.Literal["_account_credit_fen", b"_account_credit_fen"]  # noqa: Y015
+    _WhichOneofReturnType__interest_fen: _TypeAlias = _typing.Literal["interest_fen"]  # noqa: Y015
+    _WhichOneofArgType__interest_fen: _TypeAlias = _typing.Literal["_interest_fen", b"_interest_fen"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__account_credit_fen) -> _WhichOneofReturnType__account_credit_fen | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__interest_fen) -> _WhichOneofReturnType__interest_fen | None: ...
 
 Global___ContributionYear: _TypeAlias = ContributionYear  # noqa: Y015
 
@@ -300,10 +443,14 @@ class TransferInfo(_message.Message):
     REMAINING_BENEFIT_FEN_FIELD_NUMBER: _builtins.int
     MEDICAL_SUBSIDY_FEN_FIELD_NUMBER: _builtins.int
     TRAINING_SUBSIDY_FEN_FIELD_NUMBER: _builtins.int
+    CONTRIBUTION_MONTHS_FIELD_NUMBER: _builtins.int
+    REMAINING_BENEFIT_MONTHS_FIELD_NUMBER: _builtins.int
     table_number: _builtins.str
     """信息表编号, the source agency's reference."""
     individual_account_fen: _builtins.int
-    """个人账户储存额 moved, in fen."""
+    """个人账户储存额 moved, in fen: the whole balance with interest (本息), which must equal the records'
+    credits and interest plus the accumulated balance of the years before 1998.
+    """
     pooled_fund_fen: _builtins.int
     """统筹基金转移额, in fen: 12% of each year's base from 1998 (from 2014-10 institution <-> enterprise)."""
     funds_fen: _builtins.int
@@ -312,6 +459,12 @@ class TransferInfo(_message.Message):
     """Unemployment only (Art. 14), while drawing benefits: 剩余失业保险金, 医疗补助金, 职业培训/介绍补贴."""
     medical_subsidy_fen: _builtins.int
     training_subsidy_fen: _builtins.int
+    contribution_months: _builtins.int
+    """Unemployment: 累计缴费月数, which accumulate at the new region."""
+    remaining_benefit_months: _builtins.int
+    """Unemployment, while drawing benefits: 剩余领取月数, the months of benefit left (at most what the
+    contribution time gives, 失业保险条例 Art. 17).
+    """
     @_builtins.property
     def contributions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContributionYear]:
         """缴费记录, year by year."""
@@ -327,10 +480,12 @@ class TransferInfo(_message.Message):
         remaining_benefit_fen: _builtins.int = ...,
         medical_subsidy_fen: _builtins.int = ...,
         training_subsidy_fen: _builtins.int = ...,
+        contribution_months: _builtins.int = ...,
+        remaining_benefit_months: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contributions", b"contributions", "funds_fen", b"funds_fen", "individual_account_fen", b"individual_account_fen", "medical_subsidy_fen", b"medical_subsidy_fen", "pooled_fund_fen", b"pooled_fund_fen", "remaining_benefit_fen", b"remaining_benefit_fen", "table_number", b"table_number", "training_subsidy_fen", b"training_subsidy_fen"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contribution_months", b"contribution_months", "contributions", b"contributions", "funds_fen", b"funds_fen", "individual_account_fen", b"individual_account_fen", "medical_subsidy_fen", b"medical_subsidy_fen", "pooled_fund_fen", b"pooled_fund_fen", "remaining_benefit_fen", b"remaining_benefit_fen", "remaining_benefit_months", b"remaining_benefit_months", "table_number", b"table_number", "training_subsidy_fen", b"training_subsidy_fen"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -485,6 +640,9 @@ class Transfer(_message.Message):
     TIMELINE_FIELD_NUMBER: _builtins.int
     MILITARY_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
+    TEMPORARY_ACCOUNT_FIELD_NUMBER: _builtins.int
+    RELATIONSHIP_REGION_FIELD_NUMBER: _builtins.int
+    CONTINUITY_FIELD_NUMBER: _builtins.int
     transfer_id: _builtins.str
     kind: Global___TransferKind.ValueType
     line: _common_pb2.InsuranceLine.ValueType
@@ -499,6 +657,14 @@ class Transfer(_message.Message):
     """Why it was rejected or cancelled."""
     priority: _builtins.bool
     """True for transfers that travel the priority lane (military, Art. 17)."""
+    temporary_account: _builtins.bool
+    """True when the relationship stays at the source region and the target region opens a temporary
+    contribution account (66号 Art. 5); the timeline says why.
+    """
+    relationship_region: _builtins.str
+    """Where the pension relationship is (or stays) once this transfer ends as it stands: the source region for a
+    temporary account, else the target once completed. Empty for other lines.
+    """
     @_builtins.property
     def person(self) -> Global___PersonView: ...
     @_builtins.property
@@ -527,6 +693,10 @@ class Transfer(_message.Message):
     def military(self) -> Global___MilitaryService:
         """Set for military transfers."""
 
+    @_builtins.property
+    def continuity(self) -> Global___MedicalContinuity:
+        """Medical kinds: the continuity outcome (医保办发〔2021〕43号)."""
+
     def __init__(
         self,
         *,
@@ -548,10 +718,13 @@ class Transfer(_message.Message):
         timeline: _abc.Iterable[Global___TransferEvent] | None = ...,
         military: Global___MilitaryService | None = ...,
         priority: _builtins.bool = ...,
+        temporary_account: _builtins.bool = ...,
+        relationship_region: _builtins.str = ...,
+        continuity: Global___MedicalContinuity | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "create_time", b"create_time", "holder", b"holder", "info", b"info", "military", b"military", "person", b"person", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "continuity", b"continuity", "create_time", b"create_time", "holder", b"holder", "info", b"info", "military", b"military", "person", b"person", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "close_reason", b"close_reason", "create_time", b"create_time", "holder", b"holder", "info", b"info", "kind", b"kind", "line", b"line", "military", b"military", "overdue", b"overdue", "person", b"person", "priority", b"priority", "source_region", b"source_region", "state", b"state", "steps", b"steps", "target_region", b"target_region", "timeline", b"timeline", "transfer_id", b"transfer_id", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "close_reason", b"close_reason", "continuity", b"continuity", "create_time", b"create_time", "holder", b"holder", "info", b"info", "kind", b"kind", "line", b"line", "military", b"military", "overdue", b"overdue", "person", b"person", "priority", b"priority", "relationship_region", b"relationship_region", "source_region", b"source_region", "state", b"state", "steps", b"steps", "target_region", b"target_region", "temporary_account", b"temporary_account", "timeline", b"timeline", "transfer_id", b"transfer_id", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1050,3 +1223,202 @@ class QueryTransferStatusResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___QueryTransferStatusResponse: _TypeAlias = QueryTransferStatusResponse  # noqa: Y015
+
+@_typing.final
+class OpenTemporaryAccountRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TRANSFER_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    transfer_id: _builtins.str
+    account_number: _builtins.str
+    """临时缴费账户编号, the target agency's reference."""
+    note: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        transfer_id: _builtins.str = ...,
+        account_number: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "note", b"note", "request_id", b"request_id", "transfer_id", b"transfer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenTemporaryAccountRequest: _TypeAlias = OpenTemporaryAccountRequest  # noqa: Y015
+
+@_typing.final
+class OpenTemporaryAccountResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSFER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def transfer(self) -> Global___Transfer: ...
+    def __init__(
+        self,
+        *,
+        transfer: Global___Transfer | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["transfer", b"transfer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["transfer", b"transfer"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenTemporaryAccountResponse: _TypeAlias = OpenTemporaryAccountResponse  # noqa: Y015
+
+@_typing.final
+class ContributionPeriod(_message.Message):
+    """A person's contributions in one region, as its HRSS agency reports them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_CODE_FIELD_NUMBER: _builtins.int
+    FIRST_MONTH_FIELD_NUMBER: _builtins.int
+    LAST_MONTH_FIELD_NUMBER: _builtins.int
+    MONTHS_FIELD_NUMBER: _builtins.int
+    HOLDS_RELATIONSHIP_FIELD_NUMBER: _builtins.int
+    TEMPORARY_ACCOUNT_FIELD_NUMBER: _builtins.int
+    region_code: _builtins.str
+    months: _builtins.int
+    """Months paid in the period."""
+    holds_relationship: _builtins.bool
+    """The pension relationship is at this region now."""
+    temporary_account: _builtins.bool
+    """The months were recorded in a temporary account (66号 Art. 5), whose funds are still there."""
+    @_builtins.property
+    def first_month(self) -> _common_pb2.Date:
+        """First and last month paid (day 1)."""
+
+    @_builtins.property
+    def last_month(self) -> _common_pb2.Date: ...
+    def __init__(
+        self,
+        *,
+        region_code: _builtins.str = ...,
+        first_month: _common_pb2.Date | None = ...,
+        last_month: _common_pb2.Date | None = ...,
+        months: _builtins.int = ...,
+        holds_relationship: _builtins.bool = ...,
+        temporary_account: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["first_month", b"first_month", "last_month", b"last_month"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_month", b"first_month", "holds_relationship", b"holds_relationship", "last_month", b"last_month", "months", b"months", "region_code", b"region_code", "temporary_account", b"temporary_account"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContributionPeriod: _TypeAlias = ContributionPeriod  # noqa: Y015
+
+@_typing.final
+class CollectionSender(_message.Message):
+    """A region that must send to the paying region, and what."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_CODE_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    region_code: _builtins.str
+    source: Global___CollectionSource.ValueType
+    def __init__(
+        self,
+        *,
+        region_code: _builtins.str = ...,
+        source: Global___CollectionSource.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["region_code", b"region_code", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CollectionSender: _TypeAlias = CollectionSender  # noqa: Y015
+
+@_typing.final
+class DeterminePayingRegionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PERSON_FIELD_NUMBER: _builtins.int
+    HUKOU_REGION_FIELD_NUMBER: _builtins.int
+    REGION_CODES_FIELD_NUMBER: _builtins.int
+    START_COLLECTION_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Required with start_collection (the collections' idempotency key)."""
+    hukou_region: _builtins.str
+    """户籍所在地, 6 digits."""
+    start_collection: _builtins.bool
+    """Also open the collections to the paying region (the caller must be its HRSS agency)."""
+    @_builtins.property
+    def person(self) -> _common_pb2.Person: ...
+    @_builtins.property
+    def region_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The regions to ask for contribution periods; empty asks every region in the registry."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        person: _common_pb2.Person | None = ...,
+        hukou_region: _builtins.str = ...,
+        region_codes: _abc.Iterable[_builtins.str] | None = ...,
+        start_collection: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["person", b"person"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hukou_region", b"hukou_region", "person", b"person", "region_codes", b"region_codes", "request_id", b"request_id", "start_collection", b"start_collection"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeterminePayingRegionRequest: _TypeAlias = DeterminePayingRegionRequest  # noqa: Y015
+
+@_typing.final
+class DeterminePayingRegionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYING_REGION_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    PERIODS_FIELD_NUMBER: _builtins.int
+    SENDERS_FIELD_NUMBER: _builtins.int
+    COLLECTIONS_FIELD_NUMBER: _builtins.int
+    paying_region: _builtins.str
+    """待遇领取地."""
+    rule: Global___PayingRule.ValueType
+    reason: _builtins.str
+    """The decision in words, naming the article."""
+    @_builtins.property
+    def periods(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContributionPeriod]:
+        """The periods the regions reported, oldest first."""
+
+    @_builtins.property
+    def senders(self) -> _containers.RepeatedCompositeFieldContainer[Global___CollectionSender]:
+        """The regions that must send to the paying region."""
+
+    @_builtins.property
+    def collections(self) -> _containers.RepeatedCompositeFieldContainer[Global___Transfer]:
+        """With start_collection: the collections opened (or found, on a retry), one per sender."""
+
+    def __init__(
+        self,
+        *,
+        paying_region: _builtins.str = ...,
+        rule: Global___PayingRule.ValueType = ...,
+        reason: _builtins.str = ...,
+        periods: _abc.Iterable[Global___ContributionPeriod] | None = ...,
+        senders: _abc.Iterable[Global___CollectionSender] | None = ...,
+        collections: _abc.Iterable[Global___Transfer] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collections", b"collections", "paying_region", b"paying_region", "periods", b"periods", "reason", b"reason", "rule", b"rule", "senders", b"senders"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeterminePayingRegionResponse: _TypeAlias = DeterminePayingRegionResponse  # noqa: Y015

@@ -90,6 +90,16 @@ class TransferServiceStub:
                 request_serializer=sigw_dot_v1_dot_transfer__pb2.QueryTransferStatusRequest.SerializeToString,
                 response_deserializer=sigw_dot_v1_dot_transfer__pb2.QueryTransferStatusResponse.FromString,
                 _registered_method=True)
+        self.OpenTemporaryAccount = channel.unary_unary(
+                '/sigw.v1.TransferService/OpenTemporaryAccount',
+                request_serializer=sigw_dot_v1_dot_transfer__pb2.OpenTemporaryAccountRequest.SerializeToString,
+                response_deserializer=sigw_dot_v1_dot_transfer__pb2.OpenTemporaryAccountResponse.FromString,
+                _registered_method=True)
+        self.DeterminePayingRegion = channel.unary_unary(
+                '/sigw.v1.TransferService/DeterminePayingRegion',
+                request_serializer=sigw_dot_v1_dot_transfer__pb2.DeterminePayingRegionRequest.SerializeToString,
+                response_deserializer=sigw_dot_v1_dot_transfer__pb2.DeterminePayingRegionResponse.FromString,
+                _registered_method=True)
 
 
 class TransferServiceServicer:
@@ -175,6 +185,24 @@ class TransferServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def OpenTemporaryAccount(self, request, context):
+        """The target agency opened a temporary contribution account (临时基本养老保险缴费账户, 国办发〔2009〕66号 Art. 5)
+        for a transfer that keeps the relationship at the source region: the transfer ends in
+        TRANSFER_STATE_TEMPORARY_ACCOUNT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeterminePayingRegion(self, request, context):
+        """Which region pays a person's pension (待遇领取地, 66号 Art. 6), from the contribution periods every region's
+        HRSS agency reports; with start_collection, the paying region's HRSS agency also opens the collections
+        (TRANSFER_KIND_PENSION_COLLECTION) from every region that must send.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TransferServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -227,6 +255,16 @@ def add_TransferServiceServicer_to_server(servicer, server):
                     servicer.QueryTransferStatus,
                     request_deserializer=sigw_dot_v1_dot_transfer__pb2.QueryTransferStatusRequest.FromString,
                     response_serializer=sigw_dot_v1_dot_transfer__pb2.QueryTransferStatusResponse.SerializeToString,
+            ),
+            'OpenTemporaryAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenTemporaryAccount,
+                    request_deserializer=sigw_dot_v1_dot_transfer__pb2.OpenTemporaryAccountRequest.FromString,
+                    response_serializer=sigw_dot_v1_dot_transfer__pb2.OpenTemporaryAccountResponse.SerializeToString,
+            ),
+            'DeterminePayingRegion': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeterminePayingRegion,
+                    request_deserializer=sigw_dot_v1_dot_transfer__pb2.DeterminePayingRegionRequest.FromString,
+                    response_serializer=sigw_dot_v1_dot_transfer__pb2.DeterminePayingRegionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -505,6 +543,60 @@ class TransferService:
             '/sigw.v1.TransferService/QueryTransferStatus',
             sigw_dot_v1_dot_transfer__pb2.QueryTransferStatusRequest.SerializeToString,
             sigw_dot_v1_dot_transfer__pb2.QueryTransferStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenTemporaryAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sigw.v1.TransferService/OpenTemporaryAccount',
+            sigw_dot_v1_dot_transfer__pb2.OpenTemporaryAccountRequest.SerializeToString,
+            sigw_dot_v1_dot_transfer__pb2.OpenTemporaryAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeterminePayingRegion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sigw.v1.TransferService/DeterminePayingRegion',
+            sigw_dot_v1_dot_transfer__pb2.DeterminePayingRegionRequest.SerializeToString,
+            sigw_dot_v1_dot_transfer__pb2.DeterminePayingRegionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -67,6 +67,16 @@ class TransferServiceStub:
     """The applicant's own status query (Art. 16): transfer id plus proof of identity (the ID number). An
     unknown id and a wrong ID number give the same NOT_FOUND, so ids cannot be probed.
     """
+    OpenTemporaryAccount: _grpc.UnaryUnaryMultiCallable[_transfer_pb2.OpenTemporaryAccountRequest, _transfer_pb2.OpenTemporaryAccountResponse]
+    """The target agency opened a temporary contribution account (临时基本养老保险缴费账户, 国办发〔2009〕66号 Art. 5)
+    for a transfer that keeps the relationship at the source region: the transfer ends in
+    TRANSFER_STATE_TEMPORARY_ACCOUNT.
+    """
+    DeterminePayingRegion: _grpc.UnaryUnaryMultiCallable[_transfer_pb2.DeterminePayingRegionRequest, _transfer_pb2.DeterminePayingRegionResponse]
+    """Which region pays a person's pension (待遇领取地, 66号 Art. 6), from the contribution periods every region's
+    HRSS agency reports; with start_collection, the paying region's HRSS agency also opens the collections
+    (TRANSFER_KIND_PENSION_COLLECTION) from every region that must send.
+    """
 
 @_typing.type_check_only
 class TransferServiceAsyncStub(TransferServiceStub):
@@ -106,6 +116,16 @@ class TransferServiceAsyncStub(TransferServiceStub):
     QueryTransferStatus: _aio.UnaryUnaryMultiCallable[_transfer_pb2.QueryTransferStatusRequest, _transfer_pb2.QueryTransferStatusResponse]  # type: ignore[assignment]
     """The applicant's own status query (Art. 16): transfer id plus proof of identity (the ID number). An
     unknown id and a wrong ID number give the same NOT_FOUND, so ids cannot be probed.
+    """
+    OpenTemporaryAccount: _aio.UnaryUnaryMultiCallable[_transfer_pb2.OpenTemporaryAccountRequest, _transfer_pb2.OpenTemporaryAccountResponse]  # type: ignore[assignment]
+    """The target agency opened a temporary contribution account (临时基本养老保险缴费账户, 国办发〔2009〕66号 Art. 5)
+    for a transfer that keeps the relationship at the source region: the transfer ends in
+    TRANSFER_STATE_TEMPORARY_ACCOUNT.
+    """
+    DeterminePayingRegion: _aio.UnaryUnaryMultiCallable[_transfer_pb2.DeterminePayingRegionRequest, _transfer_pb2.DeterminePayingRegionResponse]  # type: ignore[assignment]
+    """Which region pays a person's pension (待遇领取地, 66号 Art. 6), from the contribution periods every region's
+    HRSS agency reports; with start_collection, the paying region's HRSS agency also opens the collections
+    (TRANSFER_KIND_PENSION_COLLECTION) from every region that must send.
     """
 
 class TransferServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -203,6 +223,28 @@ class TransferServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_transfer_pb2.QueryTransferStatusResponse, _abc.Awaitable[_transfer_pb2.QueryTransferStatusResponse]]:
         """The applicant's own status query (Art. 16): transfer id plus proof of identity (the ID number). An
         unknown id and a wrong ID number give the same NOT_FOUND, so ids cannot be probed.
+        """
+
+    @_abc_1.abstractmethod
+    def OpenTemporaryAccount(
+        self,
+        request: _transfer_pb2.OpenTemporaryAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_transfer_pb2.OpenTemporaryAccountResponse, _abc.Awaitable[_transfer_pb2.OpenTemporaryAccountResponse]]:
+        """The target agency opened a temporary contribution account (临时基本养老保险缴费账户, 国办发〔2009〕66号 Art. 5)
+        for a transfer that keeps the relationship at the source region: the transfer ends in
+        TRANSFER_STATE_TEMPORARY_ACCOUNT.
+        """
+
+    @_abc_1.abstractmethod
+    def DeterminePayingRegion(
+        self,
+        request: _transfer_pb2.DeterminePayingRegionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_transfer_pb2.DeterminePayingRegionResponse, _abc.Awaitable[_transfer_pb2.DeterminePayingRegionResponse]]:
+        """Which region pays a person's pension (待遇领取地, 66号 Art. 6), from the contribution periods every region's
+        HRSS agency reports; with start_collection, the paying region's HRSS agency also opens the collections
+        (TRANSFER_KIND_PENSION_COLLECTION) from every region that must send.
         """
 
 def add_TransferServiceServicer_to_server(servicer: TransferServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
