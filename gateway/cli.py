@@ -46,6 +46,7 @@ from gateway.tls import TlsFolder
 KINDS = {k.name.lower().replace("_", "-"): k for k in Kind}
 STATES = {s.name.lower().replace("_", "-"): int(s) for s in State}
 DIRECTIONS = {"institution-to-enterprise": 1, "enterprise-to-institution": 2}
+COLLECTION_SOURCES = {"relationship": 1, "temporary-account": 2}
 
 
 class ScrubbingFilter(logging.Filter):
@@ -263,11 +264,19 @@ def print_transfer(t: transfer_pb2.Transfer) -> None:
     print(f"state     {state}{'   OVERDUE' if t.overdue else ''}   holder: {holder}")
     if t.close_reason:
         print(f"reason    {t.close_reason}")
+    if t.relationship_region:
+        stays = "stays at" if t.temporary_account else "is at"
+        temporary = f"; temporary account at {t.target_region} (66号 Art. 5)" if t.temporary_account else ""
+        print(f"pension   relationship {stays} {t.relationship_region}{temporary}")
+    if t.HasField("continuity"):
+        print(f"medical   {t.continuity.note}")
     if t.HasField("info"):
         info = t.info
+        interest = sum(c.interest_fen for c in info.contributions)
+        with_interest = f" incl. interest {_yuan(interest)}" if interest else ""
         print(
-            f"funds     {info.funds_fen / 100:.2f} yuan (account {info.individual_account_fen / 100:.2f}, pooled "
-            f"{info.pooled_fund_fen / 100:.2f}), table {info.table_number or '-'}"
+            f"funds     {_yuan(info.funds_fen)} yuan (account {_yuan(info.individual_account_fen)}{with_interest}, "
+            f"pooled {_yuan(info.pooled_fund_fen)}), table {info.table_number or '-'}"
         )
     if t.steps:
         print("steps")
@@ -278,7 +287,7 @@ def print_transfer(t: transfer_pb2.Transfer) -> None:
             verb = "closed" if ended and i == len(t.steps) - 1 else "done"
             done = f"{verb} {_time(s.complete_time)}" if s.HasField("complete_time") else "open"
             days = f"{s.working_days:>2} working day{'s' if s.working_days != 1 else ' '}"
-            print(f"  {name:<15} {s.holder.region_code}  {days}, due {_date(s.due_date)}  {done}{flags}")
+            print(f"  {name:<17} {s.holder.region_code}  {days}, due {_date(s.due_date)}  {done}{flags}")
     if t.timeline:
         print("timeline")
         for e in t.timeline:
@@ -308,6 +317,11 @@ def cmd_create(args: argparse.Namespace) -> int:
             retired=args.retired,
             continuous_enrolment_months=args.continuous_months,
             direction=transfer_pb2.PensionDirection.ValueType(DIRECTIONS.get(args.direction or "", 0)),
+            hukou_region=args.hukou_region or "",
+            gap_months=args.gap_months,
+            collection_source=transfer_pb2.CollectionSource.ValueType(
+                COLLECTION_SOURCES.get(args.collection_source or "", 0)
+            ),
         ),
     )
     if military:
@@ -356,12 +370,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         overdue_only=args.overdue,
     )
     reply = _stub(args, args.as_ or "operator:cli").ListTransfers(request, timeout=args.timeout)
-    print(f"{'transfer':<24}{'kind':<34}{'from':<8}{'to':<8}{'state':<14}overdue")
+    print(f"{'transfer':<24}{'kind':<34}{'from':<8}{'to':<8}{'state':<19}overdue")
     for t in reply.transfers:
         print(
             f"{t.transfer_id:<24}{_enum_name(transfer_pb2.TransferKind, t.kind, 'TRANSFER_KIND_'):<34}"
             f"{t.source_region:<8}{t.target_region:<8}"
-            f"{_enum_name(transfer_pb2.TransferState, t.state, 'TRANSFER_STATE_'):<14}{'yes' if t.overdue else ''}"
+            f"{_enum_name(transfer_pb2.TransferState, t.state, 'TRANSFER_STATE_'):<19}{'yes' if t.overdue else ''}"
         )
     if reply.next_page_token:
         print(f"next page: --page-token {reply.next_page_token}")
@@ -405,6 +419,51 @@ def cmd_info(args: argparse.Namespace) -> int:
         "SendTransferInfo",
         transfer_pb2.SendTransferInfoRequest(request_id=_request_id(args), transfer_id=args.transfer_id, info=info),
     )
+
+
+def cmd_temporary_account(args: argparse.Namespace) -> int:
+    return _act(
+        args,
+        "OpenTemporaryAccount",
+        transfer_pb2.OpenTemporaryAccountRequest(
+            request_id=_request_id(args), transfer_id=args.transfer_id, account_number=args.account_number or ""
+        ),
+    )
+
+
+PAYING_RULES = {
+    transfer_pb2.PAYING_RULE_HUKOU_HOLDS_RELATIONSHIP: "(1) the hukou region holds the relationship",
+    transfer_pb2.PAYING_RULE_TEN_YEARS_WHERE_RELATIONSHIP: "(2) 10 years where the relationship is",
+    transfer_pb2.PAYING_RULE_LAST_REGION_WITH_TEN_YEARS: "(3) the last earlier region with 10 years",
+    transfer_pb2.PAYING_RULE_HUKOU_COLLECTS_ALL: "(4) no region with 10 years: the hukou region",
+}
+
+
+def cmd_paying_region(args: argparse.Namespace) -> int:
+    """Which region pays the pension (66号 Art. 6), optionally opening the collections to it."""
+    request = transfer_pb2.DeterminePayingRegionRequest(
+        request_id=_request_id(args) if args.start_collection else (args.request_id or ""),
+        person=common_pb2.Person(id_number=args.id_number, name=args.name or ""),
+        hukou_region=args.hukou_region,
+        region_codes=args.region or [],
+        start_collection=args.start_collection,
+    )
+    reply = _stub(args, args.as_ or "operator:cli").DeterminePayingRegion(request, timeout=args.timeout)
+    print(f"paying region  {reply.paying_region}   rule {PAYING_RULES.get(reply.rule, '?')}")
+    print(f"why            {reply.reason}")
+    print("periods")
+    for p in reply.periods:
+        where = "relationship here" if p.holds_relationship else "temporary account" if p.temporary_account else ""
+        print(
+            f"  {p.region_code}  {p.first_month.year:04d}-{p.first_month.month:02d} .. "
+            f"{p.last_month.year:04d}-{p.last_month.month:02d}  {p.months:>3} months  {where}".rstrip()
+        )
+    for sender in reply.senders:
+        what = _enum_name(transfer_pb2.CollectionSource, sender.source, "COLLECTION_SOURCE_")
+        print(f"must send      {sender.region_code} -> {reply.paying_region}  ({what})")
+    for c in reply.collections:
+        print(f"collection     {c.transfer_id}  {c.source_region} -> {c.target_region}")
+    return 0
 
 
 def cmd_complete(args: argparse.Namespace) -> int:
@@ -902,6 +961,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--retired", action="store_true")
     create.add_argument("--continuous-months", type=int, default=0)
     create.add_argument("--direction", choices=sorted(DIRECTIONS))
+    create.add_argument(
+        "--hukou-region", help="户籍所在地 (6 digits); required where it decides a temporary account (66号 Art. 5)"
+    )
+    create.add_argument("--gap-months", type=int, default=0, help="medical: months without enrolment between regions")
+    create.add_argument("--collection-source", choices=sorted(COLLECTION_SOURCES), help="pension-collection only")
     create.add_argument("--note")
     military = create.add_argument_group("military transfers (Art. 17): --from 910000, --as military:CODE")
     military.add_argument("--service-start", help="YYYY-MM-DD")
@@ -938,6 +1002,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func, helptext in (
         ("contact", cmd_contact, "target agency: send the contact letter"),
+        ("temporary-account", cmd_temporary_account, "target agency: open the temporary account (66号 Art. 5)"),
         ("info", cmd_info, "source agency: send the information table (JSON file)"),
         ("complete", cmd_complete, "target agency: complete the transfer"),
         ("reject", cmd_reject, "a party agency: reject with a reason"),
@@ -947,11 +1012,25 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("transfer_id")
         if name == "contact":
             p.add_argument("--letter-number")
+        if name == "temporary-account":
+            p.add_argument("--account-number")
         if name == "info":
             p.add_argument("--info-file", required=True, help="TransferInfo as protobuf JSON")
         if name in ("reject", "cancel"):
             p.add_argument("--reason", required=True)
         p.set_defaults(func=func)
+    pension = sub.add_parser("pension", help="where a pension is paid (66号 Art. 6)").add_subparsers(
+        dest="action", required=True
+    )
+    p = pension.add_parser("paying-region", parents=[common, mutating], help="which region pays, and why")
+    p.add_argument("--id-number", required=True)
+    p.add_argument("--name", help="required with --start-collection")
+    p.add_argument("--hukou-region", required=True, help="户籍所在地 (6 digits)")
+    p.add_argument("--region", action="append", help="ask only this region (repeatable); default every region")
+    p.add_argument(
+        "--start-collection", action="store_true", help="open the collections to the paying region (as its agency)"
+    )
+    p.set_defaults(func=cmd_paying_region)
     add_settlement_commands(sub, common, mutating)
     add_operator_commands(sub, common, mutating)
     return parser
