@@ -9,12 +9,12 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from gateway import convert
 from gateway._gen.sigw.v1 import agency_pb2, agency_pb2_grpc, common_pb2
 from gateway.config import Registry
-from gateway.domain.model import AgencyKey, AgencyType
-from gateway.domain.pension_relationship import ContributionPeriod
-from gateway.errors import FieldViolation, Unavailable, invalid
+from gateway.domain.errors import FieldViolation, Unavailable, invalid
+from gateway.domain.transfer.model import AgencyKey, AgencyType
+from gateway.domain.transfer.relationship import ContributionPeriod
+from gateway.wire import transfers as convert
 
 # Transport-level retries for UNAVAILABLE belong to gRPC itself (a connection that could not be made);
 # everything above that is the dispatcher's policy (gateway.dispatch.retry).

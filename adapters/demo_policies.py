@@ -8,7 +8,7 @@ lower ratio.
 
 from __future__ import annotations
 
-from gateway.domain.settlement import RegionPolicy, SchemeRule
+from gateway.domain.settlement.split import RegionPolicy, SchemeRule
 
 YUAN = 100
 

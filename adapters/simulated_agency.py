@@ -6,7 +6,7 @@ gateway's ``TransferService`` back after ``act_delay_s``:
 * TRANSFER_REQUESTED (it is the target): sends the contact letter, or opens the temporary account when the
   transfer keeps the relationship at the source (66号 Art. 5);
 * CONTACT_LETTER (it is the source): looks up the person's contribution record and sends the information
-  table with the funds, computed by ``gateway.domain.pension``; or rejects when it has no record;
+  table with the funds, computed by ``gateway.domain.transfer.pension``; or rejects when it has no record;
 * TRANSFER_INFO (it is the target): completes the transfer.
 
 Contribution records are made up deterministically from the ID number, with each year's credit and interest.
@@ -30,7 +30,6 @@ import grpc
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from adapters.demo_policies import DEMO_ACCOUNT_BALANCE_FEN, policy_for
-from gateway import convert
 from gateway._gen.sigw.v1 import (
     agency_pb2,
     agency_pb2_grpc,
@@ -39,11 +38,8 @@ from gateway._gen.sigw.v1 import (
     transfer_pb2,
     transfer_pb2_grpc,
 )
-from gateway.api.status import to_status
-from gateway.domain.model import AgencyKey, AgencyType, Kind
-from gateway.domain.pension import ContributionYear, compute_funds, pooled_fund
-from gateway.domain.rules import EMPLOYEE_FUND_KINDS, PENSION_KINDS
-from gateway.domain.settlement import (
+from gateway.domain.errors import SigwError
+from gateway.domain.settlement.split import (
     BillItem,
     CatalogueClass,
     FilingStatus,
@@ -55,10 +51,14 @@ from gateway.domain.settlement import (
     revert_from_year,
     split_bill,
 )
-from gateway.errors import SigwError
-from gateway.settlement_convert import split_to
+from gateway.domain.transfer.kinds import EMPLOYEE_FUND_KINDS, PENSION_KINDS
+from gateway.domain.transfer.model import AgencyKey, AgencyType, Kind
+from gateway.domain.transfer.pension import ContributionYear, compute_funds, pooled_fund
+from gateway.security.tls import TlsFolder
 from gateway.store.settlements import Figures
-from gateway.tls import TlsFolder
+from gateway.wire import transfers as convert
+from gateway.wire.settlements import split_to
+from gateway.wire.status import to_status
 
 log = logging.getLogger("sigw.sim")
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from adapters.simulated_agency import SimulatedAgencies
 from gateway.config import Region, Registry, Settings
 from gateway.domain.idnumber import make_id_number
-from gateway.domain.model import AgencyKey, AgencyType, Application, Kind, MilitaryService
 from gateway.domain.participants import Participant
+from gateway.domain.transfer.model import AgencyKey, AgencyType, Application, Kind, MilitaryService
 from gateway.server import start_gateway
 
 REGIONS = ("110000", "310000", "440300", "510100")
@@ -48,7 +48,7 @@ async def run(ordinary: int, military: int, delay_s: float, appendfsync: str) ->
         insecure=True,
     )
     gateway = await start_gateway(settings, registry)
-    service = gateway.service
+    service = gateway.app.transfers
     committed: dict[str, tuple[str, float]] = {}
 
     for agency in sims.agencies.values():

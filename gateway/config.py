@@ -21,9 +21,9 @@ from datetime import datetime
 from pathlib import Path
 
 from gateway.domain.calendar import WorkingDayCalendar, parse_calendar_file
-from gateway.domain.medical import MedicalContinuityRules
-from gateway.domain.model import AgencyKey, AgencyType
-from gateway.errors import FieldViolation, invalid
+from gateway.domain.errors import FieldViolation, invalid
+from gateway.domain.transfer.medical import MedicalContinuityRules
+from gateway.domain.transfer.model import AgencyKey, AgencyType
 
 _REGION = re.compile(r"[0-9]{6}")
 _ENDPOINT = re.compile(r"[\w.\-\[\]:]+:[0-9]{1,5}")

@@ -34,24 +34,24 @@ from gateway._gen.sigw.v1 import (
 )
 from gateway.api.http import StoreGauges, serve_http
 from gateway.api.identity import IdentityResolver
+from gateway.api.interceptor import GrpcMetrics, ServerInterceptor
 from gateway.api.limits import RateLimiter, StatusQueryGuard
-from gateway.api.observe import GrpcMetrics, ServerInterceptor
 from gateway.api.operator import OperatorServicer
 from gateway.api.settlements import SettlementServicer
 from gateway.api.transfers import TransferServicer
+from gateway.app.settlements import SettlementService
+from gateway.app.sweeper import OverdueSweeper
+from gateway.app.transfers import Clock, TransferService
 from gateway.config import Registry, Settings, load_calendar
-from gateway.crypto import FieldCipher, generate_key_file
 from gateway.dispatch.dispatcher import Dispatcher, DispatchMetrics, DispatchSettings
 from gateway.dispatch.operations import DeliveryOperations
-from gateway.domain.model import SHANGHAI
-from gateway.domain.transfers import Policy
-from gateway.service import Clock, TransferService
-from gateway.settlement_service import SettlementService
+from gateway.domain.transfer.machine import Policy
+from gateway.domain.transfer.model import SHANGHAI
+from gateway.security.crypto import FieldCipher, generate_key_file
+from gateway.security.tls import TlsFolder
 from gateway.store.embedded import EmbeddedRedis
 from gateway.store.settlements import SettlementStore
 from gateway.store.transfers import TransferStore
-from gateway.sweeper import OverdueSweeper
-from gateway.tls import TlsFolder
 
 log = logging.getLogger("sigw")
 

@@ -19,7 +19,7 @@ from gateway._gen.sigw.v1 import transfer_pb2_grpc
 from gateway.config import Region, Registry, Settings
 from gateway.dispatch.dispatcher import DispatchSettings
 from gateway.dispatch.retry import RetryPolicy
-from gateway.domain.model import SHANGHAI, AgencyKey, AgencyType
+from gateway.domain.transfer.model import SHANGHAI, AgencyKey, AgencyType
 from gateway.server import Gateway, start_gateway
 from gateway.store.embedded import EmbeddedRedis
 

@@ -1,7 +1,7 @@
 """Who is calling: the one place that turns a call into a ``Participant``.
 
 With mutual TLS (the default) the caller is the participant its client certificate names (a URI SAN
-``sigw:participant:<participant>``, see ``gateway.pki``); the handshake has already refused callers with no
+``sigw:participant:<participant>``, see ``gateway.security.pki``); the handshake has already refused callers with no
 certificate, an expired one or one from another CA. A certificate naming a participant of a region the registry
 does not know is refused here. Only on a plain-text loopback server started with ``--insecure --dev-identity``
 may the caller name itself in the ``x-sigw-participant`` metadata instead (development and tests); the server
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import grpc
 
-from gateway import pki
+from gateway.domain.errors import Unauthenticated
 from gateway.domain.participants import Participant
-from gateway.errors import Unauthenticated
+from gateway.security import pki
 
 METADATA_KEY = "x-sigw-participant"
 

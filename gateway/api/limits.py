@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
-from gateway.errors import ResourceExhausted
+from gateway.domain.errors import ResourceExhausted
 from gateway.store.transfers import redis_errors
 
 

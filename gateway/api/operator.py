@@ -8,12 +8,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway._gen.sigw.v1 import operator_pb2, operator_pb2_grpc
 from gateway.api.identity import IdentityResolver
-from gateway.convert import Violations, agency_from, agency_to, valid_stream_id
+from gateway.app.transfers import Clock
 from gateway.dispatch.dispatcher import Dispatcher
 from gateway.dispatch.operations import DeliveryOperations, Message
 from gateway.domain import access
-from gateway.service import Clock
 from gateway.store import keys
+from gateway.wire.transfers import Violations, agency_from, agency_to, valid_stream_id
 
 Context = Any
 MAX_LIMIT = 1000

@@ -8,10 +8,11 @@ from typing import Any
 
 from gateway._gen.sigw.v1 import settlement_pb2, settlement_pb2_grpc
 from gateway.api.identity import IdentityResolver
-from gateway.convert import Violations, fingerprint
-from gateway.domain import clearing, idnumber
-from gateway.domain.model import SHANGHAI
-from gateway.settlement_convert import (
+from gateway.app.settlements import ClearingResult, SettlementService
+from gateway.domain import idnumber
+from gateway.domain.settlement import clearing
+from gateway.domain.transfer.model import SHANGHAI
+from gateway.wire.settlements import (
     FILING_ID,
     MONTH,
     SETTLEMENT_ID,
@@ -22,7 +23,7 @@ from gateway.settlement_convert import (
     settlement_to,
     split_to,
 )
-from gateway.settlement_service import ClearingResult, SettlementService
+from gateway.wire.transfers import Violations, fingerprint
 
 Context = Any  # grpc.aio.ServicerContext
 

@@ -9,17 +9,18 @@ from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
-from gateway import convert
 from gateway._gen.sigw.v1 import transfer_pb2, transfer_pb2_grpc
 from gateway.api.identity import IdentityResolver
 from gateway.api.limits import StatusQueryGuard
 from gateway.api.settlements import agency_timeout
-from gateway.convert import Violations
-from gateway.domain import access, idnumber, transfers
-from gateway.domain.model import SHANGHAI, Transfer
+from gateway.app.transfers import TransferService
+from gateway.domain import access, idnumber
+from gateway.domain.errors import PermissionDenied
 from gateway.domain.participants import Role
-from gateway.errors import PermissionDenied
-from gateway.service import TransferService
+from gateway.domain.transfer import machine
+from gateway.domain.transfer.model import SHANGHAI, Transfer
+from gateway.wire import transfers as convert
+from gateway.wire.transfers import Violations
 
 Context = Any  # grpc.aio.ServicerContext
 
@@ -75,7 +76,7 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         v.text("note", request.note, limit=convert.MAX_NOTE)
         policy = self.service.policy
         decide = partial(
-            transfers.send_contact_letter, policy=policy, letter_number=request.letter_number, note=request.note
+            machine.send_contact_letter, policy=policy, letter_number=request.letter_number, note=request.note
         )
         return transfer_pb2.SendContactLetterResponse(transfer=await self._act(request, context, decide, v))
 
@@ -91,10 +92,10 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
 
         def decide(t: Transfer, actor: Any, now: Any) -> Any:
             actor_of["actor"] = actor
-            return transfers.send_transfer_info(t, actor, now, self.service.policy, info=info, note=request.note)
+            return machine.send_transfer_info(t, actor, now, self.service.policy, info=info, note=request.note)
 
         def refuse(t: Transfer, now: Any, error: Any) -> Any:
-            return transfers.refuse_transfer_info(t, actor_of["actor"], now, error)
+            return machine.refuse_transfer_info(t, actor_of["actor"], now, error)
 
         return transfer_pb2.SendTransferInfoResponse(
             transfer=await self._act(request, context, decide, v, record_refusal=refuse)
@@ -105,7 +106,7 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
     ) -> transfer_pb2.CompleteTransferResponse:
         v = Violations()
         v.text("note", request.note, limit=convert.MAX_NOTE)
-        decide = partial(transfers.complete, note=request.note)
+        decide = partial(machine.complete, note=request.note)
         return transfer_pb2.CompleteTransferResponse(transfer=await self._act(request, context, decide, v))
 
     async def RejectTransfer(
@@ -113,7 +114,7 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
     ) -> transfer_pb2.RejectTransferResponse:
         v = Violations()
         v.text("reason", request.reason, limit=convert.MAX_NOTE, required=True)
-        decide = partial(transfers.reject, reason=request.reason)
+        decide = partial(machine.reject, reason=request.reason)
         return transfer_pb2.RejectTransferResponse(transfer=await self._act(request, context, decide, v))
 
     async def CancelTransfer(
@@ -121,7 +122,7 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
     ) -> transfer_pb2.CancelTransferResponse:
         v = Violations()
         v.text("reason", request.reason, limit=convert.MAX_NOTE, required=True)
-        decide = partial(transfers.cancel, reason=request.reason)
+        decide = partial(machine.cancel, reason=request.reason)
         return transfer_pb2.CancelTransferResponse(transfer=await self._act(request, context, decide, v))
 
     async def OpenTemporaryAccount(
@@ -130,7 +131,7 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         v = Violations()
         v.text("account_number", request.account_number, limit=64)
         v.text("note", request.note, limit=convert.MAX_NOTE)
-        decide = partial(transfers.open_temporary_account, account_number=request.account_number, note=request.note)
+        decide = partial(machine.open_temporary_account, account_number=request.account_number, note=request.note)
         return transfer_pb2.OpenTemporaryAccountResponse(transfer=await self._act(request, context, decide, v))
 
     async def DeterminePayingRegion(

@@ -41,10 +41,10 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop
 from adapters.agency_client import AgencyClients, DeliveryFailed
 from gateway._gen.sigw.v1 import agency_pb2
 from gateway.config import Registry
-from gateway.crypto import FieldCipher
 from gateway.dispatch.circuit import CircuitBreaker, CircuitState
 from gateway.dispatch.retry import BackoffWithPushback, RetryPolicy, is_transient
-from gateway.domain.model import AgencyKey
+from gateway.domain.transfer.model import AgencyKey
+from gateway.security.crypto import FieldCipher
 from gateway.store import codec, keys
 from gateway.store.transfers import StreamRows, open_body
 

@@ -8,8 +8,8 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from gateway.domain.model import AgencyKey
 from gateway.domain.participants import Participant
+from gateway.domain.transfer.model import AgencyKey
 from gateway.store import codec, keys
 from gateway.store.audit import AuditTrail
 from gateway.store.transfers import StreamRows, redis_errors

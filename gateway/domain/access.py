@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import enum
 
-from gateway.domain.model import AgencyKey, AgencyType, Kind, Transfer
+from gateway.domain.errors import NotFound, PermissionDenied
 from gateway.domain.participants import Participant, Role
-from gateway.domain.rules import MILITARY_KINDS, agency_type_of
-from gateway.errors import NotFound, PermissionDenied
+from gateway.domain.transfer.kinds import MILITARY_KINDS, agency_type_of
+from gateway.domain.transfer.model import AgencyKey, AgencyType, Kind, Transfer
 
 
 class Action(enum.Enum):

@@ -27,7 +27,7 @@ from typing import Any
 
 import chinese_calendar
 
-from gateway.errors import FieldViolation, invalid
+from gateway.domain.errors import FieldViolation, invalid
 
 _ONE_DAY = timedelta(days=1)
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")

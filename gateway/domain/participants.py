@@ -19,8 +19,8 @@ import enum
 import re
 from dataclasses import dataclass
 
-from gateway.domain.model import AgencyKey, AgencyType
-from gateway.errors import Unauthenticated
+from gateway.domain.errors import Unauthenticated
+from gateway.domain.transfer.model import AgencyKey, AgencyType
 
 _REGION = re.compile(r"[0-9]{6}")
 _CODE = re.compile(r"[A-Za-z0-9_.-]{1,32}")

@@ -6,9 +6,8 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-from gateway.crypto import FieldCipher
 from gateway.domain import idnumber
-from gateway.domain.model import (
+from gateway.domain.transfer.model import (
     AgencyKey,
     AgencyType,
     Circumstances,
@@ -24,7 +23,8 @@ from gateway.domain.model import (
     Transfer,
     TransferInfo,
 )
-from gateway.domain.pension import ContributionYear
+from gateway.domain.transfer.pension import ContributionYear
+from gateway.security.crypto import FieldCipher
 
 
 def _agency(key: AgencyKey) -> str:

@@ -9,8 +9,8 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from gateway.crypto import FieldCipher
-from gateway.errors import Aborted, FailedPrecondition
+from gateway.domain.errors import Aborted, FailedPrecondition
+from gateway.security.crypto import FieldCipher
 from gateway.store import keys, scripts
 from gateway.store.transfers import IDEMPOTENCY_TTL_S, redis_errors
 

@@ -14,9 +14,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from gateway.crypto import FieldCipher
-from gateway.domain.model import Decision, Event, Kind, State, Step, Transfer
-from gateway.errors import Aborted, Unavailable
+from gateway.domain.errors import Aborted, Unavailable
+from gateway.domain.transfer.model import Decision, Event, Kind, State, Step, Transfer
+from gateway.security.crypto import FieldCipher
 from gateway.store import codec, keys, scripts
 
 StreamRows = list[tuple[bytes, dict[bytes, bytes]]]

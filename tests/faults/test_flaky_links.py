@@ -17,7 +17,7 @@ from gateway._gen.sigw.v1 import transfer_pb2, transfer_pb2_grpc
 from gateway.config import Region, Registry, Settings
 from gateway.dispatch.dispatcher import DispatchSettings
 from gateway.dispatch.retry import RetryPolicy
-from gateway.domain.model import AgencyKey, AgencyType
+from gateway.domain.transfer.model import AgencyKey, AgencyType
 from gateway.server import start_gateway
 from tests.conftest import FakeClock, as_
 from tests.faults.proxy import Faults, TcpProxy

@@ -50,8 +50,8 @@ from gateway._gen.sigw.v1 import (
     transfer_pb2,
 )
 from gateway.domain import idnumber
-from gateway.domain.model import Kind
-from gateway.domain.rules import agency_type_of
+from gateway.domain.transfer.kinds import agency_type_of
+from gateway.domain.transfer.model import Kind
 from tests.conftest import DEMO_REGIONS, Demo, FakeClock, as_, start_demo
 from tests.helpers import error_details
 from tests.integration.test_transfer_rules import expect_error, keys_in

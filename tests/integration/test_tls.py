@@ -11,12 +11,12 @@ import grpc
 import pytest
 
 from adapters.simulated_agency import SimulatedAgencies
-from gateway import pki
 from gateway._gen.sigw.v1 import operator_pb2, operator_pb2_grpc, transfer_pb2, transfer_pb2_grpc
 from gateway.config import Region, Registry, Settings
-from gateway.domain.model import AgencyKey, AgencyType
+from gateway.domain.transfer.model import AgencyKey, AgencyType
+from gateway.security import pki
+from gateway.security.tls import TlsFolder
 from gateway.server import Gateway, check_transport, start_gateway
-from gateway.tls import TlsFolder
 from tests.conftest import DEMO_REGIONS, FakeClock
 from tests.helpers import error_details, person_id
 from tests.integration.test_transfer_flow import create_request

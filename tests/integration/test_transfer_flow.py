@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from adapters.simulated_agency import contribution_record
 from gateway._gen.sigw.v1 import agency_pb2, common_pb2, transfer_pb2
-from gateway.domain.model import AgencyType
-from gateway.domain.pension import compute_funds
+from gateway.domain.transfer.model import AgencyType
+from gateway.domain.transfer.pension import compute_funds
 from tests.conftest import Demo, as_
 from tests.helpers import person_id, wait_for_state
 

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from gateway._gen.sigw.v1 import agency_pb2, common_pb2, transfer_pb2
-from gateway.domain.model import SHANGHAI, AgencyType
+from gateway.domain.transfer.model import SHANGHAI, AgencyType
 from tests.conftest import Demo, FakeClock, as_, start_demo
 from tests.helpers import OPERATOR, error_details, eventually, person_id, wait_for_state
 from tests.integration.test_transfer_flow import create_request

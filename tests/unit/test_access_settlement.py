@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.domain import access
+from gateway.domain.errors import NotFound, PermissionDenied
 from gateway.domain.participants import Participant
-from gateway.errors import NotFound, PermissionDenied
 
 
 def p(text: str) -> Participant:

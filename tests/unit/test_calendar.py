@@ -14,7 +14,7 @@ from gateway.domain.calendar import (
     YearSchedule,
     parse_calendar_file,
 )
-from gateway.errors import InvalidArgument
+from gateway.domain.errors import InvalidArgument
 
 CAL = WorkingDayCalendar()
 

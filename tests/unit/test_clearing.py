@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.domain.clearing import (
+from gateway.domain.errors import InvalidArgument
+from gateway.domain.settlement.clearing import (
     CSV_COLUMNS,
     Difference,
     PairTotals,
@@ -22,7 +23,6 @@ from gateway.domain.clearing import (
     statement,
     totals,
 )
-from gateway.errors import InvalidArgument
 
 BJ, SH, SZ, CD = "110000", "310000", "440300", "510100"
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.crypto import FieldCipher, generate_key_file, load_keys
+from gateway.security.crypto import FieldCipher, generate_key_file, load_keys
 
 K1 = bytes(range(32))
 K2 = bytes(range(100, 132))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.domain.medical import MedicalContinuityRules, continuity_of
-from gateway.domain.model import Circumstances, Kind
+from gateway.domain.transfer.medical import MedicalContinuityRules, continuity_of
+from gateway.domain.transfer.model import Circumstances, Kind
 
 RULES = MedicalContinuityRules()
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.domain.model import AgencyKey, AgencyType
+from gateway.domain.errors import Unauthenticated
 from gateway.domain.participants import Participant, Role
-from gateway.errors import Unauthenticated
+from gateway.domain.transfer.model import AgencyKey, AgencyType
 
 WELL_FORMED = [
     ("agency:110000:hrss", Participant(Role.AGENCY, region="110000", agency_type=AgencyType.HRSS)),

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.domain.pension import (
+from gateway.domain.transfer.pension import (
     ContributionYear,
     PensionFundRules,
     PensionFunds,

@@ -9,8 +9,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gateway.domain.calendar import WorkingDayCalendar
+from gateway.domain.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from gateway.domain.idnumber import age_on, is_male, make_id_number
-from gateway.domain.model import (
+from gateway.domain.participants import Participant
+from gateway.domain.transfer.machine import Policy, open_temporary_account, open_transfer, send_contact_letter
+from gateway.domain.transfer.model import (
     AgencyKey,
     AgencyType,
     Application,
@@ -21,16 +24,13 @@ from gateway.domain.model import (
     State,
     StepName,
 )
-from gateway.domain.participants import Participant
-from gateway.domain.pension_relationship import (
+from gateway.domain.transfer.relationship import (
     ContributionPeriod,
     PayingRule,
     Sender,
     determine_paying_region,
     temporary_account_reason,
 )
-from gateway.domain.transfers import Policy, open_temporary_account, open_transfer, send_contact_letter
-from gateway.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 
 SHANGHAI_TZ = ZoneInfo("Asia/Shanghai")
 BEIJING, TIANJIN, SHANGHAI, SHENZHEN, GUANGZHOU, CHENGDU = "110000", "120000", "310000", "440300", "440100", "510100"

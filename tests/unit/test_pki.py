@@ -18,7 +18,7 @@ from cryptography.x509 import DNSName, IPAddress
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from gateway import pki
+from gateway.security import pki
 
 PARTICIPANTS = [
     "agency:110000:hrss",

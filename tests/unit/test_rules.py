@@ -8,7 +8,19 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gateway.domain.calendar import WorkingDayCalendar
-from gateway.domain.model import (
+from gateway.domain.errors import FailedPrecondition, InvalidArgument
+from gateway.domain.participants import Participant
+from gateway.domain.transfer.kinds import (
+    MEDICAL_KINDS,
+    MILITARY_KINDS,
+    PENSION_KINDS,
+    DeadlineRules,
+    agency_type_of,
+    check_eligibility,
+    line_of,
+)
+from gateway.domain.transfer.machine import Policy, open_transfer
+from gateway.domain.transfer.model import (
     AgencyType,
     Application,
     Circumstances,
@@ -18,18 +30,6 @@ from gateway.domain.model import (
     PensionDirection,
     StepName,
 )
-from gateway.domain.participants import Participant
-from gateway.domain.rules import (
-    MEDICAL_KINDS,
-    MILITARY_KINDS,
-    PENSION_KINDS,
-    DeadlineRules,
-    agency_type_of,
-    check_eligibility,
-    line_of,
-)
-from gateway.domain.transfers import Policy, open_transfer
-from gateway.errors import FailedPrecondition, InvalidArgument
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MONDAY = datetime(2026, 3, 2, 9, 0, tzinfo=SHANGHAI)  # Monday 2026-03-02 09:00

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.domain.settlement import (
+from gateway.domain.errors import FailedPrecondition, InvalidArgument
+from gateway.domain.settlement.split import (
     MAX_AMOUNT_FEN,
     BillItem,
     CatalogueClass,
@@ -24,7 +25,6 @@ from gateway.domain.settlement import (
     revert_from_year,
     split_bill,
 )
-from gateway.errors import FailedPrecondition, InvalidArgument
 
 A, B, C = CatalogueClass.A, CatalogueClass.B, CatalogueClass.C
 EMP, RES = InsuranceType.EMPLOYEE, InsuranceType.RESIDENT

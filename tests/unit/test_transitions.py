@@ -9,7 +9,21 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gateway.domain.calendar import WorkingDayCalendar
-from gateway.domain.model import (
+from gateway.domain.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from gateway.domain.participants import Participant
+from gateway.domain.transfer.machine import (
+    Policy,
+    cancel,
+    complete,
+    funds_violations,
+    open_temporary_account,
+    open_transfer,
+    refuse_transfer_info,
+    reject,
+    send_contact_letter,
+    send_transfer_info,
+)
+from gateway.domain.transfer.model import (
     AgencyKey,
     AgencyType,
     Application,
@@ -25,21 +39,7 @@ from gateway.domain.model import (
     Transfer,
     TransferInfo,
 )
-from gateway.domain.participants import Participant
-from gateway.domain.pension import ContributionYear, compute_funds
-from gateway.domain.transfers import (
-    Policy,
-    cancel,
-    complete,
-    funds_violations,
-    open_temporary_account,
-    open_transfer,
-    refuse_transfer_info,
-    reject,
-    send_contact_letter,
-    send_transfer_info,
-)
-from gateway.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from gateway.domain.transfer.pension import ContributionYear, compute_funds
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=SHANGHAI)  # Monday

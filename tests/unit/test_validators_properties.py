@@ -32,7 +32,12 @@ from gateway.api.identity import METADATA_KEY, IdentityResolver
 from gateway.api.operator import OperatorServicer
 from gateway.api.settlements import SettlementServicer
 from gateway.api.transfers import TransferServicer
-from gateway.convert import (
+from gateway.domain import idnumber
+from gateway.domain.errors import FieldViolation, InvalidArgument, PermissionDenied, SigwError, Unauthenticated
+from gateway.domain.participants import Participant
+from gateway.domain.transfer.model import SHANGHAI, Application, Kind, State, TransferInfo
+from gateway.wire.settlements import ParsedBill, bill_from, check_msgid, msgid_time
+from gateway.wire.transfers import (
     MAX_AMOUNT_FEN,
     Violations,
     application_from,
@@ -41,11 +46,6 @@ from gateway.convert import (
     kind_filter,
     state_filter,
 )
-from gateway.domain import idnumber
-from gateway.domain.model import SHANGHAI, Application, Kind, State, TransferInfo
-from gateway.domain.participants import Participant
-from gateway.errors import FieldViolation, InvalidArgument, PermissionDenied, SigwError, Unauthenticated
-from gateway.settlement_convert import ParsedBill, bill_from, check_msgid, msgid_time
 
 S = transfer_pb2
 P = settlement_pb2

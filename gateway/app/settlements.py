@@ -20,12 +20,8 @@ import grpc
 from adapters.agency_client import AgencyClients, DeliveryFailed
 from gateway._gen.sigw.v1 import agency_pb2, settlement_pb2
 from gateway.config import Registry
-from gateway.crypto import FieldCipher
-from gateway.domain import access, clearing
-from gateway.domain.model import SHANGHAI, AgencyKey, AgencyType
-from gateway.domain.participants import Participant
-from gateway.domain.settlement import FilingStatus
-from gateway.errors import (
+from gateway.domain import access
+from gateway.domain.errors import (
     FailedPrecondition,
     FieldViolation,
     NotFound,
@@ -33,14 +29,11 @@ from gateway.errors import (
     check_same_payload,
     invalid,
 )
-from gateway.settlement_convert import (
-    ParsedBill,
-    bill_json,
-    bill_parse,
-    figures_from,
-    filing_status,
-    split_to,
-)
+from gateway.domain.participants import Participant
+from gateway.domain.settlement import clearing
+from gateway.domain.settlement.split import FilingStatus
+from gateway.domain.transfer.model import SHANGHAI, AgencyKey, AgencyType
+from gateway.security.crypto import FieldCipher
 from gateway.store.audit import AuditTrail
 from gateway.store.settlements import (
     Figures,
@@ -50,6 +43,14 @@ from gateway.store.settlements import (
     SettlementStore,
     cancelled,
     month_closed,
+)
+from gateway.wire.settlements import (
+    ParsedBill,
+    bill_json,
+    bill_parse,
+    figures_from,
+    filing_status,
+    split_to,
 )
 
 Clock = Callable[[], datetime]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from gateway.domain.pension import ContributionYear
+from gateway.domain.transfer.pension import ContributionYear
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from gateway.errors import FieldViolation, invalid
+from gateway.domain.errors import FieldViolation, invalid
 
 __all__ = [
     "AMOUNT_DIFFERS",

@@ -38,10 +38,11 @@ from gateway._gen.sigw.v1 import (
 )
 from gateway.api.identity import METADATA_KEY
 from gateway.config import Registry, Settings
-from gateway.domain import clearing, idnumber
-from gateway.domain.model import SHANGHAI, AgencyType, Kind, State
-from gateway.domain.rules import MILITARY_KINDS, agency_type_of
-from gateway.tls import TlsFolder
+from gateway.domain import idnumber
+from gateway.domain.settlement import clearing
+from gateway.domain.transfer.kinds import MILITARY_KINDS, agency_type_of
+from gateway.domain.transfer.model import SHANGHAI, AgencyType, Kind, State
+from gateway.security.tls import TlsFolder
 
 KINDS = {k.name.lower().replace("_", "-"): k for k in Kind}
 STATES = {s.name.lower().replace("_", "-"): int(s) for s in State}
@@ -134,7 +135,7 @@ DEMO_PARTICIPANTS = (
 
 
 def cmd_pki_init(args: argparse.Namespace) -> int:
-    from gateway import pki
+    from gateway.security import pki
 
     registry = Registry.load(args.regions_file)
     agencies = [f"agency:{a.region}:{a.agency_type.slug}" for a in registry.agencies()]
@@ -147,7 +148,7 @@ def cmd_pki_init(args: argparse.Namespace) -> int:
 
 def cmd_pki_issue(args: argparse.Namespace) -> int:
     """Issue (or rotate) one participant's certificate with the existing CA."""
-    from gateway import pki
+    from gateway.security import pki
 
     folder: Path = args.tls_dir
     cert, key = pki.issue(

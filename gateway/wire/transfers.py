@@ -11,7 +11,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway._gen.sigw.v1 import agency_pb2, common_pb2, transfer_pb2
 from gateway.domain import idnumber
-from gateway.domain.model import (
+from gateway.domain.errors import FieldViolation, invalid
+from gateway.domain.transfer.kinds import line_of
+from gateway.domain.transfer.model import (
     AgencyKey,
     AgencyType,
     Application,
@@ -29,10 +31,8 @@ from gateway.domain.model import (
     Transfer,
     TransferInfo,
 )
-from gateway.domain.pension import ContributionYear
-from gateway.domain.pension_relationship import ContributionPeriod, PayingRegion
-from gateway.domain.rules import line_of
-from gateway.errors import FieldViolation, invalid
+from gateway.domain.transfer.pension import ContributionYear
+from gateway.domain.transfer.relationship import ContributionPeriod, PayingRegion
 
 MAX_NOTE = 500
 _KIND = transfer_pb2.TransferKind.ValueType

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from gateway.domain.model import (
+from gateway.domain.errors import FailedPrecondition, FieldViolation, invalid
+from gateway.domain.transfer.model import (
     MILITARY_AREA,
     AgencyType,
     Application,
@@ -21,7 +22,6 @@ from gateway.domain.model import (
     PensionDirection,
     StepName,
 )
-from gateway.errors import FailedPrecondition, FieldViolation, invalid
 
 LINE_OF_KIND: Mapping[Kind, Line] = {
     Kind.EMPLOYEE_PENSION: Line.PENSION,

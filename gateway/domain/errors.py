@@ -1,6 +1,6 @@
 """The exceptions sigw raises, independent of gRPC.
 
-Domain and store code raise these; ``gateway.api.status`` is the one place that turns them into
+Domain and store code raise these; ``gateway.wire.status`` is the one place that turns them into
 ``google.rpc.Status`` answers. The tree::
 
     SigwError                      reason (UPPER_SNAKE_CASE), message, field violations, metadata

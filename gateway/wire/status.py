@@ -9,7 +9,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from gateway.domain import idnumber
-from gateway.errors import (
+from gateway.domain.errors import (
     Aborted,
     AlreadyExists,
     FailedPrecondition,

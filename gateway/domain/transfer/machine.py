@@ -13,8 +13,11 @@ from datetime import datetime
 from gateway.domain import access
 from gateway.domain.access import Action
 from gateway.domain.calendar import WorkingDayCalendar
-from gateway.domain.medical import MedicalContinuityRules, continuity_of
-from gateway.domain.model import (
+from gateway.domain.errors import FailedPrecondition, FieldViolation, invalid
+from gateway.domain.participants import Participant
+from gateway.domain.transfer.kinds import EMPLOYEE_FUND_KINDS, MEDICAL_KINDS, DeadlineRules, check_eligibility
+from gateway.domain.transfer.medical import MedicalContinuityRules, continuity_of
+from gateway.domain.transfer.model import (
     MILITARY_AREA,
     SHANGHAI,
     AgencyKey,
@@ -33,17 +36,14 @@ from gateway.domain.model import (
     Transfer,
     TransferInfo,
 )
-from gateway.domain.participants import Participant
-from gateway.domain.pension import PensionFundRules, account_errors, compute_funds, record_errors
-from gateway.domain.pension_relationship import (
+from gateway.domain.transfer.pension import PensionFundRules, account_errors, compute_funds, record_errors
+from gateway.domain.transfer.relationship import (
     TemporaryAccountRules,
     province,
     temporary_account_age,
     temporary_account_reason,
 )
-from gateway.domain.rules import EMPLOYEE_FUND_KINDS, MEDICAL_KINDS, DeadlineRules, check_eligibility
-from gateway.domain.unemployment import UnemploymentRules
-from gateway.errors import FailedPrecondition, FieldViolation, invalid
+from gateway.domain.transfer.unemployment import UnemploymentRules
 
 
 @dataclass(frozen=True)

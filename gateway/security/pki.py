@@ -32,8 +32,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from gateway.domain.errors import Unauthenticated
 from gateway.domain.participants import Participant, Role
-from gateway.errors import Unauthenticated
 
 PARTICIPANT_URI_PREFIX = "sigw:participant:"
 """Prefix of the URI subject alternative name that carries the participant."""

@@ -1,4 +1,4 @@
-"""Mutual-TLS credentials from a PKI folder made by ``sigw pki init`` (see ``gateway.pki``).
+"""Mutual-TLS credentials from a PKI folder made by ``sigw pki init`` (see ``gateway.security.pki``).
 
 The folder holds ``ca.pem``, the gateway's ``gateway.pem``/``gateway.key`` and one ``<participant>.pem``/``.key``
 per participant (``agency_110000_hrss.pem``…). Every connection is mutually authenticated: the gateway refuses a
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import grpc
 
-from gateway import pki
+from gateway.security import pki
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,18 @@ from datetime import date, datetime
 from google.protobuf import json_format
 
 from gateway._gen.sigw.v1 import common_pb2, settlement_pb2
-from gateway.convert import Violations, timestamp
 from gateway.domain import idnumber
-from gateway.domain.model import SHANGHAI
-from gateway.domain.settlement import BillItem, CatalogueClass, FilingStatus, InsuranceType, MedicalType, bill_errors
+from gateway.domain.settlement.split import (
+    BillItem,
+    CatalogueClass,
+    FilingStatus,
+    InsuranceType,
+    MedicalType,
+    bill_errors,
+)
+from gateway.domain.transfer.model import SHANGHAI
 from gateway.store.settlements import Figures, FilingRecord, SettlementRecord
+from gateway.wire.transfers import Violations, timestamp
 
 # msgid: institution code (12) + yyyyMMddHHmmss + 4-digit sequence (the national interface's 报文ID).
 _MSGID = re.compile(r"([A-Z][0-9A-Z]{11})([0-9]{14})([0-9]{4})")

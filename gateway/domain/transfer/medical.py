@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from gateway.domain.model import Circumstances, Kind, MedicalContinuity
+from gateway.domain.transfer.model import Circumstances, Kind, MedicalContinuity
 
 __all__ = ["MedicalContinuityRules", "continuity_of"]
 

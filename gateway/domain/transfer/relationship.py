@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from gateway.domain import idnumber
-from gateway.domain.model import CollectionSource
-from gateway.errors import FailedPrecondition
+from gateway.domain.errors import FailedPrecondition
+from gateway.domain.transfer.model import CollectionSource
 
 __all__ = [
     "ContributionPeriod",

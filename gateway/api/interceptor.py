@@ -12,9 +12,9 @@ import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from gateway.api.limits import RateLimiter
-from gateway.api.status import to_status
 from gateway.domain import idnumber
-from gateway.errors import FieldViolation, SigwError, invalid
+from gateway.domain.errors import FieldViolation, SigwError, invalid
+from gateway.wire.status import to_status
 
 log = logging.getLogger("sigw.api")
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TypeGuard
 
-from gateway.errors import FailedPrecondition, FieldViolation, invalid
+from gateway.domain.errors import FailedPrecondition, FieldViolation, invalid
 
 __all__ = [
     "MAX_AMOUNT_FEN",

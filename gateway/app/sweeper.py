@@ -10,9 +10,9 @@ import logging
 from prometheus_client import CollectorRegistry, Counter
 from redis.exceptions import RedisError
 
-from gateway.domain.model import SHANGHAI
-from gateway.errors import Unavailable
-from gateway.service import TransferService
+from gateway.app.transfers import TransferService
+from gateway.domain.errors import Unavailable
+from gateway.domain.transfer.model import SHANGHAI
 
 log = logging.getLogger("sigw.sweeper")
 

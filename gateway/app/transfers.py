@@ -16,10 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from gateway import convert
-from gateway.domain import access, transfers
+from gateway.domain import access
 from gateway.domain.access import Action
-from gateway.domain.model import (
+from gateway.domain.errors import Aborted, FailedPrecondition, FieldViolation, SigwError, check_same_payload
+from gateway.domain.participants import Participant
+from gateway.domain.transfer import machine
+from gateway.domain.transfer.kinds import agency_type_of
+from gateway.domain.transfer.machine import Policy
+from gateway.domain.transfer.model import (
     SHANGHAI,
     AgencyType,
     Application,
@@ -30,13 +34,10 @@ from gateway.domain.model import (
     State,
     Transfer,
 )
-from gateway.domain.participants import Participant
-from gateway.domain.pension_relationship import ContributionPeriod, PayingRegion, determine_paying_region
-from gateway.domain.rules import agency_type_of
-from gateway.domain.transfers import Policy
-from gateway.errors import Aborted, FailedPrecondition, FieldViolation, SigwError, check_same_payload
+from gateway.domain.transfer.relationship import ContributionPeriod, PayingRegion, determine_paying_region
 from gateway.store import keys
 from gateway.store.transfers import IdempotencyRecord, OutboundMessage, TransferStore, shard_of
+from gateway.wire import transfers as convert
 
 Clock = Callable[[], datetime]
 Decide = Callable[[Transfer, datetime], Decision]
@@ -131,7 +132,7 @@ class TransferService:
             return await self._replay(earlier, fingerprint)
         now = self.clock()
         transfer_id = f"T{shard:02d}-{now.astimezone(SHANGHAI):%Y%m%d}-{secrets.token_hex(4).upper()}"
-        decision = transfers.open_transfer(app, transfer_id, actor, now, self.policy)
+        decision = machine.open_transfer(app, transfer_id, actor, now, self.policy)
         result = await self.store.commit(
             decision, scope=scope, record=IdempotencyRecord(fingerprint, transfer_id), messages=self._messages(decision)
         )
@@ -225,7 +226,7 @@ class TransferService:
                 for sender in decision.senders
             ]
             for app in apps:  # every collection is checked before any is written: a refusal writes nothing
-                transfers.open_transfer(app, "T00-00000000-00000000", actor, self.clock(), self.policy)
+                machine.open_transfer(app, "T00-00000000-00000000", actor, self.clock(), self.policy)
             for app in apps:
                 derived = hashlib.sha256(
                     f"{fingerprint}|{app.source_region}|{app.circumstances.collection_source.name}".encode()
@@ -241,7 +242,7 @@ class TransferService:
             if transfer is None or step is None:
                 return None
             try:
-                decision = transfers.remind_overdue(transfer, self.clock())
+                decision = machine.remind_overdue(transfer, self.clock())
             except FailedPrecondition:
                 return None
             scope = f"sigw:sweeper|{transfer_id}|{step.name.name}"
