@@ -1,20 +1,26 @@
-"""The gateway's client for region agencies' ``RegionAgencyService``: one channel per endpoint."""
+"""The gateway's client for the regions' agencies (``RegionAgencyService``): one channel per endpoint, opened on
+first use. Implements ``gateway.app.ports.AgencyGateway``: the use cases and the dispatcher speak domain records
+to it and get ``AgencyCallFailed`` back for any call an agency did not answer as asked."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from gateway._gen.sigw.v1 import agency_pb2, agency_pb2_grpc, common_pb2
-from gateway.config import Registry
-from gateway.domain.errors import FieldViolation, Unavailable, invalid
-from gateway.domain.transfer.model import AgencyKey, AgencyType
+from gateway._gen.sigw.v1 import agency_pb2, agency_pb2_grpc, common_pb2, settlement_pb2
+from gateway.app.ports import AgencyCallFailed
+from gateway.domain.participants import AgencyKey, AgencyType
+from gateway.domain.regions import Registry
+from gateway.domain.settlement.records import Bill, Figures, SettlementRecord
+from gateway.domain.settlement.split import FilingStatus
 from gateway.domain.transfer.relationship import ContributionPeriod
-from gateway.wire import transfers as convert
+from gateway.wire import settlements as wire
+from gateway.wire.transfers import period_from
+
+__all__ = ["AgencyClients", "failure"]
 
 # Transport-level retries for UNAVAILABLE belong to gRPC itself (a connection that could not be made);
 # everything above that is the dispatcher's policy (gateway.dispatch.retry).
@@ -34,23 +40,10 @@ _SERVICE_CONFIG = json.dumps(
         ],
     }
 )
+_DELIVER = "/sigw.v1.RegionAgencyService/Deliver"
 
 
-@dataclass(frozen=True)
-class DeliveryFailed(Exception):
-    """An agency did not take a message: its status code, detail, and its RetryInfo delay if it sent one."""
-
-    code: grpc.StatusCode
-    detail: str
-    retry_after_s: float | None = None
-    reason: str = ""
-    """The ErrorInfo reason the agency gave, if any."""
-
-    def __str__(self) -> str:
-        return f"{self.code.name}: {self.detail}"
-
-
-def failure(error: grpc.aio.AioRpcError) -> DeliveryFailed:
+def failure(error: grpc.aio.AioRpcError) -> AgencyCallFailed:
     """The agency's failed call, with its RetryInfo delay and ErrorInfo reason when it sent them."""
     retry_after, reason = None, ""
     status = rpc_status.from_call(error)
@@ -63,109 +56,104 @@ def failure(error: grpc.aio.AioRpcError) -> DeliveryFailed:
             error_info = error_details_pb2.ErrorInfo()
             detail.Unpack(error_info)
             reason = error_info.reason
-    return DeliveryFailed(error.code(), error.details() or "", retry_after, reason)
+    return AgencyCallFailed(error.code().name, error.details() or "", retry_after, reason)
 
 
 class AgencyClients:
-    """Channels to agency endpoints, opened on first use and reused."""
+    """Channels to the registry's agencies, over mutual TLS with the gateway's certificate (plain text only for
+    ``credentials=None``, in development)."""
 
-    def __init__(self, credentials: grpc.ChannelCredentials | None = None) -> None:
-        """With ``credentials`` (the gateway's certificate), every agency is called over mutual TLS."""
+    def __init__(self, registry: Registry, credentials: grpc.ChannelCredentials | None = None) -> None:
+        self.registry = registry
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._credentials = credentials
 
-    def _stub(self, endpoint: str) -> agency_pb2_grpc.RegionAgencyServiceStub:
+    def _channel(self, endpoint: str) -> grpc.aio.Channel:
         channel = self._channels.get(endpoint)
-        if channel is None and self._credentials is not None:
-            channel = grpc.aio.secure_channel(
-                endpoint,
-                self._credentials,
-                options=[("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)],
-            )
-            self._channels[endpoint] = channel
         if channel is None:
-            channel = grpc.aio.insecure_channel(
-                endpoint, options=[("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)]
+            options = [("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)]
+            channel = (
+                grpc.aio.secure_channel(endpoint, self._credentials, options=options)
+                if self._credentials is not None
+                else grpc.aio.insecure_channel(endpoint, options=options)
             )
             self._channels[endpoint] = channel
-        return agency_pb2_grpc.RegionAgencyServiceStub(channel)
+        return channel
 
-    async def deliver(self, endpoint: str, request: agency_pb2.DeliverRequest, timeout_s: float) -> bool:
-        """Deliver one message; True when the agency already had it. Raises ``DeliveryFailed``."""
+    def _stub(self, agency: AgencyKey) -> agency_pb2_grpc.RegionAgencyServiceAsyncStub:
+        endpoint = self.registry.endpoint(agency)
+        if endpoint is None:
+            raise AgencyCallFailed("NOT_FOUND", f"no endpoint for agency {agency}")
+        return agency_pb2_grpc.RegionAgencyServiceStub(self._channel(endpoint))
+
+    def hrss_regions(self) -> list[str]:
+        return sorted(a.region for a in self.registry.agencies() if a.agency_type is AgencyType.HRSS)
+
+    def has_healthcare_agency(self, region: str) -> bool:
+        return self.registry.endpoint(AgencyKey(region, AgencyType.HEALTHCARE_SECURITY)) is not None
+
+    async def deliver(self, agency: AgencyKey, body: bytes, timeout_s: float) -> bool:
+        """Deliver one encoded ``DeliverRequest``; True when the agency already had it."""
+        endpoint = self.registry.endpoint(agency)
+        if endpoint is None:
+            raise AgencyCallFailed("NOT_FOUND", f"no endpoint for agency {agency}")
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, agency_pb2.DeliverResponse] = self._channel(endpoint).unary_unary(
+            _DELIVER, request_serializer=None, response_deserializer=agency_pb2.DeliverResponse.FromString
+        )
         try:
-            reply = await self._stub(endpoint).Deliver(request, timeout=timeout_s)
+            reply: agency_pb2.DeliverResponse = await call(body, timeout=timeout_s)
         except grpc.aio.AioRpcError as error:
             raise failure(error) from error
         return bool(reply.duplicate)
 
     async def compute_settlement(
-        self, endpoint: str, request: agency_pb2.ComputeSettlementRequest, timeout_s: float
-    ) -> agency_pb2.ComputeSettlementResponse:
+        self, bill: Bill, filing: FilingStatus, *, commit: bool, settlement_id: str, timeout_s: float
+    ) -> Figures:
+        request = agency_pb2.ComputeSettlementRequest(
+            bill=wire.bill_to(bill),
+            filing_status=settlement_pb2.FilingStatus.ValueType(filing),
+            commit=commit,
+            settlement_id=settlement_id,
+        )
+        stub = self._stub(AgencyKey(bill.insured_region, AgencyType.HEALTHCARE_SECURITY))
         try:
-            reply: agency_pb2.ComputeSettlementResponse = await self._stub(endpoint).ComputeSettlement(
-                request, timeout=timeout_s
-            )
+            reply: agency_pb2.ComputeSettlementResponse = await stub.ComputeSettlement(request, timeout=timeout_s)
         except grpc.aio.AioRpcError as error:
             raise failure(error) from error
-        return reply
+        return wire.figures_from(reply.split)
 
-    async def refund_settlement(
-        self, endpoint: str, request: agency_pb2.RefundSettlementRequest, timeout_s: float
-    ) -> bool:
+    async def refund_settlement(self, msgid: str, settlement: SettlementRecord, timeout_s: float) -> bool:
+        request = agency_pb2.RefundSettlementRequest(
+            msgid=msgid,
+            settlement_id=settlement.settlement_id,
+            bill=wire.bill_to(settlement.bill),
+            split=wire.split_to(settlement.figures),
+        )
+        stub = self._stub(AgencyKey(settlement.insured_region, AgencyType.HEALTHCARE_SECURITY))
         try:
-            reply = await self._stub(endpoint).RefundSettlement(request, timeout=timeout_s)
+            reply = await stub.RefundSettlement(request, timeout=timeout_s)
         except grpc.aio.AioRpcError as error:
             raise failure(error) from error
         return bool(reply.duplicate)
 
-    async def report_contribution_periods(
-        self, endpoint: str, request: agency_pb2.ReportContributionPeriodsRequest, timeout_s: float
-    ) -> agency_pb2.ReportContributionPeriodsResponse:
+    async def contribution_periods(
+        self, region: str, id_number: str, name: str, timeout_s: float
+    ) -> list[ContributionPeriod]:
+        request = agency_pb2.ReportContributionPeriodsRequest(person=common_pb2.Person(id_number=id_number, name=name))
         try:
-            reply: agency_pb2.ReportContributionPeriodsResponse = await self._stub(endpoint).ReportContributionPeriods(
+            reply = await self._stub(AgencyKey(region, AgencyType.HRSS)).ReportContributionPeriods(
                 request, timeout=timeout_s
             )
+            # Each agency answers for its own region only; anything else it sends is ignored.
+            return [period_from(p) for p in reply.periods if p.region_code == region]
         except grpc.aio.AioRpcError as error:
             raise failure(error) from error
-        return reply
+        except ValueError as bad:
+            raise AgencyCallFailed(
+                "UNAVAILABLE", f"a malformed period: {bad}", 5.0, "AGENCY_ANSWER_INCONSISTENT"
+            ) from bad
 
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
-
-
-class AgencyContributionRecords:
-    """Asks the regions' HRSS agencies for a person's contribution periods (``ReportContributionPeriods``);
-    implements ``gateway.service.ContributionRecords``."""
-
-    def __init__(self, clients: AgencyClients, registry: Registry) -> None:
-        self.clients = clients
-        self.registry = registry
-
-    def regions(self) -> list[str]:
-        return sorted(a.region for a in self.registry.agencies() if a.agency_type is AgencyType.HRSS)
-
-    async def periods(self, region: str, id_number: str, name: str, timeout_s: float) -> list[ContributionPeriod]:
-        endpoint = self.registry.endpoint(AgencyKey(region, AgencyType.HRSS))
-        if endpoint is None:
-            raise invalid([FieldViolation("region_codes", f"unknown region {region}")], reason="UNKNOWN_REGION")
-        request = agency_pb2.ReportContributionPeriodsRequest(person=common_pb2.Person(id_number=id_number, name=name))
-        try:
-            reply = await self.clients.report_contribution_periods(endpoint, request, timeout_s)
-            # Each agency answers for its own region only; anything else it sends is ignored.
-            return [convert.period_from(p) for p in reply.periods if p.region_code == region]
-        except DeliveryFailed as failed:
-            raise Unavailable(
-                reason="AGENCY_UNAVAILABLE",
-                message=f"region {region}'s HRSS agency did not report the contribution periods ({failed.code.name})",
-                metadata={"region": region},
-                retry_after_s=failed.retry_after_s or 1.0,
-            ) from failed
-        except ValueError as bad:
-            raise Unavailable(
-                reason="AGENCY_ANSWER_INCONSISTENT",
-                message=f"region {region}'s HRSS agency reported a malformed period: {bad}",
-                metadata={"region": region},
-                retry_after_s=5.0,
-            ) from bad

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from fractions import Fraction
 from functools import partial
+from typing import Any, TypeAlias
 
 import grpc
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_random_exponential
@@ -39,6 +40,7 @@ from gateway._gen.sigw.v1 import (
     transfer_pb2_grpc,
 )
 from gateway.domain.errors import SigwError
+from gateway.domain.participants import AgencyKey, AgencyType
 from gateway.domain.settlement.split import (
     BillItem,
     CatalogueClass,
@@ -52,15 +54,16 @@ from gateway.domain.settlement.split import (
     split_bill,
 )
 from gateway.domain.transfer.kinds import EMPLOYEE_FUND_KINDS, PENSION_KINDS
-from gateway.domain.transfer.model import AgencyKey, AgencyType, Kind
+from gateway.domain.transfer.model import Kind
 from gateway.domain.transfer.pension import ContributionYear, compute_funds, pooled_fund
 from gateway.security.tls import TlsFolder
-from gateway.store.settlements import Figures
 from gateway.wire import transfers as convert
-from gateway.wire.settlements import split_to
+from gateway.wire.settlements import figures_of, split_to
 from gateway.wire.status import to_status
 
 log = logging.getLogger("sigw.sim")
+
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 NO_RECORD_SEQUENCE = "000"
 PARTICIPANT_METADATA = "x-sigw-participant"
@@ -220,8 +223,7 @@ def transfer_info_for(details: agency_pb2.TransferDetails) -> transfer_pb2.Trans
 
 def split_message(split: Split) -> settlement_pb2.SettlementSplit:
     """The agency's answer: the domain split in the gateway's one message form."""
-    figures = {name: getattr(split, name) for name in Figures.__dataclass_fields__ if name != "filing_status"}
-    return split_to(Figures(**figures, filing_status=int(split.filing)))
+    return split_to(figures_of(split))
 
 
 Column = tuple[str, int, str, bool]  # person, year, insurance type, inpatient
@@ -313,9 +315,7 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
     def participant(self) -> str:
         return f"agency:{self.key.region}:{self.key.agency_type.slug}"
 
-    async def Deliver(
-        self, request: agency_pb2.DeliverRequest, context: grpc.aio.ServicerContext
-    ) -> agency_pb2.DeliverResponse:
+    async def Deliver(self, request: agency_pb2.DeliverRequest, context: Context) -> agency_pb2.DeliverResponse:
         if not self.available:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"agency {self.key} is down")
         if self.refuse_with is not None:
@@ -337,7 +337,7 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
             task.add_done_callback(self._tasks.discard)
         return agency_pb2.DeliverResponse(duplicate=False)
 
-    def _stub(self) -> transfer_pb2_grpc.TransferServiceStub:
+    def _stub(self) -> transfer_pb2_grpc.TransferServiceAsyncStub:
         if self._channel is None:
             self._channel = (
                 grpc.aio.secure_channel(self.gateway_target, self.credentials)
@@ -401,7 +401,7 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
     # ------------------------------------------------------------------------------------- settlement
 
     async def ComputeSettlement(
-        self, request: agency_pb2.ComputeSettlementRequest, context: grpc.aio.ServicerContext
+        self, request: agency_pb2.ComputeSettlementRequest, context: Context
     ) -> agency_pb2.ComputeSettlementResponse:
         if not self.available:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"agency {self.key} is down")
@@ -434,7 +434,7 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
         return agency_pb2.ComputeSettlementResponse(split=answer)
 
     async def RefundSettlement(
-        self, request: agency_pb2.RefundSettlementRequest, context: grpc.aio.ServicerContext
+        self, request: agency_pb2.RefundSettlementRequest, context: Context
     ) -> agency_pb2.RefundSettlementResponse:
         if not self.available:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"agency {self.key} is down")
@@ -443,7 +443,7 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
         )
 
     async def ReportContributionPeriods(
-        self, request: agency_pb2.ReportContributionPeriodsRequest, context: grpc.aio.ServicerContext
+        self, request: agency_pb2.ReportContributionPeriodsRequest, context: Context
     ) -> agency_pb2.ReportContributionPeriodsResponse:
         if not self.available:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"agency {self.key} is down")

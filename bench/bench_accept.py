@@ -18,9 +18,10 @@ import grpc
 
 from adapters.simulated_agency import SimulatedAgencies
 from gateway._gen.sigw.v1 import common_pb2, transfer_pb2, transfer_pb2_grpc
-from gateway.config import Region, Registry, Settings
+from gateway.config import Settings
 from gateway.domain.idnumber import make_id_number
-from gateway.domain.transfer.model import AgencyKey, AgencyType
+from gateway.domain.participants import AgencyKey, AgencyType
+from gateway.domain.regions import Region, Registry
 from gateway.server import start_gateway
 
 REGIONS = ("110000", "310000", "440300", "510100")

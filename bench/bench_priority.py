@@ -17,10 +17,12 @@ from datetime import date
 from pathlib import Path
 
 from adapters.simulated_agency import SimulatedAgencies
-from gateway.config import Region, Registry, Settings
+from gateway.app.idempotency import RequestKey
+from gateway.config import Settings
 from gateway.domain.idnumber import make_id_number
-from gateway.domain.participants import Participant
-from gateway.domain.transfer.model import AgencyKey, AgencyType, Application, Kind, MilitaryService
+from gateway.domain.participants import AgencyKey, AgencyType, Participant
+from gateway.domain.regions import Region, Registry
+from gateway.domain.transfer.model import Application, Circumstances, Kind, MilitaryService
 from gateway.server import start_gateway
 
 REGIONS = ("110000", "310000", "440300", "510100")
@@ -48,7 +50,7 @@ async def run(ordinary: int, military: int, delay_s: float, appendfsync: str) ->
         insecure=True,
     )
     gateway = await start_gateway(settings, registry)
-    service = gateway.app.transfers
+    service = gateway.transfers
     committed: dict[str, tuple[str, float]] = {}
 
     for agency in sims.agencies.values():
@@ -64,6 +66,7 @@ async def run(ordinary: int, military: int, delay_s: float, appendfsync: str) ->
             name="测试",
             source_region="910000" if kind is Kind.MILITARY_PENSION else REGIONS[(i + 1) % 4],
             target_region=target,
+            circumstances=Circumstances(hukou_region=target),
         )
         if kind is Kind.MILITARY_PENSION:
             app = Application(
@@ -75,7 +78,7 @@ async def run(ordinary: int, military: int, delay_s: float, appendfsync: str) ->
             actor = Participant.parse("military:BENCH")
         else:
             actor = Participant.parse(f"agency:{target}:hrss")
-        transfer = await service.create(actor, f"bench-{kind.name}-{i}", "fp", app)
+        transfer = await service.create(actor, RequestKey(f"bench-{kind.name}-{i}", "fp"), app)
         committed[transfer.transfer_id] = ("priority" if transfer.priority else "ordinary", time.perf_counter())
 
     started = time.perf_counter()

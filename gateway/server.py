@@ -18,10 +18,10 @@ import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 from redis.exceptions import RedisError
 
-from adapters.agency_client import AgencyClients, AgencyContributionRecords
+from adapters.agency_client import AgencyClients
 from adapters.simulated_agency import SimulatedAgencies
 from gateway._gen.sigw.v1 import (
     agency_pb2,
@@ -35,23 +35,33 @@ from gateway._gen.sigw.v1 import (
 from gateway.api.http import StoreGauges, serve_http
 from gateway.api.identity import IdentityResolver
 from gateway.api.interceptor import GrpcMetrics, ServerInterceptor
-from gateway.api.limits import RateLimiter, StatusQueryGuard
+from gateway.api.limits import RateLimiter
 from gateway.api.operator import OperatorServicer
 from gateway.api.settlements import SettlementServicer
 from gateway.api.transfers import TransferServicer
+from gateway.app.clearing import ClearingService
+from gateway.app.deliveries import DeliveryService
+from gateway.app.filings import FilingService
+from gateway.app.ports import Clock
 from gateway.app.settlements import SettlementService
 from gateway.app.sweeper import OverdueSweeper
-from gateway.app.transfers import Clock, TransferService
-from gateway.config import Registry, Settings, load_calendar
+from gateway.app.transfers import TransferService
+from gateway.config import Settings, load_calendar
 from gateway.dispatch.dispatcher import Dispatcher, DispatchMetrics, DispatchSettings
-from gateway.dispatch.operations import DeliveryOperations
+from gateway.domain.calendar import SHANGHAI
+from gateway.domain.errors import Unavailable
+from gateway.domain.regions import Registry
 from gateway.domain.transfer.machine import Policy
-from gateway.domain.transfer.model import SHANGHAI
 from gateway.security.crypto import FieldCipher, generate_key_file
 from gateway.security.tls import TlsFolder
+from gateway.store.audit import AuditTrail
+from gateway.store.client import redis_client
+from gateway.store.deliveries import DeliveryQueueStore
 from gateway.store.embedded import EmbeddedRedis
-from gateway.store.settlements import SettlementStore
+from gateway.store.limits import FailureCounterStore
+from gateway.store.settlements import FilingStore, SettlementStore
 from gateway.store.transfers import TransferStore
+from gateway.wire.transfers import encode_notice
 
 log = logging.getLogger("sigw")
 
@@ -64,14 +74,6 @@ HEALTH_INTERVAL_S = 1.0
 
 
 API_CONNECTIONS = 128
-
-
-def redis_client(url: str, max_connections: int) -> aioredis.Redis:
-    """A client whose pool waits (up to 5 s) for a free connection rather than failing under load."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=5, socket_timeout=5, socket_connect_timeout=2
-    )
-    return aioredis.Redis.from_pool(pool)
 
 
 def system_clock() -> datetime:
@@ -94,7 +96,8 @@ class Gateway:
     http_port: int
     redis: aioredis.Redis
     store: TransferStore
-    service: TransferService
+    transfers: TransferService
+    queue: DeliveryQueueStore
     dispatcher: Dispatcher
     metrics: CollectorRegistry
     gauges: StoreGauges
@@ -124,9 +127,9 @@ class Gateway:
         try:
             await self.redis.ping()
             self.gauges.transfers = await self.store.counts()
-            self.gauges.lane_depths = await self.dispatcher.lane_depths()
+            self.gauges.lane_depths = await self.queue.lane_depths()
             ok = True
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, Unavailable) as exc:
             ok = False
             if self.serving:
                 log.error("store unreachable (%s): NOT_SERVING", type(exc).__name__)
@@ -214,12 +217,19 @@ async def start_gateway(
     client = redis_client(redis_url, API_CONNECTIONS)
     # The dispatcher's blocking reads get their own pool, so they never take a connection an RPC needs.
     dispatch_client = redis_client(redis_url, settings.shards + 2 * len(registry.agencies()) * 2 + 16)
-    store = TransferStore(client, settings.shards, cipher)
+    agencies = AgencyClients(registry, tls.channel_credentials() if tls else None)
     policy = Policy(
         calendar=load_calendar(settings.calendar_file), known_regions=registry.codes, medical=registry.medical_rules()
     )
-    agencies = AgencyClients(tls.channel_credentials() if tls else None)
-    service = TransferService(store, policy, clock, AgencyContributionRecords(agencies, registry))
+    store = TransferStore(client, settings.shards, cipher)
+    transfers = TransferService(
+        store, policy, clock, encode_notice, agencies=agencies, failures=FailureCounterStore(client)
+    )
+    filings = FilingService(FilingStore(client, settings.shards, cipher), registry.codes, clock)
+    settlement_store = SettlementStore(client, settings.shards, cipher)
+    audit = AuditTrail(client)
+    settlements = SettlementService(settlement_store, filings, agencies, clock)
+    queue = DeliveryQueueStore(client, registry.agencies())
 
     metrics = CollectorRegistry()
     gauges = StoreGauges()
@@ -238,11 +248,13 @@ async def start_gateway(
         ],
         options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)],
     )
-    transfer_pb2_grpc.add_TransferServiceServicer_to_server(
-        TransferServicer(service, identity, StatusQueryGuard(client)), server
+    transfer_pb2_grpc.add_TransferServiceServicer_to_server(TransferServicer(transfers, identity), server)
+    settlement_pb2_grpc.add_SettlementServiceServicer_to_server(
+        SettlementServicer(settlements, filings, ClearingService(settlement_store, audit, clock), identity), server
     )
-    settlements = SettlementService(SettlementStore(client, settings.shards, cipher), registry, agencies, clock, cipher)
-    settlement_pb2_grpc.add_SettlementServiceServicer_to_server(SettlementServicer(settlements, identity), server)
+    operator_pb2_grpc.add_OperatorServiceServicer_to_server(
+        OperatorServicer(DeliveryService(queue, audit, clock), identity), server
+    )
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
@@ -275,9 +287,6 @@ async def start_gateway(
         DispatchMetrics(metrics),
         cipher,
     )
-    operator_pb2_grpc.add_OperatorServiceServicer_to_server(
-        OperatorServicer(DeliveryOperations(client, list(dispatcher.workers)), dispatcher, identity, clock), server
-    )
     await server.start()
 
     simulated = None
@@ -286,13 +295,19 @@ async def start_gateway(
         await simulated.start((key, registry.endpoint(key) or "127.0.0.1:0") for key in registry.agencies())
 
     http = serve_http(settings.http_listen, metrics, lambda: gateway.serving)
-    sweeper = OverdueSweeper(service, metrics, interval_s=settings.sweep_interval_s)
+    reminders = Counter(
+        "sigw_overdue_reminders_total", "Overdue steps flagged and reminded, by lane.", ["lane"], registry=metrics
+    )
+    sweeper = OverdueSweeper(
+        transfers, interval_s=settings.sweep_interval_s, on_reminded=lambda lane: reminders.labels(lane).inc()
+    )
     gateway = Gateway(
         grpc_port=grpc_port,
         http_port=http.server_address[1],
         redis=client,
         store=store,
-        service=service,
+        transfers=transfers,
+        queue=queue,
         dispatcher=dispatcher,
         metrics=metrics,
         gauges=gauges,

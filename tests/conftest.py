@@ -16,10 +16,12 @@ import redis
 
 from adapters.simulated_agency import SimulatedAgencies
 from gateway._gen.sigw.v1 import transfer_pb2_grpc
-from gateway.config import Region, Registry, Settings
+from gateway.config import Settings
 from gateway.dispatch.dispatcher import DispatchSettings
 from gateway.dispatch.retry import RetryPolicy
-from gateway.domain.transfer.model import SHANGHAI, AgencyKey, AgencyType
+from gateway.domain.calendar import SHANGHAI
+from gateway.domain.participants import AgencyKey, AgencyType
+from gateway.domain.regions import Region, Registry
 from gateway.server import Gateway, start_gateway
 from gateway.store.embedded import EmbeddedRedis
 

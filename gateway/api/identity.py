@@ -10,6 +10,8 @@ says so loudly at start-up.
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
 from gateway.domain.errors import Unauthenticated
@@ -25,7 +27,7 @@ class IdentityResolver:
         self.tls = tls
         self.known_regions = known_regions
 
-    def caller(self, context: grpc.aio.ServicerContext) -> Participant:
+    def caller(self, context: grpc.aio.ServicerContext[Any, Any]) -> Participant:
         if self.tls:
             named = pki.participant_from_auth_context(context.auth_context() or {})
             if named is None:
@@ -40,7 +42,7 @@ class IdentityResolver:
                 return Participant.parse(value if isinstance(value, str) else value.decode())
         raise Unauthenticated(reason="NO_IDENTITY", message=f"name the caller in the {METADATA_KEY} metadata")
 
-    def rate_key(self, context: grpc.aio.ServicerContext) -> str:
+    def rate_key(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
         """Who to count a call against for rate limits, before it is authorised: the certificate's participant,
         the claimed participant (development), or the peer address."""
         if self.tls:

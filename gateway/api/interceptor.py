@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -68,7 +68,10 @@ def _refuse_undecodable(request: Any) -> None:
         )
 
 
-class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
     """Every call: rate limit per caller, undecodable bodies refused, errors mapped, metrics recorded."""
 
     def __init__(
@@ -85,9 +88,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler

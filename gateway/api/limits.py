@@ -1,5 +1,5 @@
-"""Rate limits: a token bucket per calling participant (per process), and a guard on applicants' status
-queries (in Redis, so every gateway process shares it) so transfer ids cannot be enumerated."""
+"""Rate limits: a token bucket per calling participant, per process (the guard on applicants' status queries is a
+use case's, ``gateway.app.transfers.StatusQueryLimits``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import redis.asyncio as aioredis
-
 from gateway.domain.errors import ResourceExhausted
-from gateway.store.transfers import redis_errors
 
 
 @dataclass
@@ -44,36 +41,3 @@ class RateLimiter:
                 reason="RATE_LIMITED", message=f"too many calls; retry in {wait:.2f} s", retry_after_s=wait
             )
         bucket.tokens -= 1
-
-
-@dataclass
-class StatusQueryGuard:
-    """At most ``per_transfer`` failed status queries per transfer id and ``per_portal`` per portal in
-    ``window_s``; past that the query is refused (even with the right ID number) until the window ends."""
-
-    client: aioredis.Redis
-    per_transfer: int = 5
-    per_portal: int = 100
-    window_s: int = 900
-
-    def _keys(self, portal: str, transfer_id: str) -> tuple[str, str]:
-        return f"sigw:rl:status:{transfer_id}", f"sigw:rl:portal:{portal}"
-
-    async def check(self, portal: str, transfer_id: str) -> None:
-        by_transfer, by_portal = self._keys(portal, transfer_id)
-        async with redis_errors():
-            counts = await self.client.mget(by_transfer, by_portal)
-        if int(counts[0] or 0) >= self.per_transfer or int(counts[1] or 0) >= self.per_portal:
-            raise ResourceExhausted(
-                reason="TOO_MANY_FAILED_QUERIES",
-                message="too many failed status queries; try again later",
-                retry_after_s=float(self.window_s),
-            )
-
-    async def failed(self, portal: str, transfer_id: str) -> None:
-        async with redis_errors():
-            pipe = self.client.pipeline(transaction=False)
-            for key in self._keys(portal, transfer_id):
-                pipe.set(key, 0, ex=self.window_s, nx=True)  # the window starts with the first failure
-                pipe.incr(key)
-            await pipe.execute()

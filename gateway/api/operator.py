@@ -2,56 +2,57 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
+import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway._gen.sigw.v1 import operator_pb2, operator_pb2_grpc
 from gateway.api.identity import IdentityResolver
-from gateway.app.transfers import Clock
-from gateway.dispatch.dispatcher import Dispatcher
-from gateway.dispatch.operations import DeliveryOperations, Message
+from gateway.app.deliveries import DeliveryService
+from gateway.app.ports import QueuedMessage
 from gateway.domain import access
+from gateway.domain.participants import Participant
 from gateway.store import keys
-from gateway.wire.transfers import Violations, agency_from, agency_to, valid_stream_id
+from gateway.wire.common import agency_from, agency_to
+from gateway.wire.validation import Violations, valid_stream_id
 
-Context = Any
+__all__ = ["OperatorServicer"]
+
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 MAX_LIMIT = 1000
 
 
-def _time(ms: str) -> Timestamp:
+def _time(ms: int) -> Timestamp:
     ts = Timestamp()
-    ts.FromMilliseconds(int(ms or 0))
+    ts.FromMilliseconds(ms)
     return ts
 
 
-def message_to(m: Message) -> operator_pb2.QueuedMessage:
+def message_to(m: QueuedMessage) -> operator_pb2.QueuedMessage:
     msg = operator_pb2.QueuedMessage(
         entry_id=m.entry_id,
-        message_id=m.fields.get("message_id", ""),
+        message_id=m.message_id,
         recipient=agency_to(m.recipient),
-        lane=m.fields.get("lane", "ordinary"),
-        notice=m.fields.get("notice", ""),
-        transfer_id=m.fields.get("transfer_id", ""),
-        enqueue_time=_time(m.fields.get("enqueued_ms", "0")),
-        reason=m.fields.get("reason", ""),
-        attempts=m.attempts,
+        lane=m.lane,
+        notice=m.notice,
+        transfer_id=m.transfer_id,
+        enqueue_time=_time(m.enqueued_ms),
+        reason=m.reason,
+        attempts=list(m.attempts),
     )
-    if "dead_ms" in m.fields:
-        msg.dead_time.CopyFrom(_time(m.fields["dead_ms"]))
+    if m.dead_ms is not None:
+        msg.dead_time.CopyFrom(_time(m.dead_ms))
     return msg
 
 
 class OperatorServicer(operator_pb2_grpc.OperatorServiceServicer):
-    def __init__(
-        self, operations: DeliveryOperations, dispatcher: Dispatcher, identity: IdentityResolver, clock: Clock
-    ) -> None:
-        self.operations = operations
-        self.dispatcher = dispatcher
+    def __init__(self, deliveries: DeliveryService, identity: IdentityResolver) -> None:
+        self.deliveries = deliveries
         self.identity = identity
-        self.clock = clock
 
-    def _operator(self, context: Context) -> Any:
+    def _operator(self, context: Context) -> Participant:
+        """The caller, refused before anything else unless it is an operator (it learns nothing of the request)."""
         actor = self.identity.caller(context)
         access.require_operator(actor)
         return actor
@@ -59,7 +60,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServiceServicer):
     async def ListQueued(
         self, request: operator_pb2.ListQueuedRequest, context: Context
     ) -> operator_pb2.ListQueuedResponse:
-        self._operator(context)
+        actor = self._operator(context)
         v = Violations()
         if request.lane and request.lane not in keys.LANES:
             v.add("lane", "priority or ordinary")
@@ -71,22 +72,20 @@ class OperatorServicer(operator_pb2_grpc.OperatorServiceServicer):
                 v.add("agency.agency_type", "HRSS or HEALTHCARE_SECURITY")
         v.raise_if_any()
         agency = agency_from(request.agency) if request.HasField("agency") else None
-        found = await self.operations.queued(agency, request.lane or None, request.limit or 100)
-        return operator_pb2.ListQueuedResponse(
-            messages=[message_to(m) for m in found], depth_by_lane=await self.dispatcher.lane_depths()
-        )
+        found, depths = await self.deliveries.queued(actor, agency, request.lane or None, request.limit or 100)
+        return operator_pb2.ListQueuedResponse(messages=[message_to(m) for m in found], depth_by_lane=depths)
 
     async def ListDeadLetters(
         self, request: operator_pb2.ListDeadLettersRequest, context: Context
     ) -> operator_pb2.ListDeadLettersResponse:
-        self._operator(context)
+        actor = self._operator(context)
         v = Violations()
         if not 0 <= request.limit <= MAX_LIMIT:
             v.add("limit", f"0-{MAX_LIMIT}")
         if request.after_entry_id and not valid_stream_id(request.after_entry_id):
             v.add("after_entry_id", "not an entry id")
         v.raise_if_any()
-        found = await self.operations.dead_letters(request.after_entry_id or None, request.limit or 100)
+        found = await self.deliveries.dead_letters(actor, request.after_entry_id or None, request.limit or 100)
         return operator_pb2.ListDeadLettersResponse(messages=[message_to(m) for m in found])
 
     async def RedriveDeadLetters(
@@ -101,7 +100,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServiceServicer):
             if not valid_stream_id(eid):
                 v.add(f"entry_ids[{i}]", "not an entry id")
         v.raise_if_any()
-        count = await self.operations.redrive(
-            actor, request.request_id, None if request.all else sorted(set(request.entry_ids)), self.clock()
+        count = await self.deliveries.redrive(
+            actor, request.request_id, None if request.all else sorted(set(request.entry_ids))
         )
         return operator_pb2.RedriveDeadLettersResponse(redriven=count)

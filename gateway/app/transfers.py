@@ -1,31 +1,44 @@
-"""Transfer use cases: idempotency, the domain decision, and its atomic commit with outbound messages.
+"""Transfer use cases (Arts. 12-17): open, act on each step, read, list, follow; the applicant's status query; the
+paying region and its collections.
 
-Servicers call this with validated domain input; it is the only place that turns a ``Decision`` into a
-store commit.
+Each mutating use case checks its idempotency key, lets the domain decide (``gateway.domain.transfer.machine``),
+encodes the outbound notices and commits all of it in one atomic step. It is the only place that turns a
+``Decision`` into a commit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import secrets
+import hmac
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import date, datetime
 
+from gateway.app.idempotency import RequestKey, replay
+from gateway.app.ports import (
+    AgencyCallFailed,
+    AgencyGateway,
+    Clock,
+    FailureCounter,
+    NoticeEncoder,
+    OutboundMessage,
+    TransferRepository,
+    agency_error,
+)
 from gateway.domain import access
 from gateway.domain.access import Action
-from gateway.domain.errors import Aborted, FailedPrecondition, FieldViolation, SigwError, check_same_payload
-from gateway.domain.participants import Participant
+from gateway.domain.calendar import SHANGHAI
+from gateway.domain.errors import Aborted, FailedPrecondition, FieldViolation, ResourceExhausted, invalid
+from gateway.domain.idempotency import IdempotencyRecord, Refusal
+from gateway.domain.ids import new_transfer_id, shard_of
+from gateway.domain.participants import AgencyType, Participant
 from gateway.domain.transfer import machine
 from gateway.domain.transfer.kinds import agency_type_of
 from gateway.domain.transfer.machine import Policy
 from gateway.domain.transfer.model import (
-    SHANGHAI,
-    AgencyType,
     Application,
     Circumstances,
     Decision,
@@ -33,46 +46,27 @@ from gateway.domain.transfer.model import (
     Kind,
     State,
     Transfer,
+    TransferInfo,
 )
 from gateway.domain.transfer.relationship import ContributionPeriod, PayingRegion, determine_paying_region
-from gateway.store import keys
-from gateway.store.transfers import IdempotencyRecord, OutboundMessage, TransferStore, shard_of
-from gateway.wire import transfers as convert
 
-Clock = Callable[[], datetime]
+__all__ = ["PayingRegionAnswer", "StatusQueryLimits", "TransferService"]
+
 Decide = Callable[[Transfer, datetime], Decision]
-RecordRefusal = Callable[[Transfer, datetime, FailedPrecondition], Decision]
 
 _CONFLICT_RETRIES = 5
 _LIST_BATCH = 50
 
 
-def _error_to_record(error: SigwError) -> dict[str, Any]:
-    return {
-        "type": type(error).__name__,
-        "reason": error.reason,
-        "message": error.message,
-        "violations": [[v.field, v.description] for v in error.violations],
-        "metadata": error.metadata,
-    }
+@dataclass(frozen=True)
+class StatusQueryLimits:
+    """Applicants' status queries (Art. 16) must not let transfer ids be probed: after ``per_transfer`` failed
+    queries for one transfer, or ``per_portal`` from one portal, within ``window_s``, queries are refused (even
+    with the right ID number) until the window ends."""
 
-
-def _error_from_record(d: dict[str, Any]) -> SigwError:
-    """The refusal an idempotency record remembers (only ``FailedPrecondition`` refusals are recorded)."""
-    violations = [FieldViolation(f, desc) for f, desc in d["violations"]]
-    return FailedPrecondition(reason=d["reason"], message=d["message"], violations=violations, metadata=d["metadata"])
-
-
-class ContributionRecords(Protocol):
-    """The regions' HRSS agencies, as the source of a person's contribution periods (66号 Art. 6)."""
-
-    def regions(self) -> list[str]:
-        """The regions that can be asked."""
-        ...
-
-    async def periods(self, region: str, id_number: str, name: str, timeout_s: float) -> list[ContributionPeriod]:
-        """The person's periods in ``region``, as its agency reports them."""
-        ...
+    per_transfer: int = 5
+    per_portal: int = 100
+    window_s: int = 900
 
 
 @dataclass(frozen=True)
@@ -84,92 +78,93 @@ class PayingRegionAnswer:
 
 class TransferService:
     def __init__(
-        self, store: TransferStore, policy: Policy, clock: Clock, records: ContributionRecords | None = None
+        self,
+        store: TransferRepository,
+        policy: Policy,
+        clock: Clock,
+        encode: NoticeEncoder,
+        *,
+        agencies: AgencyGateway | None = None,
+        failures: FailureCounter | None = None,
+        status_limits: StatusQueryLimits | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
         self.clock = clock
-        self.records = records
+        self.encode = encode
+        self.agencies = agencies
+        self.failures = failures
+        self.status_limits = status_limits or StatusQueryLimits()
 
-    def today(self) -> datetime:
-        return self.clock().astimezone(SHANGHAI)
+    def today(self) -> date:
+        return self.clock().astimezone(SHANGHAI).date()
 
     def _messages(self, decision: Decision) -> list[OutboundMessage]:
         t = decision.transfer
-        now = decision.event.time
+        today = decision.event.time.astimezone(SHANGHAI).date()
         out = []
         for notice in decision.notices:
             message_id = uuid.uuid4().hex
-            body = convert.deliver_request(message_id, t, notice, now.astimezone(SHANGHAI).date())
             out.append(
                 OutboundMessage(
                     message_id=message_id,
-                    recipient=str(notice.recipient),
+                    recipient=notice.recipient,
                     lane="priority" if t.priority else "ordinary",
                     notice=notice.type.name,
                     transfer_id=t.transfer_id,
-                    body=body.SerializeToString(),
+                    body=self.encode(message_id, t, notice, today),
                     enqueued_ms=int(time.time() * 1000),  # queue time is wall time, not the domain clock
                 )
             )
         return out
 
-    async def _replay(self, record: IdempotencyRecord, fingerprint: str) -> Transfer:
-        """Answer a repeated request id: the first outcome, or a refusal when the payload differs."""
-        check_same_payload(record.fingerprint, fingerprint)
-        if record.error:
-            raise _error_from_record(record.error)
-        transfer = await self.store.get(record.transfer_id)
-        if transfer is None:  # the record outlived the transfer: cannot happen unless data was removed
-            raise access.not_found(record.transfer_id)
-        return transfer
+    async def _replay(self, record: IdempotencyRecord, key: RequestKey) -> Transfer:
+        return await replay(record, key, self.store.get, access.not_found)
 
-    async def create(self, actor: Participant, request_id: str, fingerprint: str, app: Application) -> Transfer:
-        scope = f"{actor}|{request_id}"
-        shard = keys.shard_for(scope, self.store.shards)
-        earlier = await self.store.idempotency(shard, scope)
+    # ------------------------------------------------------------------------------------------- changes
+
+    async def create(self, actor: Participant, key: RequestKey, app: Application) -> Transfer:
+        scope = key.scope(actor)
+        shard = self.store.shard_for(scope)
+        earlier = await self.store.recorded(shard, scope)
         if earlier:
-            return await self._replay(earlier, fingerprint)
+            return await self._replay(earlier, key)
         now = self.clock()
-        transfer_id = f"T{shard:02d}-{now.astimezone(SHANGHAI):%Y%m%d}-{secrets.token_hex(4).upper()}"
-        decision = machine.open_transfer(app, transfer_id, actor, now, self.policy)
+        decision = machine.open_transfer(app, new_transfer_id(shard, now), actor, now, self.policy)
         result = await self.store.commit(
-            decision, scope=scope, record=IdempotencyRecord(fingerprint, transfer_id), messages=self._messages(decision)
+            decision,
+            scope=scope,
+            record=IdempotencyRecord(key.fingerprint, decision.transfer.transfer_id),
+            messages=self._messages(decision),
         )
         if result.duplicate:
-            return await self._replay(result.duplicate, fingerprint)
+            return await self._replay(result.duplicate, key)
         return decision.transfer
 
-    async def transition(
-        self,
-        actor: Participant,
-        request_id: str,
-        fingerprint: str,
-        transfer_id: str,
-        decide: Decide,
-        record_refusal: RecordRefusal | None = None,
+    async def _transition(
+        self, actor: Participant, key: RequestKey, transfer_id: str, decide: Decide, *, record_refusals: bool = False
     ) -> Transfer:
         """Apply ``decide`` to the transfer and commit; retried when a concurrent change wins the race.
 
-        With ``record_refusal``, a ``FailedPrecondition`` from ``decide`` is written to the timeline (and
-        remembered under the request id) before it is raised.
+        With ``record_refusals``, a ``FailedPrecondition`` from ``decide`` (other than a wrong state) is written to
+        the timeline and remembered under the key before it is raised.
         """
-        scope = f"{actor}|{request_id}"
+        scope = key.scope(actor)
         for _ in range(_CONFLICT_RETRIES):
             transfer = await self.read(actor, transfer_id)
-            earlier = await self.store.idempotency(shard_of(transfer_id), scope)
+            earlier = await self.store.recorded(shard_of(transfer_id), scope)
             if earlier:
-                return await self._replay(earlier, fingerprint)
+                return await self._replay(earlier, key)
             now = self.clock()
             refusal: FailedPrecondition | None = None
             try:
                 decision = decide(transfer, now)
             except FailedPrecondition as exc:
-                if record_refusal is None or exc.reason == "WRONG_STATE":
+                if not record_refusals or exc.reason == "WRONG_STATE":
                     raise
                 refusal = exc
-                decision = record_refusal(transfer, now, exc)
-            record = IdempotencyRecord(fingerprint, transfer_id, _error_to_record(refusal) if refusal else None)
+                decision = machine.refuse_transfer_info(transfer, actor, now, exc)
+            record = IdempotencyRecord(key.fingerprint, transfer_id, refusal=Refusal.of(refusal) if refusal else None)
             try:
                 result = await self.store.commit(
                     decision, scope=scope, record=record, messages=self._messages(decision)
@@ -177,7 +172,7 @@ class TransferService:
             except Aborted:
                 continue
             if result.duplicate:
-                return await self._replay(result.duplicate, fingerprint)
+                return await self._replay(result.duplicate, key)
             if refusal:
                 raise refusal
             return decision.transfer
@@ -187,52 +182,54 @@ class TransferService:
             metadata={"transfer_id": transfer_id},
         )
 
-    async def paying_region(
-        self,
-        actor: Participant,
-        *,
-        id_number: str,
-        name: str,
-        hukou_region: str,
-        regions: list[str],
-        start_collection: bool,
-        request_id: str,
-        fingerprint: str,
-        timeout_s: float,
-    ) -> PayingRegionAnswer:
-        """Where the pension is paid (66号 Art. 6), from the periods each region's agency reports; with
-        ``start_collection``, the paying region's agency also opens one collection per region that must send
-        (idempotent: each collection's request id derives from ``request_id`` and the sending region)."""
-        access.may_determine_paying_region(actor)
-        if self.records is None:
-            raise FailedPrecondition(reason="NO_AGENCIES", message="this gateway has no agencies to ask")
-        asked = sorted(set(regions)) or self.records.regions()
-        reported = await asyncio.gather(*(self.records.periods(region, id_number, name, timeout_s) for region in asked))
-        periods = [p for found in reported for p in found]
-        decision = determine_paying_region(hukou_region, periods)
-        collections: list[Transfer] = []
-        if start_collection:
-            access.may_determine_paying_region(actor, decision.region)
-            apps = [
-                Application(
-                    kind=Kind.PENSION_COLLECTION,
-                    id_number=id_number,
-                    name=name,
-                    source_region=sender.region,
-                    target_region=decision.region,
-                    circumstances=Circumstances(hukou_region=hukou_region, collection_source=sender.source),
-                    note=decision.reason,
-                )
-                for sender in decision.senders
-            ]
-            for app in apps:  # every collection is checked before any is written: a refusal writes nothing
-                machine.open_transfer(app, "T00-00000000-00000000", actor, self.clock(), self.policy)
-            for app in apps:
-                derived = hashlib.sha256(
-                    f"{fingerprint}|{app.source_region}|{app.circumstances.collection_source.name}".encode()
-                ).hexdigest()
-                collections.append(await self.create(actor, f"{request_id}/{app.source_region}", derived, app))
-        return PayingRegionAnswer(decision, periods, collections)
+    async def send_contact_letter(
+        self, actor: Participant, key: RequestKey, transfer_id: str, *, letter_number: str, note: str
+    ) -> Transfer:
+        return await self._transition(
+            actor,
+            key,
+            transfer_id,
+            lambda t, now: machine.send_contact_letter(
+                t, actor, now, self.policy, letter_number=letter_number, note=note
+            ),
+        )
+
+    async def open_temporary_account(
+        self, actor: Participant, key: RequestKey, transfer_id: str, *, account_number: str, note: str
+    ) -> Transfer:
+        return await self._transition(
+            actor,
+            key,
+            transfer_id,
+            lambda t, now: machine.open_temporary_account(t, actor, now, account_number=account_number, note=note),
+        )
+
+    async def send_transfer_info(
+        self, actor: Participant, key: RequestKey, transfer_id: str, *, info: TransferInfo, note: str
+    ) -> Transfer:
+        """A refused table is recorded on the timeline (and under the key), and the refusal raised."""
+        return await self._transition(
+            actor,
+            key,
+            transfer_id,
+            lambda t, now: machine.send_transfer_info(t, actor, now, self.policy, info=info, note=note),
+            record_refusals=True,
+        )
+
+    async def complete(self, actor: Participant, key: RequestKey, transfer_id: str, *, note: str) -> Transfer:
+        return await self._transition(
+            actor, key, transfer_id, lambda t, now: machine.complete(t, actor, now, note=note)
+        )
+
+    async def reject(self, actor: Participant, key: RequestKey, transfer_id: str, *, reason: str) -> Transfer:
+        return await self._transition(
+            actor, key, transfer_id, lambda t, now: machine.reject(t, actor, now, reason=reason)
+        )
+
+    async def cancel(self, actor: Participant, key: RequestKey, transfer_id: str, *, reason: str) -> Transfer:
+        return await self._transition(
+            actor, key, transfer_id, lambda t, now: machine.cancel(t, actor, now, reason=reason)
+        )
 
     async def remind(self, transfer_id: str) -> Transfer | None:
         """The overdue sweeper's reminder for a transfer's open step; None when none is owed (any more)."""
@@ -246,15 +243,19 @@ class TransferService:
             except FailedPrecondition:
                 return None
             scope = f"sigw:sweeper|{transfer_id}|{step.name.name}"
-            record = IdempotencyRecord(scope, transfer_id)
             try:
                 result = await self.store.commit(
-                    decision, scope=scope, record=record, messages=self._messages(decision)
+                    decision,
+                    scope=scope,
+                    record=IdempotencyRecord(scope, transfer_id),
+                    messages=self._messages(decision),
                 )
             except Aborted:
                 continue
             return None if result.duplicate else decision.transfer
         return None
+
+    # -------------------------------------------------------------------------------------------- reads
 
     async def read(self, actor: Participant, transfer_id: str) -> Transfer:
         transfer = await self.store.get(transfer_id)
@@ -265,6 +266,7 @@ class TransferService:
 
     async def list_region(
         self,
+        actor: Participant,
         region: str,
         cursor: str | None,
         limit: int,
@@ -272,10 +274,10 @@ class TransferService:
         state: State | None,
         kind: Kind | None,
         overdue_only: bool,
-        agency_type: AgencyType | None,
     ) -> tuple[list[Transfer], str | None]:
         """One page of a region's transfers, newest first, filtered; and the cursor of the next page."""
-        today = self.today().date()
+        agency_type: AgencyType | None = access.may_list(actor, region)
+        today = self.today()
 
         def wanted(t: Transfer) -> bool:
             return (
@@ -300,3 +302,90 @@ class TransferService:
 
     async def timeline(self, transfer_id: str) -> list[tuple[str, Event]]:
         return await self.store.timeline(transfer_id)
+
+    async def next_events(self, transfer_id: str, after: str, block_ms: int) -> list[tuple[str, Event]]:
+        """Events after ``after`` (``"0"`` for all), waiting up to ``block_ms`` for the first; read the transfer
+        with :meth:`read` first, which checks the caller may follow it."""
+        return await self.store.wait_events(transfer_id, after, block_ms)
+
+    async def query_status(self, actor: Participant, transfer_id: str, id_number: str) -> Transfer:
+        """The applicant's own status query (Art. 16), relayed by a portal: the transfer if ``id_number`` is the
+        person's. A wrong number gets the same ``NOT_FOUND`` as an unknown id and counts as a failure."""
+        access.may_query_status(actor)
+        limits = self.status_limits
+        counted = [f"transfer:{transfer_id}", f"portal:{actor}"]
+        if self.failures is not None:
+            failures = await self.failures.counts(counted)
+            if failures[0] >= limits.per_transfer or failures[1] >= limits.per_portal:
+                raise ResourceExhausted(
+                    reason="TOO_MANY_FAILED_QUERIES",
+                    message="too many failed status queries; try again later",
+                    retry_after_s=float(limits.window_s),
+                )
+        transfer = await self.store.get(transfer_id)
+        if transfer is None or not hmac.compare_digest(transfer.id_number.encode(), id_number.encode()):
+            if self.failures is not None:
+                await self.failures.add(counted, limits.window_s)
+            raise access.not_found(transfer_id)
+        return transfer
+
+    # ------------------------------------------------------------------------------------ paying region
+
+    async def paying_region(
+        self,
+        actor: Participant,
+        key: RequestKey,
+        *,
+        id_number: str,
+        name: str,
+        hukou_region: str,
+        regions: list[str],
+        start_collection: bool,
+        timeout_s: float,
+    ) -> PayingRegionAnswer:
+        """Where the pension is paid (66号 Art. 6), from the periods each region's agency reports; with
+        ``start_collection``, the paying region's agency also opens one collection per region that must send
+        (idempotent: each collection's request id derives from the key and the sending region)."""
+        access.may_determine_paying_region(actor)
+        if self.agencies is None:
+            raise FailedPrecondition(reason="NO_AGENCIES", message="this gateway has no agencies to ask")
+        agencies = self.agencies
+        known = agencies.hrss_regions()
+        unknown = [FieldViolation("region_codes", f"unknown region {r}") for r in sorted(set(regions) - set(known))]
+        if unknown:
+            raise invalid(unknown, reason="UNKNOWN_REGION")
+        asked = sorted(set(regions)) or known
+
+        async def periods_of(region: str) -> list[ContributionPeriod]:
+            try:
+                return await agencies.contribution_periods(region, id_number, name, timeout_s)
+            except AgencyCallFailed as failed:
+                raise agency_error(failed, region, "to report the contribution periods") from failed
+
+        reported = await asyncio.gather(*(periods_of(region) for region in asked))
+        periods = [p for found in reported for p in found]
+        decision = determine_paying_region(hukou_region, periods)
+        collections: list[Transfer] = []
+        if start_collection:
+            access.may_determine_paying_region(actor, decision.region)
+            apps = [
+                Application(
+                    kind=Kind.PENSION_COLLECTION,
+                    id_number=id_number,
+                    name=name,
+                    source_region=sender.region,
+                    target_region=decision.region,
+                    circumstances=Circumstances(hukou_region=hukou_region, collection_source=sender.source),
+                    note=decision.reason,
+                )
+                for sender in decision.senders
+            ]
+            for app in apps:  # every collection is checked before any is written: a refusal writes nothing
+                machine.open_transfer(app, "T00-00000000-00000000", actor, self.clock(), self.policy)
+            for app in apps:
+                fingerprint = hashlib.sha256(
+                    f"{key.fingerprint}|{app.source_region}|{app.circumstances.collection_source.name}".encode()
+                ).hexdigest()
+                derived = RequestKey(f"{key.key}/{app.source_region}", fingerprint)
+                collections.append(await self.create(actor, derived, app))
+        return PayingRegionAnswer(decision, periods, collections)

@@ -37,11 +37,13 @@ from gateway._gen.sigw.v1 import (
     transfer_pb2_grpc,
 )
 from gateway.api.identity import METADATA_KEY
-from gateway.config import Registry, Settings
+from gateway.config import Settings, load_registry
 from gateway.domain import idnumber
+from gateway.domain.calendar import SHANGHAI
+from gateway.domain.participants import AgencyType
 from gateway.domain.settlement import clearing
 from gateway.domain.transfer.kinds import MILITARY_KINDS, agency_type_of
-from gateway.domain.transfer.model import SHANGHAI, AgencyType, Kind, State
+from gateway.domain.transfer.model import Kind, State
 from gateway.security.tls import TlsFolder
 
 KINDS = {k.name.lower().replace("_", "-"): k for k in Kind}
@@ -72,7 +74,7 @@ def setup_logging() -> None:
 async def _serve(settings: Settings) -> None:
     from gateway.server import clock_from, start_gateway
 
-    registry = Registry.load(settings.regions_file)
+    registry = load_registry(settings.regions_file)
     gateway = await start_gateway(settings, registry, clock=clock_from(settings.clock_start))
     logging.getLogger("sigw").info(
         "sigw serving gRPC on %s and HTTP on %s (%d regions%s)",
@@ -137,7 +139,7 @@ DEMO_PARTICIPANTS = (
 def cmd_pki_init(args: argparse.Namespace) -> int:
     from gateway.security import pki
 
-    registry = Registry.load(args.regions_file)
+    registry = load_registry(args.regions_file)
     agencies = [f"agency:{a.region}:{a.agency_type.slug}" for a in registry.agencies()]
     issued = pki.init_pki(
         args.tls_dir, [*agencies, *DEMO_PARTICIPANTS, *(args.participant or [])], valid_days=args.valid_days
@@ -191,7 +193,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_regions(args: argparse.Namespace) -> int:
-    registry = Registry.load(args.regions_file)
+    registry = load_registry(args.regions_file)
     print(f"{pad('region', 8)}{pad('name', 22)}{pad('HRSS agency', 24)}healthcare-security agency")
     for region in registry.regions.values():
         hrss = region.endpoints.get(AgencyType.HRSS, "-")
@@ -221,7 +223,7 @@ def _stub(args: argparse.Namespace, participant: str) -> transfer_pb2_grpc.Trans
     return transfer_pb2_grpc.TransferServiceStub(channel(args, participant))
 
 
-class _NameCaller(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):  # type: ignore[misc]
+class _NameCaller(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
     """Names the caller in the x-sigw-participant metadata (read only by a development gateway)."""
 
     def __init__(self, participant: str) -> None:

@@ -1,7 +1,7 @@
 """The delivery retry policy, in one place.
 
 * Transport: gRPC's own retry policy re-sends a call that could not reach the agency (``UNAVAILABLE``), up to
-  3 attempts within one delivery attempt (see ``adapters.agency_client``).
+  3 attempts within one delivery attempt (the agency client's service config).
 * Delivery: ``tenacity`` retries a delivery that failed with a transient code (``UNAVAILABLE``,
   ``RESOURCE_EXHAUSTED``, ``DEADLINE_EXCEEDED`` of our own per-attempt timeout) with random exponential
   backoff, honouring the agency's ``RetryInfo`` as the least wait, until ``max_attempts`` or ``max_delay_s``.
@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import grpc
 from tenacity import RetryCallState, wait_random_exponential
 
-from adapters.agency_client import DeliveryFailed
+from gateway.app.ports import AgencyCallFailed
 
-TRANSIENT = frozenset(
-    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED}
-)
+__all__ = ["TRANSIENT", "BackoffWithPushback", "RetryPolicy", "is_transient"]
+
+TRANSIENT = frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"})
+"""gRPC status codes (by name) worth retrying."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class RetryPolicy:
 
 
 def is_transient(error: BaseException) -> bool:
-    return isinstance(error, DeliveryFailed) and error.code in TRANSIENT
+    return isinstance(error, AgencyCallFailed) and error.code in TRANSIENT
 
 
 class BackoffWithPushback:
@@ -49,6 +49,6 @@ class BackoffWithPushback:
     def __call__(self, state: RetryCallState) -> float:
         wait = float(self._random(state))
         error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, DeliveryFailed) and error.retry_after_s:
+        if isinstance(error, AgencyCallFailed) and error.retry_after_s:
             wait = max(wait, error.retry_after_s)
         return wait

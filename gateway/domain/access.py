@@ -16,6 +16,7 @@ READ               either party agency, the participant that opened it, or an op
 LIST (a region)    that region's agencies (their own line only), or an operator
 PAYING REGION      any region's HRSS agency, or an operator (66号 Art. 6: which region pays the pension);
                    starting the collections it implies: the paying region's HRSS agency only
+STATUS QUERY       a portal (or an operator), relaying an applicant's transfer id and ID number (Art. 16)
 =================  ==========================================================================
 
 A caller that may not even read a transfer is told NOT_FOUND, exactly as for an id that does not exist, so
@@ -28,9 +29,10 @@ from __future__ import annotations
 import enum
 
 from gateway.domain.errors import NotFound, PermissionDenied
-from gateway.domain.participants import Participant, Role
+from gateway.domain.participants import AgencyKey, AgencyType, Participant, Role
+from gateway.domain.settlement.records import Bill, FilingRecord
 from gateway.domain.transfer.kinds import MILITARY_KINDS, agency_type_of
-from gateway.domain.transfer.model import AgencyKey, AgencyType, Kind, Transfer
+from gateway.domain.transfer.model import Kind, Transfer
 
 
 class Action(enum.Enum):
@@ -109,6 +111,14 @@ def may_list(actor: Participant, region: str) -> AgencyType | None:
     )
 
 
+def may_query_status(actor: Participant) -> None:
+    """Applicants' status queries come through a portal participant (or an operator)."""
+    if actor.role not in (Role.PORTAL, Role.OPERATOR):
+        raise PermissionDenied(
+            reason="NOT_A_PORTAL", message="applicants' status queries come through a portal participant"
+        )
+
+
 def may_determine_paying_region(actor: Participant, paying_region: str | None = None) -> None:
     """Any HRSS agency (or an operator) may ask which region pays; with ``paying_region`` (starting the
     collections), only that region's HRSS agency may."""
@@ -134,6 +144,7 @@ def may_determine_paying_region(actor: Participant, paying_region: str | None = 
 # file, cancel, list    the insured region's healthcare-security agency (only its own persons)
 # (pre-)settle          a hospital, as itself and as the place of treatment it belongs to
 # cancel, reverse       the hospital that made the settlement
+# a stay (visit id)     the hospital that first settled under it
 # read a settlement     that hospital, the insured region's healthcare-security agency, an operator
 # reconcile             a hospital, for itself
 # close a month, read   an operator (a statement: also any healthcare-security agency)
@@ -158,10 +169,26 @@ def require_hospital(actor: Participant, hospital_code: str, treatment_region: s
         )
 
 
-def not_this_hospitals_visit(visit_id: str) -> PermissionDenied:
-    return PermissionDenied(
-        reason="VISIT_OF_ANOTHER_HOSPITAL", message=f"stay {visit_id} was settled by another hospital"
-    )
+def require_visit_owner(bill: Bill, owner: str) -> None:
+    """A stay (``mdtrt_id``) belongs to the hospital that first settled under it (``owner``)."""
+    if owner != bill.hospital_code:
+        raise PermissionDenied(
+            reason="VISIT_OF_ANOTHER_HOSPITAL", message=f"stay {bill.visit_id} was settled by another hospital"
+        )
+
+
+def filing_not_found(filing_id: str) -> NotFound:
+    return NotFound(reason="FILING_NOT_FOUND", message=f"filing {filing_id} not found")
+
+
+def may_handle_filing(actor: Participant, filing_id: str, filing: FilingRecord | None) -> None:
+    """Only the insured region's healthcare-security agency sees (and cancels) a filing; others: NOT_FOUND."""
+    if filing is None or actor.agency != AgencyKey(filing.insured_region, AgencyType.HEALTHCARE_SECURITY):
+        raise filing_not_found(filing_id)
+
+
+def settlement_not_found(settlement_id: str) -> NotFound:
+    return NotFound(reason="SETTLEMENT_NOT_FOUND", message=f"settlement {settlement_id} not found")
 
 
 def require_operator(actor: Participant) -> None:
@@ -182,4 +209,4 @@ def may_read_settlement(actor: Participant, hospital_code: str, insured_region: 
         return
     if actor.agency == AgencyKey(insured_region, AgencyType.HEALTHCARE_SECURITY):
         return
-    raise NotFound(reason="SETTLEMENT_NOT_FOUND", message=f"settlement {settlement_id} not found")
+    raise settlement_not_found(settlement_id)

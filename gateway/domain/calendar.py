@@ -24,11 +24,14 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
 from gateway.domain.errors import FieldViolation, invalid
 
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+"""The time zone of working days, dates and settlement months."""
 _ONE_DAY = timedelta(days=1)
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _YEAR_KEYS = frozenset({"holidays", "workdays"})

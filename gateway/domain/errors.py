@@ -88,15 +88,6 @@ class Unavailable(SigwError):
     retry_after_s: float = 1.0
 
 
-def check_same_payload(recorded: str, fingerprint: str, key: str = "request_id") -> None:
-    """AIP-155: an idempotency key used again must carry the same payload (``REQUEST_ID_REUSED``, or
-    ``MSGID_REUSED`` for a msgid)."""
-    if recorded != fingerprint:
-        raise AlreadyExists(
-            reason=f"{key.upper()}_REUSED", message=f"this {key} was already used with a different payload"
-        )
-
-
 MAX_VIOLATIONS = 50
 """Most field violations one answer lists (the rest are counted), so an error always fits gRPC's trailers."""
 

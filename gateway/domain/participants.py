@@ -20,10 +20,38 @@ import re
 from dataclasses import dataclass
 
 from gateway.domain.errors import Unauthenticated
-from gateway.domain.transfer.model import AgencyKey, AgencyType
 
 _REGION = re.compile(r"[0-9]{6}")
 _CODE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+
+
+class AgencyType(enum.IntEnum):
+    """The two agencies of a region; ``slug`` is how participants name them."""
+
+    HRSS = 1
+    HEALTHCARE_SECURITY = 2
+
+    @property
+    def slug(self) -> str:
+        return "hrss" if self is AgencyType.HRSS else "healthcare"
+
+    @classmethod
+    def from_slug(cls, slug: str) -> AgencyType:
+        for member in cls:
+            if member.slug == slug:
+                return member
+        raise ValueError(f"unknown agency type {slug!r}")
+
+
+@dataclass(frozen=True)
+class AgencyKey:
+    """One agency: region code plus agency type."""
+
+    region: str
+    agency_type: AgencyType
+
+    def __str__(self) -> str:
+        return f"{self.region}:{self.agency_type.slug}"
 
 
 class Role(enum.StrEnum):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -199,18 +199,18 @@ def participant_of_cert(cert_pem_or_der: bytes) -> str:
     return canonical_participant(value if isinstance(value, str) else value.decode("utf-8", "replace"))
 
 
-def participant_from_auth_context(auth_context: Mapping[str, Sequence[bytes]]) -> str | None:
+def participant_from_auth_context(auth_context: Mapping[str, Iterable[bytes]]) -> str | None:
     """The participant of the peer certificate in a gRPC ``context.auth_context()``; ``None`` when there is none.
 
     After a mutual-TLS handshake gRPC puts the verified peer certificate under ``x509_pem_cert``. ``None`` too
     when that certificate names no valid participant (for example the gateway's own certificate), so callers
     treat every ``None`` as "unauthenticated".
     """
-    pems = auth_context.get("x509_pem_cert") or ()
-    if not pems:
+    pem = next(iter(auth_context.get("x509_pem_cert") or ()), None)
+    if not pem:
         return None
     try:
-        return participant_of_cert(bytes(pems[0]))
+        return participant_of_cert(bytes(pem))
     except ValueError:
         return None
 

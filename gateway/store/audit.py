@@ -18,8 +18,9 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
+from gateway.domain.participants import Participant
 from gateway.store import keys, scripts
-from gateway.store.transfers import StreamRows, redis_errors
+from gateway.store.client import StreamRows, redis_errors
 
 _META = ("seq", "prev", "hash")
 
@@ -70,8 +71,11 @@ class AuditTrail:
         self.client = client
         self._append = scripts.script(client, "audit.lua")
 
-    async def record_operator(self, *, actor: str, request: str, action: str, object: str, now: datetime) -> None:
-        fields = scripts.audit_fields(time=now.isoformat(), actor=actor, request=request, action=action, object=object)
+    async def record(self, actor: Participant, request: str, action: str, object: str, now: datetime) -> None:
+        """An operator action on the operators' chain (implements ``gateway.app.ports.OperatorAudit``)."""
+        fields = scripts.audit_fields(
+            time=now.isoformat(), actor=str(actor), request=request, action=action, object=object
+        )
         async with redis_errors():
             await self._append(keys=[keys.OPERATOR_AUDIT, keys.OPERATOR_AUDIT_SEQ], args=fields)
 

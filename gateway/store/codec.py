@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any
 
+from gateway.app.ports import OutboundMessage, QueuedMessage
 from gateway.domain import idnumber
+from gateway.domain.errors import FieldViolation
+from gateway.domain.idempotency import IdempotencyRecord, Refusal
+from gateway.domain.participants import AgencyKey, AgencyType
+from gateway.domain.settlement.records import (
+    Bill,
+    CredentialType,
+    Figures,
+    FilingRecord,
+    FilingState,
+    FilingType,
+    SettlementRecord,
+    SettlementState,
+)
+from gateway.domain.settlement.split import BillItem, CatalogueClass, InsuranceType, MedicalType
 from gateway.domain.transfer.model import (
-    AgencyKey,
-    AgencyType,
     Circumstances,
     CollectionSource,
     Event,
@@ -215,4 +230,210 @@ def event_from_fields(fields: dict[bytes, bytes]) -> Event:
         from_state=State[get["from"]] if get["from"] else None,
         to_state=State[get["to"]],
         note=get["note"],
+    )
+
+
+# ------------------------------------------------------------------------------------------ idempotency records
+
+
+def record_to_json(record: IdempotencyRecord) -> str:
+    refusal = record.refusal
+    return json.dumps(
+        {
+            "fp": record.fingerprint,
+            "id": record.object_id,
+            "action": record.action,
+            "refusal": None
+            if refusal is None
+            else {
+                "reason": refusal.reason,
+                "message": refusal.message,
+                "violations": [[v.field, v.description] for v in refusal.violations],
+                "metadata": refusal.metadata,
+            },
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def record_from_json(text: str | bytes) -> IdempotencyRecord:
+    d = json.loads(text)
+    r = d.get("refusal")
+    refusal = (
+        None
+        if r is None
+        else Refusal(r["reason"], r["message"], tuple(FieldViolation(f, t) for f, t in r["violations"]), r["metadata"])
+    )
+    return IdempotencyRecord(d["fp"], d["id"], d.get("action", ""), refusal)
+
+
+# ------------------------------------------------------------------------------------------ outbound messages
+
+
+def seal_body(cipher: FieldCipher, message_id: str, body: bytes) -> str:
+    return cipher.encrypt(base64.b64encode(body).decode(), context=f"message:{message_id}")
+
+
+def open_body(cipher: FieldCipher, message_id: str, sealed: bytes) -> bytes:
+    return base64.b64decode(cipher.decrypt(sealed.decode(), context=f"message:{message_id}"))
+
+
+def message_fields(message: OutboundMessage, cipher: FieldCipher) -> list[str | bytes]:
+    """Stream fields of an outbound message; the body (which carries the person's ID number and name) sealed."""
+    return [
+        "message_id",
+        message.message_id,
+        "recipient",
+        _agency(message.recipient),
+        "lane",
+        message.lane,
+        "notice",
+        message.notice,
+        "transfer_id",
+        message.transfer_id,
+        "body",
+        seal_body(cipher, message.message_id, message.body),
+        "enqueued_ms",
+        str(message.enqueued_ms),
+    ]
+
+
+def queued_from_fields(entry_id: bytes, raw: dict[bytes, bytes]) -> QueuedMessage:
+    """A lane entry or dead letter as an operator sees it (never the body)."""
+    f = {k.decode(): v.decode(errors="replace") for k, v in raw.items() if k != b"body"}
+    return QueuedMessage(
+        entry_id=entry_id.decode(),
+        message_id=f.get("message_id", ""),
+        recipient=parse_agency(f["recipient"]),
+        lane=f.get("lane", "ordinary"),
+        notice=f.get("notice", ""),
+        transfer_id=f.get("transfer_id", ""),
+        enqueued_ms=int(f.get("enqueued_ms", "0") or 0),
+        reason=f.get("reason", ""),
+        attempts=tuple(line for line in f.get("attempts", "").split("\n") if line),
+        dead_ms=int(f["dead_ms"]) if f.get("dead_ms") else None,
+    )
+
+
+# ------------------------------------------------------------------------------------------ settlements, filings
+
+_BILL_PERSONAL = ("id_number", "name")
+
+
+def _bill_to(bill: Bill) -> dict[str, Any]:
+    return {
+        "msgid": bill.msgid,
+        "hospital_code": bill.hospital_code,
+        "hospital_level": bill.hospital_level,
+        "treatment_region": bill.treatment_region,
+        "insured_region": bill.insured_region,
+        "visit_id": bill.visit_id,
+        "id_number": bill.id_number,
+        "name": bill.name,
+        "credential_type": int(bill.credential_type),
+        "insurance_type": bill.insurance_type.value,
+        "medical_type": bill.medical_type.value,
+        "admission": bill.admission.isoformat(),
+        "discharge": bill.discharge.isoformat(),
+        "emergency": bill.emergency,
+        "items": [[i.code, i.name, int(i.catalogue_class), i.amount_fen, i.self_pay_percent] for i in bill.items],
+        "total_fen": bill.total_fen,
+        "message_time": bill.message_time.isoformat(),
+    }
+
+
+def _bill_from(d: dict[str, Any]) -> Bill:
+    return Bill(
+        msgid=d["msgid"],
+        hospital_code=d["hospital_code"],
+        hospital_level=d["hospital_level"],
+        treatment_region=d["treatment_region"],
+        insured_region=d["insured_region"],
+        visit_id=d["visit_id"],
+        id_number=d["id_number"],
+        name=d["name"],
+        credential_type=CredentialType(d["credential_type"]),
+        insurance_type=InsuranceType(d["insurance_type"]),
+        medical_type=MedicalType(d["medical_type"]),
+        admission=date.fromisoformat(d["admission"]),
+        discharge=date.fromisoformat(d["discharge"]),
+        emergency=d["emergency"],
+        items=tuple(BillItem(c, n, CatalogueClass(k), a, p) for c, n, k, a, p in d["items"]),
+        total_fen=d["total_fen"],
+        message_time=datetime.fromisoformat(d["message_time"]),
+    )
+
+
+def settlement_to_json(r: SettlementRecord, cipher: FieldCipher) -> str:
+    """The settlement with the person (ID number, name) and the whole bill sealed."""
+    bill = json.dumps(_bill_to(r.bill), ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(
+        {
+            "settlement_id": r.settlement_id,
+            "version": r.version,
+            "state": r.state.value,
+            "hospital_code": r.hospital_code,
+            "treatment_region": r.treatment_region,
+            "insured_region": r.insured_region,
+            "bill": cipher.encrypt(bill, context=f"settlement:{r.settlement_id}:bill"),
+            "figures": asdict(r.figures),
+            "settled_at": r.settled_at.isoformat(),
+            "cancelled_at": r.cancelled_at.isoformat() if r.cancelled_at else None,
+            "cancel_msgid": r.cancel_msgid,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def settlement_from_json(text: str | bytes, cipher: FieldCipher) -> SettlementRecord:
+    d = json.loads(text)
+    bill = json.loads(cipher.decrypt(d["bill"], context=f"settlement:{d['settlement_id']}:bill"))
+    return SettlementRecord(
+        settlement_id=d["settlement_id"],
+        bill=_bill_from(bill),
+        figures=Figures(**d["figures"]),
+        settled_at=datetime.fromisoformat(d["settled_at"]),
+        state=SettlementState(d["state"]),
+        cancelled_at=_time(d["cancelled_at"]),
+        cancel_msgid=d["cancel_msgid"],
+        version=d["version"],
+    )
+
+
+def filing_to_json(f: FilingRecord, cipher: FieldCipher) -> str:
+    return json.dumps(
+        {
+            "filing_id": f.filing_id,
+            "filing_type": int(f.filing_type),
+            "id_number": cipher.encrypt(f.id_number, context=f"filing:{f.filing_id}:id_number"),
+            "insured_region": f.insured_region,
+            "treatment_region": f.treatment_region,
+            "valid_from": f.valid_from.isoformat(),
+            "valid_until": f.valid_until.isoformat() if f.valid_until else None,
+            "created_at": f.created_at.isoformat(),
+            "state": f.state.value,
+            "cancel_reason": f.cancel_reason,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def filing_from_json(text: str | bytes, cipher: FieldCipher) -> FilingRecord:
+    d = json.loads(text)
+    created = _time(d["created_at"])
+    assert created is not None
+    return FilingRecord(
+        filing_id=d["filing_id"],
+        filing_type=FilingType(d["filing_type"]),
+        id_number=cipher.decrypt(d["id_number"], context=f"filing:{d['filing_id']}:id_number"),
+        insured_region=d["insured_region"],
+        treatment_region=d["treatment_region"],
+        valid_from=date.fromisoformat(d["valid_from"]),
+        valid_until=date.fromisoformat(d["valid_until"]) if d["valid_until"] else None,
+        created_at=created,
+        state=FilingState(d["state"]),
+        cancel_reason=d["cancel_reason"],
     )

@@ -19,6 +19,8 @@ key                              type        holds
 ``sigw:dlq``                     stream      dead letters: undeliverable messages with their reason
 ``sigw:{sNN}:audit``             stream      the shard's hash-chained audit trail of every state change
 ``sigw:{ops}:audit``             stream      the operators' hash-chained audit trail (re-drive, closing a month)
+``sigw:rl:<name>``               string      a failure counter with its window (``transfer:<id>``, ``portal:<p>``:
+                                             failed status queries)
 ===============================  ==========  ==============================================================
 
 Delivery is two stages. The commit script adds a message to its shard's outbox (same slot as the transfer);
@@ -82,6 +84,11 @@ def audit_seq(shard: int) -> str:
 
 def due(shard: int) -> str:
     return f"{_tag(shard)}:due"
+
+
+def failures(name: str) -> str:
+    """A failure counter (rate limits of applicants' status queries); one key, no slot constraints."""
+    return f"{PREFIX}:rl:{name}"
 
 
 def agency_lane(agency: str, lane: str) -> str:

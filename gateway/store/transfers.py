@@ -2,98 +2,23 @@
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from gateway.domain.errors import Aborted, Unavailable
+from gateway.app.ports import Committed, OutboundMessage
+from gateway.domain.errors import Aborted
+from gateway.domain.idempotency import IdempotencyRecord
+from gateway.domain.ids import shard_of
 from gateway.domain.transfer.model import Decision, Event, Kind, State, Step, Transfer
 from gateway.security.crypto import FieldCipher
 from gateway.store import codec, keys, scripts
-
-StreamRows = list[tuple[bytes, dict[bytes, bytes]]]
+from gateway.store.client import StreamRows, redis_errors
 
 IDEMPOTENCY_TTL_S = 30 * 24 * 3600
-
-
-@dataclass(frozen=True)
-class IdempotencyRecord:
-    """What a request id produced: the payload fingerprint, the transfer, and the refusal if there was one."""
-
-    fingerprint: str
-    transfer_id: str
-    error: dict[str, Any] | None = None
-
-    def to_json(self) -> str:
-        return json.dumps({"fp": self.fingerprint, "transfer_id": self.transfer_id, "error": self.error})
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> IdempotencyRecord:
-        d = json.loads(text)
-        return cls(d["fp"], d["transfer_id"], d["error"])
-
-
-@dataclass(frozen=True)
-class OutboundMessage:
-    """A message for the dispatcher: who gets it, on which lane, and the serialized request."""
-
-    message_id: str
-    recipient: str  # "<region>:<agency slug>"
-    lane: str
-    notice: str
-    transfer_id: str
-    body: bytes
-    enqueued_ms: int
-
-    def fields(self, cipher: FieldCipher) -> list[str | bytes]:
-        """Stream fields; the body (which carries the person's ID number and name) encrypted."""
-        return [
-            "message_id",
-            self.message_id,
-            "recipient",
-            self.recipient,
-            "lane",
-            self.lane,
-            "notice",
-            self.notice,
-            "transfer_id",
-            self.transfer_id,
-            "body",
-            seal_body(cipher, self.message_id, self.body),
-            "enqueued_ms",
-            str(self.enqueued_ms),
-        ]
-
-
-@dataclass(frozen=True)
-class Committed:
-    """A successful commit, or the record of an earlier request with the same id."""
-
-    event_id: str | None
-    duplicate: IdempotencyRecord | None = None
-
-
-def shard_of(transfer_id: str) -> int:
-    """The shard a transfer id names (``T07-…`` is shard 7); -1 if it names none."""
-    if len(transfer_id) > 4 and transfer_id[0] == "T" and transfer_id[1:3].isdigit() and transfer_id[3] == "-":
-        return int(transfer_id[1:3])
-    return -1
-
-
-def seal_body(cipher: FieldCipher, message_id: str, body: bytes) -> str:
-    return cipher.encrypt(base64.b64encode(body).decode(), context=f"message:{message_id}")
-
-
-def open_body(cipher: FieldCipher, message_id: str, sealed: bytes) -> bytes:
-    return base64.b64decode(cipher.decrypt(sealed.decode(), context=f"message:{message_id}"))
+"""How long idempotency records are kept (30 days)."""
 
 
 def due_member(transfer_id: str, step: Step) -> str:
@@ -116,18 +41,9 @@ def count_field(kind: Kind, state: State) -> str:
     return f"{kind.name}|{state.name}"
 
 
-@asynccontextmanager
-async def redis_errors() -> AsyncIterator[None]:
-    try:
-        yield
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        raise Unavailable(
-            reason="STORE_UNAVAILABLE", message="the gateway's store is unreachable; retry", retry_after_s=1.0
-        ) from exc
-
-
 class TransferStore:
-    """All transfer reads and writes. Every write is one call of ``commit.lua``."""
+    """All transfer reads and writes (implements ``gateway.app.ports.TransferRepository``). Every write is one call
+    of ``commit.lua``."""
 
     def __init__(self, client: aioredis.Redis, shards: int, cipher: FieldCipher) -> None:
         self.cipher = cipher
@@ -154,9 +70,12 @@ class TransferStore:
             raws = await pipe.execute()
         return [codec.transfer_from_json(r, self.cipher) if r else None for r in raws]
 
-    async def idempotency(self, shard: int, scope: str) -> IdempotencyRecord | None:
+    def shard_for(self, scope: str) -> int:
+        return keys.shard_for(scope, self.shards)
+
+    async def recorded(self, shard: int, scope: str) -> IdempotencyRecord | None:
         raw = await self._call(lambda: self.client.get(keys.idempotency(shard, scope)))
-        return IdempotencyRecord.from_json(raw) if raw else None
+        return codec.record_from_json(raw) if raw else None
 
     async def commit(
         self, decision: Decision, *, scope: str, record: IdempotencyRecord, messages: list[OutboundMessage]
@@ -178,7 +97,7 @@ class TransferStore:
             str(t.version),
             t.state.name,
             codec.transfer_to_json(t, self.cipher),
-            record.to_json(),
+            codec.record_to_json(record),
             IDEMPOTENCY_TTL_S,
             member,
             count_field(t.kind, decision.event.from_state) if moved and decision.event.from_state else "",
@@ -188,7 +107,7 @@ class TransferStore:
             len(messages),
         ]
         for message in messages:
-            fields = message.fields(self.cipher)
+            fields = codec.message_fields(message, self.cipher)
             args += [len(fields), *fields]
         changes = due_changes(decision)
         args += [len(changes)] + [item for change in changes for item in change]
@@ -216,7 +135,7 @@ class TransferStore:
         result = await self._call(lambda: self._commit(keys=key_list, args=args))
         status = result[0].decode()
         if status == "DUPLICATE":
-            return Committed(None, IdempotencyRecord.from_json(result[1]))
+            return Committed(None, codec.record_from_json(result[1]))
         if status == "CONFLICT":
             raise Aborted(
                 reason="CONCURRENT_CHANGE",

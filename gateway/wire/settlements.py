@@ -1,56 +1,52 @@
-"""Settlement messages to validated domain input and stored records back to messages."""
+"""Settlement on the wire: ``sigw.v1`` bills, filings and reconciliation requests to validated domain records (every
+bad field at once), and settlements, splits, filings and statements back to messages. The agency side
+(``ComputeSettlement``, ``RefundSettlement``) uses the same mapping."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import date, datetime
 
-from google.protobuf import json_format
-
 from gateway._gen.sigw.v1 import common_pb2, settlement_pb2
-from gateway.domain import idnumber
-from gateway.domain.settlement.split import (
-    BillItem,
-    CatalogueClass,
-    FilingStatus,
-    InsuranceType,
-    MedicalType,
-    bill_errors,
+from gateway.domain import idnumber, ids
+from gateway.domain.settlement import reconciliation
+from gateway.domain.settlement.clearing import Statement
+from gateway.domain.settlement.records import (
+    Bill,
+    CredentialType,
+    Figures,
+    FilingRecord,
+    FilingState,
+    SettlementRecord,
+    SettlementState,
 )
-from gateway.domain.transfer.model import SHANGHAI
-from gateway.store.settlements import Figures, FilingRecord, SettlementRecord
-from gateway.wire.transfers import Violations, timestamp
+from gateway.domain.settlement.split import BillItem, CatalogueClass, InsuranceType, MedicalType, Split, bill_errors
+from gateway.wire.common import date_from, date_to, timestamp
+from gateway.wire.validation import MAX_NAME, Violations
 
-# msgid: institution code (12) + yyyyMMddHHmmss + 4-digit sequence (the national interface's 报文ID).
-_MSGID = re.compile(r"([A-Z][0-9A-Z]{11})([0-9]{14})([0-9]{4})")
-_HOSPITAL = re.compile(r"[A-Z][0-9A-Z]{11}")
+__all__ = [
+    "MONTH",
+    "bill_from",
+    "bill_to",
+    "check_msgid",
+    "figures_from",
+    "figures_of",
+    "filing_to",
+    "recon_line",
+    "recon_line_to",
+    "recon_totals_to",
+    "settlement_to",
+    "split_to",
+    "statement_to",
+]
+
 _VISIT = re.compile(r"[A-Za-z0-9_\-]{1,40}")
-SETTLEMENT_ID = re.compile(r"S[0-9]{2}-[0-9a-f]{16}")
-FILING_ID = re.compile(r"F[0-9]{2}-[0-9]{8}-[0-9A-F]{8}")
 MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
-TRANSACTION = re.compile(r"[0-9A-Za-z]{1,10}")
-LONG_TERM = {
-    settlement_pb2.FILING_TYPE_RETIREE_SETTLED_ELSEWHERE,
-    settlement_pb2.FILING_TYPE_LONG_TERM_RESIDENT,
-    settlement_pb2.FILING_TYPE_POSTED_WORKER,
-}
-
-
-def msgid_time(msgid: str) -> datetime | None:
-    """The time a msgid names (Asia/Shanghai), or None when it is not a msgid."""
-    match = _MSGID.fullmatch(msgid)
-    if not match:
-        return None
-    try:
-        when = datetime.strptime(match.group(2), "%Y%m%d%H%M%S").replace(tzinfo=SHANGHAI)
-    except ValueError:
-        return None
-    return when if 2000 <= when.year <= 2100 else None
 
 
 def check_msgid(v: Violations, field: str, msgid: str, hospital: str | None = None) -> datetime | None:
-    when = msgid_time(msgid)
+    """The time a msgid names; a violation when it is no msgid (or not ``hospital``'s)."""
+    when = ids.msgid_time(msgid)
     if when is None:
         v.add(field, "must be institution code (12) + yyyyMMddHHmmss + 4-digit sequence")
     elif hospital is not None and not msgid.startswith(hospital):
@@ -58,27 +54,11 @@ def check_msgid(v: Violations, field: str, msgid: str, hospital: str | None = No
     return when
 
 
-def date_to(d: date) -> common_pb2.Date:
-    return common_pb2.Date(year=d.year, month=d.month, day=d.day)
-
-
-@dataclass(frozen=True)
-class ParsedBill:
-    """A validated bill: the message (forwarded to the insured region's agency) and what sigw reads of it."""
-
-    message: settlement_pb2.Bill
-    items: tuple[BillItem, ...]
-    message_time: datetime
-    admission: date
-    discharge: date
-    insurance: InsuranceType
-    medical: MedicalType
-
-
-def bill_from(bill: settlement_pb2.Bill, today: date) -> ParsedBill:
+def bill_from(bill: settlement_pb2.Bill, today: date) -> Bill:
+    """A validated bill; ``InvalidArgument`` naming every bad field otherwise."""
     v = Violations()
     when = check_msgid(v, "bill.msgid", bill.msgid, bill.hospital_code)
-    if not _HOSPITAL.fullmatch(bill.hospital_code):
+    if not ids.HOSPITAL_CODE.fullmatch(bill.hospital_code):
         v.add("bill.hospital_code", "must be a 12-character institution code like H44030000001")
     if bill.hospital_level not in (1, 2, 3):
         v.add("bill.hospital_level", "must be 1, 2 or 3")
@@ -89,8 +69,8 @@ def bill_from(bill: settlement_pb2.Bill, today: date) -> ParsedBill:
     error = idnumber.validation_error(bill.person.id_number)
     if error:
         v.add("bill.person.id_number", error)
-    v.text("bill.person.name", bill.person.name, limit=64, required=True)
-    if bill.credential_type not in (1, 2, 3):
+    v.text("bill.person.name", bill.person.name, limit=MAX_NAME, required=True)
+    if bill.credential_type not in CredentialType._value2member_map_:
         v.add("bill.credential_type", "required: e-voucher (01), ID card (02) or social security card (03)")
     if bill.insurance_type not in {t.value for t in InsuranceType}:
         v.add("bill.insurance_type", "must be 310 (employee) or 390 (resident)")
@@ -119,14 +99,81 @@ def bill_from(bill: settlement_pb2.Bill, today: date) -> ParsedBill:
             v.add(f"bill.{path}", description)
     v.raise_if_any()
     assert when and admission and discharge
-    return ParsedBill(
-        bill,
-        tuple(items),
-        when,
-        admission,
-        discharge,
-        InsuranceType(bill.insurance_type),
-        MedicalType(bill.medical_type),
+    return Bill(
+        msgid=bill.msgid,
+        hospital_code=bill.hospital_code,
+        hospital_level=bill.hospital_level,
+        treatment_region=bill.treatment_region,
+        insured_region=bill.insured_region,
+        visit_id=bill.visit_id,
+        id_number=bill.person.id_number,
+        name=bill.person.name,
+        credential_type=CredentialType(bill.credential_type),
+        insurance_type=InsuranceType(bill.insurance_type),
+        medical_type=MedicalType(bill.medical_type),
+        admission=admission,
+        discharge=discharge,
+        emergency=bill.emergency,
+        items=tuple(items),
+        total_fen=bill.total_fen,
+        message_time=when,
+    )
+
+
+def bill_to(bill: Bill) -> settlement_pb2.Bill:
+    """The bill as the insured region's agency receives it, with the full ID number."""
+    return settlement_pb2.Bill(
+        msgid=bill.msgid,
+        hospital_code=bill.hospital_code,
+        hospital_level=bill.hospital_level,
+        treatment_region=bill.treatment_region,
+        insured_region=bill.insured_region,
+        visit_id=bill.visit_id,
+        person=common_pb2.Person(id_number=bill.id_number, name=bill.name),
+        credential_type=settlement_pb2.CredentialType.ValueType(bill.credential_type),
+        insurance_type=bill.insurance_type.value,
+        medical_type=bill.medical_type.value,
+        admission_date=date_to(bill.admission),
+        discharge_date=date_to(bill.discharge),
+        emergency=bill.emergency,
+        items=[
+            settlement_pb2.BillItem(
+                code=i.code,
+                name=i.name,
+                catalogue_class=settlement_pb2.CatalogueClass.ValueType(i.catalogue_class),
+                amount_fen=i.amount_fen,
+                self_pay_percent=i.self_pay_percent,
+            )
+            for i in bill.items
+        ],
+        total_fen=bill.total_fen,
+    )
+
+
+def agency_bill(bill: settlement_pb2.Bill) -> tuple[tuple[BillItem, ...], date]:
+    """What an agency reads of a bill the gateway sent (validated there): its items and discharge date."""
+    items = tuple(
+        BillItem(i.code, i.name, CatalogueClass(i.catalogue_class), i.amount_fen, i.self_pay_percent)
+        for i in bill.items
+    )
+    return items, date_from(bill.discharge_date)
+
+
+def figures_of(split: Split) -> Figures:
+    """The agency's split as the figures the gateway keeps."""
+    return Figures(
+        total_fen=split.total_fen,
+        fund_pay_fen=split.fund_pay_fen,
+        account_pay_fen=split.account_pay_fen,
+        cash_pay_fen=split.cash_pay_fen,
+        class_c_fen=split.class_c_fen,
+        class_b_self_fen=split.class_b_self_fen,
+        in_scope_fen=split.in_scope_fen,
+        deductible_fen=split.deductible_fen,
+        over_cap_fen=split.over_cap_fen,
+        ratio_percent=split.ratio_percent,
+        filing_status=int(split.filing),
+        note=split.note,
     )
 
 
@@ -165,35 +212,28 @@ def figures_from(split: settlement_pb2.SettlementSplit) -> Figures:
 
 
 def settlement_to(r: SettlementRecord) -> settlement_pb2.Settlement:
+    bill = r.bill
     msg = settlement_pb2.Settlement(
         settlement_id=r.settlement_id,
-        msgid=r.msgid,
-        hospital_code=r.hospital_code,
-        treatment_region=r.treatment_region,
-        insured_region=r.insured_region,
-        visit_id=r.visit_id,
-        id_number_masked=idnumber.mask(r.id_number),
-        insurance_type=r.insurance_type,
-        medical_type=r.medical_type,
+        msgid=bill.msgid,
+        hospital_code=bill.hospital_code,
+        treatment_region=bill.treatment_region,
+        insured_region=bill.insured_region,
+        visit_id=bill.visit_id,
+        id_number_masked=idnumber.mask(bill.id_number),
+        insurance_type=bill.insurance_type.value,
+        medical_type=bill.medical_type.value,
         split=split_to(r.figures),
         settle_time=timestamp(r.settled_at),
         clearing_month=r.clearing_month,
         state=settlement_pb2.SETTLEMENT_STATE_SETTLED
-        if r.state == "SETTLED"
+        if r.state is SettlementState.SETTLED
         else settlement_pb2.SETTLEMENT_STATE_CANCELLED,
         cancel_msgid=r.cancel_msgid,
     )
     if r.cancelled_at:
         msg.cancel_time.CopyFrom(timestamp(r.cancelled_at))
     return msg
-
-
-def bill_json(bill: settlement_pb2.Bill) -> str:
-    return json_format.MessageToJson(bill, indent=None)
-
-
-def bill_parse(text: str) -> settlement_pb2.Bill:
-    return json_format.Parse(text, settlement_pb2.Bill())
 
 
 def filing_to(f: FilingRecord) -> settlement_pb2.Filing:
@@ -205,7 +245,9 @@ def filing_to(f: FilingRecord) -> settlement_pb2.Filing:
         treatment_region=f.treatment_region,
         valid_from=date_to(f.valid_from),
         create_time=timestamp(f.created_at),
-        state=settlement_pb2.FILING_STATE_ACTIVE if f.state == "ACTIVE" else settlement_pb2.FILING_STATE_CANCELLED,
+        state=settlement_pb2.FILING_STATE_ACTIVE
+        if f.state is FilingState.ACTIVE
+        else settlement_pb2.FILING_STATE_CANCELLED,
         cancel_reason=f.cancel_reason,
     )
     if f.valid_until:
@@ -213,26 +255,51 @@ def filing_to(f: FilingRecord) -> settlement_pb2.Filing:
     return msg
 
 
-def filing_covers(f: FilingRecord, treatment_region: str, day: date) -> bool:
-    """An active filing covers a place of treatment (its city, or all cities of its province) on a day."""
-    place = f.treatment_region == treatment_region or (
-        f.treatment_region.endswith("0000") and f.treatment_region[:2] == treatment_region[:2]
+def statement_to(s: Statement, *, closed: bool, recount_matches: bool) -> settlement_pb2.ClearingStatement:
+    return settlement_pb2.ClearingStatement(
+        month=s.month,
+        closed=closed,
+        recount_matches=recount_matches,
+        pairs=[
+            settlement_pb2.ClearingPair(
+                insured_region=p.insured_region,
+                treating_region=p.treating_region,
+                count=p.count,
+                total_fen=p.total_fen,
+                fund_pay_fen=p.fund_fen,
+                account_pay_fen=p.account_fen,
+                cash_pay_fen=p.cash_fen,
+                owed_fen=p.owed_fen,
+            )
+            for p in s.pairs
+        ],
+        positions=[settlement_pb2.RegionPosition(region=r, net_fen=n) for r, n in sorted(s.net_fen.items())],
     )
-    in_time = f.valid_from <= day and (f.valid_until is None or day <= f.valid_until)
-    return f.state == "ACTIVE" and place and in_time
 
 
-def filing_status(filings: list[FilingRecord], treatment_region: str, day: date, emergency: bool) -> FilingStatus:
-    """Emergency counts as filed; else the best filing covering the place and day; else unfiled."""
-    if emergency:
-        return FilingStatus.EMERGENCY
-    covering = [f for f in filings if filing_covers(f, treatment_region, day)]
-    if any(f.filing_type == settlement_pb2.FILING_TYPE_EMERGENCY for f in covering):
-        return FilingStatus.EMERGENCY
-    if any(f.filing_type in LONG_TERM for f in covering):
-        return FilingStatus.FILED_LONG_TERM
-    if any(f.filing_type == settlement_pb2.FILING_TYPE_REFERRAL for f in covering):
-        return FilingStatus.FILED_REFERRAL
-    if covering:
-        return FilingStatus.FILED_TEMPORARY
-    return FilingStatus.UNFILED
+def recon_line(msg: settlement_pb2.ReconLine) -> reconciliation.ReconLine:
+    return reconciliation.ReconLine(
+        msg.settlement_id, msg.total_fen, msg.fund_pay_fen, msg.account_pay_fen, msg.cash_pay_fen
+    )
+
+
+def recon_line_to(line: reconciliation.ReconLine | None) -> settlement_pb2.ReconLine | None:
+    if line is None:
+        return None
+    return settlement_pb2.ReconLine(
+        settlement_id=line.settlement_id,
+        total_fen=line.total_fen,
+        fund_pay_fen=line.fund_fen,
+        account_pay_fen=line.account_fen,
+        cash_pay_fen=line.cash_fen,
+    )
+
+
+def recon_totals_to(t: reconciliation.ReconTotals) -> settlement_pb2.ReconTotals:
+    return settlement_pb2.ReconTotals(
+        count=t.count,
+        total_fen=t.total_fen,
+        fund_pay_fen=t.fund_fen,
+        account_pay_fen=t.account_fen,
+        cash_pay_fen=t.cash_fen,
+    )

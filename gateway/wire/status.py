@@ -70,4 +70,7 @@ def to_status(error: SigwError) -> grpc.Status:
         seconds = int(error.retry_after_s)
         delay = duration_pb2.Duration(seconds=seconds, nanos=int((error.retry_after_s - seconds) * 1e9))
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
-    return rpc_status.to_status(status_pb2.Status(code=code, message=idnumber.scrub(error.message), details=details))
+    status: grpc.Status = rpc_status.to_status(
+        status_pb2.Status(code=code, message=idnumber.scrub(error.message), details=details)
+    )
+    return status

@@ -1,21 +1,15 @@
-"""Protobuf messages to domain records and back. Requests are validated here, all fields at once."""
+"""Transfers on the wire: ``sigw.v1`` transfer messages to domain records (validated, every field at once) and
+back, and the notices agencies receive."""
 
 from __future__ import annotations
 
-import hashlib
 import re
-from datetime import date, datetime
-
-from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
+from datetime import date
 
 from gateway._gen.sigw.v1 import agency_pb2, common_pb2, transfer_pb2
 from gateway.domain import idnumber
-from gateway.domain.errors import FieldViolation, invalid
 from gateway.domain.transfer.kinds import line_of
 from gateway.domain.transfer.model import (
-    AgencyKey,
-    AgencyType,
     Application,
     Circumstances,
     CollectionSource,
@@ -33,96 +27,14 @@ from gateway.domain.transfer.model import (
 )
 from gateway.domain.transfer.pension import ContributionYear
 from gateway.domain.transfer.relationship import ContributionPeriod, PayingRegion
+from gateway.wire.common import agency_to, date_to, mask_name, timestamp
+from gateway.wire.validation import MAX_NAME, MAX_NOTE, Violations
 
-MAX_NOTE = 500
 _KIND = transfer_pb2.TransferKind.ValueType
 _LINE = common_pb2.InsuranceLine.ValueType
 _STATE = transfer_pb2.TransferState.ValueType
-MAX_NAME = 64
-# 100 million yuan in fen: far above any one person's transfer, far below int64 overflow.
-MAX_AMOUNT_FEN = 10_000_000_000
-_REQUEST_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
-_TRANSFER_ID = re.compile(r"T[0-9]{2}-[0-9]{8}-[0-9A-F]{8}")
 _REGION = re.compile(r"[0-9]{6}")
 _TABLE_NUMBER = re.compile(r"[\w\-/.]{0,64}")
-
-
-_STREAM_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
-_UINT64 = 2**64 - 1
-
-
-def valid_stream_id(text: str) -> bool:
-    """A Redis stream entry id ``<ms>-<seq>``, each part within 64 bits, and not the largest possible id."""
-    match = _STREAM_ID.fullmatch(text)
-    if match is None:
-        return False
-    return all(int(part) <= _UINT64 for part in match.groups()) and text != f"{_UINT64}-{_UINT64}"
-
-
-def fingerprint(request: Message, *id_path: str) -> str:
-    """The payload of a request without its idempotency key (``request_id``, or the field at ``id_path``), as a
-    digest: AIP-155's same-payload comparison."""
-    copy = type(request)()
-    copy.CopyFrom(request)
-    *parents, name = id_path or ("request_id",)
-    holder = copy
-    for parent in parents:
-        holder = getattr(holder, parent)
-    holder.ClearField(name)
-    return hashlib.sha256(type(request).__name__.encode() + copy.SerializeToString(deterministic=True)).hexdigest()
-
-
-class Violations:
-    """Collects field violations and raises them together."""
-
-    def __init__(self) -> None:
-        self.items: list[FieldViolation] = []
-
-    def add(self, field: str, description: str) -> None:
-        self.items.append(FieldViolation(field, description))
-
-    def text(self, field: str, value: str, *, limit: int, required: bool = False) -> None:
-        if required and not value.strip():
-            self.add(field, "required")
-        elif len(value) > limit:
-            self.add(field, f"at most {limit} characters")
-
-    def request_id(self, value: str) -> None:
-        if not _REQUEST_ID.fullmatch(value):
-            self.add("request_id", "required: 1-64 characters of A-Z a-z 0-9 _ . : -")
-
-    def transfer_id(self, value: str, field: str = "transfer_id") -> None:
-        if not _TRANSFER_ID.fullmatch(value):
-            self.add(field, "not a transfer id (like T03-20260302-8F3A2C1D)")
-
-    def region(self, field: str, value: str) -> None:
-        if not _REGION.fullmatch(value):
-            self.add(field, "must be a 6-digit region code")
-
-    def amount(self, field: str, value: int) -> None:
-        if value < 0:
-            self.add(field, "must not be negative")
-        elif value > MAX_AMOUNT_FEN:
-            self.add(field, f"more than {MAX_AMOUNT_FEN} fen is not a plausible amount")
-
-    def date(self, field: str, d: common_pb2.Date, *, required: bool = True) -> date | None:
-        """A calendar date; None (with a violation when required) when unset."""
-        if not (d.year or d.month or d.day):
-            if required:
-                self.add(field, "required")
-            return None
-        if not 1900 <= d.year <= 2100:
-            self.add(field, "year must be 1900-2100")
-            return None
-        try:
-            return date(d.year, d.month, d.day)
-        except ValueError:
-            self.add(field, "not a real date")
-            return None
-
-    def raise_if_any(self, reason: str = "INVALID_ARGUMENT") -> None:
-        if self.items:
-            raise invalid(self.items, reason=reason)
 
 
 def application_from(req: transfer_pb2.CreateTransferRequest) -> Application:
@@ -201,8 +113,8 @@ def military_from(req: transfer_pb2.CreateTransferRequest, v: Violations) -> Mil
 
 def military_to(m: MilitaryService) -> transfer_pb2.MilitaryService:
     return transfer_pb2.MilitaryService(
-        service_start=_date(m.service_start),
-        service_end=_date(m.service_end),
+        service_start=date_to(m.service_start),
+        service_end=date_to(m.service_end),
         subsidy_fen=m.subsidy_fen,
         account_fen=m.account_fen,
         voucher_numbers=list(m.vouchers),
@@ -278,34 +190,12 @@ def info_to(info: TransferInfo) -> transfer_pb2.TransferInfo:
     )
 
 
-def timestamp(value: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
-def _date(value: date) -> common_pb2.Date:
-    return common_pb2.Date(year=value.year, month=value.month, day=value.day)
-
-
-def agency_to(key: AgencyKey) -> common_pb2.AgencyRef:
-    return common_pb2.AgencyRef(region_code=key.region, agency_type=common_pb2.AgencyType.ValueType(key.agency_type))
-
-
-def agency_from(ref: common_pb2.AgencyRef) -> AgencyKey:
-    return AgencyKey(ref.region_code, AgencyType(ref.agency_type))
-
-
-def mask_name(name: str) -> str:
-    return name[:1] + "*" * max(len(name) - 1, 1) if name else ""
-
-
 def step_to(step: Step, today: date) -> transfer_pb2.Step:
     msg = transfer_pb2.Step(
         name=transfer_pb2.StepName.ValueType(step.name),
         holder=agency_to(step.holder),
         start_time=timestamp(step.started_at),
-        due_date=_date(step.due),
+        due_date=date_to(step.due),
         working_days=step.working_days,
         provisional=step.provisional,
         overdue=step.overdue(today),
@@ -416,6 +306,11 @@ def deliver_request(message_id: str, t: Transfer, notice: Notice, today: date) -
     return agency_pb2.DeliverRequest(message_id=message_id, recipient=agency_to(notice.recipient), transfer_notice=body)
 
 
+def encode_notice(message_id: str, t: Transfer, notice: Notice, today: date) -> bytes:
+    """The serialized ``DeliverRequest`` for a notice (implements ``gateway.app.ports.NoticeEncoder``)."""
+    return deliver_request(message_id, t, notice, today).SerializeToString()
+
+
 def period_from(msg: transfer_pb2.ContributionPeriod) -> ContributionPeriod:
     """A period an agency reported; raises ``ValueError`` on a malformed one."""
     if not _REGION.fullmatch(msg.region_code) or msg.months < 0:
@@ -437,8 +332,8 @@ def period_from(msg: transfer_pb2.ContributionPeriod) -> ContributionPeriod:
 def period_to(p: ContributionPeriod) -> transfer_pb2.ContributionPeriod:
     return transfer_pb2.ContributionPeriod(
         region_code=p.region,
-        first_month=_date(p.first_month),
-        last_month=_date(p.last_month),
+        first_month=date_to(p.first_month),
+        last_month=date_to(p.last_month),
         months=p.months,
         holds_relationship=p.holds_relationship,
         temporary_account=p.temporary_account,

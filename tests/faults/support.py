@@ -23,7 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from adapters.simulated_agency import SimulatedAgency
 from gateway._gen.sigw.v1 import agency_pb2, common_pb2, transfer_pb2
-from gateway.domain.transfer.model import AgencyKey, AgencyType
+from gateway.domain.participants import AgencyKey, AgencyType
 from gateway.store import keys
 from tests.helpers import person_id
 

@@ -14,10 +14,11 @@ import pytest
 
 from adapters.simulated_agency import SimulatedAgencies
 from gateway._gen.sigw.v1 import transfer_pb2, transfer_pb2_grpc
-from gateway.config import Region, Registry, Settings
+from gateway.config import Settings
 from gateway.dispatch.dispatcher import DispatchSettings
 from gateway.dispatch.retry import RetryPolicy
-from gateway.domain.transfer.model import AgencyKey, AgencyType
+from gateway.domain.participants import AgencyKey, AgencyType
+from gateway.domain.regions import Region, Registry
 from gateway.server import start_gateway
 from tests.conftest import FakeClock, as_
 from tests.faults.proxy import Faults, TcpProxy

@@ -19,7 +19,7 @@ import pytest
 
 from adapters.simulated_agency import SimulatedAgencies
 from gateway._gen.sigw.v1 import transfer_pb2_grpc
-from gateway.domain.transfer.model import AgencyKey, AgencyType
+from gateway.domain.participants import AgencyKey, AgencyType
 from tests.conftest import as_
 from tests.faults.support import (
     FAST_RECONNECT,

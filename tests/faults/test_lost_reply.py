@@ -9,7 +9,7 @@ import pytest
 
 from adapters.simulated_agency import SimulatedAgency
 from gateway._gen.sigw.v1 import agency_pb2, common_pb2, settlement_pb2, settlement_pb2_grpc
-from gateway.domain.transfer.model import AgencyType
+from gateway.domain.participants import AgencyType
 from tests.conftest import FakeClock, start_demo
 from tests.faults.proxy import Faults, TcpProxy
 from tests.faults.support import report

@@ -11,7 +11,7 @@ import pytest
 from adapters.simulated_agency import contribution_record
 from gateway._gen.sigw.v1 import agency_pb2, common_pb2, transfer_pb2
 from gateway.domain.idnumber import make_id_number
-from gateway.domain.transfer.model import AgencyType
+from gateway.domain.participants import AgencyType
 from tests.conftest import Demo, as_
 from tests.helpers import OPERATOR, eventually, person_id, wait_for_state
 from tests.integration.test_transfer_rules import expect_error, keys_in

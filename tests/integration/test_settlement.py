@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from gateway._gen.sigw.v1 import common_pb2, settlement_pb2, settlement_pb2_grpc
-from gateway.domain.transfer.model import AgencyType
+from gateway.domain.participants import AgencyType
 from tests.conftest import Demo, as_
 from tests.helpers import OPERATOR, error_details, person_id, retry_delay
 from tests.integration.test_transfer_rules import expect_error, keys_in

@@ -12,8 +12,9 @@ import pytest
 
 from adapters.simulated_agency import SimulatedAgencies
 from gateway._gen.sigw.v1 import operator_pb2, operator_pb2_grpc, transfer_pb2, transfer_pb2_grpc
-from gateway.config import Region, Registry, Settings
-from gateway.domain.transfer.model import AgencyKey, AgencyType
+from gateway.config import Settings
+from gateway.domain.participants import AgencyKey, AgencyType
+from gateway.domain.regions import Region, Registry
 from gateway.security import pki
 from gateway.security.tls import TlsFolder
 from gateway.server import Gateway, check_transport, start_gateway

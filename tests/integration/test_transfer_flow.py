@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from adapters.simulated_agency import contribution_record
 from gateway._gen.sigw.v1 import agency_pb2, common_pb2, transfer_pb2
-from gateway.domain.transfer.model import AgencyType
+from gateway.domain.participants import AgencyType
 from gateway.domain.transfer.pension import compute_funds
 from tests.conftest import Demo, as_
 from tests.helpers import person_id, wait_for_state

@@ -10,7 +10,8 @@ import pytest
 import redis
 
 from gateway._gen.sigw.v1 import agency_pb2, common_pb2, transfer_pb2
-from gateway.domain.transfer.model import SHANGHAI, AgencyType
+from gateway.domain.calendar import SHANGHAI
+from gateway.domain.participants import AgencyType
 from tests.conftest import Demo, FakeClock, as_, start_demo
 from tests.helpers import OPERATOR, error_details, eventually, person_id, wait_for_state
 from tests.integration.test_transfer_flow import create_request
@@ -213,7 +214,8 @@ async def test_unknown_and_malformed_transfer_ids(quiet: Demo) -> None:
 
 
 async def test_without_development_identity_every_call_is_unauthenticated(redis_url: str, clock: FakeClock) -> None:
-    from gateway.config import Region, Registry, Settings
+    from gateway.config import Settings
+    from gateway.domain.regions import Region, Registry
     from gateway.server import start_gateway
 
     registry = Registry({"110000": Region("110000", "北京市", {}), "310000": Region("310000", "上海市", {})})

@@ -15,8 +15,8 @@ import pytest
 from gateway.domain import access
 from gateway.domain.access import Action
 from gateway.domain.errors import NotFound, PermissionDenied
-from gateway.domain.participants import Participant
-from gateway.domain.transfer.model import AgencyKey, AgencyType, Circumstances, Kind, PensionDirection, State, Transfer
+from gateway.domain.participants import AgencyKey, AgencyType, Participant
+from gateway.domain.transfer.model import Circumstances, Kind, PensionDirection, State, Transfer
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 SOURCE, TARGET, ELSEWHERE = "110000", "310000", "440300"

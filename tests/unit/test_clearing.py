@@ -10,19 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.domain.errors import InvalidArgument
-from gateway.domain.settlement.clearing import (
-    CSV_COLUMNS,
-    Difference,
-    PairTotals,
-    ReconLine,
-    ReconTotals,
-    SettledAmounts,
-    add,
-    differences,
-    recount,
-    statement,
-    totals,
-)
+from gateway.domain.settlement.clearing import CSV_COLUMNS, PairTotals, SettledAmounts, add, recount, statement
+from gateway.domain.settlement.reconciliation import Difference, ReconLine, ReconTotals, differences, totals
 
 BJ, SH, SZ, CD = "110000", "310000", "440300", "510100"
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.domain.errors import Unauthenticated
-from gateway.domain.participants import Participant, Role
-from gateway.domain.transfer.model import AgencyKey, AgencyType
+from gateway.domain.participants import AgencyKey, AgencyType, Participant, Role
 
 WELL_FORMED = [
     ("agency:110000:hrss", Participant(Role.AGENCY, region="110000", agency_type=AgencyType.HRSS)),

@@ -11,11 +11,9 @@ import pytest
 from gateway.domain.calendar import WorkingDayCalendar
 from gateway.domain.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from gateway.domain.idnumber import age_on, is_male, make_id_number
-from gateway.domain.participants import Participant
+from gateway.domain.participants import AgencyKey, AgencyType, Participant
 from gateway.domain.transfer.machine import Policy, open_temporary_account, open_transfer, send_contact_letter
 from gateway.domain.transfer.model import (
-    AgencyKey,
-    AgencyType,
     Application,
     Circumstances,
     CollectionSource,

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.domain.calendar import WorkingDayCalendar
 from gateway.domain.errors import FailedPrecondition, InvalidArgument
-from gateway.domain.participants import Participant
+from gateway.domain.participants import AgencyType, Participant
 from gateway.domain.transfer.kinds import (
     MEDICAL_KINDS,
     MILITARY_KINDS,
@@ -21,7 +21,6 @@ from gateway.domain.transfer.kinds import (
 )
 from gateway.domain.transfer.machine import Policy, open_transfer
 from gateway.domain.transfer.model import (
-    AgencyType,
     Application,
     Circumstances,
     CollectionSource,

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.domain.errors import FailedPrecondition, InvalidArgument
+from gateway.domain.money import MAX_AMOUNT_FEN
 from gateway.domain.settlement.split import (
-    MAX_AMOUNT_FEN,
     BillItem,
     CatalogueClass,
     FilingStatus,

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.domain.calendar import WorkingDayCalendar
 from gateway.domain.errors import FailedPrecondition, InvalidArgument, PermissionDenied
-from gateway.domain.participants import Participant
+from gateway.domain.participants import AgencyKey, AgencyType, Participant
 from gateway.domain.transfer.machine import (
     Policy,
     cancel,
@@ -24,8 +24,6 @@ from gateway.domain.transfer.machine import (
     send_transfer_info,
 )
 from gateway.domain.transfer.model import (
-    AgencyKey,
-    AgencyType,
     Application,
     Circumstances,
     CollectionSource,

@@ -1,4 +1,4 @@
-"""Clearing (清算) between regions and reconciliation (对账) with hospitals. DESIGN.md §3.
+"""Clearing (清算) between regions (Art. 23).
 
 **Clearing**: the place of treatment pays its hospitals first; each month the insured regions (参保地) owe the
 treating regions (就医地) what the insured fund paid: fund pay plus account pay (the cash the patient paid
@@ -11,10 +11,6 @@ A pair whose count and sums all come back to zero (a settlement and its cancella
 dropped, by :func:`add` and by :func:`statement`, so running totals and a recount compare equal either way.
 A cancellation counted in a later month than its settlement leaves that month with negative figures, which
 is correct: it reduces what is owed.
-
-**Reconciliation**: a hospital's lines for a period are compared with the gateway's, first by
-:func:`totals` (count, medical fee total, fund pay, account pay, cash) and then line by line
-(:func:`differences`).
 
 Pure: no I/O. Money is integer fen.
 """
@@ -31,21 +27,14 @@ from types import MappingProxyType
 from gateway.domain.errors import FieldViolation, invalid
 
 __all__ = [
-    "AMOUNT_DIFFERS",
     "CSV_COLUMNS",
-    "MISSING_AT_GATEWAY",
-    "MISSING_AT_HOSPITAL",
-    "Difference",
     "PairTotals",
-    "ReconLine",
-    "ReconTotals",
     "SettledAmounts",
     "Statement",
     "add",
-    "differences",
+    "close_errors",
     "recount",
     "statement",
-    "totals",
 ]
 
 _MONTH_RE = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
@@ -219,91 +208,10 @@ def statement(month: str, pairs: Mapping[Pair, PairTotals]) -> Statement:
     return Statement(month=month, pairs=tuple(kept), net_fen=MappingProxyType(dict(sorted(net.items()))))
 
 
-# --- reconciliation (对账) -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReconLine:
-    """One settlement in a reconciliation (对账明细)."""
-
-    settlement_id: str  # 结算ID (setl_id)
-    total_fen: int  # medfee_sumamt
-    fund_fen: int  # fund_pay_sumamt
-    account_fen: int  # acct_pay
-    cash_fen: int  # psn_cash_pay
-
-
-@dataclass(frozen=True)
-class ReconTotals:
-    """Totals of a set of settlements (对账汇总)."""
-
-    count: int
-    total_fen: int
-    fund_fen: int
-    account_fen: int
-    cash_fen: int
-
-
-def totals(lines: Iterable[ReconLine]) -> ReconTotals:
-    """Count and sums of ``lines``."""
-    count = total = fund = account = cash = 0
-    for line in lines:
-        count += 1
-        total += line.total_fen
-        fund += line.fund_fen
-        account += line.account_fen
-        cash += line.cash_fen
-    return ReconTotals(count=count, total_fen=total, fund_fen=fund, account_fen=account, cash_fen=cash)
-
-
-@dataclass(frozen=True)
-class Difference:
-    """One settlement on which the gateway and the hospital disagree.
-
-    ``kind``: ``MISSING_AT_GATEWAY`` (only ``hospital`` set), ``MISSING_AT_HOSPITAL`` (only ``gateway`` set) or
-    ``AMOUNT_DIFFERS`` (both set, some amount differs).
-    """
-
-    settlement_id: str
-    kind: str
-    gateway: ReconLine | None
-    hospital: ReconLine | None
-
-
-MISSING_AT_GATEWAY = "MISSING_AT_GATEWAY"
-MISSING_AT_HOSPITAL = "MISSING_AT_HOSPITAL"
-AMOUNT_DIFFERS = "AMOUNT_DIFFERS"
-
-
-def _by_id(lines: Iterable[ReconLine], *, hospital: bool) -> dict[str, ReconLine]:
-    result: dict[str, ReconLine] = {}
-    for i, line in enumerate(lines):
-        if line.settlement_id in result:
-            if hospital:
-                raise invalid(
-                    [FieldViolation(f"lines[{i}].settlement_id", "appears more than once")],
-                    reason="DUPLICATE_SETTLEMENT_ID",
-                )
-            raise ValueError(f"the gateway lists settlement {line.settlement_id} twice")
-        result[line.settlement_id] = line
-    return result
-
-
-def differences(gateway: Iterable[ReconLine], hospital: Iterable[ReconLine]) -> list[Difference]:
-    """The settlements on which the two sides disagree, sorted by settlement id.
-
-    A settlement id listed twice by the hospital raises ``InvalidArgument`` ``DUPLICATE_SETTLEMENT_ID`` (field
-    ``lines[i].settlement_id``, as in ``ReconcileRequest``); twice by the gateway, ``ValueError`` (a store fault).
-    """
-    ours = _by_id(gateway, hospital=False)
-    theirs = _by_id(hospital, hospital=True)
-    found: list[Difference] = []
-    for sid in sorted(ours.keys() | theirs.keys()):
-        g, h = ours.get(sid), theirs.get(sid)
-        if g is None:
-            found.append(Difference(sid, MISSING_AT_GATEWAY, None, h))
-        elif h is None:
-            found.append(Difference(sid, MISSING_AT_HOSPITAL, g, None))
-        elif g != h:
-            found.append(Difference(sid, AMOUNT_DIFFERS, g, h))
-    return found
+def close_errors(month: str, this_month: str) -> list[FieldViolation]:
+    """Why ``month`` (``YYYY-MM``) cannot be closed in ``this_month`` (Asia/Shanghai); empty when it can."""
+    if not _MONTH_RE.fullmatch(month):
+        return [FieldViolation("month", "must be YYYY-MM")]
+    if month > this_month:
+        return [FieldViolation("month", "a month that has not begun cannot be closed")]
+    return []

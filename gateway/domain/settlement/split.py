@@ -33,12 +33,11 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TypeGuard
 
 from gateway.domain.errors import FailedPrecondition, FieldViolation, invalid
+from gateway.domain.money import MAX_AMOUNT_FEN, is_int, round_half_up
 
 __all__ = [
-    "MAX_AMOUNT_FEN",
     "MAX_ITEMS",
     "MAX_TEXT_LENGTH",
     "BillItem",
@@ -56,8 +55,6 @@ __all__ = [
     "split_bill",
 ]
 
-#: Amounts above this (100,000,000 yuan) are rejected as absurd, per item and for the total.
-MAX_AMOUNT_FEN = 10**10
 #: Most items one bill may carry.
 MAX_ITEMS = 1000
 #: Longest item code or name, in characters.
@@ -105,23 +102,14 @@ class FilingStatus(enum.IntEnum):
     FILED_REFERRAL = 5  # 转诊转院: a referral
 
 
-def _is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _check_percent(name: str, value: object) -> None:
-    if not _is_int(value) or not 0 <= value <= 100:
+    if not is_int(value) or not 0 <= value <= 100:
         raise ValueError(f"{name} must be an integer from 0 to 100")
 
 
 def _check_fen(name: str, value: object) -> None:
-    if not _is_int(value) or value < 0:
+    if not is_int(value) or value < 0:
         raise ValueError(f"{name} must be a non-negative integer (fen)")
-
-
-def _round_half_up(value: Fraction) -> int:
-    """Round to the nearest integer, halves up (towards +infinity)."""
-    return (value.numerator * 2 + value.denominator) // (value.denominator * 2)
 
 
 @dataclass(frozen=True)
@@ -157,7 +145,7 @@ class SchemeRule:
         _check_fen("deductible_fen", self.deductible_fen)
         _check_fen("annual_cap_fen", self.annual_cap_fen)
         for level, percent in self.ratio_by_level.items():
-            if not _is_int(level):
+            if not is_int(level):
                 raise ValueError("hospital levels must be integers")
             _check_percent(f"ratio_by_level[{level}]", percent)
 
@@ -284,12 +272,12 @@ def split_bill(
     violations = [
         FieldViolation(path, text) for path, text in bill_errors(items, sum(i.amount_fen for i in items if _ok(i)))
     ]
-    if not _is_int(account_balance_fen) or account_balance_fen < 0:
+    if not is_int(account_balance_fen) or account_balance_fen < 0:
         violations.append(FieldViolation("account_balance_fen", "must be a non-negative integer (fen)"))
     if violations:
         raise invalid(violations)
     rule = policy.rule(insurance, medical)
-    if not _is_int(hospital_level) or hospital_level not in rule.ratio_by_level:
+    if not is_int(hospital_level) or hospital_level not in rule.ratio_by_level:
         known = ", ".join(str(level) for level in sorted(rule.ratio_by_level))
         raise invalid(
             [FieldViolation("hospital_level", f"region {policy.region} sets no ratio for it (known levels: {known})")],
@@ -305,11 +293,11 @@ def split_bill(
         if item.catalogue_class == CatalogueClass.C:
             class_c += item.amount_fen
         elif item.catalogue_class == CatalogueClass.B:
-            class_b_self += _round_half_up(Fraction(item.amount_fen * item.self_pay_percent, 100))
+            class_b_self += round_half_up(Fraction(item.amount_fen * item.self_pay_percent, 100))
     in_scope = total - class_c - class_b_self
 
     deductible = min(in_scope, max(0, rule.deductible_fen - year_to_date.deductible_met_fen))
-    uncapped = _round_half_up(Fraction((in_scope - deductible) * ratio, 100))
+    uncapped = round_half_up(Fraction((in_scope - deductible) * ratio, 100))
     headroom = max(0, rule.annual_cap_fen - year_to_date.fund_paid_fen)
     fund = min(uncapped, headroom)
     over_cap = uncapped - fund
@@ -360,7 +348,7 @@ def revert_from_year(ytd: YearToDate, split: Split) -> YearToDate:
 
 def _ok(item: BillItem) -> bool:
     """Whether the item's amount is usable for summing (an integer within bounds)."""
-    return _is_int(item.amount_fen) and 0 <= item.amount_fen <= MAX_AMOUNT_FEN
+    return is_int(item.amount_fen) and 0 <= item.amount_fen <= MAX_AMOUNT_FEN
 
 
 def _text_error(value: object) -> str | None:
@@ -393,10 +381,10 @@ def bill_errors(items: Sequence[BillItem], total_fen: int) -> list[tuple[str, st
             if problem:
                 errors.append((f"{path}.{name}", problem))
         klass = item.catalogue_class
-        class_ok = _is_int(klass) and klass in (CatalogueClass.A, CatalogueClass.B, CatalogueClass.C)
+        class_ok = is_int(klass) and klass in (CatalogueClass.A, CatalogueClass.B, CatalogueClass.C)
         if not class_ok:
             errors.append((f"{path}.catalogue_class", "must be A (1), B (2) or C (3)"))
-        if not _is_int(item.amount_fen):
+        if not is_int(item.amount_fen):
             errors.append((f"{path}.amount_fen", "must be an integer (fen)"))
         elif item.amount_fen < 0:
             errors.append((f"{path}.amount_fen", "must not be negative"))
@@ -404,11 +392,11 @@ def bill_errors(items: Sequence[BillItem], total_fen: int) -> list[tuple[str, st
             errors.append((f"{path}.amount_fen", f"must not exceed {MAX_AMOUNT_FEN} fen"))
         amounts_ok = amounts_ok and _ok(item)
         percent = item.self_pay_percent
-        if not _is_int(percent) or not 0 <= percent <= 100:
+        if not is_int(percent) or not 0 <= percent <= 100:
             errors.append((f"{path}.self_pay_percent", "must be an integer from 0 to 100"))
         elif percent and class_ok and klass != CatalogueClass.B:
             errors.append((f"{path}.self_pay_percent", "only class B items have a self-paid share"))
-    if not _is_int(total_fen) or not 0 <= total_fen <= MAX_AMOUNT_FEN:
+    if not is_int(total_fen) or not 0 <= total_fen <= MAX_AMOUNT_FEN:
         errors.append(("total_fen", f"must be an integer from 0 to {MAX_AMOUNT_FEN} fen"))
     elif amounts_ok:
         items_sum = sum(item.amount_fen for item in items)

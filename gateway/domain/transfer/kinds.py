@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gateway.domain.errors import FailedPrecondition, FieldViolation, invalid
+from gateway.domain.participants import AgencyType
 from gateway.domain.transfer.model import (
     MILITARY_AREA,
-    AgencyType,
     Application,
     CollectionSource,
     Kind,

@@ -12,15 +12,13 @@ from datetime import datetime
 
 from gateway.domain import access
 from gateway.domain.access import Action
-from gateway.domain.calendar import WorkingDayCalendar
+from gateway.domain.calendar import SHANGHAI, WorkingDayCalendar
 from gateway.domain.errors import FailedPrecondition, FieldViolation, invalid
-from gateway.domain.participants import Participant
+from gateway.domain.participants import AgencyKey, Participant
 from gateway.domain.transfer.kinds import EMPLOYEE_FUND_KINDS, MEDICAL_KINDS, DeadlineRules, check_eligibility
 from gateway.domain.transfer.medical import MedicalContinuityRules, continuity_of
 from gateway.domain.transfer.model import (
     MILITARY_AREA,
-    SHANGHAI,
-    AgencyKey,
     Application,
     Circumstances,
     CollectionSource,

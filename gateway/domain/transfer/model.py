@@ -5,11 +5,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
+from gateway.domain.calendar import SHANGHAI
+from gateway.domain.participants import AgencyKey
 from gateway.domain.transfer.pension import ContributionYear
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 class Line(enum.IntEnum):
@@ -20,24 +19,6 @@ class Line(enum.IntEnum):
     UNEMPLOYMENT = 3
     WORK_INJURY = 4
     MATERNITY = 5
-
-
-class AgencyType(enum.IntEnum):
-    """The two agencies of a region; ``slug`` is how participants name them."""
-
-    HRSS = 1
-    HEALTHCARE_SECURITY = 2
-
-    @property
-    def slug(self) -> str:
-        return "hrss" if self is AgencyType.HRSS else "healthcare"
-
-    @classmethod
-    def from_slug(cls, slug: str) -> AgencyType:
-        for member in cls:
-            if member.slug == slug:
-                return member
-        raise ValueError(f"unknown agency type {slug!r}")
 
 
 class Kind(enum.IntEnum):
@@ -109,17 +90,6 @@ class CollectionSource(enum.IntEnum):
     """The relationship and its funds move back (转回): the employee-pension amounts (66号 Art. 4)."""
     TEMPORARY_ACCOUNT = 2
     """A temporary account's contributions with interest are collected (归集, 66号 Art. 5)."""
-
-
-@dataclass(frozen=True)
-class AgencyKey:
-    """One agency: region code plus agency type."""
-
-    region: str
-    agency_type: AgencyType
-
-    def __str__(self) -> str:
-        return f"{self.region}:{self.agency_type.slug}"
 
 
 @dataclass(frozen=True)

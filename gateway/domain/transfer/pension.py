@@ -42,9 +42,10 @@ from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
 
+from gateway.domain.money import MAX_AMOUNT_FEN, is_int, round_down, round_half_up
+
 __all__ = [
     "DEFAULT_RULES",
-    "MAX_AMOUNT_FEN",
     "MAX_MONTHLY_BASE_FEN",
     "MAX_YEAR",
     "MIN_YEAR",
@@ -61,16 +62,10 @@ __all__ = [
 
 #: Bases above this (1,000,000 yuan a month) are rejected as absurd.
 MAX_MONTHLY_BASE_FEN = 100_000_000
-#: Credits or interest above this (100 million yuan) are rejected as absurd.
-MAX_AMOUNT_FEN = 10_000_000_000
 MIN_YEAR = 1950
 MAX_YEAR = 2100
 
 _FIELD_PREFIX = "contributions"
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class Rounding(enum.StrEnum):
@@ -82,9 +77,7 @@ class Rounding(enum.StrEnum):
     """Down to the fen (a region that rounds down)."""
 
     def apply(self, value: Fraction) -> int:
-        if self is Rounding.FLOOR:
-            return value.numerator // value.denominator
-        return (value.numerator * 2 + value.denominator) // (value.denominator * 2)
+        return round_down(value) if self is Rounding.FLOOR else round_half_up(value)
 
     @property
     def described(self) -> str:
@@ -133,13 +126,13 @@ class PensionFundRules:
     """A year's interest above this share of the account it was earned on is implausible (*configurable*)."""
 
     def __post_init__(self) -> None:
-        if not _is_int(self.pooled_rate_percent) or not 0 <= self.pooled_rate_percent <= 100:
+        if not is_int(self.pooled_rate_percent) or not 0 <= self.pooled_rate_percent <= 100:
             raise ValueError("pooled_rate_percent must be an integer from 0 to 100")
-        if not _is_int(self.max_interest_rate_percent) or not 0 <= self.max_interest_rate_percent <= 100:
+        if not is_int(self.max_interest_rate_percent) or not 0 <= self.max_interest_rate_percent <= 100:
             raise ValueError("max_interest_rate_percent must be an integer from 0 to 100")
         spans: list[tuple[int, int | None]] = []
         for from_year, to_year, percent in self.account_caps:
-            if not _is_int(percent) or not 0 <= percent <= 100:
+            if not is_int(percent) or not 0 <= percent <= 100:
                 raise ValueError("account cap percent must be an integer from 0 to 100")
             if to_year is not None and to_year < from_year:
                 raise ValueError("account cap range ends before it starts")
@@ -214,7 +207,7 @@ def pooled_fund(
     once by ``rounding``; the yearly amounts are summed. Raises ``ValueError`` if :func:`record_errors` finds
     anything wrong with ``years`` or ``rate_percent`` is negative.
     """
-    if not _is_int(rate_percent) or rate_percent < 0:
+    if not is_int(rate_percent) or rate_percent < 0:
         raise ValueError("rate_percent must be a non-negative integer")
     _require_valid(years)
     exact = _exact_by_year(years, since, {record.year: rate_percent for record in years})
@@ -237,7 +230,7 @@ def compute_funds(
     Raises ``ValueError`` if :func:`record_errors` finds anything wrong with ``years`` or the balance is
     negative.
     """
-    if not _is_int(account_balance_fen) or account_balance_fen < 0:
+    if not is_int(account_balance_fen) or account_balance_fen < 0:
         raise ValueError("account_balance_fen must be a non-negative integer")
     since = rules.institution_pooled_from if since_institution_reform else rules.pooled_from
     pooled = pooled_fund(years, since=since, rate_percent=rules.pooled_rate_percent, rounding=rules.rounding)
@@ -323,9 +316,8 @@ def account_errors(
 
 
 def _amount_error(value: object) -> str | None:
-    if not _is_int(value):
+    if not is_int(value):
         return "must be an integer"
-    assert isinstance(value, int)
     if value < 0:
         return "must not be negative"
     if value > MAX_AMOUNT_FEN:
@@ -349,7 +341,7 @@ def record_errors(years: Sequence[ContributionYear]) -> list[tuple[str, str]]:
         path = f"{_FIELD_PREFIX}[{i}]"
         ok = True
         for name in ("year", "first_month", "last_month", "monthly_base_fen"):
-            if not _is_int(getattr(record, name)):
+            if not is_int(getattr(record, name)):
                 errors.append((f"{path}.{name}", "must be an integer"))
                 ok = False
         for name in ("account_credit_fen", "interest_fen"):

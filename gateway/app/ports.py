@@ -1,0 +1,256 @@
+"""The ports the use cases talk to: what they need from storage, the agencies and the clock, as ``Protocol``s.
+
+The store (``gateway.store``) implements the repositories, ``adapters.agency_client`` the agency gateway,
+``gateway.wire`` the notice encoder. Use cases never see Redis, gRPC or protobuf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol
+
+from gateway.domain.errors import FailedPrecondition, Unavailable
+from gateway.domain.idempotency import IdempotencyRecord
+from gateway.domain.participants import AgencyKey, Participant
+from gateway.domain.settlement.clearing import PairTotals
+from gateway.domain.settlement.records import Bill, Figures, FilingRecord, SettlementRecord
+from gateway.domain.settlement.split import FilingStatus
+from gateway.domain.transfer.model import Decision, Event, Notice, Transfer
+from gateway.domain.transfer.relationship import ContributionPeriod
+
+__all__ = [
+    "AgencyCallFailed",
+    "AgencyGateway",
+    "Clock",
+    "Committed",
+    "DeliveryQueue",
+    "FailureCounter",
+    "FilingRepository",
+    "NoticeEncoder",
+    "OperatorAudit",
+    "OutboundMessage",
+    "QueuedMessage",
+    "SettlementRepository",
+    "TransferRepository",
+    "agency_error",
+]
+
+Clock = Callable[[], datetime]
+"""Now, timezone-aware (tests inject their own)."""
+
+
+@dataclass(frozen=True)
+class AgencyCallFailed(Exception):
+    """An agency did not answer a call as asked: the gRPC status code's name (``"UNAVAILABLE"``), its detail, its
+    ``RetryInfo`` delay and ``ErrorInfo`` reason if it sent them."""
+
+    code: str
+    detail: str
+    retry_after_s: float | None = None
+    reason: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}"
+
+
+class AgencyGateway(Protocol):
+    """The regions' agencies (``RegionAgencyService``), by region."""
+
+    def hrss_regions(self) -> list[str]:
+        """The regions whose HRSS agency can be asked for contribution periods."""
+        ...
+
+    def has_healthcare_agency(self, region: str) -> bool: ...
+
+    async def deliver(self, agency: AgencyKey, body: bytes, timeout_s: float) -> bool:
+        """Deliver one encoded message; True when the agency already had it. Raises ``AgencyCallFailed``."""
+        ...
+
+    async def compute_settlement(
+        self, bill: Bill, filing: FilingStatus, *, commit: bool, settlement_id: str, timeout_s: float
+    ) -> Figures:
+        """The insured region's split of ``bill``; raises ``AgencyCallFailed``."""
+        ...
+
+    async def refund_settlement(self, msgid: str, settlement: SettlementRecord, timeout_s: float) -> bool:
+        """Undo a settlement at the insured region; True when it had already been undone. Raises
+        ``AgencyCallFailed``."""
+        ...
+
+    async def contribution_periods(
+        self, region: str, id_number: str, name: str, timeout_s: float
+    ) -> list[ContributionPeriod]:
+        """The person's periods in ``region``, as its HRSS agency reports them. Raises ``AgencyCallFailed``."""
+        ...
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """A message for the dispatcher: who gets it, on which lane, and the encoded request."""
+
+    message_id: str
+    recipient: AgencyKey
+    lane: str
+    notice: str
+    transfer_id: str
+    body: bytes
+    enqueued_ms: int
+
+
+NoticeEncoder = Callable[[str, Transfer, Notice, date], bytes]
+"""(message id, transfer, notice, today) -> the encoded message the agency receives."""
+
+
+@dataclass(frozen=True)
+class Committed:
+    """A successful commit (the timeline event's id), or the record of an earlier request with the same key."""
+
+    event_id: str | None
+    duplicate: IdempotencyRecord | None = None
+
+
+class TransferRepository(Protocol):
+    def shard_for(self, scope: str) -> int:
+        """The shard a new transfer of this idempotency scope lives in."""
+        ...
+
+    async def get(self, transfer_id: str) -> Transfer | None: ...
+
+    async def get_many(self, transfer_ids: list[str]) -> list[Transfer | None]: ...
+
+    async def recorded(self, shard: int, scope: str) -> IdempotencyRecord | None: ...
+
+    async def commit(
+        self, decision: Decision, *, scope: str, record: IdempotencyRecord, messages: list[OutboundMessage]
+    ) -> Committed:
+        """All of it or nothing; raises ``Aborted`` when the transfer changed since it was read."""
+        ...
+
+    async def due_before(self, day: date, limit: int) -> list[tuple[str, str]]: ...
+
+    async def timeline(self, transfer_id: str, after: str = "-") -> list[tuple[str, Event]]: ...
+
+    async def wait_events(self, transfer_id: str, after: str, block_ms: int) -> list[tuple[str, Event]]: ...
+
+    async def list_region(self, region: str, before: str | None, limit: int) -> list[str]: ...
+
+    async def counts(self) -> dict[tuple[str, str], int]:
+        """Transfers by (kind name, state name)."""
+        ...
+
+
+class SettlementRepository(Protocol):
+    def msg_shard(self, msgid: str) -> int: ...
+
+    async def recorded(self, shard: int, key: str) -> IdempotencyRecord | None: ...
+
+    async def get(self, settlement_id: str) -> SettlementRecord | None: ...
+
+    async def claim_visit(self, visit_id: str, hospital: str) -> str: ...
+
+    async def commit(
+        self, record: SettlementRecord, *, key: str, idempotency: IdempotencyRecord, previous_version: int, sign: int
+    ) -> IdempotencyRecord | None:
+        """Write a settlement (sign +1) or its cancellation (-1) with its key and the clearing totals; the earlier
+        record of a used key. Raises ``FailedPrecondition(MONTH_CLOSED)`` and ``Aborted``."""
+        ...
+
+    async def is_closed(self, month: str) -> bool: ...
+
+    async def close(self, month: str, closed_at: datetime) -> None: ...
+
+    async def clearing_totals(self, month: str) -> dict[tuple[str, str], PairTotals]: ...
+
+    async def month_records(self, month: str) -> list[SettlementRecord]: ...
+
+    async def hospital_records(self, hospital: str, start: datetime, end: datetime) -> list[SettlementRecord]:
+        """A hospital's settlements made in ``[start, end)``."""
+        ...
+
+
+class FilingRepository(Protocol):
+    def person_shard(self, id_number: str) -> int: ...
+
+    async def recorded(self, shard: int, key: str) -> IdempotencyRecord | None: ...
+
+    async def put(
+        self, filing: FilingRecord, *, key: str, idempotency: IdempotencyRecord, new: bool, now: datetime
+    ) -> IdempotencyRecord | None:
+        """Write a filing with its key; the earlier record of a used key."""
+        ...
+
+    async def get(self, filing_id: str) -> FilingRecord | None: ...
+
+    async def person_filings(self, id_number: str) -> list[FilingRecord]: ...
+
+    async def region_filings(
+        self, region: str, before_ms: int | None, limit: int
+    ) -> list[tuple[int, FilingRecord]]: ...
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """A message waiting on an agency's lane, or a dead letter, as an operator sees it (no body)."""
+
+    entry_id: str
+    message_id: str
+    recipient: AgencyKey
+    lane: str
+    notice: str
+    transfer_id: str
+    enqueued_ms: int
+    reason: str = ""
+    attempts: tuple[str, ...] = ()
+    dead_ms: int | None = None
+
+
+class DeliveryQueue(Protocol):
+    """The agencies' lanes and the dead letters."""
+
+    async def queued(self, agency: AgencyKey | None, lane: str | None, limit: int) -> list[QueuedMessage]:
+        """Waiting messages, oldest first."""
+        ...
+
+    async def dead_letters(self, after: str | None, limit: int) -> list[QueuedMessage]: ...
+
+    async def redrive(self, entry_ids: list[str] | None) -> list[str]:
+        """Put dead letters (all when None) back on their lanes; the entry ids re-driven."""
+        ...
+
+    async def lane_depths(self) -> dict[str, int]: ...
+
+
+class OperatorAudit(Protocol):
+    async def record(self, actor: Participant, request: str, action: str, object: str, now: datetime) -> None: ...
+
+
+class FailureCounter(Protocol):
+    """Failed attempts per key within a window, shared by every gateway process."""
+
+    async def counts(self, keys: list[str]) -> list[int]: ...
+
+    async def add(self, keys: list[str], window_s: int) -> None:
+        """Count one failure under each key; a key's window starts with its first failure."""
+        ...
+
+
+def agency_error(
+    failed: AgencyCallFailed, region: str, what: str, region_key: str = "region"
+) -> FailedPrecondition | Unavailable:
+    """The answer to give when ``region``'s agency did not do ``what``: its refusal (``FAILED_PRECONDITION`` or
+    ``INVALID_ARGUMENT`` there) passes on as ``FAILED_PRECONDITION`` with its reason; anything else is
+    ``UNAVAILABLE`` with the agency's ``RetryInfo``, and nothing was done."""
+    if failed.code in ("FAILED_PRECONDITION", "INVALID_ARGUMENT"):
+        return FailedPrecondition(
+            reason=failed.reason or "AGENCY_REFUSED",
+            message=f"region {region}'s agency refused {what}: {failed.detail}",
+            metadata={region_key: region},
+        )
+    return Unavailable(
+        reason="AGENCY_UNAVAILABLE",
+        message=f"region {region}'s agency did not answer ({failed.code}); nothing was done: retry",
+        metadata={region_key: region},
+        retry_after_s=failed.retry_after_s or 1.0,
+    )

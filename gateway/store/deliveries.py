@@ -1,0 +1,72 @@
+"""The agencies' lanes and the dead letters, as operators see them (implements
+``gateway.app.ports.DeliveryQueue``)."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+
+from gateway.app.ports import QueuedMessage
+from gateway.domain.participants import AgencyKey
+from gateway.store import codec, keys
+from gateway.store.client import StreamRows, redis_errors
+
+__all__ = ["MAX_REDRIVE", "DeliveryQueueStore"]
+
+MAX_REDRIVE = 10_000
+
+
+class DeliveryQueueStore:
+    def __init__(self, client: aioredis.Redis, agencies: list[AgencyKey]) -> None:
+        self.client = client
+        self.agencies = agencies
+
+    async def queued(self, agency: AgencyKey | None, lane: str | None, limit: int) -> list[QueuedMessage]:
+        streams = [(a, ln) for a in self.agencies if agency in (None, a) for ln in keys.LANES if lane in (None, ln)]
+        found: list[QueuedMessage] = []
+        async with redis_errors():
+            for a, ln in streams:
+                rows = cast(StreamRows, await self.client.xrange(keys.agency_lane(str(a), ln), count=limit))
+                found += [codec.queued_from_fields(eid, f) for eid, f in rows]
+        found.sort(key=lambda m: m.enqueued_ms)
+        return found[:limit]
+
+    async def dead_letters(self, after: str | None, limit: int) -> list[QueuedMessage]:
+        async with redis_errors():
+            rows = cast(
+                StreamRows, await self.client.xrange(keys.DEAD_LETTERS, min=f"({after}" if after else "-", count=limit)
+            )
+        return [codec.queued_from_fields(eid, f) for eid, f in rows]
+
+    async def redrive(self, entry_ids: list[str] | None) -> list[str]:
+        async with redis_errors():
+            if entry_ids is None:
+                rows = cast(StreamRows, await self.client.xrange(keys.DEAD_LETTERS, count=MAX_REDRIVE))
+            else:
+                rows = []
+                for eid in entry_ids:
+                    rows += cast(StreamRows, await self.client.xrange(keys.DEAD_LETTERS, min=eid, max=eid))
+            for entry_id, fields in rows:
+                back: dict[Any, Any] = {
+                    k: v for k, v in fields.items() if k not in (b"reason", b"attempts", b"dead_ms")
+                }
+                lane = fields.get(b"lane", b"ordinary").decode()
+                pipe = self.client.pipeline(transaction=False)
+                pipe.xadd(keys.agency_lane(fields[b"recipient"].decode(), lane), back)
+                pipe.xdel(keys.DEAD_LETTERS, entry_id)
+                await pipe.execute()
+        return [eid.decode() for eid, _ in rows]
+
+    async def lane_depths(self) -> dict[str, int]:
+        """Messages waiting (or in flight) per lane, over all agencies."""
+        names = [(lane, keys.agency_lane(str(agency), lane)) for agency in self.agencies for lane in keys.LANES]
+        async with redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for _, stream in names:
+                pipe.xlen(stream)
+            lengths = await pipe.execute()
+        depths = dict.fromkeys(keys.LANES, 0)
+        for (lane, _), length in zip(names, lengths, strict=True):
+            depths[lane] += int(length)
+        return depths
