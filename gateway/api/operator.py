@@ -13,7 +13,7 @@ from gateway.app.deliveries import DeliveryService
 from gateway.app.ports import QueuedMessage
 from gateway.domain import access
 from gateway.domain.participants import Participant
-from gateway.store import keys
+from gateway.domain.transfer.model import LANES
 from gateway.wire.common import agency_from, agency_to
 from gateway.wire.validation import Violations, valid_stream_id
 
@@ -62,7 +62,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServiceServicer):
     ) -> operator_pb2.ListQueuedResponse:
         actor = self._operator(context)
         v = Violations()
-        if request.lane and request.lane not in keys.LANES:
+        if request.lane and request.lane not in LANES:
             v.add("lane", "priority or ordinary")
         if not 0 <= request.limit <= MAX_LIMIT:
             v.add("limit", f"0-{MAX_LIMIT}")

@@ -42,7 +42,7 @@ class OverdueSweeper:
         for transfer in ordered:
             if await self.service.remind(transfer.transfer_id):
                 reminded.append(transfer.transfer_id)
-                self.on_reminded("priority" if transfer.priority else "ordinary")
+                self.on_reminded(transfer.lane)
         return reminded
 
     async def run(self) -> None:

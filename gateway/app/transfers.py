@@ -109,7 +109,7 @@ class TransferService:
                 OutboundMessage(
                     message_id=message_id,
                     recipient=notice.recipient,
-                    lane="priority" if t.priority else "ordinary",
+                    lane=t.lane,
                     notice=notice.type.name,
                     transfer_id=t.transfer_id,
                     body=self.encode(message_id, t, notice, today),

@@ -32,13 +32,15 @@ from __future__ import annotations
 
 import zlib
 
+from gateway.domain.transfer import model
+
 PREFIX = "sigw"
 ROUTE_GROUP = "route"
 CONSUMER_GROUP = "dispatch"
 DEAD_LETTERS = f"{PREFIX}:dlq"
 OPERATOR_AUDIT = f"{PREFIX}:{{ops}}:audit"
 OPERATOR_AUDIT_SEQ = f"{PREFIX}:{{ops}}:audit:seq"
-LANES = ("priority", "ordinary")
+LANES = model.LANES
 
 
 def shard_for(scope: str, shards: int) -> int:

@@ -159,6 +159,9 @@ class Step:
         return acted > self.due
 
 
+LANES = ("priority", "ordinary")
+"""The delivery lanes, priority first (Art. 17: military transfers get priority)."""
+
 # Service periods carry this area code (军队) instead of a region's.
 MILITARY_AREA = "910000"
 
@@ -225,6 +228,11 @@ class Transfer:
     def priority(self) -> bool:
         """Military transfers travel the priority lane (Art. 17)."""
         return self.military is not None
+
+    @property
+    def lane(self) -> str:
+        """The delivery lane its messages travel: ``priority`` (military, Art. 17) or ``ordinary``."""
+        return "priority" if self.priority else "ordinary"
 
     @property
     def open_step(self) -> Step | None:
