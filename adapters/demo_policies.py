@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from gateway.domain.settlement.split import RegionPolicy, SchemeRule
 
+__all__ = ["DEMO_ACCOUNT_BALANCE_FEN", "DEMO_POLICIES", "YUAN", "policy_for"]
+
 YUAN = 100
 
 

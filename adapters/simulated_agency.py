@@ -61,6 +61,25 @@ from gateway.wire import transfers as convert
 from gateway.wire.settlements import figures_of, split_to
 from gateway.wire.status import to_status
 
+__all__ = [
+    "DEMO_HISTORIES",
+    "DEMO_INTEREST_PERCENT",
+    "NO_RECORD_SEQUENCE",
+    "PARTICIPANT_METADATA",
+    "AgencyStats",
+    "Column",
+    "Context",
+    "SettlementLedger",
+    "SimulatedAgencies",
+    "SimulatedAgency",
+    "contribution_record",
+    "credited_years",
+    "demo_history",
+    "demo_periods",
+    "split_message",
+    "transfer_info_for",
+]
+
 log = logging.getLogger("sigw.sim")
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"

@@ -10,6 +10,8 @@ from pathlib import Path
 from gateway.domain.calendar import WorkingDayCalendar, parse_calendar_file
 from gateway.domain.regions import Registry
 
+__all__ = ["Settings", "load_calendar", "load_registry"]
+
 
 def load_registry(path: Path) -> Registry:
     """The region registry file (``config/regions.toml``); see ``gateway.domain.regions``."""

@@ -63,6 +63,19 @@ from gateway.store.settlements import FilingStore, SettlementStore
 from gateway.store.transfers import TransferStore
 from gateway.wire.transfers import encode_notice
 
+__all__ = [
+    "API_CONNECTIONS",
+    "HEALTH_INTERVAL_S",
+    "SERVICES",
+    "Gateway",
+    "check_transport",
+    "clock_from",
+    "is_loopback",
+    "load_cipher",
+    "start_gateway",
+    "system_clock",
+]
+
 log = logging.getLogger("sigw")
 
 SERVICES = (

@@ -10,6 +10,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+__all__ = ["StoreGauges", "serve_http"]
+
 
 class StoreGauges(Collector):
     """Gauges read from Redis by the health monitor (so a scrape never waits on Redis):

@@ -18,6 +18,8 @@ from gateway.domain.errors import Unauthenticated
 from gateway.domain.participants import Participant
 from gateway.security import pki
 
+__all__ = ["METADATA_KEY", "IdentityResolver"]
+
 METADATA_KEY = "x-sigw-participant"
 
 

@@ -16,6 +16,8 @@ from gateway.domain import idnumber
 from gateway.domain.errors import FieldViolation, SigwError, invalid
 from gateway.wire.status import to_status
 
+__all__ = ["GrpcMetrics", "Handler", "ServerInterceptor"]
+
 log = logging.getLogger("sigw.api")
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 from gateway.domain.errors import ResourceExhausted
 
+__all__ = ["RateLimiter"]
+
 
 @dataclass
 class _Bucket:

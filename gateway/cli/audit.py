@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+__all__ = ["add_commands", "cmd_audit_verify"]
+
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     """Walk every audit chain in Redis; exit 0 when intact, 4 (and say where) when not."""

@@ -21,6 +21,17 @@ from gateway._gen.sigw.v1 import (
 from gateway.api.identity import METADATA_KEY
 from gateway.security.tls import TlsFolder
 
+__all__ = [
+    "NameCaller",
+    "channel",
+    "day",
+    "operator_stub",
+    "request_id_of",
+    "settlement_stub",
+    "shared_options",
+    "transfer_stub",
+]
+
 
 def channel(args: argparse.Namespace, participant: str) -> grpc.Channel:
     """Mutual TLS with the participant's certificate when the PKI folder has one; else plain text (a gateway

@@ -13,6 +13,8 @@ from gateway.cli.connect import operator_stub, request_id_of
 from gateway.cli.render import print_queued
 from gateway.domain.participants import AgencyType
 
+__all__ = ["add_commands", "cmd_dlq_list", "cmd_dlq_redrive", "cmd_queue_list"]
+
 
 def cmd_queue_list(args: argparse.Namespace) -> int:
     request = operator_pb2.ListQueuedRequest(lane=args.lane or "", limit=args.limit)

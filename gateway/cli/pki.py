@@ -9,6 +9,8 @@ from typing import Any
 
 from gateway.config import load_registry
 
+__all__ = ["DEMO_PARTICIPANTS", "add_commands", "cmd_pki_init", "cmd_pki_issue"]
+
 DEMO_PARTICIPANTS = (
     "operator:cli",
     "portal:cli",

@@ -10,6 +10,8 @@ from gateway.cli.render import pad
 from gateway.config import load_registry
 from gateway.domain.participants import AgencyType
 
+__all__ = ["add_commands", "cmd_regions"]
+
 
 def cmd_regions(args: argparse.Namespace) -> int:
     registry = load_registry(args.regions_file)

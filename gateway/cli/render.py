@@ -20,6 +20,21 @@ from gateway._gen.sigw.v1 import (
 from gateway.domain.calendar import SHANGHAI
 from gateway.domain.settlement import clearing
 
+__all__ = [
+    "date_text",
+    "describe_rpc_error",
+    "enum_name",
+    "pad",
+    "print_filing",
+    "print_queued",
+    "print_settlement",
+    "print_split",
+    "print_statement",
+    "print_transfer",
+    "time_text",
+    "yuan",
+]
+
 
 def pad(text: str, width: int) -> str:
     """Left-justify by display width: CJK characters take two columns."""

@@ -13,6 +13,8 @@ from typing import Any
 from gateway.config import Settings, load_registry
 from gateway.domain import idnumber
 
+__all__ = ["ScrubbingFilter", "add_commands", "cmd_serve", "setup_logging"]
+
 
 class ScrubbingFilter(logging.Filter):
     """No ID number leaves through the logs unmasked."""

@@ -18,6 +18,23 @@ from gateway.cli.connect import day, request_id_of, settlement_stub
 from gateway.cli.render import enum_name, print_filing, print_settlement, print_split, print_statement, yuan
 from gateway.domain.calendar import SHANGHAI
 
+__all__ = [
+    "FILING_TYPES",
+    "add_commands",
+    "cmd_clearing_close",
+    "cmd_clearing_statement",
+    "cmd_filing_cancel",
+    "cmd_filing_create",
+    "cmd_filing_list",
+    "cmd_presettle",
+    "cmd_reconcile",
+    "cmd_settle",
+    "cmd_settlement_cancel",
+    "cmd_settlement_reverse",
+    "cmd_settlement_show",
+    "new_msgid",
+]
+
 FILING_TYPES = {
     n.removeprefix("FILING_TYPE_").lower().replace("_", "-"): v for n, v in settlement_pb2.FilingType.items() if v
 }

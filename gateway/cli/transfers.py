@@ -17,6 +17,27 @@ from gateway.cli.render import enum_name, print_transfer, time_text
 from gateway.domain.transfer.kinds import MILITARY_KINDS, agency_type_of
 from gateway.domain.transfer.model import Kind, State
 
+__all__ = [
+    "COLLECTION_SOURCES",
+    "DIRECTIONS",
+    "KINDS",
+    "PAYING_RULES",
+    "STATES",
+    "add_commands",
+    "cmd_cancel",
+    "cmd_complete",
+    "cmd_contact",
+    "cmd_create",
+    "cmd_info",
+    "cmd_list",
+    "cmd_paying_region",
+    "cmd_reject",
+    "cmd_show",
+    "cmd_status",
+    "cmd_temporary_account",
+    "cmd_watch",
+]
+
 KINDS = {k.name.lower().replace("_", "-"): k for k in Kind}
 
 

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+__all__ = ["CircuitBreaker", "CircuitState"]
+
 
 class CircuitState(enum.Enum):
     CLOSED = "closed"

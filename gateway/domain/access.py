@@ -34,6 +34,27 @@ from gateway.domain.settlement.records import Bill, FilingRecord
 from gateway.domain.transfer.kinds import MILITARY_KINDS, agency_type_of
 from gateway.domain.transfer.model import Kind, Transfer
 
+__all__ = [
+    "Action",
+    "check",
+    "filing_not_found",
+    "may_create",
+    "may_determine_paying_region",
+    "may_handle_filing",
+    "may_list",
+    "may_query_status",
+    "may_read_settlement",
+    "may_read_statement",
+    "not_found",
+    "require_hospital",
+    "require_insured_agency",
+    "require_operator",
+    "require_visit_owner",
+    "settlement_not_found",
+    "source_agency",
+    "target_agency",
+]
+
 
 class Action(enum.Enum):
     CREATE = "create"

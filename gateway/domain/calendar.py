@@ -30,6 +30,8 @@ import chinese_calendar
 
 from gateway.domain.errors import FieldViolation, invalid
 
+__all__ = ["SHANGHAI", "Deadline", "WorkingDayCalendar", "YearSchedule", "parse_calendar_file"]
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 """The time zone of working days, dates and settlement months."""
 _ONE_DAY = timedelta(days=1)

@@ -21,6 +21,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+__all__ = [
+    "MAX_VIOLATIONS",
+    "Aborted",
+    "AlreadyExists",
+    "FailedPrecondition",
+    "FieldViolation",
+    "InvalidArgument",
+    "NotFound",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "SigwError",
+    "Unauthenticated",
+    "Unavailable",
+    "invalid",
+]
+
 
 @dataclass(frozen=True)
 class FieldViolation:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 from gateway.domain.errors import Unauthenticated
 
+__all__ = ["AgencyKey", "AgencyType", "Participant", "Role"]
+
 _REGION = re.compile(r"[0-9]{6}")
 _CODE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 

@@ -1,0 +1,3 @@
+"""PKI, mutual-TLS credentials and field encryption."""
+
+__all__: list[str] = []

@@ -39,6 +39,18 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+__all__ = [
+    "KEY_BYTES",
+    "LOOKUP_HEX_CHARS",
+    "MIN_LOOKUP_KEY_BYTES",
+    "NONCE_BYTES",
+    "TAG_BYTES",
+    "VERSION",
+    "FieldCipher",
+    "generate_key_file",
+    "load_keys",
+]
+
 VERSION = "v1"
 KEY_BYTES = 32
 """AES-256: every data key is 32 bytes."""

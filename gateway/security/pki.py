@@ -35,6 +35,22 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from gateway.domain.errors import Unauthenticated
 from gateway.domain.participants import Participant, Role
 
+__all__ = [
+    "CA_VALID_DAYS",
+    "DEFAULT_SERVER_NAMES",
+    "DEFAULT_VALID_DAYS",
+    "GATEWAY_URI",
+    "PARTICIPANT_URI_PREFIX",
+    "IssuedIdentity",
+    "canonical_participant",
+    "file_stem",
+    "init_pki",
+    "issue",
+    "issue_gateway",
+    "participant_from_auth_context",
+    "participant_of_cert",
+]
+
 PARTICIPANT_URI_PREFIX = "sigw:participant:"
 """Prefix of the URI subject alternative name that carries the participant."""
 

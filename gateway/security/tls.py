@@ -15,6 +15,8 @@ import grpc
 
 from gateway.security import pki
 
+__all__ = ["TlsFolder"]
+
 
 @dataclass(frozen=True)
 class TlsFolder:

@@ -22,6 +22,8 @@ from gateway.domain.participants import Participant
 from gateway.store import keys, scripts
 from gateway.store.client import StreamRows, redis_errors
 
+__all__ = ["AuditTrail", "ChainReport", "Finding", "check_chain", "entry_hash"]
+
 _META = ("seq", "prev", "hash")
 
 

@@ -41,6 +41,24 @@ from gateway.domain.transfer.model import (
 from gateway.domain.transfer.pension import ContributionYear
 from gateway.security.crypto import FieldCipher
 
+__all__ = [
+    "event_fields",
+    "event_from_fields",
+    "filing_from_json",
+    "filing_to_json",
+    "message_fields",
+    "open_body",
+    "parse_agency",
+    "queued_from_fields",
+    "record_from_json",
+    "record_to_json",
+    "seal_body",
+    "settlement_from_json",
+    "settlement_to_json",
+    "transfer_from_json",
+    "transfer_to_json",
+]
+
 
 def _agency(key: AgencyKey) -> str:
     return f"{key.region}:{key.agency_type.slug}"

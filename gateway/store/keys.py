@@ -34,6 +34,38 @@ import zlib
 
 from gateway.domain.transfer import model
 
+__all__ = [
+    "CONSUMER_GROUP",
+    "DEAD_LETTERS",
+    "LANES",
+    "OPERATOR_AUDIT",
+    "OPERATOR_AUDIT_SEQ",
+    "PREFIX",
+    "ROUTE_GROUP",
+    "agency_lane",
+    "audit",
+    "audit_seq",
+    "clearing",
+    "counts",
+    "due",
+    "events",
+    "failures",
+    "filing",
+    "hospital_index",
+    "idempotency",
+    "message",
+    "month_closed",
+    "month_settlements",
+    "outbox",
+    "person_filings",
+    "region_filings",
+    "region_index",
+    "settlement",
+    "shard_for",
+    "transfer",
+    "visit",
+]
+
 PREFIX = "sigw"
 ROUTE_GROUP = "route"
 CONSUMER_GROUP = "dispatch"

@@ -7,6 +7,8 @@ from importlib import resources
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
+__all__ = ["audit_fields", "script"]
+
 _LUA = resources.files("gateway.store").joinpath("lua")
 
 

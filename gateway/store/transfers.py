@@ -17,6 +17,8 @@ from gateway.security.crypto import FieldCipher
 from gateway.store import codec, keys, scripts
 from gateway.store.client import StreamRows, redis_errors
 
+__all__ = ["IDEMPOTENCY_TTL_S", "TransferStore", "count_field", "due_changes", "due_member"]
+
 IDEMPOTENCY_TTL_S = 30 * 24 * 3600
 """How long idempotency records are kept (30 days)."""
 

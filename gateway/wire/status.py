@@ -22,6 +22,8 @@ from gateway.domain.errors import (
     Unavailable,
 )
 
+__all__ = ["DOMAIN", "to_status"]
+
 DOMAIN = "sigw"
 
 _CODES: list[tuple[type[SigwError], int]] = [

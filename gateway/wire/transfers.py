@@ -30,6 +30,29 @@ from gateway.domain.transfer.relationship import ContributionPeriod, PayingRegio
 from gateway.wire.common import agency_to, date_to, mask_name, timestamp
 from gateway.wire.validation import MAX_NAME, MAX_NOTE, Violations
 
+__all__ = [
+    "application_from",
+    "circumstances_to",
+    "continuity_to",
+    "contribution_from",
+    "contribution_to",
+    "deliver_request",
+    "encode_notice",
+    "event_to",
+    "info_from",
+    "info_to",
+    "kind_filter",
+    "military_from",
+    "military_to",
+    "paying_region_to",
+    "period_from",
+    "period_to",
+    "relationship_region",
+    "state_filter",
+    "step_to",
+    "transfer_to",
+]
+
 _KIND = transfer_pb2.TransferKind.ValueType
 _LINE = common_pb2.InsuranceLine.ValueType
 _STATE = transfer_pb2.TransferState.ValueType

@@ -8,6 +8,7 @@ only what lies below them.
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,17 @@ def test_every_module_has_a_floor_or_is_wiring() -> None:
     """Besides the floors only the wiring (``server``, ``config``, ``cli``) and the package map stand alone."""
     loose = {dotted(p) for p in modules(GATEWAY) if floor_of(dotted(p)) is None}
     assert {m for m in loose if not m.startswith("gateway.cli")} == {"gateway", "gateway.server", "gateway.config"}
+
+
+PUBLIC = [p for p in [*modules(GATEWAY), *modules(ROOT / "adapters")] if p.name != "__main__.py"]
+
+
+@pytest.mark.parametrize("path", PUBLIC, ids=[dotted(p) for p in PUBLIC])
+def test_every_module_declares_what_it_exports(path: Path) -> None:
+    """``__all__`` names exactly what exists: a module's public face is written down (httpx style)."""
+    module = importlib.import_module(dotted(path))
+    exported = getattr(module, "__all__", None)
+    assert exported is not None, f"{dotted(path)} has no __all__"
+    assert len(set(exported)) == len(exported)
+    missing = [name for name in exported if not hasattr(module, name)]
+    assert not missing, f"{dotted(path)} exports names it does not have: {missing}"

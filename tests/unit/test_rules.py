@@ -1,4 +1,4 @@
-"""The rule table: eligibility per kind (DESIGN.md §2), routing by line, and step deadlines."""
+"""The rule table: eligibility per kind (docs/design.md §2), routing by line, and step deadlines."""
 
 from __future__ import annotations
 

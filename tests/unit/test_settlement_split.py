@@ -1,4 +1,4 @@
-"""Non-local bill split (DESIGN.md §3): catalogue classes, deductible, ratio by filing, annual cap, account pay."""
+"""Non-local bill split (docs/design.md §3): catalogue classes, deductible, ratio by filing, annual cap, account pay."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Principle (医保发〔2022〕22号): catalogue of the place of treatment, policy of the insured region, management by
 the place of treatment (就医地目录、参保地政策、就医地管理). The hospital classes each item against its local
 catalogue; this module applies the insured region's deductible (起付线), ratio (报销比例, by scheme and hospital
-level) and annual cap (封顶线) and returns the split. DESIGN.md §3.
+level) and annual cap (封顶线) and returns the split. See docs/design.md §3.
 
 The maths of :func:`split_bill`, in order:
 
@@ -152,7 +152,7 @@ class SchemeRule:
 
 @dataclass(frozen=True)
 class RegionPolicy:
-    """An insured region's (参保地) policy for non-local care. Figures marked *unverified* in DESIGN.md §3 (the
+    """An insured region's (参保地) policy for non-local care. Figures marked *unverified* in docs/design.md §3 (the
     lower ratio for temporary or unfiled care) are configurable here. Raises ``ValueError`` on point drops
     outside 0..100."""
 

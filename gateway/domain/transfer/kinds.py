@@ -23,6 +23,20 @@ from gateway.domain.transfer.model import (
     StepName,
 )
 
+__all__ = [
+    "AGENCY_OF_LINE",
+    "EMPLOYEE_FUND_KINDS",
+    "LINE_OF_KIND",
+    "MEDICAL_KINDS",
+    "MILITARY_KINDS",
+    "PENSION_KINDS",
+    "DeadlineRules",
+    "StepDays",
+    "agency_type_of",
+    "check_eligibility",
+    "line_of",
+]
+
 LINE_OF_KIND: Mapping[Kind, Line] = {
     Kind.EMPLOYEE_PENSION: Line.PENSION,
     Kind.INSTITUTION_ENTERPRISE_PENSION: Line.PENSION,

@@ -43,6 +43,20 @@ from gateway.domain.transfer.relationship import (
 )
 from gateway.domain.transfer.unemployment import UnemploymentRules
 
+__all__ = [
+    "Policy",
+    "cancel",
+    "complete",
+    "funds_violations",
+    "open_temporary_account",
+    "open_transfer",
+    "refuse_transfer_info",
+    "reject",
+    "remind_overdue",
+    "send_contact_letter",
+    "send_transfer_info",
+]
+
 
 @dataclass(frozen=True)
 class Policy:

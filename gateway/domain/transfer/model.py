@@ -10,6 +10,28 @@ from gateway.domain.calendar import SHANGHAI
 from gateway.domain.participants import AgencyKey
 from gateway.domain.transfer.pension import ContributionYear
 
+__all__ = [
+    "LANES",
+    "MILITARY_AREA",
+    "Application",
+    "Circumstances",
+    "CollectionSource",
+    "Decision",
+    "Event",
+    "Kind",
+    "Line",
+    "MedicalContinuity",
+    "MilitaryService",
+    "Notice",
+    "NoticeType",
+    "PensionDirection",
+    "State",
+    "Step",
+    "StepName",
+    "Transfer",
+    "TransferInfo",
+]
+
 
 class Line(enum.IntEnum):
     """Insurance line (险种)."""
@@ -22,7 +44,7 @@ class Line(enum.IntEnum):
 
 
 class Kind(enum.IntEnum):
-    """Transfer kind (DESIGN.md §2)."""
+    """Transfer kind (docs/design.md §2)."""
 
     EMPLOYEE_PENSION = 1
     INSTITUTION_ENTERPRISE_PENSION = 2
