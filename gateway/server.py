@@ -8,6 +8,8 @@ import contextlib
 import ipaddress
 import logging
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import ThreadingHTTPServer
@@ -216,8 +218,15 @@ def check_transport(settings: Settings) -> TlsFolder | None:
 
 
 async def start_gateway(
-    settings: Settings, registry: Registry, *, clock: Clock = system_clock, dispatch: DispatchSettings | None = None
+    settings: Settings,
+    registry: Registry,
+    *,
+    clock: Clock = system_clock,
+    dispatch: DispatchSettings | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> Gateway:
+    """Start a gateway: ``clock`` is the domain's time (deadlines, records), ``monotonic`` the rate limiter's
+    seconds; tests inject both."""
     tls = check_transport(settings)
     cipher = load_cipher(settings.key_file)
     embedded = None
@@ -256,7 +265,9 @@ async def start_gateway(
     server = grpc.aio.server(
         interceptors=[
             ServerInterceptor(
-                GrpcMetrics(metrics), RateLimiter(settings.rate_per_s, 2 * settings.rate_per_s), identity.rate_key
+                GrpcMetrics(metrics),
+                RateLimiter(settings.rate_per_s, 2 * settings.rate_per_s, clock=monotonic),
+                identity.rate_key,
             )
         ],
         options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)],

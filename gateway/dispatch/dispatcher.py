@@ -73,6 +73,8 @@ class DispatchSettings:
     breaker_max_open_s: float = 30.0
     consumer: str = field(default_factory=consumer_name)
     """This process's consumer name; keep it across restarts to resume its pending messages at once."""
+    breaker_clock: Callable[[], float] = time.monotonic
+    """Monotonic seconds for the circuit breakers' open periods (tests inject one they move by hand)."""
 
 
 class DispatchMetrics:

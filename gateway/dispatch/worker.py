@@ -62,7 +62,7 @@ class AgencyWorker:
         self.agency = agency
         s = dispatcher.settings
         self.streams = {lane: keys.agency_lane(str(agency), lane) for lane in keys.LANES}
-        self.breaker = CircuitBreaker(s.breaker_threshold, s.breaker_open_s, s.breaker_max_open_s)
+        self.breaker = CircuitBreaker(s.breaker_threshold, s.breaker_open_s, s.breaker_max_open_s, s.breaker_clock)
         self.in_flight: dict[bytes, asyncio.Task[None]] = {}
         self.in_flight_entries: dict[bytes, _Entry] = {}
         self.waiting: dict[bytes, _Entry] = {}  # read, not delivered yet: failed transiently, or resumed

@@ -159,22 +159,25 @@ def agency_bill(bill: settlement_pb2.Bill) -> tuple[tuple[BillItem, ...], date]:
     return items, date_from(bill.discharge_date)
 
 
+_FIGURES = (
+    "total_fen",
+    "fund_pay_fen",
+    "account_pay_fen",
+    "cash_pay_fen",
+    "class_c_fen",
+    "class_b_self_fen",
+    "in_scope_fen",
+    "deductible_fen",
+    "over_cap_fen",
+    "ratio_percent",
+    "note",
+)
+"""The figures a split, the agency's answer and the gateway's record share, by the same names."""
+
+
 def figures_of(split: Split) -> Figures:
     """The agency's split as the figures the gateway keeps."""
-    return Figures(
-        total_fen=split.total_fen,
-        fund_pay_fen=split.fund_pay_fen,
-        account_pay_fen=split.account_pay_fen,
-        cash_pay_fen=split.cash_pay_fen,
-        class_c_fen=split.class_c_fen,
-        class_b_self_fen=split.class_b_self_fen,
-        in_scope_fen=split.in_scope_fen,
-        deductible_fen=split.deductible_fen,
-        over_cap_fen=split.over_cap_fen,
-        ratio_percent=split.ratio_percent,
-        filing_status=int(split.filing),
-        note=split.note,
-    )
+    return Figures(**{name: getattr(split, name) for name in _FIGURES}, filing_status=int(split.filing))
 
 
 def split_to(f: Figures) -> settlement_pb2.SettlementSplit:
@@ -195,20 +198,7 @@ def split_to(f: Figures) -> settlement_pb2.SettlementSplit:
 
 
 def figures_from(split: settlement_pb2.SettlementSplit) -> Figures:
-    return Figures(
-        total_fen=split.total_fen,
-        fund_pay_fen=split.fund_pay_fen,
-        account_pay_fen=split.account_pay_fen,
-        cash_pay_fen=split.cash_pay_fen,
-        class_c_fen=split.class_c_fen,
-        class_b_self_fen=split.class_b_self_fen,
-        in_scope_fen=split.in_scope_fen,
-        deductible_fen=split.deductible_fen,
-        over_cap_fen=split.over_cap_fen,
-        ratio_percent=split.ratio_percent,
-        filing_status=int(split.filing_status),
-        note=split.note,
-    )
+    return Figures(**{name: getattr(split, name) for name in _FIGURES}, filing_status=int(split.filing_status))
 
 
 def settlement_to(r: SettlementRecord) -> settlement_pb2.Settlement:

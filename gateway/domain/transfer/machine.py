@@ -71,6 +71,11 @@ class Policy:
     unemployment: UnemploymentRules = field(default_factory=UnemploymentRules)
 
 
+def _joined(*notes: str) -> str:
+    """A timeline note from its parts, the empty ones left out."""
+    return "; ".join(n for n in notes if n)
+
+
 def _start_step(
     kind: Kind, name: StepName, holder: AgencyKey, now: datetime, policy: Policy, counted_from: datetime | None = None
 ) -> Step:
@@ -153,7 +158,7 @@ def open_transfer(app: Application, transfer_id: str, actor: Participant, now: d
         notice = Notice(NoticeType.TRANSFER_REQUESTED, step.holder, step)
         accepted = "application accepted"
     transfer = replace(draft, steps=(step,))
-    note = "; ".join(n for n in (accepted, eligibility_note, continuity.note if continuity else "", app.note) if n)
+    note = _joined(accepted, eligibility_note, continuity.note if continuity else "", app.note)
     return Decision(
         transfer=transfer,
         event=Event(time=now, actor=str(actor), from_state=None, to_state=transfer.state, note=note),
@@ -229,7 +234,7 @@ def send_contact_letter(
     step = _start_step(
         transfer.kind, StepName.TRANSFER_OUT, access.source_agency(transfer), now, policy, transfer.created_at
     )
-    text = "; ".join(n for n in (f"contact letter {letter_number}".strip(), note) if n)
+    text = _joined(f"contact letter {letter_number}".strip(), note)
     return _advance(
         transfer,
         actor,
@@ -256,14 +261,10 @@ def open_temporary_account(
             metadata={"transfer_id": transfer.transfer_id},
         )
     opened = f"temporary account {account_number}".replace("  ", " ").strip()
-    text = "; ".join(
-        n
-        for n in (
-            f"{opened} opened at {transfer.target_region}; the relationship stays at {transfer.source_region} "
-            "(66号 Art. 5)",
-            note,
-        )
-        if n
+    text = _joined(
+        f"{opened} opened at {transfer.target_region}; the relationship stays at {transfer.source_region} "
+        "(66号 Art. 5)",
+        note,
     )
     return _advance(
         transfer,
@@ -402,13 +403,8 @@ def send_transfer_info(
         )
     step = _start_step(transfer.kind, StepName.TRANSFER_IN, access.target_agency(transfer), now, policy)
     what = "account balance" if transfer.kind in MEDICAL_KINDS else "funds"
-    text = "; ".join(
-        n
-        for n in (
-            f"information table {info.table_number} and {what} {info.funds_fen} fen sent".replace("  ", " "),
-            note,
-        )
-        if n
+    text = _joined(
+        f"information table {info.table_number} and {what} {info.funds_fen} fen sent".replace("  ", " "), note
     )
     return _advance(
         transfer,
@@ -441,7 +437,7 @@ def refuse_transfer_info(transfer: Transfer, actor: Participant, now: datetime, 
 
 def complete(transfer: Transfer, actor: Participant, now: datetime, *, note: str = "") -> Decision:
     access.check(actor, Action.COMPLETE, transfer)
-    text = "; ".join(n for n in ("record and account rebuilt; person notified (Art. 16)", note) if n)
+    text = _joined("record and account rebuilt; person notified (Art. 16)", note)
     return _advance(
         transfer,
         actor,
