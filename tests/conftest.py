@@ -14,7 +14,7 @@ import grpc
 import pytest
 import redis
 
-from adapters.simulated_agency import SimulatedAgencies
+from adapters.simulated_agency import SimulatedAgencies, SimulatedAgency
 from gateway._gen.sigw.v1 import transfer_pb2_grpc
 from gateway.config import Settings
 from gateway.dispatch.dispatcher import DispatchSettings
@@ -76,10 +76,10 @@ class Demo:
     clock: FakeClock
 
     @property
-    def transfers(self) -> transfer_pb2_grpc.TransferServiceStub:
+    def transfers(self) -> transfer_pb2_grpc.TransferServiceAsyncStub:
         return transfer_pb2_grpc.TransferServiceStub(self.channel)
 
-    def agency(self, region: str, agency_type: AgencyType = AgencyType.HRSS):  # type: ignore[no-untyped-def]
+    def agency(self, region: str, agency_type: AgencyType = AgencyType.HRSS) -> SimulatedAgency:
         return self.sims.agencies[AgencyKey(region, agency_type)]
 
 

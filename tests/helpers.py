@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import cast
 
 import grpc
+import redis
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from gateway._gen.sigw.v1 import transfer_pb2
+from gateway._gen.sigw.v1 import transfer_pb2, transfer_pb2_grpc
 from gateway.domain.idnumber import make_id_number
+from gateway.store.client import StreamRows
 
 OPERATOR = (("x-sigw-participant", "operator:test"),)
 
@@ -25,7 +28,7 @@ def person_id(sequence: int = 123, area: str = "110105") -> str:
 
 def error_details(error: grpc.aio.AioRpcError) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
     """(ErrorInfo reason, its metadata, BadRequest field violations) of a failed call."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     reason, metadata, violations = "", {}, []
     for detail in status.details if status else ():
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
@@ -39,7 +42,9 @@ def error_details(error: grpc.aio.AioRpcError) -> tuple[str, dict[str, str], lis
     return reason, metadata, violations
 
 
-async def wait_for_state(stub: Any, transfer_id: str, state: int, timeout_s: float = 10.0) -> transfer_pb2.Transfer:
+async def wait_for_state(
+    stub: transfer_pb2_grpc.TransferServiceAsyncStub, transfer_id: str, state: int, timeout_s: float = 10.0
+) -> transfer_pb2.Transfer:
     """Poll GetTransfer (as an operator) until the transfer reaches ``state``."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
@@ -51,7 +56,7 @@ async def wait_for_state(stub: Any, transfer_id: str, state: int, timeout_s: flo
         await asyncio.sleep(0.05)
 
 
-async def eventually(condition: Any, timeout_s: float = 5.0) -> None:
+async def eventually(condition: Callable[[], object], timeout_s: float = 5.0) -> None:
     """Wait until ``condition()`` is true, polling; fail after ``timeout_s``."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while not condition():
@@ -62,10 +67,16 @@ async def eventually(condition: Any, timeout_s: float = 5.0) -> None:
 
 def retry_delay(error: grpc.aio.AioRpcError) -> float | None:
     """The RetryInfo delay of a failed call, in seconds, or None when it has none."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     for detail in status.details if status else ():
         if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
             info = error_details_pb2.RetryInfo()
             detail.Unpack(info)
             return float(info.retry_delay.seconds + info.retry_delay.nanos / 1e9)
     return None
+
+
+def stream_rows(client: redis.Redis, name: str | bytes) -> StreamRows:
+    """XRANGE of a whole stream. The tests' clients leave decode_responses off, so ids, field names and values are
+    bytes (redis-py types them as ``bytes | str`` either way)."""
+    return cast(StreamRows, client.xrange(name))

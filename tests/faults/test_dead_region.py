@@ -67,7 +67,9 @@ async def scene(redis_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatc
     holder: list[Scene] = []
 
     async def counted(
-        self: SimulatedAgency, request: agency_pb2.DeliverRequest, context: grpc.aio.ServicerContext
+        self: SimulatedAgency,
+        request: agency_pb2.DeliverRequest,
+        context: grpc.aio.ServicerContext[agency_pb2.DeliverRequest, agency_pb2.DeliverResponse],
     ) -> Any:
         if not self.available and holder:
             holder[0].calls_while_down += 1

@@ -45,7 +45,7 @@ class Creator:
     """Creates the N transfers with a few concurrent clients; a call that fails because the gateway is down is
     tried again with the same request id (so it never creates a second transfer)."""
 
-    def __init__(self, stub: transfer_pb2_grpc.TransferServiceStub) -> None:
+    def __init__(self, stub: transfer_pb2_grpc.TransferServiceAsyncStub) -> None:
         self.stub = stub
         self.created: dict[int, str] = {}
         self.retries = 0

@@ -46,7 +46,9 @@ async def test_a_settlement_whose_reply_is_lost_is_settled_once(
     compute = SimulatedAgency.ComputeSettlement
 
     async def counted(
-        self: SimulatedAgency, request: agency_pb2.ComputeSettlementRequest, context: grpc.aio.ServicerContext
+        self: SimulatedAgency,
+        request: agency_pb2.ComputeSettlementRequest,
+        context: grpc.aio.ServicerContext[agency_pb2.ComputeSettlementRequest, agency_pb2.ComputeSettlementResponse],
     ) -> agency_pb2.ComputeSettlementResponse:
         if request.commit:
             commits.append(request.bill.msgid)

@@ -37,7 +37,7 @@ MAX_CREATES = 3000
 class Load:
     """A few clients creating transfers until stopped, recording which were acknowledged and which failed."""
 
-    def __init__(self, stub: transfer_pb2_grpc.TransferServiceStub) -> None:
+    def __init__(self, stub: transfer_pb2_grpc.TransferServiceAsyncStub) -> None:
         self.stub = stub
         self.acked: dict[str, str] = {}  # request id -> transfer id
         self.failed: dict[str, grpc.StatusCode] = {}

@@ -6,13 +6,15 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from gateway._gen.sigw.v1 import common_pb2, operator_pb2, operator_pb2_grpc, settlement_pb2, settlement_pb2_grpc
 from gateway.store.audit import check_chain, entry_hash
 from tests.conftest import Demo, as_
-from tests.helpers import OPERATOR
+from tests.helpers import OPERATOR, stream_rows
 from tests.integration.test_settlement import ME, bill
 from tests.integration.test_transfer_flow import create_request
 
@@ -32,17 +34,17 @@ def verify(redis_url: str) -> subprocess.CompletedProcess[str]:
 def chain_of(client: redis.Redis, marker: bytes) -> str:
     """The audit chain holding an entry whose object is ``marker``."""
     for key in client.scan_iter("sigw:*:audit", _type="stream"):
-        if any(f.get(b"object") == marker for _, f in client.xrange(key)):
-            return key.decode()
+        if any(f.get(b"object") == marker for _, f in stream_rows(client, key)):
+            return cast(bytes, key).decode()
     raise AssertionError("no chain")
 
 
 def rewrite(client: redis.Redis, chain: str, position: int, **changes: bytes) -> None:
     """Tamper: replace the entry at ``position`` with a changed copy appended at the end."""
-    rows = client.xrange(chain)
+    rows = stream_rows(client, chain)
     entry_id, fields = rows[position]
     client.xdel(chain, entry_id)
-    client.xadd(chain, {**fields, **changes})
+    client.xadd(chain, cast(dict[FieldT, EncodableT], {**fields, **changes}))
 
 
 async def test_every_change_and_operator_action_is_chained_and_tampering_is_found(demo: Demo, redis_url: str) -> None:
@@ -69,14 +71,14 @@ async def test_every_change_and_operator_action_is_chained_and_tampering_is_foun
 
     client = redis.Redis.from_url(redis_url)
     transfer_chain = chain_of(client, t.transfer_id.encode())
-    actions = [f[b"action"] for _, f in client.xrange(transfer_chain) if f[b"object"] == t.transfer_id.encode()]
+    actions = [f[b"action"] for _, f in stream_rows(client, transfer_chain) if f[b"object"] == t.transfer_id.encode()]
     assert actions == [
         b"transfer NEW->SUBMITTED",
         b"transfer SUBMITTED->CONTACT_SENT",
         b"transfer CONTACT_SENT->FUNDS_SENT",
         b"transfer FUNDS_SENT->COMPLETED",
     ]
-    ops = client.xrange("sigw:{ops}:audit")
+    ops = stream_rows(client, "sigw:{ops}:audit")
     assert [(f[b"actor"], f[b"action"], f[b"request"]) for _, f in ops] == [
         (b"operator:test", b"redrive dead letters", b"r-1")
     ]

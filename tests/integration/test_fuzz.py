@@ -24,10 +24,10 @@ import random
 import string
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -284,13 +284,19 @@ def hostile_int(rng: random.Random, f: FieldDescriptor) -> int:
 # ------------------------------------------------------------------------------------------------ mutation
 
 
+def _descriptor_fields(msg: Message | type[Message]) -> Sequence[FieldDescriptor]:
+    """``msg.DESCRIPTOR.fields``. types-protobuf types ``Message.DESCRIPTOR`` as the Python or the upb descriptor;
+    the upb backend's descriptors are instances of the ``google.protobuf.descriptor`` classes used here."""
+    return cast("Sequence[FieldDescriptor]", msg.DESCRIPTOR.fields)
+
+
 def _fields(msg: Message, depth: int = 0) -> list[tuple[Message, FieldDescriptor]]:
     """Every (holder, field) reachable: fields of the message, of its singular submessages (set or not), and of
     the entries of its repeated submessages (the first three)."""
-    found = [(msg, f) for f in msg.DESCRIPTOR.fields]
+    found = [(msg, f) for f in _descriptor_fields(msg)]
     if depth >= 3:
         return found
-    for f in msg.DESCRIPTOR.fields:
+    for f in _descriptor_fields(msg):
         if f.message_type is None:
             continue
         if f.is_repeated:
@@ -312,6 +318,7 @@ def _scalar(rng: random.Random, f: FieldDescriptor) -> Any:
     if f.type == FieldDescriptor.TYPE_BOOL:
         return rng.random() < 0.5
     if f.type == FieldDescriptor.TYPE_ENUM:
+        assert f.enum_type is not None  # an enum field always has its enum type
         defined = [v.number for v in f.enum_type.values]
         return rng.choice([*defined, max(defined) + 1, -1, 99, *INT32])
     return hostile_int(rng, f)
@@ -324,7 +331,7 @@ def _set(holder: Message, f: FieldDescriptor, value: Any) -> None:
 
 def random_message(rng: random.Random, cls: type[Message], depth: int = 0) -> Message:
     msg = cls()
-    for f in cls.DESCRIPTOR.fields:
+    for f in _descriptor_fields(cls):
         if rng.random() < 0.5:
             continue
         if f.message_type is not None:
@@ -347,8 +354,8 @@ def random_message(rng: random.Random, cls: type[Message], depth: int = 0) -> Me
     return msg
 
 
-def _dates(msg: Message) -> list[Message]:
-    found = []
+def _dates(msg: Message) -> list[common_pb2.Date]:
+    found: list[common_pb2.Date] = []
     for holder, f in _fields(msg):
         if f.message_type is not None and f.message_type.full_name == "sigw.v1.Date" and not f.is_repeated:
             found.append(getattr(holder, f.name))
@@ -414,6 +421,7 @@ def mutate(rng: random.Random, msg: Message) -> str:
         enums = [(h, g) for h, g in fields if g.type == FieldDescriptor.TYPE_ENUM and not g.is_repeated]
         if enums:
             holder, f = rng.choice(enums)
+            assert f.enum_type is not None  # an enum field always has its enum type
             value = rng.choice([-1, 99, 2**31 - 1, -(2**31), max(v.number for v in f.enum_type.values) + 1])
             _set(holder, f, value)
             return f"enum {f.name}={value}"
@@ -530,7 +538,7 @@ def source_of(create: S.CreateTransferRequest) -> str:
     )
 
 
-def create_baseline(w: World) -> tuple[Message, str]:
+def create_baseline(w: World) -> tuple[S.CreateTransferRequest, str]:
     rng = w.rng
     kind = rng.choice([1, 1, 4, 7, 10])
     source, target = rng.sample(REGIONS, 2)
@@ -538,7 +546,7 @@ def create_baseline(w: World) -> tuple[Message, str]:
     w.persons.append(person)
     request = S.CreateTransferRequest(
         request_id=f"fz-{w.next()}",
-        kind=kind,
+        kind=S.TransferKind.ValueType(kind),
         person=common_pb2.Person(id_number=person, name="张三"),
         source_region=source,
         target_region=target,
@@ -619,13 +627,13 @@ def paying_region_baseline(w: World) -> tuple[Message, str]:
     return request, w.rng.choice(["operator:fuzz", *(f"agency:{r}:hrss" for r in REGIONS)])
 
 
-def filing_baseline(w: World) -> tuple[Message, str]:
+def filing_baseline(w: World) -> tuple[P.CreateFilingRequest, str]:
     rng = w.rng
     kind = rng.randint(1, 6)
     insured = rng.choice(["110000", "310000", "510100"])
     request = P.CreateFilingRequest(
         request_id=f"fz-{w.next()}",
-        type=kind,
+        type=P.FilingType.ValueType(kind),
         person=common_pb2.Person(id_number=rng.choice(w.persons), name="赵六"),
         insured_region=insured,
         treatment_region="440300",
@@ -661,14 +669,20 @@ def bill(w: World) -> P.Bill:
         insured_region=rng.choice(["110000", "310000", "510100"]),
         visit_id=f"V{w.next()}",
         person=common_pb2.Person(id_number=rng.choice(w.persons), name="赵六"),
-        credential_type=1,
+        credential_type=P.CredentialType.ValueType(1),
         insurance_type=rng.choice(["310", "390"]),
         medical_type=rng.choice(["11", "21"]),
         admission_date=common_pb2.Date(year=2026, month=2, day=20),
         discharge_date=common_pb2.Date(year=2026, month=3, day=1),
         emergency=rng.random() < 0.2,
         items=[
-            P.BillItem(code=f"X{i:03d}", name=f"item {i}", catalogue_class=c, amount_fen=a, self_pay_percent=s)
+            P.BillItem(
+                code=f"X{i:03d}",
+                name=f"item {i}",
+                catalogue_class=P.CatalogueClass.ValueType(c),
+                amount_fen=a,
+                self_pay_percent=s,
+            )
             for i, (c, a, s) in enumerate(lines)
         ],
         total_fen=sum(a for _, a, _ in lines),
@@ -731,7 +745,9 @@ BASELINES: dict[str, Callable[[World], tuple[Message, str]]] = {
     "GetClearingStatement": lambda w: (P.GetClearingStatementRequest(month="2026-03"), "operator:fuzz"),
     "ListQueued": lambda w: (
         O.ListQueuedRequest(
-            agency=common_pb2.AgencyRef(region_code="310000", agency_type=1), lane="ordinary", limit=10
+            agency=common_pb2.AgencyRef(region_code="310000", agency_type=common_pb2.AgencyType.ValueType(1)),
+            lane="ordinary",
+            limit=10,
         ),
         "operator:fuzz",
     ),
@@ -896,13 +912,13 @@ class Fuzzer:
             )
         settle = settlement_pb2_grpc.SettlementServiceStub(self.demo.channel)
         for _ in range(3):
-            request, caller = filing_baseline(w)
-            reply = await settle.CreateFiling(request, metadata=as_(caller))
-            w.filings[reply.filing.filing_id] = request.insured_region
+            filing, caller = filing_baseline(w)
+            filed = await settle.CreateFiling(filing, metadata=as_(caller))
+            w.filings[filed.filing.filing_id] = filing.insured_region
         for _ in range(4):
             b = bill(w)
-            reply = await settle.Settle(P.SettleRequest(bill=b), metadata=as_(ME))
-            w.settlements[reply.settlement.settlement_id] = b.msgid
+            settled = await settle.Settle(P.SettleRequest(bill=b), metadata=as_(ME))
+            w.settlements[settled.settlement.settlement_id] = b.msgid
 
     def learn(self, rpc: Rpc, request: Message | None, answer: Answer) -> None:
         """Let later baselines refer to what a successful call created."""
@@ -910,6 +926,7 @@ class Fuzzer:
             return
         w = self.world
         if rpc.method == "CreateTransfer":
+            assert isinstance(request, S.CreateTransferRequest)
             w.transfers[S.CreateTransferResponse.FromString(answer.reply).transfer.transfer_id] = request
         elif rpc.method == "CreateFiling":
             assert isinstance(request, P.CreateFilingRequest)
@@ -924,6 +941,7 @@ class Fuzzer:
     def build(self, n: int) -> Sent:
         rng = self.rng
         rpc = rng.choice(RPCS)
+        request: Message | None
         request, caller = BASELINES[rpc.method](self.world)
         roll = rng.random()
         how = "baseline"
@@ -1120,6 +1138,7 @@ STREAM_ID_BEYOND_UINT64 = "18446744073709551616-0"
 @pytest.mark.parametrize("rpc", ["ListDeadLetters", "RedriveDeadLetters", "WatchTransfer"])
 async def test_bug_a_stream_id_beyond_uint64_is_invalid_argument(quiet: Demo, redis_url: str, rpc: str) -> None:
     operator = operator_pb2_grpc.OperatorServiceStub(quiet.channel)
+    call: Awaitable[object]
     if rpc == "ListDeadLetters":
         call = operator.ListDeadLetters(
             O.ListDeadLettersRequest(after_entry_id=STREAM_ID_BEYOND_UINT64), metadata=OPERATOR
@@ -1161,11 +1180,12 @@ async def test_bug_reconcile_at_the_end_of_the_calendar_is_invalid_argument(quie
 
 @pytest.mark.parametrize("rpc", ["RedriveDeadLetters", "PreSettle"])
 async def test_bug_many_bad_entries_still_give_invalid_argument(quiet: Demo, rpc: str) -> None:
+    call: Awaitable[object]
     if rpc == "RedriveDeadLetters":
         request = O.RedriveDeadLettersRequest(request_id="r-1", entry_ids=["not-an-id"] * 1000)
         call = operator_pb2_grpc.OperatorServiceStub(quiet.channel).RedriveDeadLetters(request, metadata=OPERATOR)
     else:
-        items = [P.BillItem(code="X", name="x", catalogue_class=9, amount_fen=1)] * 1000
+        items = [P.BillItem(code="X", name="x", catalogue_class=P.CatalogueClass.ValueType(9), amount_fen=1)] * 1000
         b = bill(World(random.Random(3), persons=[idnumber.make_id_number("110105", date(1985, 6, 15), 123)]))
         del b.items[:]
         b.items.extend(items)
@@ -1174,5 +1194,5 @@ async def test_bug_many_bad_entries_still_give_invalid_argument(quiet: Demo, rpc
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (caught.value.code(), caught.value.details())
-    status = rpc_status.from_call(caught.value)  # type: ignore[arg-type]
+    status = rpc_status.from_call(caught.value)
     assert status is not None and any(d.Is(error_details_pb2.BadRequest.DESCRIPTOR) for d in status.details)

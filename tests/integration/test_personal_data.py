@@ -3,13 +3,15 @@ name is found in any Redis key or value in plain text."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import grpc
 import redis
 
 from gateway._gen.sigw.v1 import common_pb2, settlement_pb2, settlement_pb2_grpc, transfer_pb2
 from gateway.domain import idnumber
 from tests.conftest import Demo, as_
-from tests.helpers import eventually, person_id, wait_for_state
+from tests.helpers import eventually, person_id, stream_rows, wait_for_state
 from tests.integration.test_settlement import ME, bill
 from tests.integration.test_transfer_flow import create_request
 
@@ -17,7 +19,7 @@ NAMES = ("张三", "赵六", "欧阳娜娜")
 
 
 def all_bytes(redis_url: str) -> list[bytes]:
-    """Every key and every value, whatever its type."""
+    """Every key and every value, whatever its type. The client leaves decode_responses off: all of it is bytes."""
     client = redis.Redis.from_url(redis_url)
     out: list[bytes] = []
     try:
@@ -25,15 +27,15 @@ def all_bytes(redis_url: str) -> list[bytes]:
             out.append(key)
             kind = client.type(key)
             if kind == b"string":
-                out.append(client.get(key) or b"")
+                out.append(cast(bytes | None, client.get(key)) or b"")
             elif kind == b"hash":
-                out += [item for pair in client.hgetall(key).items() for item in pair]
+                out += [item for pair in cast(dict[bytes, bytes], client.hgetall(key)).items() for item in pair]
             elif kind == b"set":
-                out += list(client.smembers(key))
+                out += list(cast(set[bytes], client.smembers(key)))
             elif kind == b"zset":
-                out += [m for m, _ in client.zrange(key, 0, -1, withscores=True)]
+                out += [m for m, _ in cast(list[tuple[bytes, float]], client.zrange(key, 0, -1, withscores=True))]
             elif kind == b"stream":
-                out += [item for _, fields in client.xrange(key) for pair in fields.items() for item in pair]
+                out += [item for _, fields in stream_rows(client, key) for pair in fields.items() for item in pair]
     finally:
         client.close()
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -12,7 +13,7 @@ import pytest
 
 from gateway._gen.sigw.v1 import agency_pb2, common_pb2, operator_pb2, operator_pb2_grpc, transfer_pb2
 from tests.conftest import Demo, FakeClock, as_, start_demo
-from tests.helpers import OPERATOR, eventually, person_id, wait_for_state
+from tests.helpers import OPERATOR, eventually, person_id, stream_rows, wait_for_state
 from tests.integration.test_transfer_flow import create_request
 from tests.integration.test_transfer_rules import expect_error
 
@@ -44,7 +45,7 @@ def military_request(
 
 
 @pytest.fixture
-async def quiet(redis_url: str, clock: FakeClock):  # type: ignore[no-untyped-def]
+async def quiet(redis_url: str, clock: FakeClock) -> AsyncIterator[Demo]:
     d = await start_demo(redis_url, clock, act=False, concurrency=1)
     yield d
     await d.channel.close()
@@ -211,7 +212,7 @@ async def test_dead_letters_are_listed_and_redriven_on_the_record(quiet: Demo, r
     assert reply.redriven == 1
     await eventually(lambda: agency.stats.applied == 1)
     assert not await dead()
-    log = redis.Redis.from_url(redis_url).xrange("sigw:{ops}:audit")
+    log = stream_rows(redis.Redis.from_url(redis_url), "sigw:{ops}:audit")
     assert [(f[b"actor"], f[b"action"], f[b"request"]) for _, f in log] == [
         (b"operator:test", b"redrive dead letters", b"r")
     ]
@@ -245,7 +246,7 @@ async def test_one_transfers_messages_reach_an_agency_in_order(redis_url: str, c
             notices = [m.transfer_notice.type for m in source.received if m.transfer_notice.transfer.transfer_id == tid]
             assert notices == [agency_pb2.NOTICE_TYPE_CONTACT_LETTER, agency_pb2.NOTICE_TYPE_TRANSFER_CLOSED]
     finally:
-        del type(source).answer_delay_s
+        del type(source).answer_delay_s  # type: ignore[misc]  # removes the class-level property patched in above
         await d.channel.close()
         await d.gateway.stop(grace_s=0.2)
         await d.sims.stop()

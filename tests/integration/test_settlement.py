@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any
+from typing import Any, TypedDict
 
 import grpc
 import pytest
@@ -21,6 +21,13 @@ ME = as_(f"hospital:440300:{HOSPITAL}")
 OTHER = as_("hospital:440300:H44030000002")
 BJ_CARE = as_("agency:110000:healthcare")
 _seq = itertools.count(1)
+
+
+class ReconPeriod(TypedDict):
+    """The period fields of a ``ReconcileRequest``."""
+
+    start_date: common_pb2.Date
+    end_date: common_pb2.Date
 
 
 def msgid(hospital: str = HOSPITAL, when: str = "20260302083000") -> str:
@@ -58,7 +65,13 @@ def bill(
         discharge_date=common_pb2.Date(year=2026, month=3, day=1),
         emergency=emergency,
         items=[
-            P.BillItem(code=f"X{i:03d}", name=f"item {i}", catalogue_class=c, amount_fen=a, self_pay_percent=s)
+            P.BillItem(
+                code=f"X{i:03d}",
+                name=f"item {i}",
+                catalogue_class=P.CatalogueClass.ValueType(c),
+                amount_fen=a,
+                self_pay_percent=s,
+            )
             for i, (c, a, s) in enumerate(lines)
         ],
         total_fen=sum(a for _, a, _ in lines),
@@ -68,7 +81,7 @@ def bill(
     return message
 
 
-def stub(demo: Demo) -> settlement_pb2_grpc.SettlementServiceStub:
+def stub(demo: Demo) -> settlement_pb2_grpc.SettlementServiceAsyncStub:
     return settlement_pb2_grpc.SettlementServiceStub(demo.channel)
 
 
@@ -83,7 +96,7 @@ async def file(
 ) -> P.Filing:
     request = P.CreateFilingRequest(
         request_id=request_id,
-        type=filing_type,
+        type=P.FilingType.ValueType(filing_type),
         person=common_pb2.Person(id_number=person_id(), name="赵六"),
         insured_region="110000",
         treatment_region=treatment,
@@ -238,7 +251,9 @@ async def test_an_unreachable_insured_region_gives_unavailable_and_records_nothi
         await stub(demo).Settle(request, metadata=ME, timeout=3)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     reason, _, _ = error_details(caught.value)
-    assert reason == "AGENCY_UNAVAILABLE" and "retry" in caught.value.details()
+    details = caught.value.details()
+    assert details is not None  # the gateway sets details on every refusal
+    assert reason == "AGENCY_UNAVAILABLE" and "retry" in details
     assert retry_delay(caught.value) == 1.0
     assert {k for k in keys_in(redis_url) - before if b":visit:" not in k} == set()
     # A slow agency: the answer still comes within the hospital's own deadline, as UNAVAILABLE.
@@ -319,7 +334,7 @@ async def test_reconciliation_matches_or_lists_the_differences(demo: Demo) -> No
         account_pay_fen=a.split.account_pay_fen + b.split.account_pay_fen,
         cash_pay_fen=a.split.cash_pay_fen + b.split.cash_pay_fen,
     )
-    period = {
+    period: ReconPeriod = {
         "start_date": common_pb2.Date(year=2026, month=3, day=1),
         "end_date": common_pb2.Date(year=2026, month=3, day=31),
     }

@@ -54,7 +54,7 @@ async def secured(tmp_path: Path, redis_url: str, clock: FakeClock) -> AsyncIter
     await sims.stop()
 
 
-def stub(gateway: Gateway, credentials: grpc.ChannelCredentials) -> transfer_pb2_grpc.TransferServiceStub:
+def stub(gateway: Gateway, credentials: grpc.ChannelCredentials) -> transfer_pb2_grpc.TransferServiceAsyncStub:
     return transfer_pb2_grpc.TransferServiceStub(grpc.aio.secure_channel(gateway.target, credentials))
 
 

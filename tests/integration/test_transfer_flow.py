@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 from adapters.simulated_agency import contribution_record
 from gateway._gen.sigw.v1 import agency_pb2, common_pb2, transfer_pb2
 from gateway.domain.participants import AgencyType
@@ -12,22 +14,36 @@ from tests.helpers import person_id, wait_for_state
 S = transfer_pb2
 
 
+class CircumstancesFields(TypedDict, total=False):
+    """The fields of ``transfer_pb2.Circumstances``, as ``create_request`` takes them."""
+
+    drawing_benefits: bool
+    hukou_moved: bool
+    residence_changed: bool
+    retired: bool
+    continuous_enrolment_months: int
+    direction: S.PensionDirection.ValueType
+    hukou_region: str
+    gap_months: int
+    collection_source: S.CollectionSource.ValueType
+
+
 def create_request(
     kind: int = S.TRANSFER_KIND_EMPLOYEE_PENSION,
     source: str = "110000",
     target: str = "310000",
     request_id: str = "req-1",
     id_number: str | None = None,
-    **circumstances: object,
+    **circumstances: Unpack[CircumstancesFields],
 ) -> transfer_pb2.CreateTransferRequest:
     return S.CreateTransferRequest(
         request_id=request_id,
-        kind=kind,
+        kind=S.TransferKind.ValueType(kind),
         source_region=source,
         target_region=target,
         person=common_pb2.Person(id_number=id_number or person_id(), name="张三"),
         circumstances=S.Circumstances(**circumstances),
-    )  # type: ignore[arg-type]
+    )
 
 
 async def test_employee_pension_moves_from_beijing_to_shanghai(demo: Demo) -> None:

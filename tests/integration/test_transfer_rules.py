@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime
+from pathlib import Path
+from typing import cast
 
 import grpc
 import pytest
@@ -14,7 +17,7 @@ from gateway.domain.calendar import SHANGHAI
 from gateway.domain.participants import AgencyType
 from tests.conftest import Demo, FakeClock, as_, start_demo
 from tests.helpers import OPERATOR, error_details, eventually, person_id, wait_for_state
-from tests.integration.test_transfer_flow import create_request
+from tests.integration.test_transfer_flow import CircumstancesFields, create_request
 
 S = transfer_pb2
 SH_HRSS = as_("agency:310000:hrss")
@@ -25,20 +28,22 @@ def keys_in(redis_url: str) -> set[bytes]:
     """Every key except empty streams (the dispatcher creates its streams and groups at start)."""
     client = redis.Redis.from_url(redis_url)
     try:
-        return {k for k in client.keys("*") if client.type(k) != b"stream" or client.xlen(k)}
+        return {k for k in cast(list[bytes], client.keys("*")) if client.type(k) != b"stream" or client.xlen(k)}
     finally:
         client.close()
 
 
-async def expect_error(call: object, code: grpc.StatusCode) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
+async def expect_error(
+    call: Awaitable[object], code: grpc.StatusCode
+) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call  # type: ignore[misc]
+        await call
     assert caught.value.code() == code, caught.value.details()
     return error_details(caught.value)
 
 
 @pytest.fixture
-async def quiet(redis_url: str, clock: FakeClock):  # type: ignore[no-untyped-def]
+async def quiet(redis_url: str, clock: FakeClock) -> AsyncIterator[Demo]:
     """A gateway whose agencies take deliveries but never act: the tests play the agencies."""
     d = await start_demo(redis_url, clock, act=False)
     yield d
@@ -90,7 +95,9 @@ async def test_work_injury_and_maternity_are_refused_with_enrolment_advice(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await quiet.transfers.CreateTransfer(create_request(kind=kind), metadata=caller)
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert f"{line_word} insurance" in caught.value.details() and "enrol" in caught.value.details()
+    details = caught.value.details()
+    assert details is not None  # the gateway sets details on every refusal
+    assert f"{line_word} insurance" in details and "enrol" in details
     reason, metadata, _ = error_details(caught.value)
     assert reason == "NOT_TRANSFERABLE" and metadata["enrol_region"] == "310000"
     assert keys_in(redis_url) == before
@@ -106,7 +113,7 @@ async def test_work_injury_and_maternity_are_refused_with_enrolment_advice(
     ],
 )
 async def test_eligibility_refusals(
-    quiet: Demo, redis_url: str, kind: int, circumstances: dict[str, bool], reason: str
+    quiet: Demo, redis_url: str, kind: int, circumstances: CircumstancesFields, reason: str
 ) -> None:
     line = "hrss" if kind == S.TRANSFER_KIND_RESIDENT_PENSION else "healthcare"
     before = keys_in(redis_url)
@@ -367,7 +374,7 @@ async def test_applicant_reads_own_status_with_the_id_number(demo: Demo) -> None
     ],
 )
 async def test_every_kind_completes_through_the_right_agencies(
-    demo: Demo, kind: int, line: str, circumstances: dict[str, object], days: list[int]
+    demo: Demo, kind: int, line: str, circumstances: CircumstancesFields, days: list[int]
 ) -> None:
     t = (
         await demo.transfers.CreateTransfer(
@@ -432,7 +439,7 @@ async def test_a_transfer_filed_on_2026_12_20_gets_a_provisional_deadline(redis_
         await d.sims.stop()
 
 
-async def test_an_operator_calendar_file_makes_the_deadline_firm(redis_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_an_operator_calendar_file_makes_the_deadline_firm(redis_url: str, tmp_path: Path) -> None:
     calendar = tmp_path / "calendar.toml"
     calendar.write_text('[years.2027]\nholidays = ["2027-01-01"]\nworkdays = []\n')
     clock = FakeClock(datetime(2026, 12, 20, 10, 0, tzinfo=SHANGHAI))

@@ -19,7 +19,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Coroutine
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -227,6 +227,7 @@ def _value(draw: st.DrawFn, field: FieldDescriptor, depth: int) -> Any:
     if field.type == FieldDescriptor.TYPE_BOOL:
         return draw(st.booleans())
     if field.type == FieldDescriptor.TYPE_ENUM:
+        assert field.enum_type is not None  # an enum field always has its enum type
         defined = [v.number for v in field.enum_type.values]
         return draw(st.one_of(st.sampled_from(defined), hostile_ints(*INT32)))
     if field.type in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_SFIXED64):
@@ -256,7 +257,7 @@ def valid_create_requests(draw: st.DrawFn) -> S.CreateTransferRequest:
     kind = draw(st.sampled_from(list(Kind)))
     request = S.CreateTransferRequest(
         request_id=draw(st.from_regex(r"[A-Za-z0-9_.:\-]{1,64}", fullmatch=True)),
-        kind=kind.value,
+        kind=S.TransferKind.ValueType(kind.value),
         person=common_pb2.Person(
             id_number=draw(id_numbers()),
             name=draw(st.text(min_size=1, max_size=64).filter(lambda s: s.strip())),
@@ -269,7 +270,7 @@ def valid_create_requests(draw: st.DrawFn) -> S.CreateTransferRequest:
             residence_changed=draw(st.booleans()),
             retired=draw(st.booleans()),
             continuous_enrolment_months=draw(st.integers(0, 1200)),
-            direction=draw(st.sampled_from([0, 1, 2])),
+            direction=S.PensionDirection.ValueType(draw(st.sampled_from([0, 1, 2]))),
         ),
         note=draw(st.text(max_size=500)),
     )
@@ -330,7 +331,7 @@ def valid_bills(draw: st.DrawFn) -> P.Bill:
             P.BillItem(
                 code=draw(st.text(min_size=1, max_size=64).filter(lambda s: s.strip())) if i else "X001",
                 name=draw(st.text(min_size=1, max_size=64).filter(lambda s: s.strip())),
-                catalogue_class=klass,
+                catalogue_class=P.CatalogueClass.ValueType(klass),
                 amount_fen=draw(st.integers(0, 100_000_000)),
                 self_pay_percent=draw(st.integers(0, 100)) if klass == 2 else 0,
             )
@@ -345,7 +346,7 @@ def valid_bills(draw: st.DrawFn) -> P.Bill:
         person=common_pb2.Person(
             id_number=draw(id_numbers()), name=draw(st.text(min_size=1, max_size=64).filter(lambda s: s.strip()))
         ),
-        credential_type=draw(st.sampled_from([1, 2, 3])),
+        credential_type=P.CredentialType.ValueType(draw(st.sampled_from([1, 2, 3]))),
         insurance_type=draw(st.sampled_from(["310", "390"])),
         medical_type=draw(st.sampled_from(["11", "14", "21", "25"])),
         admission_date=common_pb2.Date(year=admission.year, month=admission.month, day=admission.day),
@@ -469,7 +470,7 @@ def test_application_from_any_request_converts_or_names_the_bad_fields(request: 
 @given(valid_create_requests())
 def test_a_valid_create_request_always_converts(request: S.CreateTransferRequest) -> None:
     application = application_from(request)
-    assert application.kind == request.kind and application.name == request.person.name
+    assert int(application.kind) == request.kind and application.name == request.person.name
     assert (application.military is not None) == request.HasField("military")
 
 
@@ -541,7 +542,7 @@ DEPENDENTS = {"hospital_code": {"msgid"}, "admission_date": {"discharge_date"}, 
 def test_one_broken_field_of_a_valid_bill_is_the_one_named(bill: P.Bill, data: st.DataObject) -> None:
     field = data.draw(st.sampled_from([f for f in P.Bill.DESCRIPTOR.fields if f.name != "emergency"]), label="field")
     if field.message_type is not None or field.is_repeated:
-        bill.ClearField(field.name)
+        cast(Message, bill).ClearField(field.name)  # the field is drawn at run time, not a literal
     else:
         setattr(bill, field.name, data.draw(scalars(field), label="value"))
     request = P.PreSettleRequest(bill=bill)
@@ -558,6 +559,7 @@ def scalars(field: FieldDescriptor) -> st.SearchStrategy[Any]:
     if field.type == FieldDescriptor.TYPE_STRING:
         return hostile_texts()
     if field.type == FieldDescriptor.TYPE_ENUM:
+        assert field.enum_type is not None  # an enum field always has its enum type
         return st.one_of(st.sampled_from([v.number for v in field.enum_type.values]), hostile_ints(*INT32))
     if field.type == FieldDescriptor.TYPE_BOOL:
         return st.booleans()
@@ -861,19 +863,19 @@ VALID_BILL = P.Bill(
     insured_region="110000",
     visit_id="V1",
     person=common_pb2.Person(id_number=VALID_ID, name="赵六"),
-    credential_type=1,
+    credential_type=P.CredentialType.ValueType(1),
     insurance_type="310",
     medical_type="21",
     admission_date=_d(2026, 2, 20),
     discharge_date=_d(2026, 3, 1),
-    items=[P.BillItem(code="X1", name="item", catalogue_class=1, amount_fen=100)],
+    items=[P.BillItem(code="X1", name="item", catalogue_class=P.CatalogueClass.ValueType(1), amount_fen=100)],
     total_fen=100,
 )
 BASELINES: dict[str, tuple[Message, str]] = {
     "CreateTransfer": (
         S.CreateTransferRequest(
             request_id="r1",
-            kind=1,
+            kind=S.TransferKind.ValueType(1),
             person=common_pb2.Person(id_number=VALID_ID, name="张三"),
             source_region="110000",
             target_region="310000",
@@ -905,7 +907,7 @@ BASELINES: dict[str, tuple[Message, str]] = {
     "CreateFiling": (
         P.CreateFilingRequest(
             request_id="f1",
-            type=2,
+            type=P.FilingType.ValueType(2),
             person=common_pb2.Person(id_number=VALID_ID),
             insured_region="110000",
             treatment_region="440300",
