@@ -327,8 +327,35 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
         self.ledger = SettlementLedger()
         self.stats = AgencyStats()
         self.received: list[agency_pb2.DeliverRequest] = []
+        self.held = 0
+        """Deliveries waiting at the gate (see :meth:`hold`)."""
+        self._permits: int | None = None
+        self._gate = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
         self._channel: grpc.aio.Channel | None = None
+
+    async def hold(self, permits: int = 0) -> None:
+        """Let only ``permits`` more deliveries through from now; the rest wait, undelivered, until
+        :meth:`release` (tests: a backlog that cannot drain, a crash at an exact point)."""
+        async with self._gate:
+            self._permits = max(permits, 0)
+            self._gate.notify_all()
+
+    async def release(self, permits: int | None = None) -> None:
+        """Let ``permits`` more deliveries through, or all (None: the gate open again)."""
+        async with self._gate:
+            self._permits = None if permits is None or self._permits is None else self._permits + permits
+            self._gate.notify_all()
+
+    async def _pass_gate(self) -> None:
+        async with self._gate:
+            self.held += 1
+            try:
+                await self._gate.wait_for(lambda: self._permits is None or self._permits > 0)
+            finally:
+                self.held -= 1
+            if self._permits is not None:
+                self._permits -= 1
 
     @property
     def participant(self) -> str:
@@ -339,6 +366,8 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"agency {self.key} is down")
         if self.refuse_with is not None:
             await context.abort(self.refuse_with, f"agency {self.key} refuses this message")
+        if self._permits is not None:
+            await self._pass_gate()
         delay = self.answer_delay_s
         if delay:
             await asyncio.sleep(delay)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -98,7 +99,11 @@ async def start_demo(
     retry: RetryPolicy | None = None,
     concurrency: int = 4,
     rate_per_s: float = 100_000.0,
+    breaker_clock: Callable[[], float] | None = None,
 ) -> Demo:
+    """A gateway on ``redis_url`` with simulated agencies for the demo regions, all on ephemeral loopback ports.
+    Time is ``clock``'s: the domain's, and the rate limiter's seconds (so a bucket refills only when a test moves
+    the clock); ``breaker_clock`` (default: real monotonic time) drives the circuit breakers' open periods."""
     sims = SimulatedAgencies("127.0.0.1:1", act_delay_s=act_delay_s)
     await sims.start((AgencyKey(code, t), "127.0.0.1:0") for code in DEMO_REGIONS for t in AgencyType)
     for agency in sims.agencies.values():
@@ -127,8 +132,11 @@ async def start_demo(
         claim_idle_ms=2000,
         retry=retry
         or RetryPolicy(max_attempts=3, max_delay_s=2, initial_backoff_s=0.01, max_backoff_s=0.05, attempt_timeout_s=2),
+        breaker_clock=breaker_clock or time.monotonic,
     )
-    gateway = await start_gateway(settings, registry, clock=clock, dispatch=dispatch)
+    gateway = await start_gateway(
+        settings, registry, clock=clock, dispatch=dispatch, monotonic=lambda: clock().timestamp()
+    )
     sims.connect(gateway.target)
     return Demo(gateway, sims, grpc.aio.insecure_channel(gateway.target), clock)
 

@@ -25,7 +25,7 @@ from adapters.simulated_agency import SimulatedAgency
 from gateway._gen.sigw.v1 import agency_pb2, common_pb2, transfer_pb2
 from gateway.domain.participants import AgencyKey, AgencyType
 from gateway.store import keys
-from tests.helpers import person_id
+from tests.helpers import PATIENCE_S, person_id
 
 ROOT = Path(__file__).resolve().parents[2]
 REGIONS = ("110000", "310000", "440300", "510100")
@@ -53,11 +53,12 @@ def free_port() -> int:
 
 async def until(
     condition: Callable[[], bool] | Callable[[], Awaitable[bool]],
-    timeout_s: float,
     what: str,
     interval_s: float = 0.02,
+    timeout_s: float = PATIENCE_S,
 ) -> float:
-    """Poll ``condition`` until it holds; returns the seconds it took, fails after ``timeout_s``."""
+    """Poll ``condition`` until it holds; returns the seconds it took (a figure for the report, never asserted
+    against). Fails only after ``timeout_s``, a bound no passing run comes near."""
     start = time.monotonic()
     while True:
         result = condition()
@@ -236,7 +237,7 @@ class GatewayProcess:
                 raise AssertionError(f"gateway exited {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
             return await serving(channel)
 
-        return await until(up, timeout_s, "the gateway process serves", interval_s=0.05)
+        return await until(up, "the gateway process serves", interval_s=0.05, timeout_s=timeout_s)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no acknowledgements, as a crash."""

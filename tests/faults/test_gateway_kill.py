@@ -80,7 +80,6 @@ async def test_a_gateway_killed_mid_dispatch_delivers_every_transfer_once_after_
     agencies = list(sims.agencies.values())
     for agency in agencies:
         agency.act = False  # count deliveries only
-        agency.answer_delay_s = 0.005  # each delivery takes a little while, so some are in flight at the kill
     gateway = GatewayProcess(tmp_path, redis_url, write_regions(tmp_path / "regions.toml", sims.endpoints))
     channel = grpc.aio.insecure_channel(gateway.target, options=FAST_RECONNECT)
     creator = Creator(transfer_pb2_grpc.TransferServiceStub(channel))
@@ -88,31 +87,46 @@ async def test_a_gateway_killed_mid_dispatch_delivers_every_transfer_once_after_
     def applied() -> int:
         return sum(a.stats.applied for a in agencies)
 
-    async def kill_at(share: float, restart_as: str) -> tuple[int, float]:
-        """Kill -9 once ``share`` of the transfers were delivered, restart; (delivered at the kill, seconds
-        from the kill until deliveries flow again)."""
-        await until(lambda: applied() >= N * share, 40, f"{share:.0%} delivered")
+    hrss = [sims.agencies[AgencyKey(code, AgencyType.HRSS)] for code in REGIONS]  # every transfer goes to one
+
+    async def hold_at(share: float) -> None:
+        """Let deliveries through until ``share`` of the transfers were applied, then hold the rest at the agencies
+        (the targets take turns, so each takes an equal part)."""
+        for agency in hrss:
+            await agency.hold(int(N * share) // len(hrss) - agency.stats.applied)
+
+    async def kill_at(share: float, restart_as: str, then: float | None) -> tuple[int, float]:
+        """Kill -9 once ``share`` of the transfers were delivered (the agencies hold the rest, so the kill lands
+        exactly there, with deliveries in flight), restart and let deliveries go on up to ``then`` (None: all);
+        (delivered at the kill, seconds from the kill until deliveries flow again)."""
+        await until(lambda: applied() >= N * share and all(a.held for a in hrss), f"{share:.0%} delivered")
         gateway.kill()
         killed, at = time.monotonic(), applied()
         gateway.start(restart_as)
         await gateway.ready(channel)
         resumed = applied()
-        await until(lambda: applied() > resumed, 20, "deliveries flow again after the restart")
+        if then is None:
+            for agency in hrss:
+                await agency.release()
+        else:
+            await hold_at(then)
+        await until(lambda: applied() > resumed, "deliveries flow again after the restart")
         return at, time.monotonic() - killed
 
     creating: asyncio.Task[None] | None = None
     started = time.monotonic()
     try:
+        await hold_at(0.2)
         gateway.start("gw-a")
         await gateway.ready(channel)
         creating = asyncio.create_task(creator.run(N))
-        at1, recover1 = await kill_at(0.2, restart_as="gw-a")  # same consumer: resumes its own pending at once
-        at2, recover2 = await kill_at(0.6, restart_as="gw-b")  # another consumer: XAUTOCLAIM takes over
+        at1, recover1 = await kill_at(0.2, restart_as="gw-a", then=0.6)  # same consumer: resumes its own pending
+        at2, recover2 = await kill_at(0.6, restart_as="gw-b", then=None)  # another consumer: XAUTOCLAIM takes over
         orphaned = pending_of(redis_url, "gw-a")
-        takeover = await until(lambda: pending_of(redis_url, "gw-a") == 0, 15, "gw-b took gw-a's messages over")
+        takeover = await until(lambda: pending_of(redis_url, "gw-a") == 0, "gw-b took gw-a's messages over")
         await asyncio.wait_for(creating, timeout=40)
-        await until(lambda: applied() >= N, 30, "every transfer delivered")
-        await until(lambda: pending_messages(redis_url) == 0, 10, "nothing left pending", interval_s=0.1)
+        await until(lambda: applied() >= N, "every transfer delivered")
+        await until(lambda: pending_messages(redis_url) == 0, "nothing left pending", interval_s=0.1)
 
         seen = requested(agencies)
         sent = set(creator.created.values())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import person_id
+from tests.helpers import PATIENCE_S, person_id
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,7 +90,7 @@ class Served:
             stderr=subprocess.STDOUT,
             env=env,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + PATIENCE_S
         while time.monotonic() < deadline:
             if sigw("transfer", "list", "--region", "310000", "--target", self.grpc, check=False).returncode == 0:
                 return

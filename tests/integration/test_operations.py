@@ -88,7 +88,7 @@ async def test_health_is_not_serving_while_redis_is_away_and_recovers(tmp_path: 
         except grpc.aio.AioRpcError as error:
             assert error.code() == grpc.StatusCode.UNAVAILABLE
         redis_server.start()  # on the same append-only file
-        await eventually(lambda: d.gateway.serving, timeout_s=10)
+        await eventually(lambda: d.gateway.serving)
         assert await status() == health_pb2.HealthCheckResponse.SERVING
         back = await d.transfers.GetTransfer(
             transfer_pb2.GetTransferRequest(transfer_id=t.transfer_id), metadata=as_("operator:x")
@@ -108,8 +108,9 @@ async def test_health_stays_not_serving_through_a_graceful_shutdown(demo: Demo) 
         transfer_pb2.WatchTransferRequest(transfer_id=t.transfer_id), metadata=as_("operator:x")
     )
     await watch.read()
-    stopping = asyncio.create_task(demo.gateway.stop(grace_s=1.5))
-    await asyncio.sleep(0.1)
+    # The grace period is long: the open watch holds the server in it until the test cancels the watch below.
+    stopping = asyncio.create_task(demo.gateway.stop(grace_s=60))
+    await eventually(lambda: demo.gateway.stopping and not demo.gateway.serving)
     for _ in range(5):  # across several health-monitor rounds
         await demo.gateway.check_store()
         code, body = await asyncio.to_thread(http_get, demo.gateway.http_port, "/healthz")

@@ -3,13 +3,13 @@ letters and their re-drive."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import pytest
+import redis
 
 from gateway._gen.sigw.v1 import agency_pb2, common_pb2, operator_pb2, operator_pb2_grpc, transfer_pb2
 from tests.conftest import Demo, FakeClock, as_, start_demo
@@ -102,32 +102,59 @@ async def test_only_a_military_agency_starts_one_and_only_from_area_910000(quiet
     assert [f for f, _ in violations] == ["military"]
 
 
-async def test_a_military_message_overtakes_a_backlog_for_a_slow_agency(quiet: Demo) -> None:
-    agency = quiet.agency("310000")
-    agency.answer_delay_s = 0.1
-    for i in range(12):
-        await quiet.transfers.CreateTransfer(
-            create_request(request_id=f"o-{i}", id_number=person_id(sequence=10 + i)),
-            metadata=as_("agency:310000:hrss"),
+async def test_a_military_message_overtakes_a_backlog_for_a_slow_agency(redis_url: str, clock: FakeClock) -> None:
+    d = await start_demo(redis_url, clock, act=False, concurrency=1)
+    try:
+        agency = d.agency("310000")
+        await agency.hold()  # the backlog cannot drain: the agency takes nothing until it is released
+        for i in range(12):
+            await d.transfers.CreateTransfer(
+                create_request(request_id=f"o-{i}", id_number=person_id(sequence=10 + i)),
+                metadata=as_("agency:310000:hrss"),
+            )
+        await eventually(lambda: agency.held == 1)  # concurrency 1: one ordinary delivery in flight, held
+        await agency.release(1)
+        await eventually(lambda: agency.stats.applied >= 1)
+        delivered_before = agency.stats.applied
+        received_when_military_arrived: list[int] = []
+
+        def note_military(m: agency_pb2.DeliverRequest) -> None:
+            if m.transfer_notice.transfer.kind == S.TRANSFER_KIND_MILITARY_PENSION:
+                received_when_military_arrived.append(len(agency.received))
+
+        agency.on_deliver = note_military
+        await d.transfers.CreateTransfer(military_request(), metadata=MILITARY)
+        await eventually(lambda: waiting_on(redis_url, "priority") == 1)  # routed to the agency's priority lane
+        await agency.release()
+        await eventually(
+            lambda: any(m.transfer_notice.transfer.kind == S.TRANSFER_KIND_MILITARY_PENSION for m in agency.received)
         )
-    await eventually(lambda: agency.stats.applied >= 1)
-    delivered_before = agency.stats.applied
-    await quiet.transfers.CreateTransfer(military_request(), metadata=MILITARY)
-    await eventually(
-        lambda: any(m.transfer_notice.transfer.kind == S.TRANSFER_KIND_MILITARY_PENSION for m in agency.received),
-        timeout_s=10,
-    )
-    position = next(
-        i for i, m in enumerate(agency.received) if m.transfer_notice.transfer.kind == S.TRANSFER_KIND_MILITARY_PENSION
-    )
-    # Concurrency 1: at most the one ordinary delivery in flight went before it.
-    assert position <= delivered_before + 1
-    assert len(agency.received) < 12  # the ordinary backlog was still waiting
+        position = next(
+            i
+            for i, m in enumerate(agency.received)
+            if m.transfer_notice.transfer.kind == S.TRANSFER_KIND_MILITARY_PENSION
+        )
+        # Concurrency 1: at most the one ordinary delivery in flight went before it.
+        assert position <= delivered_before + 1
+        assert received_when_military_arrived[0] < 12  # the ordinary backlog was still waiting
+    finally:
+        await d.channel.close()
+        await d.gateway.stop(grace_s=0.2)
+        await d.sims.stop()
+
+
+def waiting_on(redis_url: str, lane: str) -> int:
+    """Messages on a lane of 310000's HRSS agency (waiting, or in flight)."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return client.xlen(f"sigw:{{q:310000:hrss}}:{lane}")
+    finally:
+        client.close()
 
 
 async def test_the_ordinary_lane_keeps_its_share_and_one_flooded_region_holds_up_no_other(quiet: Demo) -> None:
     slow = quiet.agency("310000")
-    slow.answer_delay_s = 0.02
+    await slow.hold()  # flooded: it takes nothing until released, so both its lanes fill up
     for i in range(40):
         await quiet.transfers.CreateTransfer(
             create_request(request_id=f"o-{i}", id_number=person_id(sequence=100 + i)),
@@ -141,9 +168,10 @@ async def test_the_ordinary_lane_keeps_its_share_and_one_flooded_region_holds_up
             create_request(request_id=f"sz-{i}", target="440300", id_number=person_id(sequence=300 + i)),
             metadata=as_("agency:440300:hrss"),
         )
-    await eventually(lambda: quiet.agency("440300").stats.applied == 3, timeout_s=3)
+    await eventually(lambda: quiet.agency("440300").stats.applied == 3)
     assert slow.stats.applied < 80
-    await eventually(lambda: slow.stats.applied == 80, timeout_s=20)
+    await slow.release()
+    await eventually(lambda: slow.stats.applied == 80)
     lanes = [
         "priority" if m.transfer_notice.transfer.kind == S.TRANSFER_KIND_MILITARY_PENSION else "ordinary"
         for m in slow.received
@@ -192,10 +220,7 @@ async def test_dead_letters_are_listed_and_redriven_on_the_record(quiet: Demo, r
     async def dead() -> Any:
         return (await ops.ListDeadLetters(operator_pb2.ListDeadLettersRequest(), metadata=OPERATOR)).messages
 
-    deadline = asyncio.get_running_loop().time() + 5
-    while not await dead():
-        assert asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.05)
+    await eventually(dead)
     [letter] = await dead()
     assert letter.transfer_id == t.transfer_id and letter.notice == "TRANSFER_REQUESTED"
     assert "INVALID_ARGUMENT" in letter.reason and len(letter.attempts) == 1
@@ -241,7 +266,7 @@ async def test_one_transfers_messages_reach_an_agency_in_order(redis_url: str, c
                 metadata=target,
             )
             ids.append(t.transfer_id)
-        await eventually(lambda: source.stats.applied == 16, timeout_s=10)
+        await eventually(lambda: source.stats.applied == 16)
         for tid in ids:
             notices = [m.transfer_notice.type for m in source.received if m.transfer_notice.transfer.transfer_id == tid]
             assert notices == [agency_pb2.NOTICE_TYPE_CONTACT_LETTER, agency_pb2.NOTICE_TYPE_TRANSFER_CLOSED]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +18,7 @@ from gateway.security import pki
 from gateway.security.tls import TlsFolder
 from gateway.server import Gateway, check_transport, start_gateway
 from tests.conftest import DEMO_REGIONS, FakeClock
-from tests.helpers import error_details, person_id
+from tests.helpers import error_details, eventually, person_id
 from tests.integration.test_transfer_flow import create_request
 
 S = transfer_pb2
@@ -64,15 +63,15 @@ async def test_a_transfer_runs_end_to_end_over_mutual_tls(secured: tuple[Gateway
     t = (await agency.CreateTransfer(create_request())).transfer
     assert t.timeline[0].actor == "agency:310000:hrss"  # the certificate named the caller
     portal = stub(gateway, tls.channel_credentials("portal:gov"))
-    for _ in range(200):
-        status = (
-            await portal.QueryTransferStatus(
-                S.QueryTransferStatusRequest(transfer_id=t.transfer_id, id_number=person_id())
-            )
-        ).transfer
-        if status.state == S.TRANSFER_STATE_COMPLETED:
-            break
-        await asyncio.sleep(0.05)
+    seen: list[S.Transfer] = []
+
+    async def completed() -> bool:
+        request = S.QueryTransferStatusRequest(transfer_id=t.transfer_id, id_number=person_id())
+        seen.append((await portal.QueryTransferStatus(request)).transfer)
+        return seen[-1].state == S.TRANSFER_STATE_COMPLETED
+
+    await eventually(completed)
+    status = seen[-1]
     # The simulated agencies were reached over mTLS and answered over mTLS.
     assert status.state == S.TRANSFER_STATE_COMPLETED
     assert [e.actor for e in status.timeline][1:] == ["agency:310000:hrss", "agency:110000:hrss", "agency:310000:hrss"]

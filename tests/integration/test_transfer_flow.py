@@ -9,7 +9,7 @@ from gateway._gen.sigw.v1 import agency_pb2, common_pb2, transfer_pb2
 from gateway.domain.participants import AgencyType
 from gateway.domain.transfer.pension import compute_funds
 from tests.conftest import Demo, as_
-from tests.helpers import person_id, wait_for_state
+from tests.helpers import eventually, person_id, wait_for_state
 
 S = transfer_pb2
 
@@ -84,7 +84,10 @@ async def test_employee_pension_moves_from_beijing_to_shanghai(demo: Demo) -> No
     assert done.info.pooled_fund_fen == expected.pooled_fund_fen > 0
     assert done.info.funds_fen == expected.total_fen
 
-    # Routed by line: the HRSS agencies got every message, the healthcare-security agencies none.
+    # Routed by line: the HRSS agencies got every message, the healthcare-security agencies none. The source
+    # agency's TRANSFER_COMPLETED notice is delivered after the transfer completed: wait for it, do not race it.
+    source = demo.agency("110000")
+    await eventually(lambda: len(source.received) == 2)
     got = {
         key: [m.transfer_notice.type for m in agency.received]
         for key, agency in demo.sims.agencies.items()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +15,7 @@ from gateway._gen.sigw.v1 import agency_pb2, common_pb2, transfer_pb2
 from gateway.domain.calendar import SHANGHAI
 from gateway.domain.participants import AgencyType
 from tests.conftest import Demo, FakeClock, as_, start_demo
-from tests.helpers import OPERATOR, error_details, eventually, person_id, wait_for_state
+from tests.helpers import OPERATOR, all_delivered, error_details, eventually, person_id, wait_for_state
 from tests.integration.test_transfer_flow import CircumstancesFields, create_request
 
 S = transfer_pb2
@@ -55,7 +54,9 @@ async def quiet(redis_url: str, clock: FakeClock) -> AsyncIterator[Demo]:
 # --------------------------------------------------------------------------------------------- idempotency
 
 
-async def test_same_request_id_returns_the_same_transfer_and_another_payload_is_refused(quiet: Demo) -> None:
+async def test_same_request_id_returns_the_same_transfer_and_another_payload_is_refused(
+    quiet: Demo, redis_url: str
+) -> None:
     first = await quiet.transfers.CreateTransfer(create_request(request_id="r-42"), metadata=SH_HRSS)
     again = await quiet.transfers.CreateTransfer(create_request(request_id="r-42"), metadata=SH_HRSS)
     assert again.transfer.transfer_id == first.transfer.transfer_id
@@ -68,7 +69,7 @@ async def test_same_request_id_returns_the_same_transfer_and_another_payload_is_
     assert len(listed.transfers) == 1
     # One delivery for one create, however often it was repeated.
     await eventually(lambda: quiet.agency("310000").stats.applied == 1)
-    await asyncio.sleep(0.3)
+    await all_delivered(redis_url)  # nothing left that could still arrive
     assert quiet.agency("310000").stats.applied == 1
 
 
