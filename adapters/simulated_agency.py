@@ -366,8 +366,8 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"agency {self.key} is down")
         if self.refuse_with is not None:
             await context.abort(self.refuse_with, f"agency {self.key} refuses this message")
-        if self._permits is not None:
-            await self._pass_gate()
+        if self._permits is not None and request.message_id not in self.stats.applied_ids:
+            await self._pass_gate()  # a repeat changes nothing, so it needs no permit
         delay = self.answer_delay_s
         if delay:
             await asyncio.sleep(delay)

@@ -99,7 +99,8 @@ async def test_a_gateway_killed_mid_dispatch_delivers_every_transfer_once_after_
         """Kill -9 once ``share`` of the transfers were delivered (the agencies hold the rest, so the kill lands
         exactly there, with deliveries in flight), restart and let deliveries go on up to ``then`` (None: all);
         (delivered at the kill, seconds from the kill until deliveries flow again)."""
-        await until(lambda: applied() >= N * share and all(a.held for a in hrss), f"{share:.0%} delivered")
+        # The agencies' quotas stop deliveries exactly at ``share``; what comes after waits (or is in flight).
+        await until(lambda: applied() >= N * share, f"{share:.0%} delivered")
         gateway.kill()
         killed, at = time.monotonic(), applied()
         gateway.start(restart_as)
