@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import ipaddress
 import logging
 import socket
@@ -103,26 +104,41 @@ def clock_from(start: datetime | None) -> Clock:
     return lambda: system_clock() + offset
 
 
+class Role(enum.StrEnum):
+    """What a gateway process does. ``sigw serve`` runs several processes, each with one role (see
+    ``gateway.supervisor``); tests and ``--single`` run both in one."""
+
+    API = "api"
+    """The gRPC servicers (several processes share the port with SO_REUSEPORT)."""
+    DELIVERY = "delivery"
+    """The dispatcher (outbox router, agency lanes) and the overdue sweeper."""
+
+
+ALL_ROLES = frozenset(Role)
+
+
 @dataclass
 class Gateway:
-    """A running gateway; ``stop()`` shuts it down in order."""
+    """A running gateway process; ``stop()`` shuts it down in order."""
 
+    roles: frozenset[Role]
     grpc_port: int
     http_port: int
     redis: aioredis.Redis
     store: TransferStore
     transfers: TransferService
     queue: DeliveryQueueStore
-    dispatcher: Dispatcher
     metrics: CollectorRegistry
     gauges: StoreGauges
-    sweeper: OverdueSweeper
+    dispatcher: Dispatcher | None
+    sweeper: OverdueSweeper | None
     simulated: SimulatedAgencies | None
-    _server: grpc.aio.Server
-    _http: ThreadingHTTPServer
+    _server: grpc.aio.Server | None
+    _http: ThreadingHTTPServer | None
     _health: HealthServicer
     _embedded: EmbeddedRedis | None
     _agencies: AgencyClients
+    _dispatch_client: aioredis.Redis | None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     serving: bool = False
     stopping: bool = False
@@ -141,8 +157,9 @@ class Gateway:
         """SERVING while Redis answers, NOT_SERVING while it does not; refresh the counts for /metrics."""
         try:
             await self.redis.ping()
-            self.gauges.transfers = await self.store.counts()
-            self.gauges.lane_depths = await self.queue.lane_depths()
+            if self._http is not None:
+                self.gauges.transfers = await self.store.counts()
+                self.gauges.lane_depths = await self.queue.lane_depths()
             ok = True
         except (RedisError, OSError, Unavailable) as exc:
             ok = False
@@ -163,11 +180,15 @@ class Gateway:
         self.stopping = True
         await self._set_serving(False)
         await self._health.enter_graceful_shutdown()
-        await self._server.stop(grace=grace_s)
-        self.dispatcher.stop()
-        self.sweeper.stopping.set()
+        if self._server is not None:
+            await self._server.stop(grace=grace_s)
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+        if self.sweeper is not None:
+            self.sweeper.stopping.set()
         # Let the dispatcher finish its deliveries in flight (they acknowledge as they end), then stop the rest.
-        await asyncio.wait(self._tasks, timeout=grace_s)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=grace_s)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -176,10 +197,12 @@ class Gateway:
         if self.simulated:
             await self.simulated.stop()
         await self._agencies.close()
-        self._http.shutdown()
-        self._http.server_close()
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
         await self.redis.aclose()
-        await self.dispatcher.client.aclose()
+        if self._dispatch_client is not None:
+            await self._dispatch_client.aclose()
         if self._embedded:
             self._embedded.stop()
 
@@ -224,9 +247,11 @@ async def start_gateway(
     clock: Clock = system_clock,
     dispatch: DispatchSettings | None = None,
     monotonic: Callable[[], float] = time.monotonic,
+    roles: frozenset[Role] = ALL_ROLES,
 ) -> Gateway:
-    """Start a gateway: ``clock`` is the domain's time (deadlines, records), ``monotonic`` the rate limiter's
-    seconds; tests inject both."""
+    """Start a gateway process with ``roles``: ``clock`` is the domain's time (deadlines, records), ``monotonic``
+    the rate limiter's seconds (tests inject both). With no ``settings.http_listen`` it serves no HTTP (a worker
+    of ``sigw serve``, whose supervisor serves it)."""
     tls = check_transport(settings)
     cipher = load_cipher(settings.key_file)
     embedded = None
@@ -237,8 +262,6 @@ async def start_gateway(
         redis_url = embedded.url
         log.info("embedded Redis at %s (appendonly, appendfsync %s)", settings.data_dir, settings.appendfsync)
     client = redis_client(redis_url, API_CONNECTIONS)
-    # The dispatcher's blocking reads get their own pool, so they never take a connection an RPC needs.
-    dispatch_client = redis_client(redis_url, settings.shards + 2 * len(registry.agencies()) * 2 + 16)
     agencies = AgencyClients(registry, tls.channel_credentials() if tls else None)
     policy = Policy(
         calendar=load_calendar(settings.calendar_file), known_regions=registry.codes, medical=registry.medical_rules()
@@ -247,15 +270,99 @@ async def start_gateway(
     transfers = TransferService(
         store, policy, clock, encode_notice, agencies=agencies, failures=FailureCounterStore(client)
     )
+    queue = DeliveryQueueStore(client, registry.agencies())
+    metrics = CollectorRegistry()
+    gauges = StoreGauges()
+    metrics.register(gauges)
+    health = HealthServicer()
+
+    server = None
+    grpc_port = 0
+    if Role.API in roles:
+        server, grpc_port = _api_server(
+            settings, registry, tls, client, cipher, agencies, transfers, queue, clock, metrics, monotonic, health
+        )
+        await server.start()
+
+    dispatcher = sweeper = dispatch_client = None
+    if Role.DELIVERY in roles:
+        # The dispatcher's blocking reads get their own pool, so they never take a connection an RPC needs.
+        dispatch_client = redis_client(redis_url, settings.shards + 2 * len(registry.agencies()) * 2 + 16)
+        dispatcher = Dispatcher(
+            dispatch_client,
+            registry,
+            agencies,
+            dispatch
+            or DispatchSettings(
+                shards=settings.shards,
+                concurrency=settings.dispatch_workers,
+                claim_idle_ms=settings.claim_idle_ms,
+                consumer=settings.instance or f"{socket.gethostname()}:{settings.grpc_listen.rsplit(':', 1)[-1]}",
+            ),
+            DispatchMetrics(metrics),
+            cipher,
+        )
+        reminders = Counter(
+            "sigw_overdue_reminders_total", "Overdue steps flagged and reminded, by lane.", ["lane"], registry=metrics
+        )
+        sweeper = OverdueSweeper(
+            transfers, interval_s=settings.sweep_interval_s, on_reminded=lambda lane: reminders.labels(lane).inc()
+        )
+
+    simulated = None
+    if settings.demo:
+        simulated = SimulatedAgencies(f"127.0.0.1:{grpc_port}", tls=tls)
+        await simulated.start((key, registry.endpoint(key) or "127.0.0.1:0") for key in registry.agencies())
+
+    http = serve_http(settings.http_listen, metrics, lambda: gateway.serving) if settings.http_listen else None
+    gateway = Gateway(
+        roles=roles,
+        grpc_port=grpc_port,
+        http_port=http.server_address[1] if http else 0,
+        redis=client,
+        store=store,
+        transfers=transfers,
+        queue=queue,
+        metrics=metrics,
+        gauges=gauges,
+        dispatcher=dispatcher,
+        sweeper=sweeper,
+        simulated=simulated,
+        _server=server,
+        _http=http,
+        _health=health,
+        _embedded=embedded,
+        _agencies=agencies,
+        _dispatch_client=dispatch_client,
+    )
+    await gateway._set_serving(False)
+    await gateway.check_store()
+    gateway._tasks.append(asyncio.create_task(gateway._monitor()))
+    if dispatcher is not None and sweeper is not None:
+        gateway._tasks.append(asyncio.create_task(dispatcher.run()))
+        gateway._tasks.append(asyncio.create_task(sweeper.run()))
+    return gateway
+
+
+def _api_server(
+    settings: Settings,
+    registry: Registry,
+    tls: TlsFolder | None,
+    client: aioredis.Redis,
+    cipher: FieldCipher,
+    agencies: AgencyClients,
+    transfers: TransferService,
+    queue: DeliveryQueueStore,
+    clock: Clock,
+    metrics: CollectorRegistry,
+    monotonic: Callable[[], float],
+    health: HealthServicer,
+) -> tuple[grpc.aio.Server, int]:
+    """The gRPC server with every servicer, health and reflection, bound (not started); and its port."""
     filings = FilingService(FilingStore(client, settings.shards, cipher), registry.codes, clock)
     settlement_store = SettlementStore(client, settings.shards, cipher)
     audit = AuditTrail(client)
     settlements = SettlementService(settlement_store, filings, agencies, clock)
-    queue = DeliveryQueueStore(client, registry.agencies())
-
-    metrics = CollectorRegistry()
-    gauges = StoreGauges()
-    metrics.register(gauges)
     if settings.dev_identity:
         log.warning(
             "!!! DEVELOPMENT IDENTITY MODE: callers name themselves in x-sigw-participant metadata. "
@@ -270,7 +377,8 @@ async def start_gateway(
                 identity.rate_key,
             )
         ],
-        options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)],
+        # Several API processes share the port (SO_REUSEPORT, gRPC's default on Linux, said here explicitly).
+        options=[("grpc.max_receive_message_length", 4 * 1024 * 1024), ("grpc.so_reuseport", 1)],
     )
     transfer_pb2_grpc.add_TransferServiceServicer_to_server(TransferServicer(transfers, identity), server)
     settlement_pb2_grpc.add_SettlementServiceServicer_to_server(
@@ -279,7 +387,6 @@ async def start_gateway(
     operator_pb2_grpc.add_OperatorServiceServicer_to_server(
         OperatorServicer(DeliveryService(queue, audit, clock), identity), server
     )
-    health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
         (
@@ -290,62 +397,11 @@ async def start_gateway(
         ),
         server,
     )
-    grpc_port = (
+    port = (
         server.add_secure_port(settings.grpc_listen, tls.server_credentials())
         if tls
         else server.add_insecure_port(settings.grpc_listen)
     )
-    if grpc_port == 0:
+    if port == 0:
         raise OSError(f"cannot listen on {settings.grpc_listen}")
-    dispatcher = Dispatcher(
-        dispatch_client,
-        registry,
-        agencies,
-        dispatch
-        or DispatchSettings(
-            shards=settings.shards,
-            concurrency=settings.dispatch_workers,
-            claim_idle_ms=settings.claim_idle_ms,
-            consumer=settings.instance or f"{socket.gethostname()}:{grpc_port}",
-        ),
-        DispatchMetrics(metrics),
-        cipher,
-    )
-    await server.start()
-
-    simulated = None
-    if settings.demo:
-        simulated = SimulatedAgencies(f"127.0.0.1:{grpc_port}", tls=tls)
-        await simulated.start((key, registry.endpoint(key) or "127.0.0.1:0") for key in registry.agencies())
-
-    http = serve_http(settings.http_listen, metrics, lambda: gateway.serving)
-    reminders = Counter(
-        "sigw_overdue_reminders_total", "Overdue steps flagged and reminded, by lane.", ["lane"], registry=metrics
-    )
-    sweeper = OverdueSweeper(
-        transfers, interval_s=settings.sweep_interval_s, on_reminded=lambda lane: reminders.labels(lane).inc()
-    )
-    gateway = Gateway(
-        grpc_port=grpc_port,
-        http_port=http.server_address[1],
-        redis=client,
-        store=store,
-        transfers=transfers,
-        queue=queue,
-        dispatcher=dispatcher,
-        metrics=metrics,
-        gauges=gauges,
-        sweeper=sweeper,
-        simulated=simulated,
-        _server=server,
-        _http=http,
-        _health=health,
-        _embedded=embedded,
-        _agencies=agencies,
-    )
-    await gateway._set_serving(False)
-    await gateway.check_store()
-    gateway._tasks.append(asyncio.create_task(gateway._monitor()))
-    gateway._tasks.append(asyncio.create_task(dispatcher.run()))
-    gateway._tasks.append(asyncio.create_task(sweeper.run()))
-    return gateway
+    return server, port
