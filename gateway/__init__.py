@@ -21,7 +21,9 @@ One floor per layer; imports point only downward (``tests/architecture/test_laye
       security/    PKI, mutual-TLS credentials, field encryption
       cli/         the sigw command, one module per command group, a shared renderer
       config.py    settings and the files they name
-      server.py    wiring only
+      server.py    wiring only: one gateway process with its roles (API, delivery)
+      supervisor.py  ``sigw serve``'s process tree: N API processes on one port, a delivery process, the demo
+                   agencies, the embedded Redis; /metrics over all of them; restarts
     adapters/      the edges: the agency client (implements app.ports.AgencyGateway) and the simulated agency
                    (a real gRPC server, using domain/ and wire/ only)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from gateway.domain.calendar import WorkingDayCalendar, parse_calendar_file
 from gateway.domain.regions import Registry
@@ -51,13 +53,18 @@ class Settings:
     dev_identity: bool = False
     """Take the caller from ``x-sigw-participant`` metadata. Development only (``SIGW_DEV_IDENTITY=1``)."""
     shards: int = 8
-    """Number of Redis shards (hash-tag groups) for transfers and outboxes. Fixed for a deployment."""
+    """Number of Redis shards (hash-tag groups) for transfers and outboxes (``SIGW_SHARDS``). Fixed for a
+    deployment."""
     appendfsync: str = "always"
-    """The embedded Redis's fsync policy: always (default, no loss), everysec (up to ~1 s), no."""
+    """The embedded Redis's fsync policy (``SIGW_APPENDFSYNC``): always (default, no loss), everysec (up to
+    ~1 s), no."""
     dispatch_workers: int = 4
-    """Deliveries in flight per outbox shard."""
+    """Deliveries in flight per outbox shard (``SIGW_DISPATCH_WORKERS``)."""
     demo: bool = False
-    """Also start the simulated agencies of the regions file in this process."""
+    """Also run the simulated agencies of the regions file (``SIGW_DEMO=1``): a process of their own under
+    ``sigw serve``, in the gateway's process with ``--single``."""
+    workers: int = 0
+    """API processes of ``sigw serve`` sharing the gRPC port (``SIGW_WORKERS``); 0 means one per core."""
     instance: str = ""
     """This process's name as a stream consumer (``SIGW_INSTANCE``); default ``<host>:<gRPC port>``, stable
     across restarts so a restarted gateway resumes its own pending deliveries at once."""
@@ -71,24 +78,53 @@ class Settings:
     """For tests and demos only: the clock starts at this instant and runs on (``SIGW_CLOCK_START``, ISO 8601)."""
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings from ``SIGW_*`` environment variables (unset ones keep their defaults)."""
         e = os.environ if env is None else env
-        defaults = cls()
-        return cls(
-            grpc_listen=e.get("SIGW_GRPC_LISTEN", defaults.grpc_listen),
-            http_listen=e.get("SIGW_HTTP_LISTEN", defaults.http_listen),
-            redis_url=e.get("SIGW_REDIS_URL") or None,
-            data_dir=Path(e.get("SIGW_DATA_DIR", str(defaults.data_dir))),
-            regions_file=Path(e.get("SIGW_REGIONS_FILE", str(defaults.regions_file))),
-            calendar_file=Path(e["SIGW_CALENDAR_FILE"]) if e.get("SIGW_CALENDAR_FILE") else defaults.calendar_file,
-            dev_identity=e.get("SIGW_DEV_IDENTITY", "") in ("1", "true", "yes"),
-            insecure=e.get("SIGW_INSECURE", "") in ("1", "true", "yes"),
-            tls_dir=Path(e.get("SIGW_TLS_DIR", str(defaults.tls_dir))),
-            key_file=Path(e.get("SIGW_KEY_FILE", str(defaults.key_file))),
-            appendfsync=e.get("SIGW_APPENDFSYNC", defaults.appendfsync),
-            instance=e.get("SIGW_INSTANCE", ""),
-            claim_idle_ms=int(e.get("SIGW_CLAIM_IDLE_MS", defaults.claim_idle_ms)),
-            sweep_interval_s=float(e.get("SIGW_SWEEP_INTERVAL_S", defaults.sweep_interval_s)),
-            rate_per_s=float(e.get("SIGW_RATE_PER_S", defaults.rate_per_s)),
-            clock_start=datetime.fromisoformat(e["SIGW_CLOCK_START"]) if e.get("SIGW_CLOCK_START") else None,
-        )
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = e.get(_env_name(f.name))
+            if raw is None:
+                continue
+            values[f.name] = _parse(f.name, cls.__dataclass_fields__[f.name].default, raw)
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """Every setting as a ``SIGW_*`` variable: how ``sigw serve`` hands them to its worker processes."""
+        return {_env_name(f.name): _format(getattr(self, f.name)) for f in fields(self)}
+
+
+def _env_name(field_name: str) -> str:
+    return "SIGW_" + field_name.upper()
+
+
+_OPTIONAL_PATHS = {"calendar_file"}
+_OPTIONAL_STRINGS = {"redis_url"}
+
+
+def _parse(name: str, default: object, raw: str) -> object:
+    if name in _OPTIONAL_PATHS:
+        return Path(raw) if raw else None
+    if name in _OPTIONAL_STRINGS:
+        return raw or None
+    if name == "clock_start":
+        return datetime.fromisoformat(raw) if raw else None
+    if isinstance(default, bool):
+        return raw.lower() in ("1", "true", "yes")
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    if isinstance(default, Path):
+        return Path(raw)
+    return raw
+
+
+def _format(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)

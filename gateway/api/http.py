@@ -56,6 +56,9 @@ def serve_http(listen: str, registry: CollectorRegistry, serving: Callable[[], b
             pass
 
     host, port = listen.rsplit(":", 1)
-    server = ThreadingHTTPServer((host.strip("[]"), int(port)), Handler)
+    try:
+        server = ThreadingHTTPServer((host.strip("[]"), int(port)), Handler)
+    except OSError as error:
+        raise OSError(error.errno, f"cannot listen on {listen} for HTTP: {error.strerror}") from error
     threading.Thread(target=server.serve_forever, name="sigw-http", daemon=True).start()
     return server

