@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck proto proto-lint clean bench-accept bench-priority
+.PHONY: run test lint typecheck proto proto-lint clean bench bench-priority
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,9 +37,9 @@ proto: $(STAMP)
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
 
-## bench-accept: CreateTransfer throughput and latency on loopback (embedded Redis, appendfsync always)
-bench-accept: $(STAMP)
-	$(BIN)/python -m bench.bench_accept
+## bench: the gateway side by side with a raw grpc.aio echo in one run (PROFILE=dir adds py-spy profiles)
+bench: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.run $(if $(PROFILE),--profile $(PROFILE))
 
 ## bench-priority: 20,000 ordinary messages for slow agencies, then military ones: each lane's queue wait
 bench-priority: $(STAMP)

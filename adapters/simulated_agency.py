@@ -522,10 +522,13 @@ def _gateway_down(error: BaseException) -> bool:
 class SimulatedAgencies:
     """Several simulated agencies, each on its own port of 127.0.0.1."""
 
-    def __init__(self, gateway_target: str, act_delay_s: float = 0.2, tls: TlsFolder | None = None) -> None:
+    def __init__(
+        self, gateway_target: str, act_delay_s: float = 0.2, tls: TlsFolder | None = None, act: bool = True
+    ) -> None:
         self.tls = tls
         self.gateway_target = gateway_target
         self.act_delay_s = act_delay_s
+        self.act = act
         self.agencies: dict[AgencyKey, SimulatedAgency] = {}
         self.endpoints: dict[AgencyKey, str] = {}
         self._servers: list[grpc.aio.Server] = []
@@ -533,7 +536,7 @@ class SimulatedAgencies:
     async def start(self, wanted: Iterable[tuple[AgencyKey, str]]) -> None:
         """Start an agency for each (key, listen address); port 0 picks a free port."""
         for key, listen in wanted:
-            agency = SimulatedAgency(key, self.gateway_target, self.act_delay_s)
+            agency = SimulatedAgency(key, self.gateway_target, self.act_delay_s, act=self.act)
             server = grpc.aio.server()
             agency_pb2_grpc.add_RegionAgencyServiceServicer_to_server(agency, server)
             if self.tls is not None:

@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 
 from adapters.simulated_agency import SimulatedAgencies
+from gateway._gen.sigw.v1 import agency_pb2
 from gateway.app.idempotency import RequestKey
 from gateway.config import Settings
 from gateway.domain.idnumber import make_id_number
@@ -54,9 +55,11 @@ async def run(ordinary: int, military: int, delay_s: float, appendfsync: str) ->
     committed: dict[str, tuple[str, float]] = {}
 
     for agency in sims.agencies.values():
-        agency.on_deliver = lambda request: received.setdefault(
-            request.transfer_notice.transfer.transfer_id, time.perf_counter()
-        )
+
+        def note(request: agency_pb2.DeliverRequest) -> None:
+            received.setdefault(request.transfer_notice.transfer.transfer_id, time.perf_counter())
+
+        agency.on_deliver = note
 
     async def create(i: int, kind: Kind) -> None:
         target = REGIONS[i % 4]

@@ -107,12 +107,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
 
 
-async def _agencies(settings: Settings, gateway_target: str) -> None:
+async def _agencies(settings: Settings, gateway_target: str, act_delay_s: float, act: bool) -> None:
     from adapters.simulated_agency import SimulatedAgencies
     from gateway.server import check_transport
 
     registry = load_registry(settings.regions_file)
-    simulated = SimulatedAgencies(gateway_target, tls=check_transport(settings))
+    simulated = SimulatedAgencies(gateway_target, act_delay_s, tls=check_transport(settings), act=act)
     await simulated.start((key, registry.endpoint(key) or "127.0.0.1:0") for key in registry.agencies())
     logging.getLogger("sigw").info(
         "simulated agencies of %d regions answering %s", len(registry.regions), gateway_target
@@ -129,7 +129,7 @@ def cmd_agencies(args: argparse.Namespace) -> int:
     if args.insecure:
         settings = replace(settings, insecure=True)
     setup_logging("agencies")
-    asyncio.run(_agencies(settings, args.gateway))
+    asyncio.run(_agencies(settings, args.gateway, args.act_delay, not args.passive))
     return 0
 
 
@@ -165,4 +165,6 @@ def add_commands(sub: Any, common: argparse.ArgumentParser, mutating: argparse.A
     agencies.add_argument("--regions-file", type=Path, help="region registry (default config/regions.toml)")
     agencies.add_argument("--tls-dir", type=Path, help="PKI folder of `sigw pki init` (default var/pki)")
     agencies.add_argument("--insecure", action="store_true", help="plain text (the gateway serves --insecure)")
+    agencies.add_argument("--act-delay", type=float, default=0.2, help="seconds before an agency answers a notice")
+    agencies.add_argument("--passive", action="store_true", help="take deliveries, never answer them (benchmarks)")
     agencies.set_defaults(func=cmd_agencies)

@@ -82,13 +82,27 @@ class WorkingDayCalendar:
     ) -> None:
         self._schedules: dict[int, YearSchedule] = dict(schedules or {})
         self._use_chinesecalendar = use_chinesecalendar
+        self._years: dict[int, tuple[int, tuple[bool, ...]]] = {}
 
     def knows_year(self, year: int) -> bool:
         """Whether some source has ``year``'s holidays (otherwise it is weekends only)."""
         return year in self._schedules or (self._use_chinesecalendar and _chinesecalendar_knows(year))
 
     def is_workday(self, day: date) -> bool:
-        """Whether ``day`` is a working day."""
+        """Whether ``day`` is a working day (each year is worked out once, then looked up)."""
+        year = self._years.get(day.year)
+        if year is None:
+            year = self._years[day.year] = self._work_out_year(day.year)
+        first, flags = year
+        return flags[day.toordinal() - first]
+
+    def _work_out_year(self, year: int) -> tuple[int, tuple[bool, ...]]:
+        """The ordinal of 1 January and, for each day of ``year``, whether it is a working day."""
+        first = date(year, 1, 1)
+        days = (date(year + 1, 1, 1) - first).days if year < 9999 else 365
+        return first.toordinal(), tuple(self._source_says(first + timedelta(days=n)) for n in range(days))
+
+    def _source_says(self, day: date) -> bool:
         schedule = self._schedules.get(day.year)
         if schedule is not None:
             if day in schedule.workdays:

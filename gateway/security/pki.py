@@ -18,6 +18,8 @@ This is for development and tests: production certificates come from a real CA.
 
 from __future__ import annotations
 
+import functools
+
 import ipaddress
 import os
 import secrets
@@ -223,10 +225,15 @@ def participant_from_auth_context(auth_context: Mapping[str, Iterable[bytes]]) -
     treat every ``None`` as "unauthenticated".
     """
     pem = next(iter(auth_context.get("x509_pem_cert") or ()), None)
-    if not pem:
-        return None
+    return _participant_of_pem(bytes(pem)) if pem else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _participant_of_pem(pem: bytes) -> str | None:
+    """A verified peer certificate's participant, parsed once per certificate (every call on a connection
+    presents the same one) and remembered for the next calls."""
     try:
-        return participant_of_cert(bytes(pem))
+        return participant_of_cert(pem)
     except ValueError:
         return None
 
