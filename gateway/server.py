@@ -58,7 +58,7 @@ from gateway.domain.transfer.machine import Policy
 from gateway.security.crypto import FieldCipher, generate_key_file
 from gateway.security.tls import TlsFolder
 from gateway.store.audit import AuditTrail
-from gateway.store.client import redis_client
+from gateway.store.client import check_format, redis_client
 from gateway.store.deliveries import DeliveryQueueStore
 from gateway.store.embedded import EmbeddedRedis
 from gateway.store.limits import FailureCounterStore
@@ -262,6 +262,10 @@ async def start_gateway(
         redis_url = embedded.url
         log.info("embedded Redis at %s (appendonly, appendfsync %s)", settings.data_dir, settings.appendfsync)
     client = redis_client(redis_url, API_CONNECTIONS)
+    try:
+        await check_format(client)
+    except (RedisError, OSError):
+        log.warning("store unreachable at start: its format is checked when it answers")  # NOT_SERVING meanwhile
     agencies = AgencyClients(registry, tls.channel_credentials() if tls else None)
     policy = Policy(
         calendar=load_calendar(settings.calendar_file), known_regions=registry.codes, medical=registry.medical_rules()

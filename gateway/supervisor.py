@@ -44,7 +44,7 @@ from gateway.api.http import StoreGauges, serve_http
 from gateway.config import Settings, load_registry
 from gateway.domain.errors import Unavailable
 from gateway.server import check_transport, load_cipher
-from gateway.store.client import redis_client
+from gateway.store.client import check_format, redis_client
 from gateway.store.deliveries import DeliveryQueueStore
 from gateway.store.embedded import EmbeddedRedis, die_with_parent
 from gateway.store.transfers import TransferStore
@@ -176,6 +176,7 @@ class Supervisor:
             log.info("embedded Redis at %s (appendonly, appendfsync %s)", settings.data_dir, settings.appendfsync)
         client = redis_client(redis_url, 4)
         cleanup.push_async_callback(client.aclose)
+        await check_format(client)  # a database of another layout: refused here, before any child starts
         store, queue = TransferStore(client, settings.shards, cipher), DeliveryQueueStore(client, registry.agencies())
 
         child_settings = replace(

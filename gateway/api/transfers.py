@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
@@ -14,9 +13,9 @@ from gateway._gen.sigw.v1 import transfer_pb2, transfer_pb2_grpc
 from gateway.api.identity import IdentityResolver
 from gateway.api.settlements import agency_timeout
 from gateway.app.idempotency import RequestKey
+from gateway.app.ports import StoredTransfer, timeline_position
 from gateway.app.transfers import TransferService
 from gateway.domain import access, idnumber
-from gateway.domain.transfer.model import Transfer
 from gateway.wire import transfers as convert
 from gateway.wire.validation import MAX_NAME, MAX_NOTE, Violations, fingerprint, valid_stream_id
 
@@ -25,7 +24,8 @@ __all__ = ["TransferServicer"]
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
-WATCH_POLL_MS = 1000
+WATCH_POLL_S = 1.0
+"""A watch re-reads its transfer at least this often, should a change notice be missed."""
 _CURSOR = re.compile(r"[0-9]{13}:T[0-9]{2}-[0-9]{8}-[0-9A-F]{8}")
 
 
@@ -42,9 +42,8 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         self.service = service
         self.identity = identity
 
-    async def _view(self, transfer: Transfer, with_timeline: bool = True) -> transfer_pb2.Transfer:
-        timeline = await self.service.timeline(transfer.transfer_id) if with_timeline else None
-        return convert.transfer_to(transfer, self.service.today(), timeline)
+    def _view(self, stored: StoredTransfer) -> transfer_pb2.Transfer:
+        return convert.transfer_to(stored.transfer, self.service.today(), list(stored.timeline))
 
     async def CreateTransfer(
         self, request: transfer_pb2.CreateTransferRequest, context: Context
@@ -52,7 +51,7 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         actor = self.identity.caller(context)
         application = convert.application_from(request)
         transfer = await self.service.create(actor, RequestKey(request.request_id, fingerprint(request)), application)
-        return transfer_pb2.CreateTransferResponse(transfer=await self._view(transfer))
+        return transfer_pb2.CreateTransferResponse(transfer=self._view(transfer))
 
     async def SendContactLetter(
         self, request: transfer_pb2.SendContactLetterRequest, context: Context
@@ -65,7 +64,7 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         transfer = await self.service.send_contact_letter(
             actor, key, request.transfer_id, letter_number=request.letter_number, note=request.note
         )
-        return transfer_pb2.SendContactLetterResponse(transfer=await self._view(transfer))
+        return transfer_pb2.SendContactLetterResponse(transfer=self._view(transfer))
 
     async def OpenTemporaryAccount(
         self, request: transfer_pb2.OpenTemporaryAccountRequest, context: Context
@@ -78,7 +77,7 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         transfer = await self.service.open_temporary_account(
             actor, key, request.transfer_id, account_number=request.account_number, note=request.note
         )
-        return transfer_pb2.OpenTemporaryAccountResponse(transfer=await self._view(transfer))
+        return transfer_pb2.OpenTemporaryAccountResponse(transfer=self._view(transfer))
 
     async def SendTransferInfo(
         self, request: transfer_pb2.SendTransferInfoRequest, context: Context
@@ -91,7 +90,7 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         v.text("note", request.note, limit=MAX_NOTE)
         key = _step_key(v, request, request.request_id, request.transfer_id)
         transfer = await self.service.send_transfer_info(actor, key, request.transfer_id, info=info, note=request.note)
-        return transfer_pb2.SendTransferInfoResponse(transfer=await self._view(transfer))
+        return transfer_pb2.SendTransferInfoResponse(transfer=self._view(transfer))
 
     async def CompleteTransfer(
         self, request: transfer_pb2.CompleteTransferRequest, context: Context
@@ -101,7 +100,7 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         v.text("note", request.note, limit=MAX_NOTE)
         key = _step_key(v, request, request.request_id, request.transfer_id)
         transfer = await self.service.complete(actor, key, request.transfer_id, note=request.note)
-        return transfer_pb2.CompleteTransferResponse(transfer=await self._view(transfer))
+        return transfer_pb2.CompleteTransferResponse(transfer=self._view(transfer))
 
     async def RejectTransfer(
         self, request: transfer_pb2.RejectTransferRequest, context: Context
@@ -111,7 +110,7 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         v.text("reason", request.reason, limit=MAX_NOTE, required=True)
         key = _step_key(v, request, request.request_id, request.transfer_id)
         transfer = await self.service.reject(actor, key, request.transfer_id, reason=request.reason)
-        return transfer_pb2.RejectTransferResponse(transfer=await self._view(transfer))
+        return transfer_pb2.RejectTransferResponse(transfer=self._view(transfer))
 
     async def CancelTransfer(
         self, request: transfer_pb2.CancelTransferRequest, context: Context
@@ -121,7 +120,7 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         v.text("reason", request.reason, limit=MAX_NOTE, required=True)
         key = _step_key(v, request, request.request_id, request.transfer_id)
         transfer = await self.service.cancel(actor, key, request.transfer_id, reason=request.reason)
-        return transfer_pb2.CancelTransferResponse(transfer=await self._view(transfer))
+        return transfer_pb2.CancelTransferResponse(transfer=self._view(transfer))
 
     async def GetTransfer(
         self, request: transfer_pb2.GetTransferRequest, context: Context
@@ -131,7 +130,7 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         v.transfer_id(request.transfer_id)
         v.raise_if_any()
         transfer = await self.service.read(actor, request.transfer_id)
-        return transfer_pb2.GetTransferResponse(transfer=await self._view(transfer))
+        return transfer_pb2.GetTransferResponse(transfer=self._view(transfer))
 
     async def ListTransfers(
         self, request: transfer_pb2.ListTransfersRequest, context: Context
@@ -169,19 +168,19 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         if request.after_event_id and not valid_stream_id(request.after_event_id):
             v.add("after_event_id", "not an event id")
         v.raise_if_any()
-        transfer = await self.service.read(actor, request.transfer_id)
-        after = request.after_event_id or "0"
+        stored = await self.service.read(actor, request.transfer_id)
+        seen = timeline_position(request.after_event_id)
         while True:
-            for event_id, event in await self.service.next_events(transfer.transfer_id, after, WATCH_POLL_MS):
-                after = event_id
+            for event_id, event in stored.timeline[seen:]:
+                seen += 1
                 yield transfer_pb2.WatchTransferResponse(
                     event=convert.event_to(event_id, event), state=transfer_pb2.TransferState.ValueType(event.to_state)
                 )
                 if event.to_state.ended:
                     return
-            if context.cancelled() or context.done():
+            if stored.transfer.state.ended or context.cancelled() or context.done():
                 return
-            await asyncio.sleep(0)
+            stored = await self.service.follow(stored, WATCH_POLL_S)
 
     async def QueryTransferStatus(
         self, request: transfer_pb2.QueryTransferStatusRequest, context: Context
@@ -195,7 +194,7 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
             v.add("id_number", error)
         v.raise_if_any()
         transfer = await self.service.query_status(actor, request.transfer_id, request.id_number)
-        return transfer_pb2.QueryTransferStatusResponse(transfer=await self._view(transfer))
+        return transfer_pb2.QueryTransferStatusResponse(transfer=self._view(transfer))
 
     async def DeterminePayingRegion(
         self, request: transfer_pb2.DeterminePayingRegionRequest, context: Context

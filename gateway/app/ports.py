@@ -6,13 +6,13 @@ The store (``gateway.store``) implements the repositories, ``adapters.agency_cli
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, datetime
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 from gateway.domain.errors import FailedPrecondition, Unavailable
-from gateway.domain.idempotency import IdempotencyRecord
+from gateway.domain.idempotency import IdempotencyRecord, request_digest
 from gateway.domain.participants import AgencyKey, Participant
 from gateway.domain.settlement.clearing import PairTotals
 from gateway.domain.settlement.records import Bill, Figures, FilingRecord, SettlementRecord
@@ -33,8 +33,11 @@ __all__ = [
     "OutboundMessage",
     "QueuedMessage",
     "SettlementRepository",
+    "StoredTransfer",
     "TransferRepository",
     "agency_error",
+    "timeline_id",
+    "timeline_position",
 ]
 
 Clock = Callable[[], datetime]
@@ -103,11 +106,47 @@ NoticeEncoder = Callable[[str, Transfer, Notice, date], bytes]
 """(message id, transfer, notice, today) -> the encoded message the agency receives."""
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def timeline_id(time: datetime, n: int) -> str:
+    """The id of a transfer's ``n``-th event (from 1): ``<event time in ms>-<n>``, increasing along the timeline;
+    WatchTransfer resumes after the ``n`` it names."""
+    return f"{(time - _EPOCH) // timedelta(milliseconds=1)}-{n}"
+
+
+def timeline_position(event_id: str) -> int:
+    """The ``n`` of an event id (0 for the empty id: before the first event)."""
+    return int(event_id.rpartition("-")[2] or 0) if event_id else 0
+
+
+@dataclass(frozen=True)
+class StoredTransfer:
+    """A transfer as stored: itself, its timeline (event id, event), and the records of the requests that changed
+    it, by ``request_digest`` of their scope (a step request's idempotency record lives with its transfer)."""
+
+    transfer: Transfer
+    timeline: tuple[tuple[str, Event], ...] = ()
+    requests: Mapping[str, IdempotencyRecord] = field(default_factory=dict)
+
+    def recorded(self, scope: str) -> IdempotencyRecord | None:
+        return self.requests.get(request_digest(scope))
+
+    def after(self, decision: Decision, scope: str, record: IdempotencyRecord) -> StoredTransfer:
+        """This transfer once ``decision`` is committed under ``scope``: what a commit writes, and answers."""
+        event_id = timeline_id(decision.event.time, len(self.timeline) + 1)
+        return StoredTransfer(
+            decision.transfer,
+            (*self.timeline, (event_id, decision.event)),
+            {**self.requests, request_digest(scope): record},
+        )
+
+
 @dataclass(frozen=True)
 class Committed:
-    """A successful commit (the timeline event's id), or the record of an earlier request with the same key."""
+    """A successful commit (the transfer as stored now), or the record of an earlier request with the same key."""
 
-    event_id: str | None
+    stored: StoredTransfer | None
     duplicate: IdempotencyRecord | None = None
 
 
@@ -116,23 +155,29 @@ class TransferRepository(Protocol):
         """The shard a new transfer of this idempotency scope lives in."""
         ...
 
-    async def get(self, transfer_id: str) -> Transfer | None: ...
+    async def load(self, transfer_id: str) -> StoredTransfer | None: ...
 
     async def get_many(self, transfer_ids: list[str]) -> list[Transfer | None]: ...
 
-    async def recorded(self, shard: int, scope: str) -> IdempotencyRecord | None: ...
-
     async def commit(
-        self, decision: Decision, *, scope: str, record: IdempotencyRecord, messages: list[OutboundMessage]
+        self,
+        decision: Decision,
+        *,
+        scope: str,
+        record: IdempotencyRecord,
+        messages: list[OutboundMessage],
+        previous: StoredTransfer | None,
     ) -> Committed:
-        """All of it or nothing; raises ``Aborted`` when the transfer changed since it was read."""
+        """All of it or nothing, in one round trip. A new transfer (``previous`` None) is refused as a duplicate
+        when ``scope`` made one before; a change raises ``Aborted`` when the transfer changed since ``previous``
+        was read."""
+        ...
+
+    async def wait_changed(self, transfer_id: str, version: int, timeout_s: float) -> StoredTransfer | None:
+        """The transfer once its version passes ``version``, or as it is after ``timeout_s``."""
         ...
 
     async def due_before(self, day: date, limit: int) -> list[tuple[str, str]]: ...
-
-    async def timeline(self, transfer_id: str, after: str = "-") -> list[tuple[str, Event]]: ...
-
-    async def wait_events(self, transfer_id: str, after: str, block_ms: int) -> list[tuple[str, Event]]: ...
 
     async def list_region(self, region: str, before: str | None, limit: int) -> list[str]: ...
 

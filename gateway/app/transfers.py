@@ -25,6 +25,7 @@ from gateway.app.ports import (
     FailureCounter,
     NoticeEncoder,
     OutboundMessage,
+    StoredTransfer,
     TransferRepository,
     agency_error,
 )
@@ -33,7 +34,7 @@ from gateway.domain.access import Action
 from gateway.domain.calendar import SHANGHAI
 from gateway.domain.errors import Aborted, FailedPrecondition, FieldViolation, ResourceExhausted, invalid
 from gateway.domain.idempotency import IdempotencyRecord, Refusal
-from gateway.domain.ids import new_transfer_id, shard_of
+from gateway.domain.ids import new_transfer_id
 from gateway.domain.participants import AgencyType, Participant
 from gateway.domain.transfer import machine
 from gateway.domain.transfer.kinds import agency_type_of
@@ -42,7 +43,6 @@ from gateway.domain.transfer.model import (
     Application,
     Circumstances,
     Decision,
-    Event,
     Kind,
     State,
     Transfer,
@@ -118,64 +118,62 @@ class TransferService:
             )
         return out
 
-    async def _replay(self, record: IdempotencyRecord, key: RequestKey) -> Transfer:
-        return await replay(record, key, self.store.get, access.not_found)
+    async def _replay(self, record: IdempotencyRecord, key: RequestKey) -> StoredTransfer:
+        return await replay(record, key, self.store.load, access.not_found)
 
     # ------------------------------------------------------------------------------------------- changes
 
-    async def create(self, actor: Participant, key: RequestKey, app: Application) -> Transfer:
+    async def create(self, actor: Participant, key: RequestKey, app: Application) -> StoredTransfer:
+        """Open a transfer: one commit, which also refuses a repeated key (then the first outcome answers)."""
         scope = key.scope(actor)
         shard = self.store.shard_for(scope)
-        earlier = await self.store.recorded(shard, scope)
-        if earlier:
-            return await self._replay(earlier, key)
         now = self.clock()
         decision = machine.open_transfer(app, new_transfer_id(shard, now), actor, now, self.policy)
+        record = IdempotencyRecord(key.fingerprint, decision.transfer.transfer_id)
         result = await self.store.commit(
-            decision,
-            scope=scope,
-            record=IdempotencyRecord(key.fingerprint, decision.transfer.transfer_id),
-            messages=self._messages(decision),
+            decision, scope=scope, record=record, messages=self._messages(decision), previous=None
         )
         if result.duplicate:
             return await self._replay(result.duplicate, key)
-        return decision.transfer
+        assert result.stored is not None
+        return result.stored
 
     async def _transition(
         self, actor: Participant, key: RequestKey, transfer_id: str, decide: Decide, *, record_refusals: bool = False
-    ) -> Transfer:
-        """Apply ``decide`` to the transfer and commit; retried when a concurrent change wins the race.
+    ) -> StoredTransfer:
+        """Apply ``decide`` to the transfer and commit; retried when a concurrent change wins the race. A repeated
+        key is found in the transfer's own records (a concurrent repeat loses the race, then finds it).
 
         With ``record_refusals``, a ``FailedPrecondition`` from ``decide`` (other than a wrong state) is written to
         the timeline and remembered under the key before it is raised.
         """
         scope = key.scope(actor)
         for _ in range(_CONFLICT_RETRIES):
-            transfer = await self.read(actor, transfer_id)
-            earlier = await self.store.recorded(shard_of(transfer_id), scope)
+            stored = await self.read(actor, transfer_id)
+            earlier = stored.recorded(scope)
             if earlier:
-                return await self._replay(earlier, key)
+                earlier.replay(key.fingerprint, key.name)
+                return stored
             now = self.clock()
             refusal: FailedPrecondition | None = None
             try:
-                decision = decide(transfer, now)
+                decision = decide(stored.transfer, now)
             except FailedPrecondition as exc:
                 if not record_refusals or exc.reason == "WRONG_STATE":
                     raise
                 refusal = exc
-                decision = machine.refuse_transfer_info(transfer, actor, now, exc)
+                decision = machine.refuse_transfer_info(stored.transfer, actor, now, exc)
             record = IdempotencyRecord(key.fingerprint, transfer_id, refusal=Refusal.of(refusal) if refusal else None)
             try:
                 result = await self.store.commit(
-                    decision, scope=scope, record=record, messages=self._messages(decision)
+                    decision, scope=scope, record=record, messages=self._messages(decision), previous=stored
                 )
             except Aborted:
                 continue
-            if result.duplicate:
-                return await self._replay(result.duplicate, key)
             if refusal:
                 raise refusal
-            return decision.transfer
+            assert result.stored is not None
+            return result.stored
         raise Aborted(
             reason="CONCURRENT_CHANGE",
             message=f"transfer {transfer_id} is changing; retry",
@@ -184,7 +182,7 @@ class TransferService:
 
     async def send_contact_letter(
         self, actor: Participant, key: RequestKey, transfer_id: str, *, letter_number: str, note: str
-    ) -> Transfer:
+    ) -> StoredTransfer:
         return await self._transition(
             actor,
             key,
@@ -196,7 +194,7 @@ class TransferService:
 
     async def open_temporary_account(
         self, actor: Participant, key: RequestKey, transfer_id: str, *, account_number: str, note: str
-    ) -> Transfer:
+    ) -> StoredTransfer:
         return await self._transition(
             actor,
             key,
@@ -206,7 +204,7 @@ class TransferService:
 
     async def send_transfer_info(
         self, actor: Participant, key: RequestKey, transfer_id: str, *, info: TransferInfo, note: str
-    ) -> Transfer:
+    ) -> StoredTransfer:
         """A refused table is recorded on the timeline (and under the key), and the refusal raised."""
         return await self._transition(
             actor,
@@ -216,17 +214,23 @@ class TransferService:
             record_refusals=True,
         )
 
-    async def complete(self, actor: Participant, key: RequestKey, transfer_id: str, *, note: str) -> Transfer:
+    async def complete(
+        self, actor: Participant, key: RequestKey, transfer_id: str, *, note: str
+    ) -> StoredTransfer:
         return await self._transition(
             actor, key, transfer_id, lambda t, now: machine.complete(t, actor, now, note=note)
         )
 
-    async def reject(self, actor: Participant, key: RequestKey, transfer_id: str, *, reason: str) -> Transfer:
+    async def reject(
+        self, actor: Participant, key: RequestKey, transfer_id: str, *, reason: str
+    ) -> StoredTransfer:
         return await self._transition(
             actor, key, transfer_id, lambda t, now: machine.reject(t, actor, now, reason=reason)
         )
 
-    async def cancel(self, actor: Participant, key: RequestKey, transfer_id: str, *, reason: str) -> Transfer:
+    async def cancel(
+        self, actor: Participant, key: RequestKey, transfer_id: str, *, reason: str
+    ) -> StoredTransfer:
         return await self._transition(
             actor, key, transfer_id, lambda t, now: machine.cancel(t, actor, now, reason=reason)
         )
@@ -234,35 +238,38 @@ class TransferService:
     async def remind(self, transfer_id: str) -> Transfer | None:
         """The overdue sweeper's reminder for a transfer's open step; None when none is owed (any more)."""
         for _ in range(_CONFLICT_RETRIES):
-            transfer = await self.store.get(transfer_id)
-            step = transfer.open_step if transfer else None
-            if transfer is None or step is None:
-                return None
-            try:
-                decision = machine.remind_overdue(transfer, self.clock())
-            except FailedPrecondition:
+            stored = await self.store.load(transfer_id)
+            step = stored.transfer.open_step if stored else None
+            if stored is None or step is None:
                 return None
             scope = f"sigw:sweeper|{transfer_id}|{step.name.name}"
+            if stored.recorded(scope):
+                return None
             try:
-                result = await self.store.commit(
+                decision = machine.remind_overdue(stored.transfer, self.clock())
+            except FailedPrecondition:
+                return None
+            try:
+                await self.store.commit(
                     decision,
                     scope=scope,
                     record=IdempotencyRecord(scope, transfer_id),
                     messages=self._messages(decision),
+                    previous=stored,
                 )
             except Aborted:
                 continue
-            return None if result.duplicate else decision.transfer
+            return decision.transfer
         return None
 
     # -------------------------------------------------------------------------------------------- reads
 
-    async def read(self, actor: Participant, transfer_id: str) -> Transfer:
-        transfer = await self.store.get(transfer_id)
-        if transfer is None:
+    async def read(self, actor: Participant, transfer_id: str) -> StoredTransfer:
+        stored = await self.store.load(transfer_id)
+        if stored is None:
             raise access.not_found(transfer_id)
-        access.check(actor, Action.READ, transfer)
-        return transfer
+        access.check(actor, Action.READ, stored.transfer)
+        return stored
 
     async def list_region(
         self,
@@ -300,15 +307,13 @@ class TransferService:
                 if transfer is not None and wanted(transfer):
                     page.append(transfer)
 
-    async def timeline(self, transfer_id: str) -> list[tuple[str, Event]]:
-        return await self.store.timeline(transfer_id)
+    async def follow(self, stored: StoredTransfer, timeout_s: float) -> StoredTransfer:
+        """The transfer once it changed from ``stored`` (read with :meth:`read` first, which checks the caller may
+        follow it), or as it is after ``timeout_s``."""
+        changed = await self.store.wait_changed(stored.transfer.transfer_id, stored.transfer.version, timeout_s)
+        return changed or stored
 
-    async def next_events(self, transfer_id: str, after: str, block_ms: int) -> list[tuple[str, Event]]:
-        """Events after ``after`` (``"0"`` for all), waiting up to ``block_ms`` for the first; read the transfer
-        with :meth:`read` first, which checks the caller may follow it."""
-        return await self.store.wait_events(transfer_id, after, block_ms)
-
-    async def query_status(self, actor: Participant, transfer_id: str, id_number: str) -> Transfer:
+    async def query_status(self, actor: Participant, transfer_id: str, id_number: str) -> StoredTransfer:
         """The applicant's own status query (Art. 16), relayed by a portal: the transfer if ``id_number`` is the
         person's. A wrong number gets the same ``NOT_FOUND`` as an unknown id and counts as a failure."""
         access.may_query_status(actor)
@@ -322,12 +327,12 @@ class TransferService:
                     message="too many failed status queries; try again later",
                     retry_after_s=float(limits.window_s),
                 )
-        transfer = await self.store.get(transfer_id)
-        if transfer is None or not hmac.compare_digest(transfer.id_number.encode(), id_number.encode()):
+        stored = await self.store.load(transfer_id)
+        if stored is None or not hmac.compare_digest(stored.transfer.id_number.encode(), id_number.encode()):
             if self.failures is not None:
                 await self.failures.add(counted, limits.window_s)
             raise access.not_found(transfer_id)
-        return transfer
+        return stored
 
     # ------------------------------------------------------------------------------------ paying region
 
@@ -387,5 +392,5 @@ class TransferService:
                     f"{key.fingerprint}|{app.source_region}|{app.circumstances.collection_source.name}".encode()
                 ).hexdigest()
                 derived = RequestKey(f"{key.key}/{app.source_region}", fingerprint)
-                collections.append(await self.create(actor, derived, app))
+                collections.append((await self.create(actor, derived, app)).transfer)
         return PayingRegionAnswer(decision, periods, collections)

@@ -9,11 +9,19 @@ payload it is refused with ``ALREADY_EXISTS`` (``REQUEST_ID_REUSED`` or ``MSGID_
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass, field
 
 from gateway.domain.errors import AlreadyExists, FailedPrecondition, FieldViolation
 
-__all__ = ["IdempotencyRecord", "Refusal", "check_same_payload"]
+__all__ = ["IdempotencyRecord", "Refusal", "check_same_payload", "request_digest"]
+
+
+def request_digest(scope: str) -> str:
+    """A short stable name for an idempotency scope (22 characters, 128 bits of SHA-256): how the store names a
+    key's record without keeping the key itself."""
+    return base64.urlsafe_b64encode(hashlib.sha256(scope.encode()).digest()[:16]).rstrip(b"=").decode()
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ This is for development and tests: production certificates come from a real CA.
 from __future__ import annotations
 
 import functools
-
 import ipaddress
 import os
 import secrets

@@ -10,8 +10,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.domain.errors import Unavailable
+from gateway.store import keys
 
-__all__ = ["StreamRows", "redis_client", "redis_errors"]
+__all__ = ["StoreFormatError", "StreamRows", "check_format", "redis_client", "redis_errors"]
 
 StreamRows = list[tuple[bytes, dict[bytes, bytes]]]
 """Entries of a stream as redis-py returns them: (entry id, fields)."""
@@ -34,3 +35,24 @@ async def redis_errors() -> AsyncIterator[None]:
         raise Unavailable(
             reason="STORE_UNAVAILABLE", message="the gateway's store is unreachable; retry", retry_after_s=1.0
         ) from exc
+
+
+class StoreFormatError(ValueError):
+    """The database holds another layout version than this gateway's."""
+
+
+async def check_format(client: aioredis.Redis) -> None:
+    """Refuse a database written in another layout (an older sigw): stamp an empty one with ours. Raises
+    ``StoreFormatError`` with what to do."""
+    raw = await client.get(keys.FORMAT_KEY)
+    found = raw.decode() if isinstance(raw, bytes) else raw
+    if found is None:
+        _, some = await client.scan(0, match=f"{keys.PREFIX}:*", count=1000)
+        if some:
+            raise StoreFormatError(
+                "this Redis holds sigw data of the layout before format 2 (sigw 0.1): serve it with sigw 0.1, "
+                "or start from an empty data folder (see CHANGELOG.md)"
+            )
+        await client.set(keys.FORMAT_KEY, keys.FORMAT, nx=True)
+    elif found != keys.FORMAT:
+        raise StoreFormatError(f"this Redis holds sigw data of format {found}; this sigw writes {keys.FORMAT}")

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import base64
+import enum
 import json
-from dataclasses import asdict
-from datetime import date, datetime
+import zlib
+from dataclasses import asdict, fields
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from gateway.app.ports import OutboundMessage, QueuedMessage
+import orjson
+
+from gateway.app.ports import OutboundMessage, QueuedMessage, StoredTransfer, timeline_id
 from gateway.domain import idnumber
+from gateway.domain.calendar import SHANGHAI
 from gateway.domain.errors import FieldViolation
 from gateway.domain.idempotency import IdempotencyRecord, Refusal
 from gateway.domain.participants import AgencyKey, AgencyType
@@ -42,8 +47,6 @@ from gateway.domain.transfer.pension import ContributionYear
 from gateway.security.crypto import FieldCipher
 
 __all__ = [
-    "event_fields",
-    "event_from_fields",
     "filing_from_json",
     "filing_to_json",
     "message_fields",
@@ -55,8 +58,8 @@ __all__ = [
     "seal_body",
     "settlement_from_json",
     "settlement_to_json",
-    "transfer_from_json",
-    "transfer_to_json",
+    "stored_from_bytes",
+    "stored_to_bytes",
 ]
 
 
@@ -73,217 +76,197 @@ def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _step_to(step: Step) -> dict[str, Any]:
-    return {
-        "name": step.name.name,
-        "holder": _agency(step.holder),
-        "started_at": step.started_at.isoformat(),
-        "working_days": step.working_days,
-        "due": step.due.isoformat(),
-        "provisional": step.provisional,
-        "completed_at": step.completed_at.isoformat() if step.completed_at else None,
-        "reminded_at": step.reminded_at.isoformat() if step.reminded_at else None,
-    }
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
-def _step_from(d: dict[str, Any]) -> Step:
-    started = _time(d["started_at"])
-    assert started is not None
-    return Step(
-        name=StepName[d["name"]],
-        holder=parse_agency(d["holder"]),
-        started_at=started,
-        working_days=d["working_days"],
-        due=date.fromisoformat(d["due"]),
-        provisional=d["provisional"],
-        completed_at=_time(d["completed_at"]),
-        reminded_at=_time(d.get("reminded_at")),
-    )
+def _us(t: datetime) -> int:
+    """An instant as integer microseconds since the epoch (exact; the record keeps no time zone)."""
+    return (t - _EPOCH) // _MICROSECOND
 
 
-def _info_to(info: TransferInfo) -> dict[str, Any]:
-    return {
-        "table_number": info.table_number,
-        "individual_account_fen": info.individual_account_fen,
-        "pooled_fund_fen": info.pooled_fund_fen,
-        "funds_fen": info.funds_fen,
-        "remaining_benefit_fen": info.remaining_benefit_fen,
-        "medical_subsidy_fen": info.medical_subsidy_fen,
-        "training_subsidy_fen": info.training_subsidy_fen,
-        "contribution_months": info.contribution_months,
-        "remaining_benefit_months": info.remaining_benefit_months,
-        "contributions": [
-            [c.year, c.first_month, c.last_month, c.monthly_base_fen, c.account_credit_fen, c.interest_fen]
-            for c in info.contributions
-        ],
-    }
+def _at(us: int) -> datetime:
+    return (_EPOCH + us * _MICROSECOND).astimezone(SHANGHAI)
 
 
-def _info_from(d: dict[str, Any]) -> TransferInfo:
-    years = tuple(ContributionYear(*row) for row in d.pop("contributions"))
-    return TransferInfo(contributions=years, **d)
+def _day(d: date) -> int:
+    return d.year * 10000 + d.month * 100 + d.day
 
 
-def _continuity_to(c: MedicalContinuity) -> dict[str, Any]:
-    return {
-        "continuous": c.continuous,
-        "waiting_months": c.waiting_months,
-        "months_to_pay": c.months_to_pay,
-        "note": c.note,
-    }
+def _date(n: int) -> date:
+    return date(n // 10000, n // 100 % 100, n % 100)
 
 
-def _military_to(m: MilitaryService) -> dict[str, Any]:
-    return {
-        "service_start": m.service_start.isoformat(),
-        "service_end": m.service_end.isoformat(),
-        "subsidy_fen": m.subsidy_fen,
-        "account_fen": m.account_fen,
-        "vouchers": list(m.vouchers),
-        "spouse": m.spouse,
-    }
+def _changed_fields(value: Any) -> dict[str, Any]:
+    """The fields of a dataclass that differ from their defaults (enums by name): what a record must keep."""
+    out: dict[str, Any] = {}
+    for f in fields(value):
+        v = getattr(value, f.name)
+        if v != f.default:
+            out[f.name] = v.name if isinstance(v, enum.Enum) else v
+    return out
 
 
-def _military_from(d: dict[str, Any]) -> MilitaryService:
-    return MilitaryService(
-        service_start=date.fromisoformat(d["service_start"]),
-        service_end=date.fromisoformat(d["service_end"]),
-        subsidy_fen=d["subsidy_fen"],
-        account_fen=d["account_fen"],
-        vouchers=tuple(d["vouchers"]),
-        spouse=d["spouse"],
-    )
-
-
-def transfer_to_json(t: Transfer, cipher: FieldCipher) -> str:
-    c = t.circumstances
-    return json.dumps(
-        {
-            "transfer_id": t.transfer_id,
-            "kind": t.kind.name,
-            "id_number": cipher.encrypt(t.id_number, context=f"transfer:{t.transfer_id}:id_number"),
-            "name": cipher.encrypt(t.name, context=f"transfer:{t.transfer_id}:name"),
-            "source_region": t.source_region,
-            "target_region": t.target_region,
-            "circumstances": {
-                "drawing_benefits": c.drawing_benefits,
-                "hukou_moved": c.hukou_moved,
-                "residence_changed": c.residence_changed,
-                "retired": c.retired,
-                "continuous_enrolment_months": c.continuous_enrolment_months,
-                "direction": c.direction.name,
-                "hukou_region": c.hukou_region,
-                "gap_months": c.gap_months,
-                "collection_source": c.collection_source.name,
-            },
-            "state": t.state.name,
-            "steps": [_step_to(s) for s in t.steps],
-            "created_at": t.created_at.isoformat(),
-            "updated_at": t.updated_at.isoformat(),
-            "info": _info_to(t.info) if t.info else None,
-            "close_reason": t.close_reason,
-            "version": t.version,
-            "originator": t.originator,
-            "military": _military_to(t.military) if t.military else None,
-            "temporary_account": t.temporary_account,
-            "continuity": _continuity_to(t.continuity) if t.continuity else None,
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-
-
-def transfer_from_json(text: str | bytes, cipher: FieldCipher) -> Transfer:
-    d = json.loads(text)
-    c = d["circumstances"]
-    c["direction"] = PensionDirection[c["direction"]]
-    c["collection_source"] = CollectionSource[c.get("collection_source", "UNSPECIFIED")]
-    created, updated = _time(d["created_at"]), _time(d["updated_at"])
-    assert created is not None and updated is not None
-    return Transfer(
-        transfer_id=d["transfer_id"],
-        kind=Kind[d["kind"]],
-        id_number=cipher.decrypt(d["id_number"], context=f"transfer:{d['transfer_id']}:id_number"),
-        name=cipher.decrypt(d["name"], context=f"transfer:{d['transfer_id']}:name"),
-        source_region=d["source_region"],
-        target_region=d["target_region"],
-        circumstances=Circumstances(**c),
-        state=State[d["state"]],
-        steps=tuple(_step_from(s) for s in d["steps"]),
-        created_at=created,
-        updated_at=updated,
-        info=_info_from(d["info"]) if d["info"] else None,
-        close_reason=d["close_reason"],
-        version=d["version"],
-        originator=d.get("originator", ""),
-        military=_military_from(d["military"]) if d.get("military") else None,
-        temporary_account=d.get("temporary_account", False),
-        continuity=MedicalContinuity(**d["continuity"]) if d.get("continuity") else None,
-    )
-
-
-def event_fields(event: Event) -> list[str]:
-    """A timeline event as stream field/value items."""
+def _step_row(step: Step) -> list[Any]:
     return [
-        "time",
-        event.time.isoformat(),
-        "actor",
-        event.actor,
-        "from",
-        event.from_state.name if event.from_state else "",
-        "to",
-        event.to_state.name,
-        "note",
-        idnumber.scrub(event.note),
+        step.name.name,
+        _agency(step.holder),
+        _us(step.started_at),
+        step.working_days,
+        _day(step.due),
+        int(step.provisional),
+        _us(step.completed_at) if step.completed_at else 0,
+        _us(step.reminded_at) if step.reminded_at else 0,
     ]
 
 
-def event_from_fields(fields: dict[bytes, bytes]) -> Event:
-    get = {k.decode(): v.decode() for k, v in fields.items()}
-    time = _time(get["time"])
-    assert time is not None
-    return Event(
-        time=time,
-        actor=get["actor"],
-        from_state=State[get["from"]] if get["from"] else None,
-        to_state=State[get["to"]],
-        note=get["note"],
+def _step_of(row: list[Any]) -> Step:
+    name, holder, started, working_days, due, provisional, completed, reminded = row
+    return Step(
+        name=StepName[name],
+        holder=parse_agency(holder),
+        started_at=_at(started),
+        working_days=working_days,
+        due=_date(due),
+        provisional=bool(provisional),
+        completed_at=_at(completed) if completed else None,
+        reminded_at=_at(reminded) if reminded else None,
     )
+
+
+def _info_doc(info: TransferInfo) -> dict[str, Any]:
+    doc = _changed_fields(info)
+    doc["contributions"] = [
+        [c.year, c.first_month, c.last_month, c.monthly_base_fen, c.account_credit_fen, c.interest_fen]
+        for c in info.contributions
+    ]
+    return doc
+
+
+def _info_of(doc: dict[str, Any]) -> TransferInfo:
+    years = tuple(ContributionYear(*row) for row in doc.pop("contributions", []))
+    return TransferInfo(contributions=years, **doc)
+
+
+def _military_doc(m: MilitaryService) -> list[Any]:
+    return [_day(m.service_start), _day(m.service_end), m.subsidy_fen, m.account_fen, list(m.vouchers), m.spouse]
+
+
+def _military_of(row: list[Any]) -> MilitaryService:
+    start, end, subsidy, account, vouchers, spouse = row
+    return MilitaryService(_date(start), _date(end), subsidy, account, tuple(vouchers), spouse)
+
+
+def _refusal_doc(r: Refusal) -> list[Any]:
+    return [r.reason, r.message, [[v.field, v.description] for v in r.violations], r.metadata]
+
+
+def _refusal_of(row: list[Any]) -> Refusal:
+    reason, message, violations, metadata = row
+    return Refusal(reason, message, tuple(FieldViolation(f, d) for f, d in violations), metadata)
+
+
+def stored_to_bytes(stored: StoredTransfer, cipher: FieldCipher) -> bytes:
+    """A transfer with its timeline and its requests' records, as kept under its key: compact JSON (times in
+    microseconds, defaults left out, the person sealed), zlib-compressed."""
+    t = stored.transfer
+    doc: dict[str, Any] = {
+        "id": t.transfer_id,
+        "k": t.kind.name,
+        "p": cipher.encrypt(t.id_number, context=f"transfer:{t.transfer_id}:id_number"),
+        "n": cipher.encrypt(t.name, context=f"transfer:{t.transfer_id}:name"),
+        "src": t.source_region,
+        "dst": t.target_region,
+        "s": t.state.name,
+        "v": t.version,
+        "ca": _us(t.created_at),
+        "ua": _us(t.updated_at),
+        "st": [_step_row(s) for s in t.steps],
+        "o": t.originator,
+        "ev": [
+            [_us(e.time), e.actor, e.from_state.name if e.from_state else "", e.to_state.name, idnumber.scrub(e.note)]
+            for _, e in stored.timeline
+        ],
+        "rq": {
+            digest: [r.fingerprint, _refusal_doc(r.refusal)] if r.refusal else [r.fingerprint]
+            for digest, r in stored.requests.items()
+        },
+    }
+    circumstances = _changed_fields(t.circumstances)
+    if circumstances:
+        doc["c"] = circumstances
+    if t.info:
+        doc["i"] = _info_doc(t.info)
+    if t.close_reason:
+        doc["cr"] = t.close_reason
+    if t.military:
+        doc["m"] = _military_doc(t.military)
+    if t.temporary_account:
+        doc["ta"] = 1
+    if t.continuity:
+        c = t.continuity
+        doc["co"] = [int(c.continuous), c.waiting_months, c.months_to_pay, c.note]
+    return zlib.compress(orjson.dumps(doc), 1)
+
+
+def stored_from_bytes(blob: bytes, cipher: FieldCipher) -> StoredTransfer:
+    d = orjson.loads(zlib.decompress(blob))
+    tid = d["id"]
+    c = d.get("c", {})
+    if "direction" in c:
+        c["direction"] = PensionDirection[c["direction"]]
+    if "collection_source" in c:
+        c["collection_source"] = CollectionSource[c["collection_source"]]
+    continuity = d.get("co")
+    transfer = Transfer(
+        transfer_id=tid,
+        kind=Kind[d["k"]],
+        id_number=cipher.decrypt(d["p"], context=f"transfer:{tid}:id_number"),
+        name=cipher.decrypt(d["n"], context=f"transfer:{tid}:name"),
+        source_region=d["src"],
+        target_region=d["dst"],
+        circumstances=Circumstances(**c),
+        state=State[d["s"]],
+        steps=tuple(_step_of(row) for row in d["st"]),
+        created_at=_at(d["ca"]),
+        updated_at=_at(d["ua"]),
+        info=_info_of(d["i"]) if "i" in d else None,
+        close_reason=d.get("cr", ""),
+        version=d["v"],
+        originator=d["o"],
+        military=_military_of(d["m"]) if "m" in d else None,
+        temporary_account=bool(d.get("ta")),
+        continuity=MedicalContinuity(bool(continuity[0]), *continuity[1:]) if continuity else None,
+    )
+    timeline = []
+    for n, (us, actor, before, after, note) in enumerate(d["ev"], start=1):
+        event = Event(_at(us), actor, State[before] if before else None, State[after], note)
+        timeline.append((timeline_id(event.time, n), event))
+    requests = {
+        digest: IdempotencyRecord(row[0], tid, refusal=_refusal_of(row[1]) if len(row) > 1 else None)
+        for digest, row in d["rq"].items()
+    }
+    return StoredTransfer(transfer, tuple(timeline), requests)
 
 
 # ------------------------------------------------------------------------------------------ idempotency records
 
 
-def record_to_json(record: IdempotencyRecord) -> str:
-    refusal = record.refusal
-    return json.dumps(
-        {
-            "fp": record.fingerprint,
-            "id": record.object_id,
-            "action": record.action,
-            "refusal": None
-            if refusal is None
-            else {
-                "reason": refusal.reason,
-                "message": refusal.message,
-                "violations": [[v.field, v.description] for v in refusal.violations],
-                "metadata": refusal.metadata,
-            },
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+def record_to_json(record: IdempotencyRecord) -> bytes:
+    """An idempotency record kept under its own key: ``[fingerprint, object id, action, refusal]``, the trailing
+    empty ones left out."""
+    row: list[Any] = [record.fingerprint, record.object_id]
+    if record.action or record.refusal:
+        row.append(record.action)
+    if record.refusal:
+        row.append(_refusal_doc(record.refusal))
+    return orjson.dumps(row)
 
 
 def record_from_json(text: str | bytes) -> IdempotencyRecord:
-    d = json.loads(text)
-    r = d.get("refusal")
-    refusal = (
-        None
-        if r is None
-        else Refusal(r["reason"], r["message"], tuple(FieldViolation(f, t) for f, t in r["violations"]), r["metadata"])
-    )
-    return IdempotencyRecord(d["fp"], d["id"], d.get("action", ""), refusal)
+    row = orjson.loads(text)
+    refusal = _refusal_of(row[3]) if len(row) > 3 else None
+    return IdempotencyRecord(row[0], row[1], row[2] if len(row) > 2 else "", refusal)
 
 
 # ------------------------------------------------------------------------------------------ outbound messages

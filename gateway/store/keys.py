@@ -8,9 +8,10 @@ transfer id carries the shard (``T07-…``) so every later call finds it without
 ===============================  ==========  ==============================================================
 key                              type        holds
 ===============================  ==========  ==============================================================
-``sigw:{sNN}:tr:<id>``           hash        ``json`` (the transfer), ``state``, ``version``
-``sigw:{sNN}:ev:<id>``           stream      the transfer's timeline events
-``sigw:{sNN}:idem:<scope>``      string      an idempotency record: payload fingerprint and the outcome
+``sigw:{sNN}:tr:<id>``           string      ``<version>|<record>``: the transfer, its timeline and the records
+                                             of the step requests that changed it (``codec.stored_to_bytes``)
+``sigw:{sNN}:new:<digest>``      string      the record of the request that opened a transfer, by
+                                             ``request_digest`` of its scope (expires after 30 days)
 ``sigw:{sNN}:idx:<region>``      sorted set  transfers leaving or entering a region (``<created ms>:<id>``)
 ``sigw:{sNN}:counts``            hash        transfers by ``<kind>|<state>`` (for metrics)
 ``sigw:{sNN}:due``               sorted set  open steps not yet reminded, by due date (``<id>|<step>``)
@@ -21,6 +22,8 @@ key                              type        holds
 ``sigw:{ops}:audit``             stream      the operators' hash-chained audit trail (re-drive, closing a month)
 ``sigw:rl:<name>``               string      a failure counter with its window (``transfer:<id>``, ``portal:<p>``:
                                              failed status queries)
+``sigw:changed:<id>``            channel     pub/sub: a transfer's new version, for its watchers
+``sigw:format``                  string      the layout version of this database (``FORMAT``)
 ===============================  ==========  ==============================================================
 
 Delivery is two stages. The commit script adds a message to its shard's outbox (same slot as the transfer);
@@ -37,6 +40,8 @@ from gateway.domain.transfer import model
 __all__ = [
     "CONSUMER_GROUP",
     "DEAD_LETTERS",
+    "FORMAT",
+    "FORMAT_KEY",
     "LANES",
     "OPERATOR_AUDIT",
     "OPERATOR_AUDIT_SEQ",
@@ -45,14 +50,14 @@ __all__ = [
     "agency_lane",
     "audit",
     "audit_seq",
+    "changes",
     "clearing",
     "counts",
+    "created_by",
     "due",
-    "events",
     "failures",
     "filing",
     "hospital_index",
-    "idempotency",
     "message",
     "month_closed",
     "month_settlements",
@@ -67,6 +72,9 @@ __all__ = [
 ]
 
 PREFIX = "sigw"
+FORMAT_KEY = f"{PREFIX}:format"
+FORMAT = "2"
+"""The layout version; a gateway refuses a database of another one (see ``gateway.store.client.check_format``)."""
 ROUTE_GROUP = "route"
 CONSUMER_GROUP = "dispatch"
 DEAD_LETTERS = f"{PREFIX}:dlq"
@@ -88,12 +96,14 @@ def transfer(shard: int, transfer_id: str) -> str:
     return f"{_tag(shard)}:tr:{transfer_id}"
 
 
-def events(shard: int, transfer_id: str) -> str:
-    return f"{_tag(shard)}:ev:{transfer_id}"
+def created_by(shard: int, digest: str) -> str:
+    """The record of the request that opened a transfer (``digest``: ``request_digest`` of its scope)."""
+    return f"{_tag(shard)}:new:{digest}"
 
 
-def idempotency(shard: int, scope: str) -> str:
-    return f"{_tag(shard)}:idem:{scope}"
+def changes(transfer_id: str) -> str:
+    """The pub/sub channel of a transfer's new versions."""
+    return f"{PREFIX}:changed:{transfer_id}"
 
 
 def region_index(shard: int, region: str) -> str:

@@ -98,7 +98,7 @@ class SettlementStore:
             object=record.settlement_id,
             amounts=f"total {record.figures.total_fen} fund {record.figures.fund_pay_fen}",
         )
-        args: list[str | int] = [
+        args: list[str | bytes | int] = [
             str(previous_version),
             codec.settlement_to_json(record, self.cipher),
             codec.record_to_json(idempotency),

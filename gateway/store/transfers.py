@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import contextlib
 from datetime import date
-from typing import Any, cast
+from typing import cast
 
 import redis.asyncio as aioredis
 
-from gateway.app.ports import Committed, OutboundMessage
+from gateway.app.ports import Committed, OutboundMessage, StoredTransfer
 from gateway.domain.errors import Aborted
-from gateway.domain.idempotency import IdempotencyRecord
+from gateway.domain.idempotency import IdempotencyRecord, request_digest
 from gateway.domain.ids import shard_of
-from gateway.domain.transfer.model import Decision, Event, Kind, State, Step, Transfer
+from gateway.domain.transfer.model import Decision, Kind, State, Step, Transfer
 from gateway.security.crypto import FieldCipher
 from gateway.store import codec, keys, scripts
-from gateway.store.client import StreamRows, redis_errors
+from gateway.store.changes import ChangeFeed
+from gateway.store.client import redis_errors
 
 __all__ = ["IDEMPOTENCY_TTL_S", "TransferStore", "count_field", "due_changes", "due_member"]
 
@@ -44,68 +46,71 @@ def count_field(kind: Kind, state: State) -> str:
 
 
 class TransferStore:
-    """All transfer reads and writes (implements ``gateway.app.ports.TransferRepository``). Every write is one call
-    of ``commit.lua``."""
+    """All transfer reads and writes (implements ``gateway.app.ports.TransferRepository``). A transfer is one key
+    read in one round trip; every write is one call of ``commit.lua``."""
 
     def __init__(self, client: aioredis.Redis, shards: int, cipher: FieldCipher) -> None:
         self.cipher = cipher
         self.client = client
         self.shards = shards
         self._commit = scripts.script(client, "commit.lua")
+        self.changes = ChangeFeed(client)
 
-    async def _call(self, op: Callable[[], Awaitable[Any]]) -> Any:
-        async with redis_errors():
-            return await op()
+    def _decode(self, raw: bytes | str) -> StoredTransfer:
+        _, _, blob = cast(bytes, raw).partition(b"|")
+        return codec.stored_from_bytes(blob, self.cipher)
 
-    async def get(self, transfer_id: str) -> Transfer | None:
+    async def load(self, transfer_id: str) -> StoredTransfer | None:
         shard = shard_of(transfer_id)
         if not 0 <= shard < self.shards:
             return None
-        raw = await self._call(lambda: self.client.hget(keys.transfer(shard, transfer_id), "json"))
-        return codec.transfer_from_json(raw, self.cipher) if raw else None
+        async with redis_errors():
+            raw = await self.client.get(keys.transfer(shard, transfer_id))
+        return self._decode(raw) if raw else None
 
     async def get_many(self, transfer_ids: list[str]) -> list[Transfer | None]:
         async with redis_errors():
             pipe = self.client.pipeline(transaction=False)
             for tid in transfer_ids:
-                pipe.hget(keys.transfer(shard_of(tid), tid), "json")
+                pipe.get(keys.transfer(shard_of(tid), tid))
             raws = await pipe.execute()
-        return [codec.transfer_from_json(r, self.cipher) if r else None for r in raws]
+        return [self._decode(r).transfer if r else None for r in raws]
 
     def shard_for(self, scope: str) -> int:
         return keys.shard_for(scope, self.shards)
 
-    async def recorded(self, shard: int, scope: str) -> IdempotencyRecord | None:
-        raw = await self._call(lambda: self.client.get(keys.idempotency(shard, scope)))
-        return codec.record_from_json(raw) if raw else None
-
     async def commit(
-        self, decision: Decision, *, scope: str, record: IdempotencyRecord, messages: list[OutboundMessage]
+        self,
+        decision: Decision,
+        *,
+        scope: str,
+        record: IdempotencyRecord,
+        messages: list[OutboundMessage],
+        previous: StoredTransfer | None,
     ) -> Committed:
-        """Write the decision, its event, its messages, its due-step index changes and the idempotency record,
-        all or nothing.
+        """Write the decision with its event, its messages, its due-step index changes and the request's record,
+        all or nothing, in one round trip; the transfer as stored now comes from the decision, not a read.
 
-        Raises ``Aborted`` when the transfer changed since it was read (a concurrent transition won).
+        Raises ``Aborted`` when the transfer changed since ``previous`` was read (a concurrent transition won).
         """
         t = decision.transfer
         shard = shard_of(t.transfer_id)
-        before = decision.previous_version
-        created = before == 0
+        created = previous is None
+        stored = (previous or StoredTransfer(t)).after(decision, scope, record)
+        if created:  # a new transfer's creating request is kept under its own key (found before the transfer is)
+            stored = StoredTransfer(stored.transfer, stored.timeline, {})
         moved = created or decision.event.from_state != decision.event.to_state
         member = f"{int(t.created_at.timestamp() * 1000):013d}:{t.transfer_id}" if created else ""
-        event = codec.event_fields(decision.event)
         args: list[str | bytes | int] = [
-            str(before),
-            str(t.version),
-            t.state.name,
-            codec.transfer_to_json(t, self.cipher),
-            codec.record_to_json(record),
+            str(decision.previous_version),
+            f"{t.version}|".encode() + codec.stored_to_bytes(stored, self.cipher),
+            codec.record_to_json(record) if created else "",
             IDEMPOTENCY_TTL_S,
             member,
             count_field(t.kind, decision.event.from_state) if moved and decision.event.from_state else "",
             count_field(t.kind, t.state) if moved else "",
-            len(event),
-            *event,
+            keys.changes(t.transfer_id),
+            t.version,
             len(messages),
         ]
         for message in messages:
@@ -114,18 +119,16 @@ class TransferStore:
         changes = due_changes(decision)
         args += [len(changes)] + [item for change in changes for item in change]
         event_from = decision.event.from_state.name if decision.event.from_state else "NEW"
-        trail = scripts.audit_fields(
+        args += scripts.audit_fields(
             time=decision.event.time.isoformat(),
             actor=decision.event.actor,
             request=scope,
             action=f"transfer {event_from}->{t.state.name}",
             object=t.transfer_id,
         )
-        args += [len(trail), *trail]
         key_list = [
             keys.transfer(shard, t.transfer_id),
-            keys.events(shard, t.transfer_id),
-            keys.idempotency(shard, scope),
+            keys.created_by(shard, request_digest(scope)),
             keys.counts(shard),
             keys.region_index(shard, t.source_region),
             keys.region_index(shard, t.target_region),
@@ -134,7 +137,8 @@ class TransferStore:
             keys.audit(shard),
             keys.audit_seq(shard),
         ]
-        result = await self._call(lambda: self._commit(keys=key_list, args=args))
+        async with redis_errors():
+            result = await self._commit(keys=key_list, args=args)
         status = result[0].decode()
         if status == "DUPLICATE":
             return Committed(None, codec.record_from_json(result[1]))
@@ -144,7 +148,18 @@ class TransferStore:
                 message=f"transfer {t.transfer_id} changed meanwhile; retry the request",
                 metadata={"transfer_id": t.transfer_id},
             )
-        return Committed(result[1].decode())
+        return Committed(stored)
+
+    async def wait_changed(self, transfer_id: str, version: int, timeout_s: float) -> StoredTransfer | None:
+        """The transfer once its version passes ``version`` (told by the change feed, or found by a re-read),
+        or as it is after ``timeout_s``."""
+        async with self.changes.subscription(keys.changes(transfer_id), timeout_s) as changed:
+            stored = await self.load(transfer_id)
+            if stored is None or stored.transfer.version > version:
+                return stored
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout_s)
+        return await self.load(transfer_id)
 
     async def due_before(self, day: date, limit: int) -> list[tuple[str, str]]:
         """Open, not yet reminded steps due before ``day``: (transfer id, step name), earliest first."""
@@ -160,21 +175,6 @@ class TransferStore:
                     transfer_id, step = member.decode().split("|")
                     found.append((int(value), transfer_id, step))
         return [(tid, step) for _, tid, step in sorted(found)[:limit]]
-
-    async def timeline(self, transfer_id: str, after: str = "-") -> list[tuple[str, Event]]:
-        shard = shard_of(transfer_id)
-        start = f"({after}" if after != "-" else "-"
-        rows: StreamRows = await self._call(lambda: self.client.xrange(keys.events(shard, transfer_id), min=start))
-        return [(rid.decode(), codec.event_from_fields(fields)) for rid, fields in rows]
-
-    async def wait_events(self, transfer_id: str, after: str, block_ms: int) -> list[tuple[str, Event]]:
-        """Events after ``after`` (``"0"`` for all), waiting up to ``block_ms`` for the first one."""
-        shard = shard_of(transfer_id)
-        stream = keys.events(shard, transfer_id)
-        reply: list[tuple[bytes, StreamRows]] = await self._call(
-            lambda: self.client.xread({stream: after}, block=block_ms)
-        )
-        return [(rid.decode(), codec.event_from_fields(fields)) for _, rows in reply for rid, fields in rows]
 
     async def list_region(self, region: str, before: str | None, limit: int) -> list[str]:
         """Transfer ids of a region, newest first, strictly older than the cursor ``before``."""

@@ -34,7 +34,7 @@ def valid_stream_id(text: str) -> bool:
 
 def fingerprint(request: Message, *id_path: str) -> str:
     """The payload of a request without its idempotency key (``request_id``, or the field at ``id_path``), as a
-    digest: AIP-155's same-payload comparison."""
+    digest (128 bits of SHA-256, 32 hex digits): AIP-155's same-payload comparison."""
     copy = type(request)()
     copy.CopyFrom(request)
     *parents, name = id_path or ("request_id",)
@@ -42,7 +42,8 @@ def fingerprint(request: Message, *id_path: str) -> str:
     for parent in parents:
         holder = getattr(holder, parent)
     holder.ClearField(name)
-    return hashlib.sha256(type(request).__name__.encode() + copy.SerializeToString(deterministic=True)).hexdigest()
+    payload = type(request).__name__.encode() + copy.SerializeToString(deterministic=True)
+    return hashlib.sha256(payload).hexdigest()[:32]
 
 
 class Violations:
