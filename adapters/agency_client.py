@@ -41,6 +41,24 @@ _SERVICE_CONFIG = json.dumps(
     }
 )
 _DELIVER = "/sigw.v1.RegionAgencyService/Deliver"
+_DELIVER_BATCH = "/sigw.v1.RegionAgencyService/DeliverBatch"
+_CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _outcome(result: agency_pb2.DeliverResult) -> bool | AgencyCallFailed:
+    if result.code == 0:
+        return result.duplicate
+    delay = result.retry_delay.seconds + result.retry_delay.nanos / 1e9 if result.HasField("retry_delay") else None
+    return AgencyCallFailed(_CODE_NAMES.get(result.code, "UNKNOWN"), result.detail, delay)
 
 
 def failure(error: grpc.aio.AioRpcError) -> AgencyCallFailed:
@@ -105,6 +123,29 @@ class AgencyClients:
         except grpc.aio.AioRpcError as error:
             raise failure(error) from error
         return bool(reply.duplicate)
+
+    async def deliver_batch(
+        self, agency: AgencyKey, bodies: list[bytes], timeout_s: float
+    ) -> list[bool | AgencyCallFailed]:
+        """Deliver encoded ``DeliverRequest``s in one ``DeliverBatch`` call: for each, whether the agency already
+        had it, or how it failed."""
+        endpoint = self.registry.endpoint(agency)
+        if endpoint is None:
+            raise AgencyCallFailed("NOT_FOUND", f"no endpoint for agency {agency}")
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, agency_pb2.DeliverBatchResponse] = self._channel(
+            endpoint
+        ).unary_unary(
+            _DELIVER_BATCH, request_serializer=None, response_deserializer=agency_pb2.DeliverBatchResponse.FromString
+        )
+        # The request is the messages' encodings, each as field 1 (``messages``) with its length: no re-encoding.
+        request = b"".join(b"\n" + _varint(len(body)) + body for body in bodies)
+        try:
+            reply: agency_pb2.DeliverBatchResponse = await call(request, timeout=timeout_s)
+        except grpc.aio.AioRpcError as error:
+            raise failure(error) from error
+        if len(reply.results) != len(bodies):
+            raise AgencyCallFailed("INTERNAL", f"{len(reply.results)} results for {len(bodies)} messages")
+        return [_outcome(r) for r in reply.results]
 
     async def compute_settlement(
         self, bill: Bill, filing: FilingStatus, *, commit: bool, settlement_id: str, timeout_s: float

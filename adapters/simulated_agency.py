@@ -83,6 +83,7 @@ __all__ = [
 log = logging.getLogger("sigw.sim")
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+_STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 NO_RECORD_SEQUENCE = "000"
 PARTICIPANT_METADATA = "x-sigw-participant"
@@ -297,6 +298,7 @@ class SettlementLedger:
 class AgencyStats:
     applied: int = 0
     duplicates: int = 0
+    batches: int = 0
     applied_ids: set[str] = field(default_factory=set)
 
 
@@ -318,15 +320,21 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
         self.act_delay_s = act_delay_s
         self.act = act
         self.available = True
+        self.batches = True
+        """Whether it implements DeliverBatch (False: UNIMPLEMENTED, so the gateway delivers one by one)."""
         self.answer_delay_s = 0.0
         """Seconds each Deliver and ComputeSettlement takes (a slow agency)."""
         self.refuse_with: grpc.StatusCode | None = None
         """Answer every delivery with this (permanent) code."""
+        self.refuse_ids: set[str] = set()
+        """ID numbers whose notices it refuses as invalid (a permanent refusal: they go to the dead letters)."""
         self.on_deliver: Callable[[agency_pb2.DeliverRequest], None] | None = None
         """Called with each message applied (for benchmarks)."""
         self.ledger = SettlementLedger()
         self.stats = AgencyStats()
         self.received: list[agency_pb2.DeliverRequest] = []
+        self.calls: list[list[str]] = []
+        """The message ids of each Deliver or DeliverBatch call, in the order the calls came."""
         self.held = 0
         """Deliveries waiting at the gate (see :meth:`hold`)."""
         self._permits: int | None = None
@@ -361,11 +369,17 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
     def participant(self) -> str:
         return f"agency:{self.key.region}:{self.key.agency_type.slug}"
 
-    async def Deliver(self, request: agency_pb2.DeliverRequest, context: Context) -> agency_pb2.DeliverResponse:
+    async def _take(self, request: agency_pb2.DeliverRequest) -> agency_pb2.DeliverResult:
+        """Apply one message once (by message id), as Deliver and DeliverBatch both do."""
         if not self.available:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"agency {self.key} is down")
+            down = f"agency {self.key} is down"
+            return agency_pb2.DeliverResult(code=grpc.StatusCode.UNAVAILABLE.value[0], detail=down)
         if self.refuse_with is not None:
-            await context.abort(self.refuse_with, f"agency {self.key} refuses this message")
+            return agency_pb2.DeliverResult(
+                code=self.refuse_with.value[0], detail=f"agency {self.key} refuses this message"
+            )
+        if request.transfer_notice.transfer.person.id_number in self.refuse_ids:
+            return agency_pb2.DeliverResult(code=grpc.StatusCode.INVALID_ARGUMENT.value[0], detail="refused")
         if self._permits is not None and request.message_id not in self.stats.applied_ids:
             await self._pass_gate()  # a repeat changes nothing, so it needs no permit
         delay = self.answer_delay_s
@@ -373,7 +387,7 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
             await asyncio.sleep(delay)
         if request.message_id in self.stats.applied_ids:
             self.stats.duplicates += 1
-            return agency_pb2.DeliverResponse(duplicate=True)
+            return agency_pb2.DeliverResult(duplicate=True)
         self.stats.applied_ids.add(request.message_id)
         self.stats.applied += 1
         self.received.append(request)
@@ -383,7 +397,25 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
             task = asyncio.create_task(self._respond(request))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return agency_pb2.DeliverResponse(duplicate=False)
+        return agency_pb2.DeliverResult(duplicate=False)
+
+    async def Deliver(self, request: agency_pb2.DeliverRequest, context: Context) -> agency_pb2.DeliverResponse:
+        self.calls.append([request.message_id])
+        result = await self._take(request)
+        if result.code:
+            await context.abort(_STATUS_CODES[result.code], result.detail)
+        return agency_pb2.DeliverResponse(duplicate=result.duplicate)
+
+    async def DeliverBatch(
+        self, request: agency_pb2.DeliverBatchRequest, context: Context
+    ) -> agency_pb2.DeliverBatchResponse:
+        if not self.batches:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this agency takes messages one by one")
+        if not self.available:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"agency {self.key} is down")
+        self.stats.batches += 1
+        self.calls.append([m.message_id for m in request.messages])
+        return agency_pb2.DeliverBatchResponse(results=[await self._take(m) for m in request.messages])
 
     def _stub(self) -> transfer_pb2_grpc.TransferServiceAsyncStub:
         if self._channel is None:

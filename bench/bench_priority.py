@@ -81,7 +81,7 @@ async def run(ordinary: int, military: int, delay_s: float, appendfsync: str) ->
             actor = Participant.parse("military:BENCH")
         else:
             actor = Participant.parse(f"agency:{target}:hrss")
-        transfer = await service.create(actor, RequestKey(f"bench-{kind.name}-{i}", "fp"), app)
+        transfer = (await service.create(actor, RequestKey(f"bench-{kind.name}-{i}", "fp"), app)).transfer
         committed[transfer.transfer_id] = ("priority" if transfer.priority else "ordinary", time.perf_counter())
 
     started = time.perf_counter()

@@ -98,6 +98,7 @@ async def start_demo(
     calendar_file: Path | None = None,
     retry: RetryPolicy | None = None,
     concurrency: int = 4,
+    batch_size: int = 100,
     rate_per_s: float = 100_000.0,
     breaker_clock: Callable[[], float] | None = None,
 ) -> Demo:
@@ -127,6 +128,7 @@ async def start_demo(
     )
     dispatch = DispatchSettings(
         concurrency=concurrency,
+        batch_size=batch_size,
         shards=4,
         block_ms=100,
         claim_idle_ms=2000,

@@ -71,6 +71,14 @@ class AgencyGateway(Protocol):
         """Deliver one encoded message; True when the agency already had it. Raises ``AgencyCallFailed``."""
         ...
 
+    async def deliver_batch(
+        self, agency: AgencyKey, bodies: list[bytes], timeout_s: float
+    ) -> list[bool | AgencyCallFailed]:
+        """Deliver several encoded messages in one call, in order: per message, True when the agency already had
+        it, or how it failed. Raises ``AgencyCallFailed`` when the call failed as a whole (``UNIMPLEMENTED``: the
+        agency takes one message per call)."""
+        ...
+
     async def compute_settlement(
         self, bill: Bill, filing: FilingStatus, *, commit: bool, settlement_id: str, timeout_s: float
     ) -> Figures:

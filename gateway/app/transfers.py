@@ -214,23 +214,17 @@ class TransferService:
             record_refusals=True,
         )
 
-    async def complete(
-        self, actor: Participant, key: RequestKey, transfer_id: str, *, note: str
-    ) -> StoredTransfer:
+    async def complete(self, actor: Participant, key: RequestKey, transfer_id: str, *, note: str) -> StoredTransfer:
         return await self._transition(
             actor, key, transfer_id, lambda t, now: machine.complete(t, actor, now, note=note)
         )
 
-    async def reject(
-        self, actor: Participant, key: RequestKey, transfer_id: str, *, reason: str
-    ) -> StoredTransfer:
+    async def reject(self, actor: Participant, key: RequestKey, transfer_id: str, *, reason: str) -> StoredTransfer:
         return await self._transition(
             actor, key, transfer_id, lambda t, now: machine.reject(t, actor, now, reason=reason)
         )
 
-    async def cancel(
-        self, actor: Participant, key: RequestKey, transfer_id: str, *, reason: str
-    ) -> StoredTransfer:
+    async def cancel(self, actor: Participant, key: RequestKey, transfer_id: str, *, reason: str) -> StoredTransfer:
         return await self._transition(
             actor, key, transfer_id, lambda t, now: machine.cancel(t, actor, now, reason=reason)
         )

@@ -58,7 +58,12 @@ def consumer_name() -> str:
 class DispatchSettings:
     shards: int
     concurrency: int = 4
-    """Deliveries in flight per agency, per gateway process."""
+    """Calls in flight per agency, per gateway process."""
+    batch_size: int = 100
+    """Messages per DeliverBatch call, at most."""
+    batch_call_s: float = 0.1
+    """A batch is cut to what its agency takes in about this long (from the time its calls took so far), so a
+    military message waits behind the calls in flight for about ``concurrency`` x this, however slow the agency."""
     block_ms: int = 500
     route_batch: int = 200
     claim_idle_ms: int = 30_000

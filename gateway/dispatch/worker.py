@@ -68,6 +68,10 @@ class AgencyWorker:
         self.waiting: dict[bytes, _Entry] = {}  # read, not delivered yet: failed transiently, or resumed
         self.priority_run = 0
         self.next_claim = 0.0
+        self.batching = True
+        """Several messages per call (DeliverBatch), until the agency says it does not implement it."""
+        self.seconds_per_message = 0.0
+        """How long the agency's calls took per message (moving average)."""
 
     async def run(self) -> None:
         resumed = False
@@ -104,12 +108,14 @@ class AgencyWorker:
         if wait:
             await self.d.pause(min(wait, 1.0))
             return
-        limit = 1 if self.breaker.state is CircuitState.HALF_OPEN else self.d.settings.concurrency
+        probe = self.breaker.state is CircuitState.HALF_OPEN
+        limit = 1 if probe else self.d.settings.concurrency
         free = limit - len(self.in_flight)
         if free <= 0:
             await asyncio.wait(self.in_flight.values(), timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
             return
-        entries = await self._next(free, block=not self.in_flight and not self._eligible_soon())
+        want = 1 if probe else self._batch_limit() if self.batching else free
+        entries = await self._next(want, block=not self.in_flight and not self._eligible_soon())
         if not entries:
             if self.in_flight:
                 await asyncio.wait(
@@ -120,16 +126,20 @@ class AgencyWorker:
             elif self.waiting:
                 await self.d.pause(0.05)
             return
+        ready: list[_Entry] = []
         for entry in entries:
             if self._behind(entry):  # keep one transfer's messages in order: wait for the earlier one
                 entry.eligible_at = time.monotonic() + 0.02
                 self.waiting[entry.entry_id] = entry
                 continue
             self.waiting.pop(entry.entry_id, None)
-            task = asyncio.create_task(self._deliver(entry, probe=self.breaker.state is CircuitState.HALF_OPEN))
-            self.in_flight[entry.entry_id] = task
             self.in_flight_entries[entry.entry_id] = entry
-            task.add_done_callback(self._forget(entry.entry_id))
+            ready.append(entry)
+        for group in [ready] if self.batching else [[e] for e in ready]:
+            if group:
+                task = asyncio.create_task(self._deliver(group, probe=probe))
+                self.in_flight[group[0].entry_id] = task
+                task.add_done_callback(self._forget(group))
 
     def _behind(self, entry: _Entry) -> bool:
         """Another message of the same transfer is in flight, or waits from earlier in the lane."""
@@ -143,10 +153,18 @@ class AgencyWorker:
             if other.entry_id != entry.entry_id
         )
 
-    def _forget(self, entry_id: bytes) -> Callable[[asyncio.Task[None]], None]:
+    def _batch_limit(self) -> int:
+        """Messages for the next call: as many as the agency takes in ``batch_call_s`` (up to ``batch_size``)."""
+        s = self.d.settings
+        if self.seconds_per_message <= 0:
+            return s.batch_size
+        return max(1, min(s.batch_size, int(s.batch_call_s / self.seconds_per_message)))
+
+    def _forget(self, group: list[_Entry]) -> Callable[[asyncio.Task[None]], None]:
         def forget(_: asyncio.Task[None]) -> None:
-            self.in_flight.pop(entry_id, None)
-            self.in_flight_entries.pop(entry_id, None)
+            self.in_flight.pop(group[0].entry_id, None)
+            for entry in group:
+                self.in_flight_entries.pop(entry.entry_id, None)
 
         return forget
 
@@ -192,7 +210,8 @@ class AgencyWorker:
         order = ("ordinary", "priority") if ordinary_first else ("priority", "ordinary")
         found: list[_Entry] = []
         for lane in order:
-            want = 1 if lane == "ordinary" and ordinary_first else count - len(found)
+            share = max(1, count // self.d.settings.ordinary_share)  # the ordinary lane's share of this read
+            want = share if lane == "ordinary" and ordinary_first else count - len(found)
             if want <= 0:
                 continue
             reply = cast(
@@ -219,10 +238,22 @@ class AgencyWorker:
                 found += [_Entry(lane, eid, f) for eid, f in rows if f]
         return found
 
-    async def _deliver(self, entry: _Entry, *, probe: bool) -> None:
-        fields = entry.fields
-        notice = fields[b"notice"].decode()
-        body = codec.open_body(self.d.cipher, fields[b"message_id"].decode(), fields[b"body"])
+    async def _call(self, group: list[_Entry], bodies: list[bytes], timeout_s: float) -> list[bool | AgencyCallFailed]:
+        """One attempt: a single message by Deliver, several by DeliverBatch."""
+        try:
+            if len(bodies) == 1:
+                return [await self.d.agencies.deliver(self.agency, bodies[0], timeout_s)]
+            return await self.d.agencies.deliver_batch(self.agency, bodies, timeout_s)
+        except AgencyCallFailed as failed:
+            for entry in group:
+                entry.history.append(f"{self.d.clock_ms()} {failed}")
+            self.d.metrics.attempts.labels(failed.code).inc()
+            raise
+
+    async def _deliver(self, group: list[_Entry], *, probe: bool) -> None:
+        """Deliver a group of messages in one call (retried as a whole while the call fails transiently), then
+        acknowledge what the agency took and handle each message it did not."""
+        bodies = [codec.open_body(self.d.cipher, e.fields[b"message_id"].decode(), e.fields[b"body"]) for e in group]
         policy = self.d.settings.retry
         try:
             async for attempt in AsyncRetrying(
@@ -232,28 +263,51 @@ class AgencyWorker:
                 reraise=True,
             ):
                 with attempt:
-                    try:
-                        await self.d.agencies.deliver(self.agency, body, policy.attempt_timeout_s)
-                    except AgencyCallFailed as failed:
-                        entry.history.append(f"{self.d.clock_ms()} {failed}")
-                        self.d.metrics.attempts.labels(failed.code).inc()
-                        raise
+                    started = time.monotonic()
+                    outcomes = await self._call(group, bodies, policy.attempt_timeout_s)
+                    took = (time.monotonic() - started) / len(group)
+                    self.seconds_per_message = (
+                        0.7 * self.seconds_per_message + 0.3 * took if self.seconds_per_message else took
+                    )
         except AgencyCallFailed as failed:
-            await self._failed(entry, failed)
+            if failed.code == "UNIMPLEMENTED" and len(group) > 1:
+                log.info("agency %s takes no batches: delivering one message per call", self.agency)
+                self.batching = False
+                for entry in group:
+                    self.waiting[entry.entry_id] = entry
+                return
+            for entry in group:
+                await self._failed(entry, failed)
             return
-        self.breaker.record_success()
-        self.d.metrics.attempts.labels("OK").inc()
-        self.d.metrics.delivered.labels(notice, entry.lane, "delivered").inc()
-        waited = max(0, self.d.clock_ms() - int(fields[b"enqueued_ms"])) / 1000
-        self.d.metrics.wait.labels(entry.lane).observe(waited)
+        taken = []
+        for entry, outcome in zip(group, outcomes, strict=True):
+            if isinstance(outcome, AgencyCallFailed):
+                self.d.metrics.attempts.labels(outcome.code).inc()
+                entry.history.append(f"{self.d.clock_ms()} {outcome}")
+                await self._failed(entry, outcome)
+                continue
+            taken.append(entry)
+            self.d.metrics.attempts.labels("OK").inc()
+            self.d.metrics.delivered.labels(entry.fields[b"notice"].decode(), entry.lane, "delivered").inc()
+            waited = max(0, self.d.clock_ms() - int(entry.fields[b"enqueued_ms"])) / 1000
+            self.d.metrics.wait.labels(entry.lane).observe(waited)
+        if taken:
+            self.breaker.record_success()
+            await self._acknowledge(taken)
+
+    async def _acknowledge(self, taken: list[_Entry]) -> None:
+        """The messages the agency took leave their lanes: acknowledged and deleted, in one transaction."""
         try:
             pipe = self.d.client.pipeline(transaction=True)
-            pipe.xack(self.streams[entry.lane], keys.CONSUMER_GROUP, entry.entry_id)
-            pipe.xdel(self.streams[entry.lane], entry.entry_id)
+            for lane in keys.LANES:
+                ids = [e.entry_id for e in taken if e.lane == lane]
+                if ids:
+                    pipe.xack(self.streams[lane], keys.CONSUMER_GROUP, *ids)
+                    pipe.xdel(self.streams[lane], *ids)
             await pipe.execute()
         except (RedisError, OSError) as exc:
             # Still pending: delivered again later, and the agency dedups the repeat.
-            log.warning("could not acknowledge %s (%s)", entry.entry_id.decode(), type(exc).__name__)
+            log.warning("could not acknowledge %d messages (%s)", len(taken), type(exc).__name__)
 
     async def _failed(self, entry: _Entry, failed: AgencyCallFailed) -> None:
         age_s = (self.d.clock_ms() - int(entry.fields[b"enqueued_ms"])) / 1000

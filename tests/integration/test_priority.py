@@ -103,40 +103,28 @@ async def test_only_a_military_agency_starts_one_and_only_from_area_910000(quiet
 
 
 async def test_a_military_message_overtakes_a_backlog_for_a_slow_agency(redis_url: str, clock: FakeClock) -> None:
+    """A military message goes in the first call after those in flight when it was committed, ahead of every
+    ordinary message still waiting (Art. 17)."""
     d = await start_demo(redis_url, clock, act=False, concurrency=1)
     try:
         agency = d.agency("310000")
         await agency.hold()  # the backlog cannot drain: the agency takes nothing until it is released
-        for i in range(12):
+        await d.transfers.CreateTransfer(
+            create_request(request_id="o-0", id_number=person_id(sequence=10)), metadata=as_("agency:310000:hrss")
+        )
+        await eventually(lambda: agency.held == 1)  # concurrency 1: this one call is in flight, held
+        for i in range(1, 12):
             await d.transfers.CreateTransfer(
                 create_request(request_id=f"o-{i}", id_number=person_id(sequence=10 + i)),
                 metadata=as_("agency:310000:hrss"),
             )
-        await eventually(lambda: agency.held == 1)  # concurrency 1: one ordinary delivery in flight, held
-        await agency.release(1)
-        await eventually(lambda: agency.stats.applied >= 1)
-        delivered_before = agency.stats.applied
-        received_when_military_arrived: list[int] = []
-
-        def note_military(m: agency_pb2.DeliverRequest) -> None:
-            if m.transfer_notice.transfer.kind == S.TRANSFER_KIND_MILITARY_PENSION:
-                received_when_military_arrived.append(len(agency.received))
-
-        agency.on_deliver = note_military
+        await eventually(lambda: waiting_on(redis_url, "ordinary") == 12)  # 11 waiting, one in flight
         await d.transfers.CreateTransfer(military_request(), metadata=MILITARY)
         await eventually(lambda: waiting_on(redis_url, "priority") == 1)  # routed to the agency's priority lane
         await agency.release()
-        await eventually(
-            lambda: any(m.transfer_notice.transfer.kind == S.TRANSFER_KIND_MILITARY_PENSION for m in agency.received)
-        )
-        position = next(
-            i
-            for i, m in enumerate(agency.received)
-            if m.transfer_notice.transfer.kind == S.TRANSFER_KIND_MILITARY_PENSION
-        )
-        # Concurrency 1: at most the one ordinary delivery in flight went before it.
-        assert position <= delivered_before + 1
-        assert received_when_military_arrived[0] < 12  # the ordinary backlog was still waiting
+        await eventually(lambda: agency.stats.applied == 13)
+        kinds = [m.transfer_notice.transfer.kind for m in agency.received]
+        assert kinds.index(S.TRANSFER_KIND_MILITARY_PENSION) == 1  # right after the one that was in flight
     finally:
         await d.channel.close()
         await d.gateway.stop(grace_s=0.2)
@@ -152,7 +140,22 @@ def waiting_on(redis_url: str, lane: str) -> int:
         client.close()
 
 
-async def test_the_ordinary_lane_keeps_its_share_and_one_flooded_region_holds_up_no_other(quiet: Demo) -> None:
+@pytest.mark.parametrize("batch_size", [1, 100], ids=["one-per-call", "batches"])
+async def test_the_ordinary_lane_keeps_its_share_and_one_flooded_region_holds_up_no_other(
+    redis_url: str, clock: FakeClock, batch_size: int
+) -> None:
+    """While both lanes have work, at least one message in ten goes to the ordinary lane: one call in ten when
+    each call takes one message, a tenth of each call when calls take batches."""
+    quiet = await start_demo(redis_url, clock, act=False, batch_size=batch_size)
+    try:
+        await _flood_both_lanes(quiet, batch_size)
+    finally:
+        await quiet.channel.close()
+        await quiet.gateway.stop(grace_s=0.2)
+        await quiet.sims.stop()
+
+
+async def _flood_both_lanes(quiet: Demo, batch_size: int) -> None:
     slow = quiet.agency("310000")
     await slow.hold()  # flooded: it takes nothing until released, so both its lanes fill up
     for i in range(40):
@@ -172,14 +175,23 @@ async def test_the_ordinary_lane_keeps_its_share_and_one_flooded_region_holds_up
     assert slow.stats.applied < 80
     await slow.release()
     await eventually(lambda: slow.stats.applied == 80)
-    lanes = [
-        "priority" if m.transfer_notice.transfer.kind == S.TRANSFER_KIND_MILITARY_PENSION else "ordinary"
+    lane_of = {
+        m.message_id: "priority" if m.transfer_notice.transfer.kind == S.TRANSFER_KIND_MILITARY_PENSION else "ordinary"
         for m in slow.received
-    ]
-    first_military = lanes.index("priority")
-    busy = lanes[first_military : first_military + 30]  # while both lanes had work
-    assert busy.count("ordinary") >= 2, busy
-    assert busy.count("priority") >= 25
+    }
+    lanes = [lane_of[mid] for mid in itertools.chain.from_iterable(slow.calls) if mid in lane_of]
+    if batch_size == 1:
+        first_military = lanes.index("priority")
+        busy = lanes[first_military : first_military + 30]  # while both lanes had work
+        assert busy.count("ordinary") >= 2, busy
+        assert busy.count("priority") >= 25
+        return
+    ordinary_left = lanes.count("ordinary")
+    for call in slow.calls:
+        call_lanes = [lane_of[mid] for mid in call if mid in lane_of]
+        if "priority" in call_lanes and ordinary_left:  # both lanes had work when this call was cut
+            assert call_lanes.count("ordinary") >= max(1, len(call_lanes) // 10), call_lanes
+        ordinary_left -= call_lanes.count("ordinary")
 
 
 async def test_the_sweeper_reminds_overdue_steps_once_military_first(quiet: Demo) -> None:

@@ -42,6 +42,11 @@ class RegionAgencyServiceStub:
                 request_serializer=sigw_dot_v1_dot_agency__pb2.DeliverRequest.SerializeToString,
                 response_deserializer=sigw_dot_v1_dot_agency__pb2.DeliverResponse.FromString,
                 _registered_method=True)
+        self.DeliverBatch = channel.unary_unary(
+                '/sigw.v1.RegionAgencyService/DeliverBatch',
+                request_serializer=sigw_dot_v1_dot_agency__pb2.DeliverBatchRequest.SerializeToString,
+                response_deserializer=sigw_dot_v1_dot_agency__pb2.DeliverBatchResponse.FromString,
+                _registered_method=True)
         self.ComputeSettlement = channel.unary_unary(
                 '/sigw.v1.RegionAgencyService/ComputeSettlement',
                 request_serializer=sigw_dot_v1_dot_agency__pb2.ComputeSettlementRequest.SerializeToString,
@@ -68,6 +73,15 @@ class RegionAgencyServiceServicer:
     def Deliver(self, request, context):
         """Delivers one outbound message. Return OK once it is durably taken (or was already); UNAVAILABLE or
         RESOURCE_EXHAUSTED (with RetryInfo) to be retried later; any other code sends it to the dead letters.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeliverBatch(self, request, context):
+        """Delivers several messages for this agency in one call, in the order the gateway committed them: apply them
+        in that order, each as Deliver would, and answer each. The gateway sends batches when the agency
+        implements this; an agency answering UNIMPLEMENTED gets Deliver calls one by one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -104,6 +118,11 @@ def add_RegionAgencyServiceServicer_to_server(servicer, server):
                     servicer.Deliver,
                     request_deserializer=sigw_dot_v1_dot_agency__pb2.DeliverRequest.FromString,
                     response_serializer=sigw_dot_v1_dot_agency__pb2.DeliverResponse.SerializeToString,
+            ),
+            'DeliverBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeliverBatch,
+                    request_deserializer=sigw_dot_v1_dot_agency__pb2.DeliverBatchRequest.FromString,
+                    response_serializer=sigw_dot_v1_dot_agency__pb2.DeliverBatchResponse.SerializeToString,
             ),
             'ComputeSettlement': grpc.unary_unary_rpc_method_handler(
                     servicer.ComputeSettlement,
@@ -151,6 +170,33 @@ class RegionAgencyService:
             '/sigw.v1.RegionAgencyService/Deliver',
             sigw_dot_v1_dot_agency__pb2.DeliverRequest.SerializeToString,
             sigw_dot_v1_dot_agency__pb2.DeliverResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeliverBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sigw.v1.RegionAgencyService/DeliverBatch',
+            sigw_dot_v1_dot_agency__pb2.DeliverBatchRequest.SerializeToString,
+            sigw_dot_v1_dot_agency__pb2.DeliverBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,6 +40,11 @@ class RegionAgencyServiceStub:
     """Delivers one outbound message. Return OK once it is durably taken (or was already); UNAVAILABLE or
     RESOURCE_EXHAUSTED (with RetryInfo) to be retried later; any other code sends it to the dead letters.
     """
+    DeliverBatch: _grpc.UnaryUnaryMultiCallable[_agency_pb2.DeliverBatchRequest, _agency_pb2.DeliverBatchResponse]
+    """Delivers several messages for this agency in one call, in the order the gateway committed them: apply them
+    in that order, each as Deliver would, and answer each. The gateway sends batches when the agency
+    implements this; an agency answering UNIMPLEMENTED gets Deliver calls one by one.
+    """
     ComputeSettlement: _grpc.UnaryUnaryMultiCallable[_agency_pb2.ComputeSettlementRequest, _agency_pb2.ComputeSettlementResponse]
     """Applies the insured region's policy to a non-local bill (参保地政策) and answers the split. With commit,
     the agency records the settlement (year-to-date figures, account balance); it must dedup on msgid, so a
@@ -63,6 +68,11 @@ class RegionAgencyServiceAsyncStub(RegionAgencyServiceStub):
     Deliver: _aio.UnaryUnaryMultiCallable[_agency_pb2.DeliverRequest, _agency_pb2.DeliverResponse]  # type: ignore[assignment]
     """Delivers one outbound message. Return OK once it is durably taken (or was already); UNAVAILABLE or
     RESOURCE_EXHAUSTED (with RetryInfo) to be retried later; any other code sends it to the dead letters.
+    """
+    DeliverBatch: _aio.UnaryUnaryMultiCallable[_agency_pb2.DeliverBatchRequest, _agency_pb2.DeliverBatchResponse]  # type: ignore[assignment]
+    """Delivers several messages for this agency in one call, in the order the gateway committed them: apply them
+    in that order, each as Deliver would, and answer each. The gateway sends batches when the agency
+    implements this; an agency answering UNIMPLEMENTED gets Deliver calls one by one.
     """
     ComputeSettlement: _aio.UnaryUnaryMultiCallable[_agency_pb2.ComputeSettlementRequest, _agency_pb2.ComputeSettlementResponse]  # type: ignore[assignment]
     """Applies the insured region's policy to a non-local bill (参保地政策) and answers the split. With commit,
@@ -90,6 +100,17 @@ class RegionAgencyServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_agency_pb2.DeliverResponse, _abc.Awaitable[_agency_pb2.DeliverResponse]]:
         """Delivers one outbound message. Return OK once it is durably taken (or was already); UNAVAILABLE or
         RESOURCE_EXHAUSTED (with RetryInfo) to be retried later; any other code sends it to the dead letters.
+        """
+
+    @_abc_1.abstractmethod
+    def DeliverBatch(
+        self,
+        request: _agency_pb2.DeliverBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agency_pb2.DeliverBatchResponse, _abc.Awaitable[_agency_pb2.DeliverBatchResponse]]:
+        """Delivers several messages for this agency in one call, in the order the gateway committed them: apply them
+        in that order, each as Deliver would, and answer each. The gateway sends batches when the agency
+        implements this; an agency answering UNIMPLEMENTED gets Deliver calls one by one.
         """
 
     @_abc_1.abstractmethod
