@@ -16,8 +16,8 @@ One floor per layer; imports point only downward (``tests/architecture/test_laye
       store/       Redis: the client (errors), keys.py for every key, one Lua script per state change, the
                    codec, the audit chain, the embedded server; implements the repositories
       dispatch/    delivery: the outbox router, one lane worker per agency, circuit breaker, the retry policy
-      api/         servicers (identify, validate, call one use case, convert), the interceptor (metrics, rate
-                   limits), identity from the certificate, HTTP (/metrics, /healthz)
+      api/         servicers (identify, validate, call one use case, convert), the call guard (metrics, rate
+                   limits, error mapping), identity from the certificate, HTTP (/metrics, /healthz)
       security/    PKI, mutual-TLS credentials, field encryption
       cli/         the sigw command, one module per command group, a shared renderer
       config.py    settings and the files they name

@@ -35,9 +35,9 @@ from gateway._gen.sigw.v1 import (
     transfer_pb2,
     transfer_pb2_grpc,
 )
+from gateway.api.guard import CallGuard, GrpcMetrics
 from gateway.api.http import StoreGauges, serve_http
 from gateway.api.identity import IdentityResolver
-from gateway.api.interceptor import GrpcMetrics, ServerInterceptor
 from gateway.api.limits import RateLimiter
 from gateway.api.operator import OperatorServicer
 from gateway.api.settlements import SettlementServicer
@@ -373,23 +373,25 @@ def _api_server(
             "Never use this outside development. !!!"
         )
     identity = IdentityResolver(settings.dev_identity, tls=tls is not None, known_regions=registry.codes)
-    server = grpc.aio.server(
-        interceptors=[
-            ServerInterceptor(
-                GrpcMetrics(metrics),
-                RateLimiter(settings.rate_per_s, 2 * settings.rate_per_s, clock=monotonic),
-                identity.rate_key,
-            )
-        ],
-        # Several API processes share the port (SO_REUSEPORT, gRPC's default on Linux, said here explicitly).
-        options=[("grpc.max_receive_message_length", 4 * 1024 * 1024), ("grpc.so_reuseport", 1)],
+    guard = CallGuard(
+        GrpcMetrics(metrics),
+        RateLimiter(settings.rate_per_s, 2 * settings.rate_per_s, clock=monotonic),
+        identity.rate_key,
     )
-    transfer_pb2_grpc.add_TransferServiceServicer_to_server(TransferServicer(transfers, identity), server)
-    settlement_pb2_grpc.add_SettlementServiceServicer_to_server(
-        SettlementServicer(settlements, filings, ClearingService(settlement_store, audit, clock), identity), server
+    # Several API processes share the port (SO_REUSEPORT, gRPC's default on Linux, said here explicitly).
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 4 * 1024 * 1024), ("grpc.so_reuseport", 1)])
+    guard.add_guarded(
+        server, transfer_pb2_grpc.add_TransferServiceServicer_to_server, TransferServicer(transfers, identity)
     )
-    operator_pb2_grpc.add_OperatorServiceServicer_to_server(
-        OperatorServicer(DeliveryService(queue, audit, clock), identity), server
+    guard.add_guarded(
+        server,
+        settlement_pb2_grpc.add_SettlementServiceServicer_to_server,
+        SettlementServicer(settlements, filings, ClearingService(settlement_store, audit, clock), identity),
+    )
+    guard.add_guarded(
+        server,
+        operator_pb2_grpc.add_OperatorServiceServicer_to_server,
+        OperatorServicer(DeliveryService(queue, audit, clock), identity),
     )
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(

@@ -21,7 +21,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, timedelta, timezone
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,10 +30,12 @@ import chinese_calendar
 
 from gateway.domain.errors import FieldViolation, invalid
 
-__all__ = ["SHANGHAI", "Deadline", "WorkingDayCalendar", "YearSchedule", "parse_calendar_file"]
+__all__ = ["CHINA_STANDARD_TIME", "SHANGHAI", "Deadline", "WorkingDayCalendar", "YearSchedule", "parse_calendar_file"]
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 """The time zone of working days, dates and settlement months."""
+CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
+"""UTC+8: Asia/Shanghai's offset since 1991 (no daylight saving); the cheap zone for decoding stored instants."""
 _ONE_DAY = timedelta(days=1)
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _YEAR_KEYS = frozenset({"holidays", "workdays"})

@@ -16,6 +16,7 @@ request metadata:
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from dataclasses import dataclass
 
@@ -92,15 +93,24 @@ class Participant:
     @classmethod
     def parse(cls, text: str) -> Participant:
         """Parse the written form; ``Unauthenticated`` when it names no valid participant."""
-        parts = text.strip().split(":")
-        try:
-            role = Role(parts[0])
-            if role is Role.AGENCY and len(parts) == 3 and _REGION.fullmatch(parts[1]):
-                return cls(role, region=parts[1], agency_type=AgencyType.from_slug(parts[2]))
-            if role is Role.HOSPITAL and len(parts) == 3 and _REGION.fullmatch(parts[1]) and _CODE.fullmatch(parts[2]):
-                return cls(role, region=parts[1], code=parts[2])
-            if role in (Role.MILITARY, Role.PORTAL, Role.OPERATOR) and len(parts) == 2 and _CODE.fullmatch(parts[1]):
-                return cls(role, code=parts[1])
-        except ValueError:
-            pass
-        raise Unauthenticated(reason="UNKNOWN_PARTICIPANT", message="the caller names no valid participant")
+        found = _parse(text)
+        if found is None:
+            raise Unauthenticated(reason="UNKNOWN_PARTICIPANT", message="the caller names no valid participant")
+        return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> Participant | None:
+    """The participant a written form names, or None; remembered (every call of a caller names it again)."""
+    parts = text.strip().split(":")
+    try:
+        role = Role(parts[0])
+        if role is Role.AGENCY and len(parts) == 3 and _REGION.fullmatch(parts[1]):
+            return Participant(role, region=parts[1], agency_type=AgencyType.from_slug(parts[2]))
+        if role is Role.HOSPITAL and len(parts) == 3 and _REGION.fullmatch(parts[1]) and _CODE.fullmatch(parts[2]):
+            return Participant(role, region=parts[1], code=parts[2])
+        if role in (Role.MILITARY, Role.PORTAL, Role.OPERATOR) and len(parts) == 2 and _CODE.fullmatch(parts[1]):
+            return Participant(role, code=parts[1])
+    except ValueError:
+        pass
+    return None

@@ -14,7 +14,7 @@ import orjson
 
 from gateway.app.ports import OutboundMessage, QueuedMessage, StoredTransfer, timeline_id
 from gateway.domain import idnumber
-from gateway.domain.calendar import SHANGHAI
+from gateway.domain.calendar import CHINA_STANDARD_TIME
 from gateway.domain.errors import FieldViolation
 from gateway.domain.idempotency import IdempotencyRecord, Refusal
 from gateway.domain.participants import AgencyKey, AgencyType
@@ -85,8 +85,12 @@ def _us(t: datetime) -> int:
     return (t - _EPOCH) // _MICROSECOND
 
 
+_EPOCH_CST = _EPOCH.astimezone(CHINA_STANDARD_TIME)
+
+
 def _at(us: int) -> datetime:
-    return (_EPOCH + us * _MICROSECOND).astimezone(SHANGHAI)
+    """The instant in China Standard Time (UTC+8, the same instants as Asia/Shanghai since 1991; one addition)."""
+    return _EPOCH_CST + us * _MICROSECOND
 
 
 def _day(d: date) -> int:

@@ -1,11 +1,17 @@
-"""The server interceptor: maps sigw errors to status (via ``status.to_status``) and records the gRPC server
-metrics under the names go-grpc-prometheus uses."""
+"""What every call of sigw's own services goes through: the caller's rate limit, undecodable bodies refused,
+sigw errors mapped to status (via ``status.to_status``), and the gRPC server metrics under the names
+go-grpc-prometheus uses.
+
+The guard wraps each method's handler once, when the services are added to the server (``add_guarded``), not
+per call as a ``grpc.aio.ServerInterceptor`` would: no handler is built per call, and the wrapped handlers stay on
+gRPC's registered-method fast path. Health and reflection are added as they are (no rate limit on probes).
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeAlias
 
 import grpc
@@ -16,7 +22,7 @@ from gateway.domain import idnumber
 from gateway.domain.errors import FieldViolation, SigwError, invalid
 from gateway.wire.status import to_status
 
-__all__ = ["GrpcMetrics", "Handler", "ServerInterceptor"]
+__all__ = ["CallGuard", "GrpcMetrics", "Handler"]
 
 log = logging.getLogger("sigw.api")
 
@@ -38,11 +44,6 @@ class GrpcMetrics:
             registry=registry,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
-
-
-def _split(full_method: str) -> tuple[str, str]:
-    _, service, method = full_method.split("/", 2) if full_method.count("/") >= 2 else ("", "unknown", full_method)
-    return service, method
 
 
 class _Undecodable:
@@ -73,7 +74,20 @@ def _refuse_undecodable(request: Any) -> None:
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
-class ServerInterceptor(grpc.aio.ServerInterceptor):
+class _Collected:
+    """Stands in for the server while generated code adds a servicer: keeps its method handlers."""
+
+    def __init__(self) -> None:
+        self.services: dict[str, dict[str, Handler]] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        pass  # the same handlers come again, by name, through add_registered_method_handlers
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Handler]) -> None:
+        self.services[service] = handlers
+
+
+class CallGuard:
     """Every call: rate limit per caller, undecodable bodies refused, errors mapped, metrics recorded."""
 
     def __init__(
@@ -83,20 +97,21 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         self.limiter = limiter
         self.caller_key = caller_key
 
+    def add_guarded(self, server: grpc.aio.Server, add: Callable[[Any, Any], None], servicer: Any) -> None:
+        """``add(servicer, server)`` (a generated ``add_…Servicer_to_server``) with every method guarded."""
+        collected = _Collected()
+        add(servicer, collected)
+        for service, handlers in collected.services.items():
+            guarded = {name: self.guard(handler, service, name) for name, handler in handlers.items()}
+            server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, guarded),))
+            server.add_registered_method_handlers(service, guarded)
+
     def _admit(self, request: Any, context: Any) -> None:
         _refuse_undecodable(request)
         if self.limiter is not None and self.caller_key is not None:
             self.limiter.check(self.caller_key(context))
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        service, method = _split(handler_call_details.method)
+    def guard(self, handler: Handler, service: str, method: str) -> Handler:
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(handler.unary_unary, service, method),
@@ -109,7 +124,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
-        return handler
+        raise ValueError(f"{service}/{method}: only unary and server-streaming methods are guarded")
 
     def _observe(self, kind: str, service: str, method: str, code: grpc.StatusCode, started: float) -> None:
         labels = (kind, service, method, code.name)
@@ -126,8 +141,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         raise AssertionError("unreachable")  # abort always raises
 
     def _unary(self, behavior: Any, service: str, method: str) -> Any:
+        started_total = self.metrics.started.labels("unary", service, method)
+
         async def wrapped(request: Any, context: Any) -> Any:
-            self.metrics.started.labels("unary", service, method).inc()
+            started_total.inc()
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
@@ -144,8 +161,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
     def _stream(self, behavior: Any, service: str, method: str) -> Any:
+        started_total = self.metrics.started.labels("server_stream", service, method)
+
         async def wrapped(request: Any, context: Any) -> AsyncIterator[Any]:
-            self.metrics.started.labels("server_stream", service, method).inc()
+            started_total.inc()
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
