@@ -73,18 +73,38 @@ def cpu_seconds(processes: list[psutil.Process]) -> float:
     return total
 
 
+def role_of(process: psutil.Process) -> str:
+    """A gateway process's role: its ``--role``, else the supervisor (or redis-server)."""
+    try:
+        line = process.cmdline()
+    except psutil.NoSuchProcess:
+        return "gone"
+    if "--role" in line:
+        return line[line.index("--role") + 1]
+    return "redis" if process.name() == "redis-server" else "supervisor"
+
+
 @dataclass
 class Meter:
-    """CPU seconds of a set of processes between two readings."""
+    """CPU seconds of a set of processes between two readings, in all and by role."""
 
     processes: Callable[[], list[psutil.Process]]
-    start: float = 0.0
+    start: dict[int, tuple[str, float]] = field(default_factory=dict)
+
+    def _now(self) -> dict[int, tuple[str, float]]:
+        return {p.pid: (role_of(p), cpu_seconds([p])) for p in self.processes()}
 
     def begin(self) -> None:
-        self.start = cpu_seconds(self.processes())
+        self.start = self._now()
+
+    def by_role(self) -> dict[str, float]:
+        roles: dict[str, float] = {}
+        for pid, (role, seconds) in self._now().items():
+            roles[role] = roles.get(role, 0.0) + seconds - self.start.get(pid, (role, 0.0))[1]
+        return roles
 
     def read(self) -> float:
-        return cpu_seconds(self.processes()) - self.start
+        return sum(self.by_role().values())
 
 
 @dataclass
@@ -303,11 +323,13 @@ class Bench:
             result = self.load(self.grpc_target, scenario, run=name, **load)
             if drain:
                 wait_for(lambda: self.undelivered() == 0, f"{name}: every message delivered")
-        cpu, redis_cpu = meter.read(), redis_meter.read()
+        roles, redis_cpu = meter.by_role(), redis_meter.read()
+        cpu = sum(roles.values())
         per_core = result["count"] / cpu if cpu else 0.0
+        split = " + ".join(f"{role} {seconds:.2f}" for role, seconds in sorted(roles.items()))
         self.rows.append(
             (name, f"{result['rate_per_s']:,.0f} /s", f"{cpu:.2f}", f"{per_core:,.0f}", f"{redis_cpu:.2f}",
-             f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms")
+             f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms; CPU {split}")
         )  # fmt: skip
         return result, per_core
 
