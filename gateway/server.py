@@ -363,8 +363,9 @@ def _api_server(
     health: HealthServicer,
 ) -> tuple[grpc.aio.Server, int]:
     """The gRPC server with every servicer, health and reflection, bound (not started); and its port."""
-    filings = FilingService(FilingStore(client, settings.shards, cipher), registry.codes, clock)
-    settlement_store = SettlementStore(client, settings.shards, cipher)
+    filing_store = FilingStore(client, settings.shards, cipher)
+    filings = FilingService(filing_store, registry.codes, clock)
+    settlement_store = SettlementStore(client, settings.shards, cipher, filing_store)
     audit = AuditTrail(client)
     settlements = SettlementService(settlement_store, filings, agencies, clock)
     if settings.dev_identity:

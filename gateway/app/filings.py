@@ -3,6 +3,7 @@ persons' filings for direct non-local settlement; settlement asks which filing a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
 
@@ -97,6 +98,10 @@ class FilingService:
 
     async def status_for(self, bill: Bill) -> FilingStatus:
         """The filing a bill settles under: the person's filings with its insured region, on the discharge day."""
-        found = await self.store.person_filings(bill.id_number)
-        filings = [f for f in found if f.insured_region == bill.insured_region]
+        return self.status_among(bill, await self.store.person_filings(bill.id_number))
+
+    @staticmethod
+    def status_among(bill: Bill, person_filings: Sequence[FilingRecord]) -> FilingStatus:
+        """The same, from the person's filings already read."""
+        filings = [f for f in person_filings if f.insured_region == bill.insured_region]
         return rules.filing_status(filings, bill.treatment_region, bill.discharge, bill.emergency)

@@ -32,6 +32,7 @@ __all__ = [
     "OperatorAudit",
     "OutboundMessage",
     "QueuedMessage",
+    "SettleContext",
     "SettlementRepository",
     "StoredTransfer",
     "TransferRepository",
@@ -194,14 +195,36 @@ class TransferRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class SettleContext:
+    """What settling a bill must know before the insured region is asked, read in one round trip."""
+
+    earlier: IdempotencyRecord | None
+    """What the bill's msgid did before (its settlement), if anything."""
+    month_closed: bool
+    visit_owner: str
+    """The hospital the stay belongs to: the first that settled under it (this one, if it was free)."""
+    filings: list[FilingRecord]
+    """The person's filings."""
+
+
 class SettlementRepository(Protocol):
     def msg_shard(self, msgid: str) -> int: ...
 
-    async def recorded(self, shard: int, key: str) -> IdempotencyRecord | None: ...
+    async def prepare(self, bill: Bill) -> SettleContext:
+        """Read what settling ``bill`` needs, and claim its stay for its hospital if nobody had, in one round
+        trip."""
+        ...
+
+    async def recorded(self, shard: int, key: str) -> IdempotencyRecord | None:
+        """What a cancelling (or reversing) message's msgid did, if anything."""
+        ...
 
     async def get(self, settlement_id: str) -> SettlementRecord | None: ...
 
-    async def claim_visit(self, visit_id: str, hospital: str) -> str: ...
+    async def made_by(self, msgid: str) -> SettlementRecord | None:
+        """The settlement the settle message ``msgid`` made, if any."""
+        ...
 
     async def commit(
         self, record: SettlementRecord, *, key: str, idempotency: IdempotencyRecord, previous_version: int, sign: int

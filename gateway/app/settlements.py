@@ -83,18 +83,18 @@ class SettlementService:
         return await self._compute(bill, status, commit=False, settlement_id="", timeout_s=timeout_s)
 
     async def settle(self, actor: Participant, bill: Bill, key: RequestKey, timeout_s: float) -> SettlementRecord:
-        """``key`` is the bill's msgid."""
+        """``key`` is the bill's msgid. One round trip reads what the bill needs (and claims its stay), the
+        insured region answers, one more commits."""
         self._check_bill(actor, bill)
-        shard = self.store.msg_shard(bill.msgid)
-        earlier = await self.store.recorded(shard, bill.msgid)
-        if earlier:
-            return await self._replay(earlier, key)
+        context = await self.store.prepare(bill)
+        if context.earlier:
+            return await self._replay(context.earlier, key)
         month = f"{bill.message_time:%Y-%m}"
-        if await self.store.is_closed(month):
+        if context.month_closed:
             raise month_closed(month)
-        access.require_visit_owner(bill, await self.store.claim_visit(bill.visit_id, bill.hospital_code))
-        settlement_id = ids.settlement_id(shard, bill.msgid)
-        status = await self.filings.status_for(bill)
+        access.require_visit_owner(bill, context.visit_owner)
+        settlement_id = ids.settlement_id(self.store.msg_shard(bill.msgid), bill.msgid)
+        status = self.filings.status_among(bill, context.filings)
         figures = await self._compute(bill, status, commit=True, settlement_id=settlement_id, timeout_s=timeout_s)
         record = SettlementRecord(settlement_id=settlement_id, bill=bill, figures=figures, settled_at=self.clock())
         duplicate = await self.store.commit(
@@ -141,14 +141,14 @@ class SettlementService:
         self, actor: Participant, key: RequestKey, original_msgid: str, timeout_s: float
     ) -> SettlementRecord:
         """Reverse (冲正) the settlement a message made, by that message's msgid."""
-        original = await self.store.recorded(self.store.msg_shard(original_msgid), original_msgid)
-        if original is None or original.action != "settle":
+        original = await self.store.made_by(original_msgid)
+        if original is None:
             raise NotFound(
                 reason="ORIGINAL_MESSAGE_NOT_FOUND",
                 message=f"no settlement was made under msgid {original_msgid}",
                 metadata={"original_msgid": original_msgid},
             )
-        return await self.cancel(actor, key, original.object_id, timeout_s, action="reverse")
+        return await self.cancel(actor, key, original.settlement_id, timeout_s, action="reverse")
 
     async def get(self, actor: Participant, settlement_id: str) -> SettlementRecord:
         settlement = await self.store.get(settlement_id)

@@ -6,7 +6,7 @@ import base64
 import enum
 import json
 import zlib
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -47,6 +47,8 @@ from gateway.domain.transfer.pension import ContributionYear
 from gateway.security.crypto import FieldCipher
 
 __all__ = [
+    "filing_entry",
+    "filing_from_entry",
     "filing_from_json",
     "filing_to_json",
     "message_fields",
@@ -56,8 +58,9 @@ __all__ = [
     "record_from_json",
     "record_to_json",
     "seal_body",
-    "settlement_from_json",
-    "settlement_to_json",
+    "settlement_amounts",
+    "settlement_from_bytes",
+    "settlement_to_bytes",
     "stored_from_bytes",
     "stored_to_bytes",
 ]
@@ -323,87 +326,127 @@ def queued_from_fields(entry_id: bytes, raw: dict[bytes, bytes]) -> QueuedMessag
 
 # ------------------------------------------------------------------------------------------ settlements, filings
 
-_BILL_PERSONAL = ("id_number", "name")
+
+def _bill_row(bill: Bill) -> list[Any]:
+    return [
+        bill.msgid,
+        bill.hospital_level,
+        bill.visit_id,
+        bill.id_number,
+        bill.name,
+        int(bill.credential_type),
+        bill.insurance_type.value,
+        bill.medical_type.value,
+        _day(bill.admission),
+        _day(bill.discharge),
+        int(bill.emergency),
+        [[i.code, i.name, int(i.catalogue_class), i.amount_fen, i.self_pay_percent] for i in bill.items],
+        bill.total_fen,
+        _us(bill.message_time),
+    ]
 
 
-def _bill_to(bill: Bill) -> dict[str, Any]:
-    return {
-        "msgid": bill.msgid,
-        "hospital_code": bill.hospital_code,
-        "hospital_level": bill.hospital_level,
-        "treatment_region": bill.treatment_region,
-        "insured_region": bill.insured_region,
-        "visit_id": bill.visit_id,
-        "id_number": bill.id_number,
-        "name": bill.name,
-        "credential_type": int(bill.credential_type),
-        "insurance_type": bill.insurance_type.value,
-        "medical_type": bill.medical_type.value,
-        "admission": bill.admission.isoformat(),
-        "discharge": bill.discharge.isoformat(),
-        "emergency": bill.emergency,
-        "items": [[i.code, i.name, int(i.catalogue_class), i.amount_fen, i.self_pay_percent] for i in bill.items],
-        "total_fen": bill.total_fen,
-        "message_time": bill.message_time.isoformat(),
-    }
-
-
-def _bill_from(d: dict[str, Any]) -> Bill:
+def _bill_of(row: list[Any], hospital: str, treatment: str, insured: str) -> Bill:
+    msgid, level, visit, id_number, name, credential, insurance, medical, admission, discharge, emergency = row[:11]
+    items, total, message_us = row[11:]
     return Bill(
-        msgid=d["msgid"],
-        hospital_code=d["hospital_code"],
-        hospital_level=d["hospital_level"],
-        treatment_region=d["treatment_region"],
-        insured_region=d["insured_region"],
-        visit_id=d["visit_id"],
-        id_number=d["id_number"],
-        name=d["name"],
-        credential_type=CredentialType(d["credential_type"]),
-        insurance_type=InsuranceType(d["insurance_type"]),
-        medical_type=MedicalType(d["medical_type"]),
-        admission=date.fromisoformat(d["admission"]),
-        discharge=date.fromisoformat(d["discharge"]),
-        emergency=d["emergency"],
-        items=tuple(BillItem(c, n, CatalogueClass(k), a, p) for c, n, k, a, p in d["items"]),
-        total_fen=d["total_fen"],
-        message_time=datetime.fromisoformat(d["message_time"]),
+        msgid=msgid,
+        hospital_code=hospital,
+        hospital_level=level,
+        treatment_region=treatment,
+        insured_region=insured,
+        visit_id=visit,
+        id_number=id_number,
+        name=name,
+        credential_type=CredentialType(credential),
+        insurance_type=InsuranceType(insurance),
+        medical_type=MedicalType(medical),
+        admission=_date(admission),
+        discharge=_date(discharge),
+        emergency=bool(emergency),
+        items=tuple(BillItem(c, n, CatalogueClass(k), a, p) for c, n, k, a, p in items),
+        total_fen=total,
+        message_time=_at(message_us),
     )
 
 
-def settlement_to_json(r: SettlementRecord, cipher: FieldCipher) -> str:
-    """The settlement with the person (ID number, name) and the whole bill sealed."""
-    bill = json.dumps(_bill_to(r.bill), ensure_ascii=False, separators=(",", ":"))
-    return json.dumps(
-        {
-            "settlement_id": r.settlement_id,
-            "version": r.version,
-            "state": r.state.value,
-            "hospital_code": r.hospital_code,
-            "treatment_region": r.treatment_region,
-            "insured_region": r.insured_region,
-            "bill": cipher.encrypt(bill, context=f"settlement:{r.settlement_id}:bill"),
-            "figures": asdict(r.figures),
-            "settled_at": r.settled_at.isoformat(),
-            "cancelled_at": r.cancelled_at.isoformat() if r.cancelled_at else None,
-            "cancel_msgid": r.cancel_msgid,
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
+_FIGURES = tuple(f.name for f in fields(Figures))
+
+
+def settlement_to_bytes(r: SettlementRecord, fingerprint: str, cipher: FieldCipher) -> bytes:
+    """A settlement as kept under its key: ``<version>|<its settle message's fingerprint>|`` and compact JSON,
+    the whole bill (with the person) sealed, the amounts in the clear for clearing and recounts."""
+    bill = orjson.dumps(_bill_row(r.bill)).decode()
+    doc = [
+        r.settlement_id,
+        r.state.value,
+        r.hospital_code,
+        r.treatment_region,
+        r.insured_region,
+        cipher.encrypt(bill, context=f"settlement:{r.settlement_id}:bill"),
+        [getattr(r.figures, name) for name in _FIGURES],
+        _us(r.settled_at),
+        _us(r.cancelled_at) if r.cancelled_at else 0,
+        r.cancel_msgid,
+    ]
+    return f"{r.version}|{fingerprint}|".encode() + orjson.dumps(doc)
+
+
+def settlement_from_bytes(raw: bytes, cipher: FieldCipher) -> tuple[SettlementRecord, str]:
+    """The settlement and its settle message's fingerprint."""
+    version, fingerprint, body = raw.split(b"|", 2)
+    sid, state, hospital, treatment, insured, sealed, figures, settled, cancelled_us, cancel_msgid = orjson.loads(body)
+    bill = orjson.loads(cipher.decrypt(sealed, context=f"settlement:{sid}:bill"))
+    record = SettlementRecord(
+        settlement_id=sid,
+        bill=_bill_of(bill, hospital, treatment, insured),
+        figures=Figures(*figures),
+        settled_at=_at(settled),
+        state=SettlementState(state),
+        cancelled_at=_at(cancelled_us) if cancelled_us else None,
+        cancel_msgid=cancel_msgid,
+        version=int(version),
+    )
+    return record, fingerprint.decode()
+
+
+def settlement_amounts(raw: bytes) -> tuple[str, str, str, list[int]]:
+    """What a recount needs of a stored settlement, without opening the bill: its state, insured and treating
+    regions, and its figures (in ``Figures`` order)."""
+    _, _, body = raw.split(b"|", 2)
+    doc = orjson.loads(body)
+    return doc[1], doc[4], doc[3], doc[6]
+
+
+def filing_entry(f: FilingRecord) -> bytes:
+    """A filing as the person's index keeps it (no ID number: the index is found by the person's keyed hash)."""
+    return orjson.dumps(
+        [
+            int(f.filing_type),
+            f.insured_region,
+            f.treatment_region,
+            _day(f.valid_from),
+            _day(f.valid_until) if f.valid_until else 0,
+            _us(f.created_at),
+            f.state.value,
+            f.cancel_reason,
+        ]
     )
 
 
-def settlement_from_json(text: str | bytes, cipher: FieldCipher) -> SettlementRecord:
-    d = json.loads(text)
-    bill = json.loads(cipher.decrypt(d["bill"], context=f"settlement:{d['settlement_id']}:bill"))
-    return SettlementRecord(
-        settlement_id=d["settlement_id"],
-        bill=_bill_from(bill),
-        figures=Figures(**d["figures"]),
-        settled_at=datetime.fromisoformat(d["settled_at"]),
-        state=SettlementState(d["state"]),
-        cancelled_at=_time(d["cancelled_at"]),
-        cancel_msgid=d["cancel_msgid"],
-        version=d["version"],
+def filing_from_entry(filing_id: str, id_number: str, raw: bytes) -> FilingRecord:
+    filing_type, insured, treatment, valid_from, valid_until, created, state, reason = orjson.loads(raw)
+    return FilingRecord(
+        filing_id=filing_id,
+        filing_type=FilingType(filing_type),
+        id_number=id_number,
+        insured_region=insured,
+        treatment_region=treatment,
+        valid_from=_date(valid_from),
+        valid_until=_date(valid_until) if valid_until else None,
+        created_at=_at(created),
+        state=FilingState(state),
+        cancel_reason=reason,
     )
 
 

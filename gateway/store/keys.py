@@ -143,15 +143,16 @@ def agency_lane(agency: str, lane: str) -> str:
 # Non-local medical settlement. A settlement, its msgid record and its clearing contribution share the shard
 # of its msgid; a person's filings share the shard of the person's keyed hash (never the ID number itself).
 #
-# ``sigw:{sNN}:st:<settlement id>``      string   the settlement (JSON)
-# ``sigw:{sNN}:msg:<msgid>``             string   what a msgid did: payload fingerprint, settlement id, action
+# ``sigw:{sNN}:st:<settlement id>``      string   ``<version>|<fingerprint>|<JSON>``: the settlement; its id derives
+#                                                 from its msgid, so it is also the settle message's record
+# ``sigw:{sNN}:msg:<msgid>``             string   what a cancelling (reversing) msgid did: fingerprint, settlement
 # ``sigw:{sNN}:visit:<visit id>``        string   the hospital a stay (mdtrt_id) belongs to
 # ``sigw:{sNN}:hsp:<hospital code>``     zset     the hospital's settlements by settlement time (reconciliation)
 # ``sigw:{sNN}:mon:<YYYY-MM>``           set      settlements of a clearing month (recount)
 # ``sigw:{sNN}:clr:<YYYY-MM>``           hash     running clearing totals, ``<insured>|<treating>|<figure>``
 # ``sigw:{sNN}:closed:<YYYY-MM>``        string   present once the month is closed
 # ``sigw:{sNN}:fl:<filing id>``          string   a filing (JSON)
-# ``sigw:{sNN}:pfl:<person key>``        set      a person's filing ids
+# ``sigw:{sNN}:pfl:<person key>``        hash     a person's filings: id -> the filing without the ID number
 # ``sigw:{sNN}:rfl:<insured region>``    zset     a region's filings by creation time
 
 

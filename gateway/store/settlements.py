@@ -8,11 +8,13 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
+from gateway.app.ports import SettleContext
+from gateway.domain import ids
 from gateway.domain.errors import Aborted
 from gateway.domain.idempotency import IdempotencyRecord
 from gateway.domain.ids import shard_of
 from gateway.domain.settlement.clearing import PairTotals
-from gateway.domain.settlement.records import FilingRecord, SettlementRecord, month_closed
+from gateway.domain.settlement.records import Bill, FilingRecord, SettlementRecord, month_closed
 from gateway.security.crypto import FieldCipher
 from gateway.store import codec, keys, scripts
 from gateway.store.client import redis_errors
@@ -42,14 +44,41 @@ async def _recorded(client: aioredis.Redis, shard: int, key: str) -> Idempotency
 
 
 class SettlementStore:
-    def __init__(self, client: aioredis.Redis, shards: int, cipher: FieldCipher) -> None:
+    def __init__(self, client: aioredis.Redis, shards: int, cipher: FieldCipher, filings: FilingStore) -> None:
         self.cipher = cipher
         self.client = client
         self.shards = shards
+        self.filings = filings
         self._settle = scripts.script(client, "settle.lua")
 
     def msg_shard(self, msgid: str) -> int:
         return keys.shard_for(msgid, self.shards)
+
+    def _key_of(self, msgid: str) -> tuple[int, str]:
+        """The shard and the id of the settlement a settle message's msgid makes."""
+        shard = self.msg_shard(msgid)
+        return shard, ids.settlement_id(shard, msgid)
+
+    async def prepare(self, bill: Bill) -> SettleContext:
+        shard, settlement_id = self._key_of(bill.msgid)
+        visit = keys.visit(keys.shard_for(bill.visit_id, self.shards), bill.visit_id)
+        person_shard, person_key = self.filings.person_index(bill.id_number)
+        async with redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.getrange(keys.settlement(shard, settlement_id), 0, 64)
+            pipe.exists(keys.month_closed(shard, f"{bill.message_time:%Y-%m}"))
+            pipe.set(visit, bill.hospital_code, nx=True)  # a claim stays: the GET after it sees the winner
+            pipe.get(visit)
+            pipe.hgetall(keys.person_filings(person_shard, person_key))
+            head, closed, _, owner, entries = await pipe.execute()
+        earlier = None
+        if head:
+            _, fingerprint, _ = bytes(head).split(b"|", 2)
+            earlier = IdempotencyRecord(fingerprint.decode(), settlement_id, "settle")
+        filings = [
+            codec.filing_from_entry(text(fid), bill.id_number, raw) for fid, raw in sorted(dict(entries).items())
+        ]
+        return SettleContext(earlier, bool(closed), text(owner) if owner else bill.hospital_code, filings)
 
     async def recorded(self, shard: int, key: str) -> IdempotencyRecord | None:
         return await _recorded(self.client, shard, key)
@@ -60,15 +89,11 @@ class SettlementStore:
             return None
         async with redis_errors():
             raw = await self.client.get(keys.settlement(shard, settlement_id))
-        return codec.settlement_from_json(raw, self.cipher) if raw else None
+        return codec.settlement_from_bytes(cast(bytes, raw), self.cipher)[0] if raw else None
 
-    async def claim_visit(self, visit_id: str, hospital: str) -> str:
-        """Claim a stay for a hospital; return the hospital it belongs to (the first that claimed it)."""
-        key = keys.visit(keys.shard_for(visit_id, self.shards), visit_id)
-        async with redis_errors():
-            await self.client.set(key, hospital, nx=True)
-            owner = await self.client.get(key)
-        return text(owner) if owner else hospital
+    async def made_by(self, msgid: str) -> SettlementRecord | None:
+        found = await self.get(self._key_of(msgid)[1])
+        return found if found is not None and found.msgid == msgid else None
 
     async def commit(
         self, record: SettlementRecord, *, key: str, idempotency: IdempotencyRecord, previous_version: int, sign: int
@@ -98,10 +123,12 @@ class SettlementStore:
             object=record.settlement_id,
             amounts=f"total {record.figures.total_fen} fund {record.figures.fund_pay_fen}",
         )
+        settled = previous_version == 0
+        fingerprint = idempotency.fingerprint if settled else await self._fingerprint(shard, record.settlement_id)
         args: list[str | bytes | int] = [
             str(previous_version),
-            codec.settlement_to_json(record, self.cipher),
-            codec.record_to_json(idempotency),
+            codec.settlement_to_bytes(record, fingerprint, self.cipher),
+            "" if settled else codec.record_to_json(idempotency),
             IDEMPOTENCY_TTL_S,
             int(record.bill.message_time.timestamp() * 1000),
             record.settlement_id,
@@ -113,12 +140,20 @@ class SettlementStore:
             result = await self._settle(keys=key_list, args=args)
         status = result[0].decode()
         if status == "DUPLICATE":
+            return IdempotencyRecord(result[1].decode(), record.settlement_id, "settle")
+        if status == "DUPLICATE_CANCEL":
             return codec.record_from_json(result[1])
         if status == "CLOSED":
             raise month_closed(month)
         if status == "CONFLICT":
             raise Aborted(reason="CONCURRENT_CHANGE", message=f"settlement {record.settlement_id} changed; retry")
         return None
+
+    async def _fingerprint(self, shard: int, settlement_id: str) -> str:
+        """The fingerprint a stored settlement keeps of the message that made it (kept as it changes)."""
+        async with redis_errors():
+            head = await self.client.getrange(keys.settlement(shard, settlement_id), 0, 64)
+        return cast(bytes, head).split(b"|", 2)[1].decode() if head else ""
 
     async def is_closed(self, month: str) -> bool:
         async with redis_errors():
@@ -158,7 +193,7 @@ class SettlementStore:
                 for sid in ids:
                     pipe.get(keys.settlement(shard, text(sid)))
             raws = await pipe.execute()
-        return [codec.settlement_from_json(r, self.cipher) for r in raws if r]
+        return [codec.settlement_from_bytes(r, self.cipher)[0] for r in raws if r]
 
     async def month_records(self, month: str) -> list[SettlementRecord]:
         async with redis_errors():
@@ -192,6 +227,11 @@ class FilingStore:
     def person_shard(self, id_number: str) -> int:
         return keys.shard_for(self._person(id_number), self.shards)
 
+    def person_index(self, id_number: str) -> tuple[int, str]:
+        """The shard and the keyed hash that name a person's filing index."""
+        person = self._person(id_number)
+        return keys.shard_for(person, self.shards), person
+
     async def recorded(self, shard: int, key: str) -> IdempotencyRecord | None:
         return await _recorded(self.client, shard, key)
 
@@ -214,9 +254,10 @@ class FilingStore:
             action=f"filing {idempotency.action}",
             object=filing.filing_id,
         )
-        ops: list[str | int] = ["SET", 2, codec.filing_to_json(filing, self.cipher)]
+        ops: list[str | bytes | int] = ["SET", 2, codec.filing_to_json(filing, self.cipher)]
+        ops += ["HSET", 3, filing.filing_id, codec.filing_entry(filing)]
         if new:
-            ops += ["SADD", 3, filing.filing_id, "ZADD", 4, int(filing.created_at.timestamp() * 1000), filing.filing_id]
+            ops += ["ZADD", 4, int(filing.created_at.timestamp() * 1000), filing.filing_id]
         async with redis_errors():
             result = await self._put(
                 keys=key_list, args=[codec.record_to_json(idempotency), IDEMPOTENCY_TTL_S, len(trail), *trail, *ops]
@@ -232,15 +273,11 @@ class FilingStore:
         return codec.filing_from_json(raw, self.cipher) if raw else None
 
     async def person_filings(self, id_number: str) -> list[FilingRecord]:
-        person_key = self._person(id_number)
-        shard = keys.shard_for(person_key, self.shards)
+        shard, person = self.person_index(id_number)
         async with redis_errors():
-            ids = await self.client.smembers(keys.person_filings(shard, person_key))
-            pipe = self.client.pipeline(transaction=False)
-            for fid in sorted(ids):
-                pipe.get(keys.filing(shard, text(fid)))
-            raws = await pipe.execute()
-        return [codec.filing_from_json(r, self.cipher) for r in raws if r]
+            entries = await self.client.hgetall(keys.person_filings(shard, person))
+        found = cast(dict[bytes, bytes], entries)
+        return [codec.filing_from_entry(text(fid), id_number, raw) for fid, raw in sorted(found.items())]
 
     async def region_filings(self, region: str, before_ms: int | None, limit: int) -> list[tuple[int, FilingRecord]]:
         """A region's filings, newest first, created strictly before ``before_ms``."""

@@ -2,7 +2,7 @@
 --
 -- KEYS: 1 idempotency key, 2.. the keys the operations name by index; the last two: audit stream, counter
 -- ARGV: 1 idempotency record, 2 its ttl (s), 3 number of audit items, then those items, then operations:
---       "SET" k v | "SADD" k m | "ZADD" k score m, where k is an index into KEYS.
+--       "SET" k v | "HSET" k field v | "ZADD" k score m, where k is an index into KEYS.
 -- Returns {"OK"} | {"DUPLICATE", record}.
 
 local existing = redis.call("GET", KEYS[1])
@@ -18,6 +18,9 @@ while i <= #ARGV do
   local key = KEYS[tonumber(ARGV[i + 1])]
   if op == "ZADD" then
     redis.call("ZADD", key, tonumber(ARGV[i + 2]), ARGV[i + 3])
+    i = i + 4
+  elseif op == "HSET" then
+    redis.call("HSET", key, ARGV[i + 2], ARGV[i + 3])
     i = i + 4
   else
     redis.call(op, key, ARGV[i + 2])
