@@ -44,7 +44,7 @@ def _check_settlement_id(v: Violations, value: str) -> None:
 
 
 def _statement(result: ClearingResult) -> settlement_pb2.ClearingStatement:
-    return wire.statement_to(result.statement, closed=result.closed, recount_matches=result.recount_matches)
+    return wire.statement_to(result.statement, closed=result.closed)
 
 
 class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
@@ -259,3 +259,19 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         v.raise_if_any()
         result = await self.clearing.statement(actor, request.month)
         return settlement_pb2.GetClearingStatementResponse(statement=_statement(result))
+
+    async def RecountMonth(
+        self, request: settlement_pb2.RecountMonthRequest, context: Context
+    ) -> settlement_pb2.RecountMonthResponse:
+        actor = self.identity.caller(context)
+        v = Violations()
+        if not wire.MONTH.fullmatch(request.month):
+            v.add("month", "must be YYYY-MM")
+        v.raise_if_any()
+        recount = await self.clearing.recount(actor, request.month)
+        outcome = settlement_pb2.RECOUNT_OUTCOME_MATCHES if recount.matches else settlement_pb2.RECOUNT_OUTCOME_DIFFERS
+        return settlement_pb2.RecountMonthResponse(
+            statement=wire.statement_to(recount.result.statement, closed=recount.result.closed, recount=outcome),
+            settlements_counted=recount.counted,
+            recounted_pairs=[wire.pair_to(p) for _, p in sorted(recount.differing.items())],
+        )

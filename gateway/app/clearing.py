@@ -1,5 +1,5 @@
-"""Clearing (清算) and reconciliation (对账) use cases (Art. 23): a month's statement with its recount, closing a
-month, and a hospital's reconciliation of a period."""
+"""Clearing (清算) and reconciliation (对账) use cases (Art. 23): a month's statement from its running totals,
+closing a month, recounting it from the stored settlements, and a hospital's reconciliation of a period."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from gateway.domain.participants import Participant
 from gateway.domain.settlement import clearing, reconciliation
 from gateway.domain.settlement.records import SettlementRecord, SettlementState
 
-__all__ = ["ClearingResult", "ClearingService", "Reconciliation"]
+__all__ = ["ClearingResult", "ClearingService", "Reconciliation", "Recount"]
 
 
 @dataclass(frozen=True)
@@ -27,19 +27,27 @@ class Reconciliation:
 class ClearingResult:
     statement: clearing.Statement
     closed: bool
-    recount_matches: bool
+
+
+@dataclass(frozen=True)
+class Recount:
+    """A month added up again from its stored settlements, against its running totals."""
+
+    result: ClearingResult
+    counted: int
+    """Settlements added up (settled, not cancelled)."""
+    differing: dict[tuple[str, str], clearing.PairTotals]
+    """The recount's own totals of each pair whose running totals differ (a pair missing from one side counts
+    as zero there); empty when the recount matches."""
+
+    @property
+    def matches(self) -> bool:
+        return not self.differing
 
 
 def _line(r: SettlementRecord) -> reconciliation.ReconLine:
     f = r.figures
     return reconciliation.ReconLine(r.settlement_id, f.total_fen, f.fund_pay_fen, f.account_pay_fen, f.cash_pay_fen)
-
-
-def _amounts(r: SettlementRecord) -> clearing.SettledAmounts:
-    f = r.figures
-    return clearing.SettledAmounts(
-        r.insured_region, r.treatment_region, f.total_fen, f.fund_pay_fen, f.account_pay_fen, f.cash_pay_fen, 1
-    )
 
 
 class ClearingService:
@@ -67,15 +75,13 @@ class ClearingService:
         found = reconciliation.differences(ours, lines) if lines is not None else []
         return Reconciliation(gateway_totals == totals and not found, gateway_totals, found)
 
-    async def _statement(self, month: str) -> ClearingResult:
+    async def _running(self, month: str) -> dict[tuple[str, str], clearing.PairTotals]:
         running = await self.store.clearing_totals(month)
-        recounted = clearing.recount(
-            _amounts(r) for r in await self.store.month_records(month) if r.state is SettlementState.SETTLED
-        )
-        nonzero = {pair: totals for pair, totals in running.items() if totals.count or totals.total_fen}
-        return ClearingResult(
-            clearing.statement(month, nonzero), await self.store.is_closed(month), recounted == nonzero
-        )
+        return {pair: totals for pair, totals in running.items() if not totals.zero}
+
+    async def _statement(self, month: str) -> ClearingResult:
+        """The statement from the running totals (read in one round trip, whatever the month holds)."""
+        return ClearingResult(clearing.statement(month, await self._running(month)), await self.store.is_closed(month))
 
     async def statement(self, actor: Participant, month: str) -> ClearingResult:
         access.may_read_statement(actor)
@@ -88,3 +94,21 @@ class ClearingService:
         await self.store.close(month, now)
         await self.audit.record(actor, request_id, "close clearing month", month, now)
         return await self._statement(month)
+
+    async def recount(self, actor: Participant, month: str) -> Recount:
+        """Add the month's settlements up again, in chunks, and compare with its running totals (read after the
+        scan: exact for a closed month; an open one may move meanwhile)."""
+        access.require_operator(actor)
+        recounted: dict[tuple[str, str], clearing.PairTotals] = {}
+        counted = 0
+        async for chunk in self.store.month_amounts(month):
+            recounted = clearing.recount(chunk, recounted)
+            counted += len(chunk)
+        result = await self._statement(month)
+        running = {(p.insured_region, p.treating_region): p for p in result.statement.pairs}
+        differing = {
+            pair: recounted.get(pair) or clearing.PairTotals(pair[0], pair[1], 0, 0, 0, 0, 0)
+            for pair in running.keys() | recounted.keys()
+            if running.get(pair) != recounted.get(pair)
+        }
+        return Recount(result, counted, differing)

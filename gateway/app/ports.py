@@ -6,7 +6,7 @@ The store (``gateway.store``) implements the repositories, ``adapters.agency_cli
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
@@ -14,7 +14,7 @@ from typing import Protocol
 from gateway.domain.errors import FailedPrecondition, Unavailable
 from gateway.domain.idempotency import IdempotencyRecord, request_digest
 from gateway.domain.participants import AgencyKey, Participant
-from gateway.domain.settlement.clearing import PairTotals
+from gateway.domain.settlement.clearing import PairTotals, SettledAmounts
 from gateway.domain.settlement.records import Bill, Figures, FilingRecord, SettlementRecord
 from gateway.domain.settlement.split import FilingStatus
 from gateway.domain.transfer.model import Decision, Event, Notice, Transfer
@@ -239,7 +239,9 @@ class SettlementRepository(Protocol):
 
     async def clearing_totals(self, month: str) -> dict[tuple[str, str], PairTotals]: ...
 
-    async def month_records(self, month: str) -> list[SettlementRecord]: ...
+    def month_amounts(self, month: str) -> AsyncIterator[list[SettledAmounts]]:
+        """The month's settled (not cancelled) settlements as clearing sees them, in chunks."""
+        ...
 
     async def hospital_records(self, hospital: str, start: datetime, end: datetime) -> list[SettlementRecord]:
         """A hospital's settlements made in ``[start, end)``."""

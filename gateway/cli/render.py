@@ -167,10 +167,11 @@ def print_statement(statement: settlement_pb2.ClearingStatement, as_csv: bool) -
     if as_csv:
         print(clearing.statement(statement.month, pairs).csv(), end="")
         return
-    print(
-        f"clearing {statement.month}  {'closed' if statement.closed else 'OPEN (running totals)'}  "
-        f"recount {'matches' if statement.recount_matches else 'DIFFERS'}"
-    )
+    recount = {
+        settlement_pb2.RECOUNT_OUTCOME_MATCHES: "  recount matches",
+        settlement_pb2.RECOUNT_OUTCOME_DIFFERS: "  recount DIFFERS",
+    }.get(statement.recount, "")
+    print(f"clearing {statement.month}  {'closed' if statement.closed else 'OPEN (running totals)'}{recount}")
     print(f"  {'insured':<8}{'treating':<9}{'count':>6}{'total':>16}{'fund':>16}{'account':>14}{'owed':>16}")
     for p in statement.pairs:
         print(

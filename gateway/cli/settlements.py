@@ -22,6 +22,7 @@ __all__ = [
     "FILING_TYPES",
     "add_commands",
     "cmd_clearing_close",
+    "cmd_clearing_recount",
     "cmd_clearing_statement",
     "cmd_filing_cancel",
     "cmd_filing_create",
@@ -193,6 +194,17 @@ def cmd_clearing_statement(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_clearing_recount(args: argparse.Namespace) -> int:
+    reply = settlement_stub(args, args.as_ or "operator:cli").RecountMonth(
+        settlement_pb2.RecountMonthRequest(month=args.month), timeout=args.timeout
+    )
+    print_statement(reply.statement, args.csv)
+    print(f"  {reply.settlements_counted} settlements recounted")
+    for p in reply.recounted_pairs:
+        print(f"  recount of {p.insured_region} -> {p.treating_region}: {p.count} settlements, owed {yuan(p.owed_fen)}")
+    return 0 if reply.statement.recount == settlement_pb2.RECOUNT_OUTCOME_MATCHES else 3
+
+
 def add_commands(sub: Any, common: argparse.ArgumentParser, mutating: argparse.ArgumentParser) -> None:
     filing = sub.add_parser("filing", help="non-local care filings (备案) of an insured region").add_subparsers(
         dest="action", required=True
@@ -255,3 +267,9 @@ def add_commands(sub: Any, common: argparse.ArgumentParser, mutating: argparse.A
     p.add_argument("month", help="YYYY-MM")
     p.add_argument("--csv", action="store_true")
     p.set_defaults(func=cmd_clearing_statement)
+    p = clearing_cmd.add_parser(
+        "recount", parents=[common], help="add a month's settlements up again and compare with its statement"
+    )
+    p.add_argument("month", help="YYYY-MM")
+    p.add_argument("--csv", action="store_true", help="the statement as CSV")
+    p.set_defaults(func=cmd_clearing_recount)

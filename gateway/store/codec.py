@@ -410,12 +410,18 @@ def settlement_from_bytes(raw: bytes, cipher: FieldCipher) -> tuple[SettlementRe
     return record, fingerprint.decode()
 
 
-def settlement_amounts(raw: bytes) -> tuple[str, str, str, list[int]]:
+_TOTAL, _FUND, _ACCOUNT, _CASH = (
+    _FIGURES.index(n) for n in ("total_fen", "fund_pay_fen", "account_pay_fen", "cash_pay_fen")
+)
+
+
+def settlement_amounts(raw: bytes) -> tuple[str, str, str, int, int, int, int]:
     """What a recount needs of a stored settlement, without opening the bill: its state, insured and treating
-    regions, and its figures (in ``Figures`` order)."""
+    regions, total, fund, account and cash pay."""
     _, _, body = raw.split(b"|", 2)
     doc = orjson.loads(body)
-    return doc[1], doc[4], doc[3], doc[6]
+    f = doc[6]
+    return doc[1], doc[4], doc[3], f[_TOTAL], f[_FUND], f[_ACCOUNT], f[_CASH]
 
 
 def filing_entry(f: FilingRecord) -> bytes:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, cast
 
@@ -13,8 +14,8 @@ from gateway.domain import ids
 from gateway.domain.errors import Aborted
 from gateway.domain.idempotency import IdempotencyRecord
 from gateway.domain.ids import shard_of
-from gateway.domain.settlement.clearing import PairTotals
-from gateway.domain.settlement.records import Bill, FilingRecord, SettlementRecord, month_closed
+from gateway.domain.settlement.clearing import PairTotals, SettledAmounts
+from gateway.domain.settlement.records import Bill, FilingRecord, SettlementRecord, SettlementState, month_closed
 from gateway.security.crypto import FieldCipher
 from gateway.store import codec, keys, scripts
 from gateway.store.client import redis_errors
@@ -23,6 +24,8 @@ from gateway.store.transfers import IDEMPOTENCY_TTL_S
 __all__ = ["FilingStore", "SettlementStore"]
 
 FIGURES = ("count", "total", "fund", "account", "cash")
+RECOUNT_CHUNK = 2000
+"""Settlements a recount reads per round trip."""
 
 
 def text(value: bytes | str) -> str:
@@ -195,12 +198,34 @@ class SettlementStore:
             raws = await pipe.execute()
         return [codec.settlement_from_bytes(r, self.cipher)[0] for r in raws if r]
 
-    async def month_records(self, month: str) -> list[SettlementRecord]:
-        async with redis_errors():
-            members = [
-                (s, list(await self.client.smembers(keys.month_settlements(s, month)))) for s in range(self.shards)
-            ]
-        return await self._load(members)
+    async def month_amounts(self, month: str) -> AsyncIterator[list[SettledAmounts]]:
+        """Each shard's month set scanned in chunks (SSCAN, so Redis is never blocked long), each chunk's
+        settlements read in one pipeline and only their amounts parsed (no bill is opened)."""
+        for shard in range(self.shards):
+            seen: set[bytes] = set()  # SSCAN may return a member twice
+            cursor = 0
+            while True:
+                async with redis_errors():
+                    cursor, members = await self.client.sscan(
+                        keys.month_settlements(shard, month), cursor, count=RECOUNT_CHUNK
+                    )
+                    fresh = [m for m in cast(list[bytes], members) if m not in seen]
+                    seen.update(fresh)
+                    pipe = self.client.pipeline(transaction=False)
+                    for sid in fresh:
+                        pipe.get(keys.settlement(shard, text(sid)))
+                    raws = await pipe.execute() if fresh else []
+                chunk = []
+                for raw in raws:
+                    if not raw:
+                        continue
+                    state, insured, treating, total, fund, account, cash = codec.settlement_amounts(raw)
+                    if state == SettlementState.SETTLED.value:
+                        chunk.append(SettledAmounts(insured, treating, total, fund, account, cash, 1))
+                if chunk:
+                    yield chunk
+                if cursor == 0:
+                    break
 
     async def hospital_records(self, hospital: str, start: datetime, end: datetime) -> list[SettlementRecord]:
         start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000) - 1

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from gateway._gen.sigw.v1 import common_pb2, settlement_pb2
 from gateway.domain import idnumber, ids
 from gateway.domain.settlement import reconciliation
-from gateway.domain.settlement.clearing import Statement
+from gateway.domain.settlement.clearing import PairTotals, Statement
 from gateway.domain.settlement.records import (
     Bill,
     CredentialType,
@@ -32,6 +32,7 @@ __all__ = [
     "figures_from",
     "figures_of",
     "filing_to",
+    "pair_to",
     "recon_line",
     "recon_line_to",
     "recon_totals_to",
@@ -245,24 +246,30 @@ def filing_to(f: FilingRecord) -> settlement_pb2.Filing:
     return msg
 
 
-def statement_to(s: Statement, *, closed: bool, recount_matches: bool) -> settlement_pb2.ClearingStatement:
+def pair_to(p: PairTotals) -> settlement_pb2.ClearingPair:
+    return settlement_pb2.ClearingPair(
+        insured_region=p.insured_region,
+        treating_region=p.treating_region,
+        count=p.count,
+        total_fen=p.total_fen,
+        fund_pay_fen=p.fund_fen,
+        account_pay_fen=p.account_fen,
+        cash_pay_fen=p.cash_fen,
+        owed_fen=p.owed_fen,
+    )
+
+
+def statement_to(
+    s: Statement,
+    *,
+    closed: bool,
+    recount: settlement_pb2.RecountOutcome.ValueType = settlement_pb2.RECOUNT_OUTCOME_UNSPECIFIED,
+) -> settlement_pb2.ClearingStatement:
     return settlement_pb2.ClearingStatement(
         month=s.month,
         closed=closed,
-        recount_matches=recount_matches,
-        pairs=[
-            settlement_pb2.ClearingPair(
-                insured_region=p.insured_region,
-                treating_region=p.treating_region,
-                count=p.count,
-                total_fen=p.total_fen,
-                fund_pay_fen=p.fund_fen,
-                account_pay_fen=p.account_fen,
-                cash_pay_fen=p.cash_fen,
-                owed_fen=p.owed_fen,
-            )
-            for p in s.pairs
-        ],
+        recount=recount,
+        pairs=[pair_to(p) for p in s.pairs],
         positions=[settlement_pb2.RegionPosition(region=r, net_fen=n) for r, n in sorted(s.net_fen.items())],
     )
 

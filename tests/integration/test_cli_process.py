@@ -249,7 +249,9 @@ def test_a_hospital_settles_cancels_reconciles_and_an_operator_clears_with_the_c
         in sigw("settlement", "reconcile", *target, *hospital, "--request", str(recon)).stdout
     )
     statement = sigw("clearing", "statement", "2026-03", *target).stdout
-    assert "16,685.00" in statement and "recount matches" in statement
+    assert "16,685.00" in statement and "OPEN (running totals)" in statement
+    recount = sigw("clearing", "recount", "2026-03", *target).stdout
+    assert "recount matches" in recount and "1 settlements recounted" in recount
     cancelled = sigw(
         "settlement",
         "cancel",

@@ -743,6 +743,7 @@ BASELINES: dict[str, Callable[[World], tuple[Message, str]]] = {
     "Reconcile": reconcile_baseline,
     "CloseMonth": lambda w: (P.CloseMonthRequest(request_id=f"fz-{w.next()}", month="2026-01"), "operator:fuzz"),
     "GetClearingStatement": lambda w: (P.GetClearingStatementRequest(month="2026-03"), "operator:fuzz"),
+    "RecountMonth": lambda w: (P.RecountMonthRequest(month="2026-03"), "operator:fuzz"),
     "ListQueued": lambda w: (
         O.ListQueuedRequest(
             agency=common_pb2.AgencyRef(region_code="310000", agency_type=common_pb2.AgencyType.ValueType(1)),

@@ -8,9 +8,11 @@ from typing import Any, TypedDict
 
 import grpc
 import pytest
+import redis
 
 from gateway._gen.sigw.v1 import common_pb2, settlement_pb2, settlement_pb2_grpc
 from gateway.domain.participants import AgencyType
+from gateway.store import keys
 from tests.conftest import Demo, as_
 from tests.helpers import OPERATOR, error_details, person_id, retry_delay
 from tests.integration.test_transfer_rules import expect_error, keys_in
@@ -384,7 +386,14 @@ async def test_closing_a_month_freezes_it_and_its_statement_nets_to_zero(demo: D
     statement = (
         await stub(demo).CloseMonth(P.CloseMonthRequest(request_id="m", month="2026-03"), metadata=OPERATOR)
     ).statement
-    assert statement.closed and statement.recount_matches
+    assert statement.closed and statement.recount == P.RECOUNT_OUTCOME_UNSPECIFIED  # from the running totals
+    await expect_error(
+        stub(demo).RecountMonth(P.RecountMonthRequest(month="2026-03"), metadata=ME), grpc.StatusCode.PERMISSION_DENIED
+    )
+    recount = await stub(demo).RecountMonth(P.RecountMonthRequest(month="2026-03"), metadata=OPERATOR)
+    assert recount.statement.recount == P.RECOUNT_OUTCOME_MATCHES and not recount.recounted_pairs
+    assert recount.settlements_counted == 3  # the cancelled one is not counted
+    assert recount.statement.pairs == statement.pairs
     pairs = {(p.insured_region, p.treating_region): p for p in statement.pairs}
     assert set(pairs) == {("110000", "440300"), ("310000", "440300"), ("110000", "510100")}
     assert pairs[("110000", "440300")].count == 1  # the cancelled one is out
@@ -408,3 +417,23 @@ async def test_closing_a_month_freezes_it_and_its_statement_nets_to_zero(demo: D
         await stub(demo).GetClearingStatement(P.GetClearingStatementRequest(month="2026-03"), metadata=BJ_CARE)
     ).statement
     assert read == statement
+
+
+async def test_a_recount_names_the_pair_whose_running_totals_were_altered(demo: Demo, redis_url: str) -> None:
+    """The recount adds up the stored settlements themselves, so running totals changed behind the gateway's back
+    are found, pair by pair."""
+    settled = (await stub(demo).Settle(P.SettleRequest(bill=bill(visit="R1")), metadata=ME)).settlement
+    client = redis.Redis.from_url(redis_url)
+    try:
+        shard = int(settled.settlement_id[1:3])
+        client.hincrby(keys.clearing(shard, "2026-03"), "110000|440300|fund", 100)  # 1.00 yuan more owed
+    finally:
+        client.close()
+    recount = await stub(demo).RecountMonth(P.RecountMonthRequest(month="2026-03"), metadata=OPERATOR)
+    assert recount.statement.recount == P.RECOUNT_OUTCOME_DIFFERS
+    assert recount.settlements_counted == 1
+    [pair] = recount.recounted_pairs
+    assert (pair.insured_region, pair.treating_region, pair.count) == ("110000", "440300", 1)
+    assert pair.fund_pay_fen == settled.split.fund_pay_fen  # the recount's own figure
+    [running] = recount.statement.pairs
+    assert running.fund_pay_fen == settled.split.fund_pay_fen + 100

@@ -937,6 +937,7 @@ BASELINES: dict[str, tuple[Message, str]] = {
     ),
     "CloseMonth": (P.CloseMonthRequest(request_id="c1", month="2026-02"), "operator:fuzz"),
     "GetClearingStatement": (P.GetClearingStatementRequest(month="2026-03"), "operator:fuzz"),
+    "RecountMonth": (P.RecountMonthRequest(month="2026-03"), "operator:fuzz"),
     "ListQueued": (O.ListQueuedRequest(lane="priority", limit=10), "operator:fuzz"),
     "ListDeadLetters": (O.ListDeadLettersRequest(limit=10, after_entry_id="1-0"), "operator:fuzz"),
     "RedriveDeadLetters": (O.RedriveDeadLettersRequest(request_id="d1", all=True), "operator:fuzz"),

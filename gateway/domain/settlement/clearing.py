@@ -131,9 +131,10 @@ def add(pairs: Mapping[Pair, PairTotals], item: SettledAmounts) -> dict[Pair, Pa
     return result
 
 
-def recount(items: Iterable[SettledAmounts]) -> dict[Pair, PairTotals]:
-    """The pair totals rebuilt from the records, as successive :func:`add` calls would have kept them."""
-    pairs: dict[Pair, PairTotals] = {}
+def recount(items: Iterable[SettledAmounts], so_far: Mapping[Pair, PairTotals] | None = None) -> dict[Pair, PairTotals]:
+    """The pair totals rebuilt from the records, as successive :func:`add` calls would have kept them; from
+    ``so_far`` on (a recount read in chunks)."""
+    pairs: dict[Pair, PairTotals] = dict(so_far or {})
     for item in items:
         pairs = add(pairs, item)
     return pairs

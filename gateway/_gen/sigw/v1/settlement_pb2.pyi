@@ -204,6 +204,25 @@ DIFFERENCE_KIND_AMOUNT_DIFFERS: DifferenceKind.ValueType  # 3
 """Both have it with different amounts."""
 Global___DifferenceKind: _TypeAlias = DifferenceKind  # noqa: Y015
 
+class _RecountOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RecountOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RecountOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RECOUNT_OUTCOME_UNSPECIFIED: _RecountOutcome.ValueType  # 0
+    """Not recounted in this answer (CloseMonth, GetClearingStatement: those come from the running totals)."""
+    RECOUNT_OUTCOME_MATCHES: _RecountOutcome.ValueType  # 1
+    RECOUNT_OUTCOME_DIFFERS: _RecountOutcome.ValueType  # 2
+
+class RecountOutcome(_RecountOutcome, metaclass=_RecountOutcomeEnumTypeWrapper): ...
+
+RECOUNT_OUTCOME_UNSPECIFIED: RecountOutcome.ValueType  # 0
+"""Not recounted in this answer (CloseMonth, GetClearingStatement: those come from the running totals)."""
+RECOUNT_OUTCOME_MATCHES: RecountOutcome.ValueType  # 1
+RECOUNT_OUTCOME_DIFFERS: RecountOutcome.ValueType  # 2
+Global___RecountOutcome: _TypeAlias = RecountOutcome  # noqa: Y015
+
 @_typing.final
 class Filing(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -1131,12 +1150,12 @@ class ClearingStatement(_message.Message):
     CLOSED_FIELD_NUMBER: _builtins.int
     PAIRS_FIELD_NUMBER: _builtins.int
     POSITIONS_FIELD_NUMBER: _builtins.int
-    RECOUNT_MATCHES_FIELD_NUMBER: _builtins.int
+    RECOUNT_FIELD_NUMBER: _builtins.int
     month: _builtins.str
     """"YYYY-MM"."""
     closed: _builtins.bool
-    recount_matches: _builtins.bool
-    """True when a recount of the stored settlements agrees with the running totals."""
+    recount: Global___RecountOutcome.ValueType
+    """Set in RecountMonth's answer only: whether the recount agrees with the running totals."""
     @_builtins.property
     def pairs(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClearingPair]: ...
     @_builtins.property
@@ -1148,15 +1167,67 @@ class ClearingStatement(_message.Message):
         closed: _builtins.bool = ...,
         pairs: _abc.Iterable[Global___ClearingPair] | None = ...,
         positions: _abc.Iterable[Global___RegionPosition] | None = ...,
-        recount_matches: _builtins.bool = ...,
+        recount: Global___RecountOutcome.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed", b"closed", "month", b"month", "pairs", b"pairs", "positions", b"positions", "recount_matches", b"recount_matches"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed", b"closed", "month", b"month", "pairs", b"pairs", "positions", b"positions", "recount", b"recount"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ClearingStatement: _TypeAlias = ClearingStatement  # noqa: Y015
+
+@_typing.final
+class RecountMonthRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MONTH_FIELD_NUMBER: _builtins.int
+    month: _builtins.str
+    """"YYYY-MM"."""
+    def __init__(
+        self,
+        *,
+        month: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["month", b"month"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecountMonthRequest: _TypeAlias = RecountMonthRequest  # noqa: Y015
+
+@_typing.final
+class RecountMonthResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATEMENT_FIELD_NUMBER: _builtins.int
+    SETTLEMENTS_COUNTED_FIELD_NUMBER: _builtins.int
+    RECOUNTED_PAIRS_FIELD_NUMBER: _builtins.int
+    settlements_counted: _builtins.int
+    """The settlements added up (settled, not cancelled)."""
+    @_builtins.property
+    def statement(self) -> Global___ClearingStatement:
+        """The running totals' statement, with the recount's outcome."""
+
+    @_builtins.property
+    def recounted_pairs(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClearingPair]:
+        """Where the recount differs: its own totals of each pair that does not match (empty when it matches)."""
+
+    def __init__(
+        self,
+        *,
+        statement: Global___ClearingStatement | None = ...,
+        settlements_counted: _builtins.int = ...,
+        recounted_pairs: _abc.Iterable[Global___ClearingPair] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["statement", b"statement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recounted_pairs", b"recounted_pairs", "settlements_counted", b"settlements_counted", "statement", b"statement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecountMonthResponse: _TypeAlias = RecountMonthResponse  # noqa: Y015
 
 @_typing.final
 class CloseMonthRequest(_message.Message):

@@ -93,6 +93,11 @@ class SettlementServiceStub:
                 request_serializer=sigw_dot_v1_dot_settlement__pb2.GetClearingStatementRequest.SerializeToString,
                 response_deserializer=sigw_dot_v1_dot_settlement__pb2.GetClearingStatementResponse.FromString,
                 _registered_method=True)
+        self.RecountMonth = channel.unary_unary(
+                '/sigw.v1.SettlementService/RecountMonth',
+                request_serializer=sigw_dot_v1_dot_settlement__pb2.RecountMonthRequest.SerializeToString,
+                response_deserializer=sigw_dot_v1_dot_settlement__pb2.RecountMonthResponse.FromString,
+                _registered_method=True)
 
 
 class SettlementServiceServicer:
@@ -179,6 +184,14 @@ class SettlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecountMonth(self, request, context):
+        """An operator recounts a month: every stored settlement of the month is added up again and compared with the
+        running totals the statement comes from (slow for a big month: seconds per million settlements).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SettlementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -236,6 +249,11 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     servicer.GetClearingStatement,
                     request_deserializer=sigw_dot_v1_dot_settlement__pb2.GetClearingStatementRequest.FromString,
                     response_serializer=sigw_dot_v1_dot_settlement__pb2.GetClearingStatementResponse.SerializeToString,
+            ),
+            'RecountMonth': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecountMonth,
+                    request_deserializer=sigw_dot_v1_dot_settlement__pb2.RecountMonthRequest.FromString,
+                    response_serializer=sigw_dot_v1_dot_settlement__pb2.RecountMonthResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -539,6 +557,33 @@ class SettlementService:
             '/sigw.v1.SettlementService/GetClearingStatement',
             sigw_dot_v1_dot_settlement__pb2.GetClearingStatementRequest.SerializeToString,
             sigw_dot_v1_dot_settlement__pb2.GetClearingStatementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecountMonth(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sigw.v1.SettlementService/RecountMonth',
+            sigw_dot_v1_dot_settlement__pb2.RecountMonthRequest.SerializeToString,
+            sigw_dot_v1_dot_settlement__pb2.RecountMonthResponse.FromString,
             options,
             channel_credentials,
             insecure,

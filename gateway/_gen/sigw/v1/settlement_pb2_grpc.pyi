@@ -59,6 +59,10 @@ class SettlementServiceStub:
     """An operator closes a settlement month: it is frozen and its clearing statement fixed (清算)."""
     GetClearingStatement: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetClearingStatementRequest, _settlement_pb2.GetClearingStatementResponse]
     """The clearing statement of a month: bilateral amounts and each region's net position."""
+    RecountMonth: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.RecountMonthRequest, _settlement_pb2.RecountMonthResponse]
+    """An operator recounts a month: every stored settlement of the month is added up again and compared with the
+    running totals the statement comes from (slow for a big month: seconds per million settlements).
+    """
 
 @_typing.type_check_only
 class SettlementServiceAsyncStub(SettlementServiceStub):
@@ -91,6 +95,10 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     """An operator closes a settlement month: it is frozen and its clearing statement fixed (清算)."""
     GetClearingStatement: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetClearingStatementRequest, _settlement_pb2.GetClearingStatementResponse]  # type: ignore[assignment]
     """The clearing statement of a month: bilateral amounts and each region's net position."""
+    RecountMonth: _aio.UnaryUnaryMultiCallable[_settlement_pb2.RecountMonthRequest, _settlement_pb2.RecountMonthResponse]  # type: ignore[assignment]
+    """An operator recounts a month: every stored settlement of the month is added up again and compared with the
+    running totals the statement comes from (slow for a big month: seconds per million settlements).
+    """
 
 class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
     """SettlementService settles non-local medical bills directly between regions (Art. 23): the hospital in the
@@ -186,5 +194,15 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_settlement_pb2.GetClearingStatementResponse, _abc.Awaitable[_settlement_pb2.GetClearingStatementResponse]]:
         """The clearing statement of a month: bilateral amounts and each region's net position."""
+
+    @_abc_1.abstractmethod
+    def RecountMonth(
+        self,
+        request: _settlement_pb2.RecountMonthRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.RecountMonthResponse, _abc.Awaitable[_settlement_pb2.RecountMonthResponse]]:
+        """An operator recounts a month: every stored settlement of the month is added up again and compared with the
+        running totals the statement comes from (slow for a big month: seconds per million settlements).
+        """
 
 def add_SettlementServiceServicer_to_server(servicer: SettlementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
