@@ -18,6 +18,7 @@ ends with lines ``bench NAME VALUE UNIT``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import signal
@@ -38,6 +39,8 @@ import psutil
 import redis
 
 from gateway.domain.participants import AgencyType
+from gateway.store.client import check_format, redis_client
+from gateway.store.embedded import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parents[1]
 REGIONS = ("110000", "310000", "440300", "510100")
@@ -121,6 +124,7 @@ class Bench:
     issued: int = 0
     """Requests numbered so far: each load starts after them (distinct msgids, persons, request ids)."""
     profile: Path | None = None
+    month_settlements: int = 1_000_000
 
     @property
     def pki(self) -> Path:
@@ -239,7 +243,14 @@ class Bench:
             return sum(int(r.hget(k, "EMPLOYEE_PENSION|COMPLETED") or 0) for k in r.scan_iter(match="sigw:*:counts"))
 
     def used_memory(self) -> int:
+        """Redis's memory once no append-only-file rewrite runs (its buffer would count as data)."""
         with self.redis() as r:
+            wait_for(
+                lambda: (
+                    not any(int(r.info("persistence")[k]) for k in ("aof_rewrite_in_progress", "aof_rewrite_scheduled"))
+                ),
+                "no AOF rewrite in progress",
+            )
             return int(r.info("memory")["used_memory"])
 
     # -------------------------------------------------------------------------------------------- load
@@ -369,6 +380,8 @@ class Bench:
 
         self.dispatch()
         self.end_to_end()
+        if self.month_settlements:
+            self.month()
 
     def dispatch(self) -> None:
         """A backlog made while the delivery process is stopped, then drained to agencies that answer at once."""
@@ -411,6 +424,60 @@ class Bench:
         self.figure("redis_core_ms_per_transfer", 1000 * redis_cpu / done, "ms")
         self.figure("bytes_per_transfer", (self.used_memory() - memory) / done, "B")
 
+    def _loader(self, redis_url: str, first: int, count: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bench.month", "load", "--redis-url", redis_url, "--key-file",
+             str(self.tmp / "sigw.keys"), "--first", str(first), "--count", str(max(0, count))],
+            cwd=ROOT, env=self.env,
+        )  # fmt: skip
+
+    def month(self) -> None:
+        """A month of ``month_settlements`` settlements in a Redis of its own (appendfsync always), loaded by one
+        process per core; then a gateway started on it closes the month and recounts it."""
+        data = self.tmp / "month"
+        embedded = EmbeddedRedis(data, appendfsync="always")
+        embedded.start()
+        asyncio.run(_stamp_format(embedded.url))  # before the loaders write, as a gateway would on an empty store
+        gateway: subprocess.Popen[bytes] | None = None
+        try:
+            workers = os.cpu_count() or 1
+            share = -(-self.month_settlements // workers)
+            loaders = [self._loader(embedded.url, k * share, min(share, self.month_settlements - k * share))
+                       for k in range(workers)]  # fmt: skip
+            started = time.monotonic()
+            for loader in loaders:
+                if loader.wait(PATIENCE_S * 10) != 0:
+                    raise RuntimeError("loading the month failed")
+            loaded_s = time.monotonic() - started
+            with redis.Redis(unix_socket_path=str(embedded.socket_path)) as r:
+                month_bytes = int(r.info("memory")["used_memory"])
+            grpc_port, http_port = free_port(), free_port()
+            env = {**self.env, "SIGW_DATA_DIR": str(data)}
+            gateway = subprocess.Popen(
+                [sys.executable, "-m", "gateway.cli", "serve", "--redis-url", embedded.url, "--grpc-listen",
+                 f"127.0.0.1:{grpc_port}", "--http-listen", f"127.0.0.1:{http_port}"],
+                cwd=ROOT, env=env, stdout=(self.tmp / "month-gateway.log").open("ab"), stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            wait_for(lambda: _healthz(http_port, gateway), "the month's gateway serves")
+            timed = subprocess.run(
+                [sys.executable, "-m", "bench.month", "time", "--target", f"127.0.0.1:{grpc_port}", "--tls-dir",
+                 str(self.pki)],
+                cwd=ROOT, env=self.env, check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            result = json.loads(timed.stdout)
+        finally:
+            if gateway is not None:
+                gateway.send_signal(signal.SIGTERM)
+                gateway.wait(60)
+            embedded.stop()
+        if not (result["closed"] and result["matches"] and result["counted"] == self.month_settlements):
+            raise RuntimeError(f"the month's close or recount went wrong: {result}")
+        note = f"{self.month_settlements:,} settlements loaded in {loaded_s:.0f} s, {month_bytes / 2**20:,.0f} MiB"
+        self.rows.append(("close a month", f"{result['close_s']:.3f} s", "", "", "", note))
+        self.rows.append(("recount it", f"{result['recount_s']:.1f} s", "", "", "", "matches the running totals"))
+        self.figure("close_month_s", result["close_s"], "s")
+        self.figure(f"recount_{self.month_settlements // 1000}k_s".replace("1000k", "1m"), result["recount_s"], "s")
+
     def report(self) -> None:
         header = ("phase", "throughput", "gateway CPU s", "per core-s", "Redis CPU s", "latency / note")
         widths = [max(len(r[i]) for r in [header, *self.rows]) for i in range(len(header))]
@@ -419,6 +486,24 @@ class Bench:
         print()
         for name, (value, unit) in self.figures.items():
             print(f"bench {name} {value:.3f} {unit}" if value < 100 else f"bench {name} {value:.0f} {unit}")
+
+
+async def _stamp_format(redis_url: str) -> None:
+    client = redis_client(redis_url, 1)
+    try:
+        await check_format(client)
+    finally:
+        await client.aclose()
+
+
+def _healthz(port: int, process: subprocess.Popen[bytes]) -> bool:
+    if process.poll() is not None:
+        raise RuntimeError(f"the gateway exited {process.returncode}")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as reply:
+            return bool(reply.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def _accepts(port: int) -> bool:
@@ -433,9 +518,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each load phase")
     parser.add_argument("--profile", type=Path, help="sample the gateway's processes with py-spy into this folder")
+    parser.add_argument(
+        "--month-settlements", type=int, default=1_000_000, help="settlements of the month to close (0: skip)"
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="sigw-bench-"))
-    bench = Bench(tmp, args.seconds, profile=args.profile)
+    bench = Bench(tmp, args.seconds, profile=args.profile, month_settlements=args.month_settlements)
     print(f"sigw bench: {os.cpu_count()} cores, work folder {tmp}", flush=True)
     try:
         bench.run()

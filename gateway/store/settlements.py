@@ -98,13 +98,11 @@ class SettlementStore:
         found = await self.get(self._key_of(msgid)[1])
         return found if found is not None and found.msgid == msgid else None
 
-    async def commit(
-        self, record: SettlementRecord, *, key: str, idempotency: IdempotencyRecord, previous_version: int, sign: int
-    ) -> IdempotencyRecord | None:
-        """Write a settlement (sign +1) or its cancellation (sign -1); return the earlier record of a used msgid.
-
-        Raises ``FailedPrecondition(MONTH_CLOSED)`` for a closed month and ``Aborted`` on a concurrent change.
-        """
+    def _commit_call(
+        self, record: SettlementRecord, key: str, idempotency: IdempotencyRecord, previous_version: int, sign: int,
+        fingerprint: str,
+    ) -> tuple[list[str], list[str | bytes | int]]:  # fmt: skip
+        """The keys and arguments of ``settle.lua`` for one settlement (sign +1) or cancellation (sign -1)."""
         shard = shard_of(record.settlement_id)
         month = record.clearing_month
         key_list = [
@@ -119,19 +117,17 @@ class SettlementStore:
         ]
         when = record.cancelled_at if sign < 0 and record.cancelled_at else record.settled_at
         trail = scripts.audit_fields(
-            time=when.isoformat(),
+            time=when,
             actor=f"hospital:{record.treatment_region}:{record.hospital_code}",
             request=key,
             action=f"settlement {idempotency.action}",
             object=record.settlement_id,
             amounts=f"total {record.figures.total_fen} fund {record.figures.fund_pay_fen}",
         )
-        settled = previous_version == 0
-        fingerprint = idempotency.fingerprint if settled else await self._fingerprint(shard, record.settlement_id)
         args: list[str | bytes | int] = [
             str(previous_version),
             codec.settlement_to_bytes(record, fingerprint, self.cipher),
-            "" if settled else codec.record_to_json(idempotency),
+            "" if previous_version == 0 else codec.record_to_json(idempotency),
             IDEMPOTENCY_TTL_S,
             int(record.bill.message_time.timestamp() * 1000),
             record.settlement_id,
@@ -139,6 +135,20 @@ class SettlementStore:
             *trail,
             *clearing_deltas(record, sign),
         ]
+        return key_list, args
+
+    async def commit(
+        self, record: SettlementRecord, *, key: str, idempotency: IdempotencyRecord, previous_version: int, sign: int
+    ) -> IdempotencyRecord | None:
+        """Write a settlement (sign +1) or its cancellation (sign -1); return the earlier record of a used msgid.
+
+        Raises ``FailedPrecondition(MONTH_CLOSED)`` for a closed month and ``Aborted`` on a concurrent change.
+        """
+        shard = shard_of(record.settlement_id)
+        month = record.clearing_month
+        settled = previous_version == 0
+        fingerprint = idempotency.fingerprint if settled else await self._fingerprint(shard, record.settlement_id)
+        key_list, args = self._commit_call(record, key, idempotency, previous_version, sign, fingerprint)
         async with redis_errors():
             result = await self._settle(keys=key_list, args=args)
         status = result[0].decode()
@@ -151,6 +161,18 @@ class SettlementStore:
         if status == "CONFLICT":
             raise Aborted(reason="CONCURRENT_CHANGE", message=f"settlement {record.settlement_id} changed; retry")
         return None
+
+    async def import_settled(self, records: list[tuple[SettlementRecord, str]]) -> None:
+        """Write new settlements (each with its settle message's fingerprint) in one pipeline, as ``commit`` would
+        one by one: for imports, and for benchmarks that need a big month. A settlement already there, or one of a
+        closed month, is left as it is."""
+        async with redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for record, fingerprint in records:
+                idempotency = IdempotencyRecord(fingerprint, record.settlement_id, "settle")
+                key_list, args = self._commit_call(record, record.msgid, idempotency, 0, +1, fingerprint)
+                await self._settle(keys=key_list, args=args, client=pipe)
+            await pipe.execute()
 
     async def _fingerprint(self, shard: int, settlement_id: str) -> str:
         """The fingerprint a stored settlement keeps of the message that made it (kept as it changes)."""
@@ -273,7 +295,7 @@ class FilingStore:
             keys.audit_seq(shard),
         ]
         trail = scripts.audit_fields(
-            time=now.isoformat(),
+            time=now,
             actor=f"agency:{filing.insured_region}:healthcare",
             request=key,
             action=f"filing {idempotency.action}",

@@ -120,7 +120,7 @@ class TransferStore:
         args += [len(changes)] + [item for change in changes for item in change]
         event_from = decision.event.from_state.name if decision.event.from_state else "NEW"
         args += scripts.audit_fields(
-            time=decision.event.time.isoformat(),
+            time=decision.event.time,
             actor=decision.event.actor,
             request=scope,
             action=f"transfer {event_from}->{t.state.name}",

@@ -96,9 +96,9 @@ def test_the_checker_names_the_broken_entry() -> None:
     def chain(n: int) -> list[tuple[str, list[tuple[str, str]]]]:
         rows, prev = [], "genesis"
         for seq in range(1, n + 1):
-            body = [("time", f"t{seq}"), ("actor", "a"), ("action", "x"), ("object", f"o{seq}")]
+            body = [("time", f"{1000 + seq}"), ("actor", "a"), ("action", "x"), ("object", f"o{seq}")]
             digest = entry_hash(str(seq), prev, body)
-            rows.append((f"{seq}-0", [("seq", str(seq)), ("prev", prev), *body, ("hash", digest)]))
+            rows.append((f"{seq}-0", [("seq", str(seq)), *body, ("hash", digest)]))
             prev = digest
         return rows
 
@@ -114,5 +114,10 @@ def test_the_checker_names_the_broken_entry() -> None:
     assert "removed" in check_chain("c", removed, 5)[0].problem
     reordered = [good[0], good[2], good[1], *good[3:]]
     assert check_chain("c", reordered, 5)[0].entry_id == "3-0"
+    # Replaced whole, with a hash that matches its own new content but not the chain before it.
+    forged_body = [("time", "1003"), ("actor", "a"), ("action", "x"), ("object", "forged")]
+    forged = (good[2][0], [("seq", "3"), *forged_body, ("hash", entry_hash("3", "genesis", forged_body))])
+    replaced = [*good[:2], forged, *good[3:]]
+    assert [(f.entry_id, f.problem.split(":")[0]) for f in check_chain("c", replaced, 5)] == [("3-0", "altered")]
     truncated = good[:4]
     assert check_chain("c", truncated, 5)[0].problem == "1 entries removed from the end"
