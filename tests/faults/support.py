@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 import grpc
+import psutil
 import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -178,11 +179,14 @@ def write_regions(path: Path, endpoints: dict[AgencyKey, str]) -> Path:
 class GatewayProcess:
     """`sigw serve` in its own process, on fixed loopback ports (so a restart keeps the address)."""
 
-    def __init__(self, tmp: Path, redis_url: str, regions_file: Path, claim_idle_ms: int = 1000) -> None:
+    def __init__(
+        self, tmp: Path, redis_url: str, regions_file: Path, claim_idle_ms: int = 1000, workers: int = 0
+    ) -> None:
         self.grpc_port, self.http_port = free_port(), free_port()
         self.redis_url = redis_url
         self.regions_file = regions_file
         self.claim_idle_ms = claim_idle_ms
+        self.workers = workers
         self.log = tmp / "gateway.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.instance = ""
@@ -202,6 +206,7 @@ class GatewayProcess:
             "SIGW_CALENDAR_FILE": "",
             "SIGW_CLOCK_START": "2026-03-02T09:00:00+08:00",
             "SIGW_KEY_FILE": str(Path(tempfile.gettempdir()) / f"sigw-faults-{os.getpid()}.keys"),
+            "SIGW_WORKERS": str(self.workers),
         }
         with self.log.open("ab") as log:
             log.write(f"--- start as {instance}\n".encode())
@@ -238,6 +243,24 @@ class GatewayProcess:
             return await serving(channel)
 
         return await until(up, "the gateway process serves", interval_s=0.05, timeout_s=timeout_s)
+
+    def children(self, role: str) -> list[psutil.Process]:
+        """The supervisor's live processes of ``role`` (``api``, ``delivery``)."""
+        assert self.process is not None
+        found = []
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            try:
+                if child.cmdline()[-2:] == ["--role", role] and child.status() != psutil.STATUS_ZOMBIE:
+                    found.append(child)
+            except psutil.NoSuchProcess:
+                continue
+        return found
+
+    def restarts(self, role: str) -> float:
+        """``sigw_process_restarts_total`` of ``role``, from the supervisor's /metrics."""
+        _, text = http_status(self.http_port, "/metrics")
+        prefix = f'sigw_process_restarts_total{{role="{role}"}} '
+        return sum(float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix))
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no acknowledgements, as a crash."""

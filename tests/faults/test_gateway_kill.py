@@ -45,8 +45,9 @@ class Creator:
     """Creates the N transfers with a few concurrent clients; a call that fails because the gateway is down is
     tried again with the same request id (so it never creates a second transfer)."""
 
-    def __init__(self, stub: transfer_pb2_grpc.TransferServiceAsyncStub) -> None:
-        self.stub = stub
+    def __init__(self, *stubs: transfer_pb2_grpc.TransferServiceAsyncStub, prefix: str = "k9") -> None:
+        self.stubs = stubs
+        self.prefix = prefix
         self.created: dict[int, str] = {}
         self.retries = 0
 
@@ -56,10 +57,11 @@ class Creator:
 
     async def _client(self, todo: Iterator[int]) -> None:
         for i in todo:
-            request, caller = pension(i, "k9")
+            request, caller = pension(i, self.prefix)
+            stub = self.stubs[i % len(self.stubs)]
             for _ in range(300):  # at least 0.1 s apart: 30 s at most
                 try:
-                    reply = await self.stub.CreateTransfer(request, metadata=as_(caller), timeout=5)
+                    reply = await stub.CreateTransfer(request, metadata=as_(caller), timeout=5)
                     self.created[i] = reply.transfer.transfer_id
                     break
                 except grpc.aio.AioRpcError as error:

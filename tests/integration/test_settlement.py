@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from datetime import datetime
 from typing import Any, TypedDict
 
 import grpc
 import pytest
 import redis
 
+from bench.month import settlement as month_settlement
 from gateway._gen.sigw.v1 import common_pb2, settlement_pb2, settlement_pb2_grpc
+from gateway.domain.calendar import SHANGHAI
 from gateway.domain.participants import AgencyType
 from gateway.store import keys
+from gateway.store.settlements import FilingStore, SettlementStore
 from tests.conftest import Demo, as_
 from tests.helpers import OPERATOR, error_details, person_id, retry_delay
 from tests.integration.test_transfer_rules import expect_error, keys_in
@@ -437,3 +441,24 @@ async def test_a_recount_names_the_pair_whose_running_totals_were_altered(demo: 
     assert pair.fund_pay_fen == settled.split.fund_pay_fen  # the recount's own figure
     [running] = recount.statement.pairs
     assert running.fund_pay_fen == settled.split.fund_pay_fen + 100
+
+
+async def test_imported_settlements_are_read_and_recounted_like_settled_ones(demo: Demo) -> None:
+    store = SettlementStore(
+        demo.gateway.redis,
+        demo.gateway.store.shards,
+        demo.gateway.store.cipher,
+        FilingStore(demo.gateway.redis, demo.gateway.store.shards, demo.gateway.store.cipher),
+    )
+    february = datetime(2026, 2, 1, tzinfo=SHANGHAI)
+    records = [(month_settlement(i, february, demo.gateway.store.shards), f"fp-{i}") for i in range(5)]
+    await store.import_settled(records)
+    await store.import_settled(records[:2])  # already there: left as they are
+    first = records[0][0]
+    read = (
+        await stub(demo).GetSettlement(P.GetSettlementRequest(settlement_id=first.settlement_id), metadata=OPERATOR)
+    ).settlement
+    assert read.split.total_fen == first.figures.total_fen and read.hospital_code == first.hospital_code
+    recount = await stub(demo).RecountMonth(P.RecountMonthRequest(month="2026-02"), metadata=OPERATOR)
+    assert recount.settlements_counted == 5 and recount.statement.recount == P.RECOUNT_OUTCOME_MATCHES
+    assert sum(p.count for p in recount.statement.pairs) == 5
