@@ -31,10 +31,20 @@ class OutboxRouter:
     async def run(self) -> None:
         stream = self.stream
         next_claim = 0.0
+        own_pending = True  # at start, and after a read whose reply was lost: what this consumer read but left
         while not self.d.stopping.is_set():
             try:
                 entries: StreamRows = []
-                if time.monotonic() >= next_claim:
+                if own_pending:
+                    reply = cast(
+                        list[tuple[bytes, StreamRows]],
+                        await self.d.client.xreadgroup(
+                            keys.ROUTE_GROUP, self.d.consumer, {stream: "0"}, count=self.d.settings.route_batch
+                        ),
+                    )
+                    entries = [entry for _, rows in reply for entry in rows]
+                    own_pending = bool(entries)
+                if not entries and time.monotonic() >= next_claim:
                     next_claim = time.monotonic() + self.d.settings.claim_idle_ms / 2000
                     claimed = await self.d.client.xautoclaim(
                         stream,
@@ -61,6 +71,7 @@ class OutboxRouter:
                     await self._route_entries(entries)
             except (RedisError, OSError) as exc:
                 log.warning("outbox %s unreadable (%s); retrying", stream, type(exc).__name__)
+                own_pending = True  # a blocking read may have taken entries whose reply never arrived
                 await self.d.pause(1.0)
 
     async def _route_entries(self, entries: StreamRows) -> None:

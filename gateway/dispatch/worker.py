@@ -83,12 +83,14 @@ class AgencyWorker:
                 await self._step()
             except (RedisError, OSError) as exc:
                 log.warning("agency %s lanes unreadable (%s); retrying", self.agency, type(exc).__name__)
+                resumed = False  # a blocking read may have taken entries whose reply never arrived
                 await self.d.pause(1.0)
         if self.in_flight:
             await asyncio.gather(*self.in_flight.values(), return_exceptions=True)
 
     async def _resume_own_pending(self) -> None:
-        """Messages this consumer had read before a restart: eligible at once."""
+        """Messages this consumer had read and not finished (before a restart, or a read whose reply was lost):
+        eligible at once, unless already in flight or waiting here."""
         for lane, stream in self.streams.items():
             start = "0"
             while True:
@@ -100,7 +102,8 @@ class AgencyWorker:
                 if not rows:
                     break
                 for entry_id, fields in rows:
-                    self.waiting[entry_id] = _Entry(lane, entry_id, fields)
+                    if entry_id not in self.in_flight_entries and entry_id not in self.waiting:
+                        self.waiting[entry_id] = _Entry(lane, entry_id, fields)
                 start = rows[-1][0].decode()
 
     async def _step(self) -> None:

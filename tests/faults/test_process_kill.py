@@ -22,6 +22,7 @@ from tests.faults.support import (
     GatewayProcess,
     applied_twice,
     pending_messages,
+    pending_of,
     report,
     requested,
     until,
@@ -118,6 +119,41 @@ async def test_a_killed_delivery_process_is_replaced_and_resumes_its_deliveries(
         assert set(seen) == set(creator.created.values())
         assert applied_twice(agencies) == 0 and all(len(ids) == 1 for ids in seen.values())
         report("delivery-kill", delivered=len(seen), redelivered=sum(a.stats.duplicates for a in agencies))
+    finally:
+        await channel.close()
+        gateway.stop()
+        await sims.stop()
+
+
+@pytest.mark.faults
+async def test_messages_a_dead_router_had_read_are_routed_at_once_by_its_successor(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """A read whose reply never arrived (the process died, or its connection timed out) leaves messages pending
+    under the consumer's name; the next process of that name routes them at once, not after the claim timeout."""
+    sims, agencies = await _agencies()
+    regions = write_regions(tmp_path / "regions.toml", sims.endpoints)
+    gateway = GatewayProcess(tmp_path, redis_url, regions, claim_idle_ms=600_000)  # no takeover by idle time here
+    channel = grpc.aio.insecure_channel(gateway.target, options=FAST_RECONNECT)
+    creator = Creator(transfer_pb2_grpc.TransferServiceStub(channel), prefix="own-pending")
+    try:
+        gateway.start("gw-own")
+        await gateway.ready(channel)
+        [delivery] = gateway.children("delivery")
+        delivery.suspend()
+        await creator.run(20)
+        client = redis.Redis.from_url(redis_url)
+        try:  # read the new outbox entries as that consumer, as its lost read would have
+            for s in range(8):
+                client.xreadgroup(keys.ROUTE_GROUP, "gw-own", {keys.outbox(s): ">"})
+        finally:
+            client.close()
+        # Pending under its name: those read here, and those its blocked reads took while it was stopped.
+        assert pending_of(redis_url, "gw-own") == 20
+        delivery.kill()
+        await until(lambda: gateway.restarts("delivery") == 1, "delivery started again")
+        await until(lambda: sum(a.stats.applied for a in agencies) >= 20, "the pending messages delivered")
+        assert set(requested(agencies)) == set(creator.created.values())
     finally:
         await channel.close()
         gateway.stop()
