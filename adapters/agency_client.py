@@ -14,8 +14,9 @@ from gateway._gen.sigw.v1 import agency_pb2, agency_pb2_grpc, common_pb2, settle
 from gateway.app.ports import AgencyCallFailed
 from gateway.domain.participants import AgencyKey, AgencyType
 from gateway.domain.regions import Registry
-from gateway.domain.settlement.records import Bill, Figures, SettlementRecord
+from gateway.domain.settlement.records import Bill, CredentialType, Figures, SettlementRecord
 from gateway.domain.settlement.split import FilingStatus
+from gateway.domain.settlement.visit import InsuredPerson
 from gateway.domain.transfer.relationship import ContributionPeriod
 from gateway.wire import settlements as wire
 from gateway.wire.transfers import period_from
@@ -176,6 +177,33 @@ class AgencyClients:
         except grpc.aio.AioRpcError as error:
             raise failure(error) from error
         return bool(reply.duplicate)
+
+    async def person_info(
+        self,
+        region: str,
+        id_number: str,
+        name: str,
+        credential: CredentialType,
+        treatment_region: str,
+        timeout_s: float,
+    ) -> InsuredPerson:
+        request = agency_pb2.GetPersonInfoRequest(
+            person=common_pb2.Person(id_number=id_number, name=name),
+            credential_type=settlement_pb2.CredentialType.ValueType(credential),
+            treatment_region=treatment_region,
+        )
+        try:
+            reply = await self._stub(AgencyKey(region, AgencyType.HEALTHCARE_SECURITY)).GetPersonInfo(
+                request, timeout=timeout_s
+            )
+        except grpc.aio.AioRpcError as error:
+            raise failure(error) from error
+        try:
+            return wire.person_from(reply, id_number, region)
+        except ValueError as bad:
+            raise AgencyCallFailed(
+                "UNAVAILABLE", f"a malformed person answer: {bad}", 5.0, "AGENCY_ANSWER_INCONSISTENT"
+            ) from bad
 
     async def contribution_periods(
         self, region: str, id_number: str, name: str, timeout_s: float

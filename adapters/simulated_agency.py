@@ -39,6 +39,7 @@ from gateway._gen.sigw.v1 import (
     transfer_pb2,
     transfer_pb2_grpc,
 )
+from gateway.domain import idnumber
 from gateway.domain.errors import SigwError
 from gateway.domain.participants import AgencyKey, AgencyType
 from gateway.domain.settlement.split import (
@@ -520,6 +521,36 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"agency {self.key} is down")
         return agency_pb2.RefundSettlementResponse(
             duplicate=not self.ledger.refund(request.msgid, request.settlement_id)
+        )
+
+    async def GetPersonInfo(
+        self, request: agency_pb2.GetPersonInfoRequest, context: Context
+    ) -> agency_pb2.GetPersonInfoResponse:
+        """Every valid ID number is insured here in the demo: an employee (310) with an individual account, retired
+        (psn_type 21) from 60, with a person number derived from the region and the ID number."""
+        if not self.available:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"agency {self.key} is down")
+        if self.key.agency_type is not AgencyType.HEALTHCARE_SECURITY:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "person information is the healthcare agency's")
+        id_number = request.person.id_number
+        if not idnumber.is_valid(id_number) or id_number in self.refuse_ids:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "nobody insured here holds this credential")
+        born = idnumber.birth_date(id_number)
+        digest = int(hashlib.sha256(f"{self.key.region}:{id_number}".encode()).hexdigest()[:15], 16)
+        employee = agency_pb2.PersonInsurance(
+            insurance_type=InsuranceType.EMPLOYEE.value,
+            balance_fen=self.ledger.balances.get(id_number, DEMO_ACCOUNT_BALANCE_FEN),
+            person_type="21" if idnumber.age_on(id_number, date.today()) >= 60 else "11",
+            insured_region=self.key.region,
+            active=True,
+            since=common_pb2.Date(year=max(born.year + 20, 1998), month=1, day=1),
+        )
+        return agency_pb2.GetPersonInfoResponse(
+            person_number=f"{self.key.region}{digest % 10**14:014d}",
+            name=request.person.name or "演示参保人",
+            gender="1" if idnumber.is_male(id_number) else "2",
+            birthday=common_pb2.Date(year=born.year, month=born.month, day=born.day),
+            insurances=[employee],
         )
 
     async def ReportContributionPeriods(

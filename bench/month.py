@@ -72,7 +72,7 @@ def settlement(i: int, month_start: datetime, shards: int) -> SettlementRecord:
         emergency=False,
         items=ITEMS,
         total_fen=2_000_000,
-        message_time=when,
+        received_at=when,
     )
     return SettlementRecord(ids.settlement_id(shard, msgid), bill, FIGURES, when)
 

@@ -11,8 +11,9 @@ from typing import Any
 
 from gateway.domain.calendar import WorkingDayCalendar, parse_calendar_file
 from gateway.domain.regions import Registry
+from gateway.domain.settlement.catalogue import Catalogue
 
-__all__ = ["Settings", "load_calendar", "load_registry"]
+__all__ = ["Settings", "load_calendar", "load_catalogues", "load_registry"]
 
 
 def load_registry(path: Path) -> Registry:
@@ -27,6 +28,17 @@ def load_calendar(path: Path | None) -> WorkingDayCalendar:
     return WorkingDayCalendar(parse_calendar_file(path.read_text(encoding="utf-8")))
 
 
+def load_catalogues(folder: Path, regions: frozenset[str]) -> dict[str, Catalogue]:
+    """Each ``<region>.csv`` of ``folder`` whose region the registry knows (none when the folder is missing)."""
+    if not folder.is_dir():
+        return {}
+    return {
+        path.stem: Catalogue.parse(path.stem, path.read_text(encoding="utf-8"))
+        for path in sorted(folder.glob("*.csv"))
+        if path.stem in regions
+    }
+
+
 @dataclass(frozen=True)
 class Settings:
     """How one gateway process runs. Each field has a flag of ``sigw serve`` and an environment variable."""
@@ -35,6 +47,14 @@ class Settings:
     """Where the gRPC API listens (``SIGW_GRPC_LISTEN``)."""
     http_listen: str = "127.0.0.1:8080"
     """Where ``/metrics`` and ``/healthz`` listen (``SIGW_HTTP_LISTEN``)."""
+    national_listen: str = "127.0.0.1:8443"
+    """Where hospitals' national JSON interface listens, HTTPS with the same mutual TLS as the gRPC port
+    (``SIGW_NATIONAL_LISTEN``; empty: not served). Shared by the API processes like the gRPC port."""
+    national_path: str = "/fsi/api/rsfComIfsService/callService"
+    """The HTTP path of the national interface (``SIGW_NATIONAL_PATH``), as the national platform names it."""
+    catalogue_dir: Path = Path("config/catalogues")
+    """The places of treatment's catalogues (``SIGW_CATALOGUE_DIR``): ``<region code>.csv`` each, read at start
+    (see ``gateway.domain.settlement.catalogue``)."""
     redis_url: str | None = None
     """A Redis to use (``SIGW_REDIS_URL``); None starts the embedded one in ``data_dir``."""
     data_dir: Path = Path("var/data")

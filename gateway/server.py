@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import grpc
@@ -36,9 +35,10 @@ from gateway._gen.sigw.v1 import (
     transfer_pb2_grpc,
 )
 from gateway.api.guard import CallGuard, GrpcMetrics
-from gateway.api.http import StoreGauges, serve_http
+from gateway.api.http import HttpSite, StoreGauges, serve_http, start_site
 from gateway.api.identity import IdentityResolver
 from gateway.api.limits import RateLimiter
+from gateway.api.national.server import NationalEndpoint
 from gateway.api.operator import OperatorServicer
 from gateway.api.settlements import SettlementServicer
 from gateway.api.transfers import TransferServicer
@@ -49,7 +49,8 @@ from gateway.app.ports import Clock
 from gateway.app.settlements import SettlementService
 from gateway.app.sweeper import OverdueSweeper
 from gateway.app.transfers import TransferService
-from gateway.config import Settings, load_calendar
+from gateway.app.visits import VisitService
+from gateway.config import Settings, load_calendar, load_catalogues
 from gateway.dispatch.dispatcher import Dispatcher, DispatchMetrics, DispatchSettings
 from gateway.domain.calendar import SHANGHAI
 from gateway.domain.errors import Unavailable
@@ -64,6 +65,7 @@ from gateway.store.embedded import EmbeddedRedis
 from gateway.store.limits import FailureCounterStore
 from gateway.store.settlements import FilingStore, SettlementStore
 from gateway.store.transfers import TransferStore
+from gateway.store.visits import VisitStore
 from gateway.wire.transfers import encode_notice
 
 __all__ = [
@@ -134,12 +136,14 @@ class Gateway:
     sweeper: OverdueSweeper | None
     simulated: SimulatedAgencies | None
     _server: grpc.aio.Server | None
-    _http: ThreadingHTTPServer | None
+    _http: HttpSite | None
     _health: HealthServicer
     _embedded: EmbeddedRedis | None
     _agencies: AgencyClients
     _dispatch_client: aioredis.Redis | None
+    _national: HttpSite | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    national_port: int = 0
     serving: bool = False
     stopping: bool = False
 
@@ -182,6 +186,8 @@ class Gateway:
         await self._health.enter_graceful_shutdown()
         if self._server is not None:
             await self._server.stop(grace=grace_s)
+        if self._national is not None:
+            await self._national.stop()
         if self.dispatcher is not None:
             self.dispatcher.stop()
         if self.sweeper is not None:
@@ -198,8 +204,7 @@ class Gateway:
             await self.simulated.stop()
         await self._agencies.close()
         if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
+            await self._http.stop()
         await self.redis.aclose()
         if self._dispatch_client is not None:
             await self._dispatch_client.aclose()
@@ -280,13 +285,20 @@ async def start_gateway(
     metrics.register(gauges)
     health = HealthServicer()
 
-    server = None
+    server = national = None
     grpc_port = 0
     if Role.API in roles:
-        server, grpc_port = _api_server(
+        server, grpc_port, endpoint = _api_server(
             settings, registry, tls, client, cipher, agencies, transfers, queue, clock, metrics, monotonic, health
         )
         await server.start()
+        if settings.national_listen:
+            national = await start_site(
+                endpoint.app(),
+                settings.national_listen,
+                ssl_context=tls.server_ssl_context() if tls else None,
+                reuse_port=True,
+            )
 
     dispatcher = sweeper = dispatch_client = None
     if Role.DELIVERY in roles:
@@ -318,11 +330,10 @@ async def start_gateway(
         simulated = SimulatedAgencies(f"127.0.0.1:{grpc_port}", tls=tls)
         await simulated.start((key, registry.endpoint(key) or "127.0.0.1:0") for key in registry.agencies())
 
-    http = serve_http(settings.http_listen, metrics, lambda: gateway.serving) if settings.http_listen else None
     gateway = Gateway(
         roles=roles,
         grpc_port=grpc_port,
-        http_port=http.server_address[1] if http else 0,
+        http_port=0,
         redis=client,
         store=store,
         transfers=transfers,
@@ -333,12 +344,17 @@ async def start_gateway(
         sweeper=sweeper,
         simulated=simulated,
         _server=server,
-        _http=http,
+        _http=None,
+        _national=national,
+        national_port=national.port if national else 0,
         _health=health,
         _embedded=embedded,
         _agencies=agencies,
         _dispatch_client=dispatch_client,
     )
+    if settings.http_listen:
+        gateway._http = await serve_http(settings.http_listen, metrics, lambda: gateway.serving)
+        gateway.http_port = gateway._http.port
     await gateway._set_serving(False)
     await gateway.check_store()
     gateway._tasks.append(asyncio.create_task(gateway._monitor()))
@@ -361,13 +377,15 @@ def _api_server(
     metrics: CollectorRegistry,
     monotonic: Callable[[], float],
     health: HealthServicer,
-) -> tuple[grpc.aio.Server, int]:
-    """The gRPC server with every servicer, health and reflection, bound (not started); and its port."""
+) -> tuple[grpc.aio.Server, int, NationalEndpoint]:
+    """The gRPC server with every servicer, health and reflection, bound (not started); its port; and the
+    national interface's endpoint over the same use cases."""
     filing_store = FilingStore(client, settings.shards, cipher)
     filings = FilingService(filing_store, registry.codes, clock)
     settlement_store = SettlementStore(client, settings.shards, cipher, filing_store)
     audit = AuditTrail(client)
     settlements = SettlementService(settlement_store, filings, agencies, clock)
+    clearing_service = ClearingService(settlement_store, audit, clock)
     if settings.dev_identity:
         log.warning(
             "!!! DEVELOPMENT IDENTITY MODE: callers name themselves in x-sigw-participant metadata. "
@@ -387,7 +405,7 @@ def _api_server(
     guard.add_guarded(
         server,
         settlement_pb2_grpc.add_SettlementServiceServicer_to_server,
-        SettlementServicer(settlements, filings, ClearingService(settlement_store, audit, clock), identity),
+        SettlementServicer(settlements, filings, clearing_service, identity),
     )
     guard.add_guarded(
         server,
@@ -411,4 +429,17 @@ def _api_server(
     )
     if port == 0:
         raise OSError(f"cannot listen on {settings.grpc_listen}")
-    return server, port
+    visits = VisitService(
+        VisitStore(client, settings.shards, cipher),
+        settlements,
+        settlement_store,
+        clearing_service,
+        filings,
+        agencies,
+        registry.hospitals,
+        load_catalogues(settings.catalogue_dir, registry.codes),
+        clock,
+    )
+    limiter = RateLimiter(settings.rate_per_s, 2 * settings.rate_per_s, clock=monotonic)
+    endpoint = NationalEndpoint(visits, identity, limiter, metrics, clock, settings.national_path)
+    return server, port, endpoint

@@ -125,6 +125,7 @@ class Supervisor:
     stopping: bool = False
     failed: str = ""
     grpc_listen: str = ""
+    national_listen: str = ""
     http_port: int = 0
     _serving: bool = False
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -161,11 +162,11 @@ class Supervisor:
         metrics.register(gauges)
         metrics.register(ProcessFigures(self.children))
         if settings.http_listen:
-            http = serve_http(settings.http_listen, metrics, lambda: self._serving)
-            cleanup.callback(http.server_close)
-            cleanup.callback(http.shutdown)
-            self.http_port = http.server_address[1]
+            http = await serve_http(settings.http_listen, metrics, lambda: self._serving)
+            cleanup.push_async_callback(http.stop)
+            self.http_port = http.port
         self.grpc_listen = self._reserve_port(settings.grpc_listen, cleanup)
+        self.national_listen = self._reserve_port(settings.national_listen, cleanup) if settings.national_listen else ""
 
         redis_url = settings.redis_url
         if redis_url is None:
@@ -180,7 +181,8 @@ class Supervisor:
         store, queue = TransferStore(client, settings.shards, cipher), DeliveryQueueStore(client, registry.agencies())
 
         child_settings = replace(
-            settings, redis_url=redis_url, grpc_listen=self.grpc_listen, http_listen="", demo=False
+            settings, redis_url=redis_url, grpc_listen=self.grpc_listen, national_listen=self.national_listen,
+            http_listen="", demo=False,
         )
         env = {**os.environ, **child_settings.to_env(), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
         serve = [sys.executable, "-m", "gateway.cli", "serve"]
@@ -198,8 +200,10 @@ class Supervisor:
         tasks.append(asyncio.create_task(self._monitor(store, queue, gauges)))
         cleanup.push_async_callback(_cancel, tasks)
         log.info(
-            "sigw serving gRPC on %s (%d API processes, 1 delivery process%s) and HTTP on %s",
+            "sigw serving gRPC on %s, the national interface on %s (%d API processes, 1 delivery process%s) "
+            "and HTTP on %s",
             self.grpc_listen,
+            self.national_listen or "(none)",
             workers,
             ", simulated agencies" if settings.demo else "",
             settings.http_listen or "(none)",

@@ -118,6 +118,7 @@ async def start_demo(
     settings = Settings(
         grpc_listen="127.0.0.1:0",
         http_listen="127.0.0.1:0",
+        national_listen="127.0.0.1:0",
         redis_url=redis_url,
         calendar_file=calendar_file,
         insecure=True,

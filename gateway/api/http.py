@@ -1,16 +1,18 @@
-"""The HTTP side: ``/metrics`` (Prometheus text) and ``/healthz`` (200 while serving, 503 otherwise)."""
+"""HTTP with aiohttp, on the process's asyncio loop: ``/metrics`` (Prometheus text) and ``/healthz`` (200 while
+serving, 503 otherwise), and the site that serves an application (also the national interface)."""
 
 from __future__ import annotations
 
-import threading
+import ssl
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 
+from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-__all__ = ["StoreGauges", "serve_http"]
+__all__ = ["HttpSite", "StoreGauges", "health_app", "serve_http", "start_site"]
 
 
 class StoreGauges(Collector):
@@ -32,33 +34,50 @@ class StoreGauges(Collector):
         yield lanes
 
 
-def serve_http(listen: str, registry: CollectorRegistry, serving: Callable[[], bool]) -> ThreadingHTTPServer:
-    """Start the HTTP server in a daemon thread; ``server.server_address`` tells the bound port."""
+@dataclass
+class HttpSite:
+    """A running aiohttp site; ``port`` is the bound one."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path == "/metrics":
-                self._reply(200, generate_latest(registry), CONTENT_TYPE_LATEST)
-            elif self.path == "/healthz":
-                ok = serving()
-                self._reply(200 if ok else 503, b"SERVING\n" if ok else b"NOT_SERVING\n", "text/plain")
-            else:
-                self._reply(404, b"not found\n", "text/plain")
+    runner: web.AppRunner
+    port: int
 
-        def _reply(self, code: int, body: bytes, content_type: str) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    async def stop(self) -> None:
+        await self.runner.cleanup()
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
 
+def health_app(registry: CollectorRegistry, serving: Callable[[], bool]) -> web.Application:
+    async def metrics(_: web.Request) -> web.Response:
+        response = web.Response(body=generate_latest(registry))
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    async def healthz(_: web.Request) -> web.Response:
+        ok = serving()
+        return web.Response(status=200 if ok else 503, text="SERVING\n" if ok else "NOT_SERVING\n")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def start_site(
+    app: web.Application, listen: str, *, ssl_context: ssl.SSLContext | None = None, reuse_port: bool = False
+) -> HttpSite:
+    """Serve ``app`` on ``listen`` (``host:port``, port 0 for a free one); ``OSError`` naming the address when it
+    cannot listen."""
     host, port = listen.rsplit(":", 1)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host.strip("[]"), int(port), ssl_context=ssl_context, reuse_port=reuse_port or None)
     try:
-        server = ThreadingHTTPServer((host.strip("[]"), int(port)), Handler)
+        await site.start()
     except OSError as error:
+        await runner.cleanup()
         raise OSError(error.errno, f"cannot listen on {listen} for HTTP: {error.strerror}") from error
-    threading.Thread(target=server.serve_forever, name="sigw-http", daemon=True).start()
-    return server
+    return HttpSite(runner, int(runner.addresses[0][1]))
+
+
+async def serve_http(listen: str, registry: CollectorRegistry, serving: Callable[[], bool]) -> HttpSite:
+    """``/metrics`` and ``/healthz`` on ``listen``."""
+    return await start_site(health_app(registry, serving), listen)

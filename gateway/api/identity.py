@@ -10,6 +10,7 @@ says so loudly at start-up.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import grpc
@@ -19,6 +20,14 @@ from gateway.domain.participants import Participant
 from gateway.security import pki
 
 __all__ = ["METADATA_KEY", "IdentityResolver"]
+
+
+@functools.lru_cache(maxsize=4096)
+def _participant_of_der(der: bytes) -> str | None:
+    try:
+        return pki.participant_of_cert(der)
+    except ValueError:
+        return None
 
 METADATA_KEY = "x-sigw-participant"
 
@@ -56,6 +65,18 @@ class IdentityResolver:
                 if key == METADATA_KEY:
                     return str(value)[:80]
         return f"peer:{context.peer()}"
+
+    def http_caller(self, peer_der: bytes | None, claimed: str | None) -> Participant:
+        """The caller of an HTTP request (the national interface): the verified peer certificate's participant,
+        or in development the ``x-sigw-participant`` header."""
+        if self.tls:
+            named = _participant_of_der(peer_der) if peer_der else None
+            if named is None:
+                raise Unauthenticated(reason="NO_IDENTITY", message="the client certificate names no participant")
+            return self._known(Participant.parse(named))
+        if self.dev_identity and claimed:
+            return Participant.parse(claimed)
+        raise Unauthenticated(reason="NO_IDENTITY", message="no caller identity")
 
     def _known(self, participant: Participant) -> Participant:
         if participant.region and self.known_regions is not None and participant.region not in self.known_regions:

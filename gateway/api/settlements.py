@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Any, TypeAlias
 
 import grpc
@@ -60,8 +60,11 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         self.clearing = clearing_service
         self.identity = identity
 
+    def _now(self) -> datetime:
+        return self.settlements.clock().astimezone(SHANGHAI)
+
     def _today(self) -> date:
-        return self.settlements.clock().astimezone(SHANGHAI).date()
+        return self._now().date()
 
     # ------------------------------------------------------------------------------------------- filings
 
@@ -153,13 +156,13 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         self, request: settlement_pb2.PreSettleRequest, context: Context
     ) -> settlement_pb2.PreSettleResponse:
         actor = self.identity.caller(context)
-        bill = wire.bill_from(request.bill, self._today())
+        bill = wire.bill_from(request.bill, self._now())
         figures = await self.settlements.pre_settle(actor, bill, agency_timeout(context))
         return settlement_pb2.PreSettleResponse(split=wire.split_to(figures))
 
     async def Settle(self, request: settlement_pb2.SettleRequest, context: Context) -> settlement_pb2.SettleResponse:
         actor = self.identity.caller(context)
-        bill = wire.bill_from(request.bill, self._today())
+        bill = wire.bill_from(request.bill, self._now())
         key = RequestKey(bill.msgid, fingerprint(request, "bill", "msgid"), "msgid")
         record = await self.settlements.settle(actor, bill, key, agency_timeout(context))
         return settlement_pb2.SettleResponse(settlement=wire.settlement_to(record))

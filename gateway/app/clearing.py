@@ -3,6 +3,7 @@ closing a month, recounting it from the stored settlements, and a hospital's rec
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -64,13 +65,15 @@ class ClearingService:
         end: date,
         totals: reconciliation.ReconTotals,
         lines: list[reconciliation.ReconLine] | None,
+        where: Callable[[SettlementRecord], bool] | None = None,
     ) -> Reconciliation:
-        """The hospital's totals (and lines) for ``start``..``end`` against the gateway's settled records."""
+        """The hospital's totals (and lines) for ``start``..``end`` against the gateway's settled records (those
+        ``where`` admits, when given)."""
         access.require_hospital(actor, hospital)
         first = datetime.combine(start, time.min, SHANGHAI)
         after = datetime.combine(end + timedelta(days=1), time.min, SHANGHAI)
         records = await self.store.hospital_records(hospital, first, after)
-        ours = [_line(r) for r in records if r.state is SettlementState.SETTLED]
+        ours = [_line(r) for r in records if r.state is SettlementState.SETTLED and (where is None or where(r))]
         gateway_totals = reconciliation.totals(ours)
         found = reconciliation.differences(ours, lines) if lines is not None else []
         return Reconciliation(gateway_totals == totals and not found, gateway_totals, found)

@@ -15,8 +15,16 @@ from gateway.domain.errors import FailedPrecondition, Unavailable
 from gateway.domain.idempotency import IdempotencyRecord, request_digest
 from gateway.domain.participants import AgencyKey, Participant
 from gateway.domain.settlement.clearing import PairTotals, SettledAmounts
-from gateway.domain.settlement.records import Bill, Figures, FilingRecord, SettlementRecord
+from gateway.domain.settlement.records import (
+    Bill,
+    CredentialType,
+    Figures,
+    FilingRecord,
+    SettlementRecord,
+    SettlementState,
+)
 from gateway.domain.settlement.split import FilingStatus
+from gateway.domain.settlement.visit import InsuredPerson, Visit
 from gateway.domain.transfer.model import Decision, Event, Notice, Transfer
 from gateway.domain.transfer.relationship import ContributionPeriod
 
@@ -36,6 +44,7 @@ __all__ = [
     "SettlementRepository",
     "StoredTransfer",
     "TransferRepository",
+    "VisitRepository",
     "agency_error",
     "timeline_id",
     "timeline_position",
@@ -89,6 +98,18 @@ class AgencyGateway(Protocol):
     async def refund_settlement(self, msgid: str, settlement: SettlementRecord, timeout_s: float) -> bool:
         """Undo a settlement at the insured region; True when it had already been undone. Raises
         ``AgencyCallFailed``."""
+        ...
+
+    async def person_info(
+        self,
+        region: str,
+        id_number: str,
+        name: str,
+        credential: CredentialType,
+        treatment_region: str,
+        timeout_s: float,
+    ) -> InsuredPerson:
+        """Who is insured in ``region`` under this ID number (national 1101). Raises ``AgencyCallFailed``."""
         ...
 
     async def contribution_periods(
@@ -222,6 +243,10 @@ class SettlementRepository(Protocol):
 
     async def get(self, settlement_id: str) -> SettlementRecord | None: ...
 
+    async def states(self, settlement_ids: list[str]) -> dict[str, SettlementState]:
+        """The state of each of these settlements that exists (one round trip, nothing decrypted)."""
+        ...
+
     async def made_by(self, msgid: str) -> SettlementRecord | None:
         """The settlement the settle message ``msgid`` made, if any."""
         ...
@@ -246,6 +271,41 @@ class SettlementRepository(Protocol):
     async def hospital_records(self, hospital: str, start: datetime, end: datetime) -> list[SettlementRecord]:
         """A hospital's settlements made in ``[start, end)``."""
         ...
+
+
+class VisitRepository(Protocol):
+    """The national interface's state: stays, the persons 1101 named, sign-ins, confirmations."""
+
+    def visit_id_for(self, msgid: str) -> str:
+        """The mdtrt_id a stay opened by ``msgid`` gets."""
+        ...
+
+    async def create(self, visit: Visit) -> Visit | None:
+        """Write a new stay; the one already under its id, if any. Raises ``PermissionDenied`` when the id is
+        another hospital's."""
+        ...
+
+    async def save(self, visit: Visit) -> bool:
+        """Write ``visit`` over the version below it; False when it changed meanwhile."""
+        ...
+
+    async def load(self, visit_id: str) -> Visit | None: ...
+
+    async def remember_person(self, person: InsuredPerson) -> None: ...
+
+    async def person(self, psn_no: str) -> InsuredPerson | None: ...
+
+    async def sign_in(self, sign_no: str, hospital: str, operator: str, at: datetime) -> None: ...
+
+    async def signed_in(self, sign_no: str) -> str | None:
+        """The hospital a live sign-in belongs to."""
+        ...
+
+    async def sign_out(self, sign_no: str) -> None: ...
+
+    async def confirm(self, hospital: str, flags: dict[str, str]) -> None: ...
+
+    async def confirmations(self, hospital: str, settlement_ids: list[str]) -> dict[str, str]: ...
 
 
 class FilingRepository(Protocol):

@@ -89,9 +89,8 @@ class SettlementService:
         context = await self.store.prepare(bill)
         if context.earlier:
             return await self._replay(context.earlier, key)
-        month = f"{bill.message_time:%Y-%m}"
         if context.month_closed:
-            raise month_closed(month)
+            raise month_closed(bill.clearing_month)
         access.require_visit_owner(bill, context.visit_owner)
         settlement_id = ids.settlement_id(self.store.msg_shard(bill.msgid), bill.msgid)
         status = self.filings.status_among(bill, context.filings)

@@ -31,15 +31,19 @@ __all__ = [
     "SETTLEMENT_ID",
     "TRANSACTION",
     "TRANSFER_ID",
+    "VISIT_ID",
     "msgid_time",
     "new_filing_id",
     "new_transfer_id",
+    "scoped_msgid",
     "settlement_id",
     "shard_of",
+    "visit_id",
 ]
 
 TRANSFER_ID = re.compile(r"T[0-9]{2}-[0-9]{8}-[0-9A-F]{8}")
 SETTLEMENT_ID = re.compile(r"S[0-9]{2}-[0-9a-f]{16}")
+VISIT_ID = re.compile(r"M[0-9]{2}-[0-9a-f]{16}")
 FILING_ID = re.compile(r"F[0-9]{2}-[0-9]{8}-[0-9A-F]{8}")
 HOSPITAL_CODE = re.compile(r"[A-Z][0-9A-Z]{11}")
 """定点医药机构编号 (fixmedins_code), e.g. ``H44030000001``."""
@@ -50,7 +54,7 @@ _MSGID = re.compile(r"([A-Z][0-9A-Z]{11})([0-9]{14})([0-9]{4})")
 
 def shard_of(identifier: str) -> int:
     """The shard a transfer, settlement or filing id names (``T07-…`` is shard 7); -1 if it names none."""
-    if len(identifier) > 4 and identifier[0] in "TSF" and identifier[1:3].isdigit() and identifier[3] == "-":
+    if len(identifier) > 4 and identifier[0] in "TSFM" and identifier[1:3].isdigit() and identifier[3] == "-":
         return int(identifier[1:3])
     return -1
 
@@ -70,6 +74,17 @@ def new_filing_id(shard: int, now: datetime) -> str:
 def settlement_id(shard: int, msgid: str) -> str:
     """Deterministic from the msgid: a retried settlement gets the same id at the gateway and the agency."""
     return f"S{shard:02d}-{hashlib.sha256(msgid.encode()).hexdigest()[:16]}"
+
+
+def visit_id(shard: int, msgid: str) -> str:
+    """A stay's id (mdtrt_id) from the scoped msgid of the message that opened it: ``M03-1a2b3c4d5e6f7a8b``."""
+    return f"M{shard:02d}-{hashlib.sha256(msgid.encode()).hexdigest()[:16]}"
+
+
+def scoped_msgid(hospital_code: str, msgid: str) -> str:
+    """A national msgid as sigw keys it: as sent when it starts with the hospital's code (the national shape),
+    else prefixed with it, so two hospitals' msgids of other shapes never collide."""
+    return msgid if msgid.startswith(hospital_code) else f"{hospital_code}-{msgid}"
 
 
 def msgid_time(msgid: str) -> datetime | None:

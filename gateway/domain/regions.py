@@ -10,6 +10,14 @@ A TOML text listing each region::
     medical_waiting_months = 6      # optional: the waiting period after a medical gap over 3 months (43号)
     continuity_enrolment_months = 24  # optional: enrolment employee <-> resident continuity needs here
 
+and the designated hospitals (定点医疗机构) that settle non-local care, each with its region and level::
+
+    [[hospitals]]
+    code = "H44030000001"      # fixmedins_code, 12 characters
+    region = "440300"          # its place of treatment (a region above)
+    name = "深圳市第一人民医院（演示）"
+    level = 3                  # hosp_lv: 1, 2 or 3
+
 Pure: the caller reads the file.
 """
 
@@ -17,16 +25,17 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.domain.errors import FieldViolation, invalid
 from gateway.domain.participants import AgencyKey, AgencyType
 from gateway.domain.transfer.medical import MedicalContinuityRules
 
-__all__ = ["Region", "Registry"]
+__all__ = ["Hospital", "Region", "Registry"]
 
 _REGION = re.compile(r"[0-9]{6}")
 _ENDPOINT = re.compile(r"[\w.\-\[\]:]+:[0-9]{1,5}")
+_HOSPITAL = re.compile(r"[A-Z0-9]{12}")
 
 
 @dataclass(frozen=True)
@@ -41,10 +50,19 @@ class Region:
 
 
 @dataclass(frozen=True)
+class Hospital:
+    code: str  # fixmedins_code
+    region: str  # mdtrtarea_admvs
+    name: str  # fixmedins_name
+    level: int  # hosp_lv
+
+
+@dataclass(frozen=True)
 class Registry:
-    """Regions by code, and each agency's gRPC endpoint."""
+    """Regions by code, each agency's gRPC endpoint, and the hospitals by code."""
 
     regions: dict[str, Region]
+    hospitals: dict[str, Hospital] = field(default_factory=dict)
 
     @property
     def codes(self) -> frozenset[str]:
@@ -100,6 +118,17 @@ class Registry:
                     value = None
                 months[key] = value
             regions[code] = Region(code, str(entry.get("name", code)), endpoints, **months)
+        hospitals: dict[str, Hospital] = {}
+        for i, entry in enumerate(data.get("hospitals", [])):
+            code, region, level = str(entry.get("code", "")), str(entry.get("region", "")), entry.get("level")
+            if not _HOSPITAL.fullmatch(code) or code in hospitals:
+                problems.append(FieldViolation(f"hospitals[{i}].code", "must be a new 12-character code"))
+            elif region not in regions:
+                problems.append(FieldViolation(f"hospitals[{i}].region", "must be a region listed above"))
+            elif level not in (1, 2, 3) or isinstance(level, bool):
+                problems.append(FieldViolation(f"hospitals[{i}].level", "must be 1, 2 or 3"))
+            else:
+                hospitals[code] = Hospital(code, region, str(entry.get("name", code)), int(level))
         if problems:
             raise invalid(problems, reason="BAD_REGISTRY")
-        return cls(regions)
+        return cls(regions, hospitals)

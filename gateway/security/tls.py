@@ -8,6 +8,7 @@ own certificate.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,23 @@ class TlsFolder:
     def server_credentials(self, participant: str | None = None) -> grpc.ServerCredentials:
         key, cert = self.pair(participant)
         return grpc.ssl_server_credentials([(key, cert)], root_certificates=self.ca, require_client_auth=True)
+
+    def server_ssl_context(self) -> ssl.SSLContext:
+        """The same mutual TLS for an HTTPS server (the national interface): the gateway's certificate, and a
+        client certificate from this CA required at the handshake."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(self.folder / "ca.pem"))
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_cert_chain(self.folder / "gateway.pem", self.folder / "gateway.key")
+        return context
+
+    def client_ssl_context(self, participant: str) -> ssl.SSLContext:
+        """A participant's HTTPS client context (tests, examples): its certificate, the gateway checked against
+        the CA."""
+        context = ssl.create_default_context(cafile=str(self.folder / "ca.pem"))
+        stem = pki.file_stem(participant)
+        context.load_cert_chain(self.folder / f"{stem}.pem", self.folder / f"{stem}.key")
+        return context
 
     def channel_credentials(self, participant: str | None = None) -> grpc.ChannelCredentials:
         key, cert = self.pair(participant)

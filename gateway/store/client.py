@@ -12,7 +12,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from gateway.domain.errors import Unavailable
 from gateway.store import keys
 
-__all__ = ["StoreFormatError", "StreamRows", "check_format", "redis_client", "redis_errors"]
+__all__ = ["StoreFormatError", "StreamRows", "check_format", "redis_client", "redis_errors", "text"]
 
 StreamRows = list[tuple[bytes, dict[bytes, bytes]]]
 """Entries of a stream as redis-py returns them: (entry id, fields)."""
@@ -24,6 +24,10 @@ def redis_client(url: str, max_connections: int) -> aioredis.Redis:
         url, max_connections=max_connections, timeout=5, socket_timeout=5, socket_connect_timeout=2
     )
     return aioredis.Redis.from_pool(pool)
+
+
+def text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 @asynccontextmanager

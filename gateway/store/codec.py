@@ -18,6 +18,7 @@ from gateway.domain.calendar import CHINA_STANDARD_TIME
 from gateway.domain.errors import FieldViolation
 from gateway.domain.idempotency import IdempotencyRecord, Refusal
 from gateway.domain.participants import AgencyKey, AgencyType
+from gateway.domain.settlement.catalogue import CatalogueEntry
 from gateway.domain.settlement.records import (
     Bill,
     CredentialType,
@@ -29,6 +30,14 @@ from gateway.domain.settlement.records import (
     SettlementState,
 )
 from gateway.domain.settlement.split import BillItem, CatalogueClass, InsuranceType, MedicalType
+from gateway.domain.settlement.visit import (
+    FeeDetail,
+    Insurance,
+    InsuredPerson,
+    SettleClaim,
+    Visit,
+    VisitState,
+)
 from gateway.domain.transfer.model import (
     Circumstances,
     CollectionSource,
@@ -54,15 +63,20 @@ __all__ = [
     "message_fields",
     "open_body",
     "parse_agency",
+    "person_from_text",
+    "person_to_text",
     "queued_from_fields",
     "record_from_json",
     "record_to_json",
     "seal_body",
     "settlement_amounts",
     "settlement_from_bytes",
+    "settlement_state",
     "settlement_to_bytes",
     "stored_from_bytes",
     "stored_to_bytes",
+    "visit_from_bytes",
+    "visit_to_bytes",
 ]
 
 
@@ -342,7 +356,7 @@ def _bill_row(bill: Bill) -> list[Any]:
         int(bill.emergency),
         [[i.code, i.name, int(i.catalogue_class), i.amount_fen, i.self_pay_percent] for i in bill.items],
         bill.total_fen,
-        _us(bill.message_time),
+        _us(bill.received_at),
     ]
 
 
@@ -366,7 +380,7 @@ def _bill_of(row: list[Any], hospital: str, treatment: str, insured: str) -> Bil
         emergency=bool(emergency),
         items=tuple(BillItem(c, n, CatalogueClass(k), a, p) for c, n, k, a, p in items),
         total_fen=total,
-        message_time=_at(message_us),
+        received_at=_at(message_us),
     )
 
 
@@ -491,3 +505,96 @@ def filing_from_json(text: str | bytes, cipher: FieldCipher) -> FilingRecord:
         state=FilingState(d["state"]),
         cancel_reason=d["cancel_reason"],
     )
+
+
+# ------------------------------------------------------------------------------------------ the national interface
+
+
+def _entry_row(e: CatalogueEntry) -> list[Any]:
+    return [e.code, e.name, int(e.catalogue_class), e.self_pay_percent, e.category]
+
+
+def _entry_of(row: list[Any]) -> CatalogueEntry:
+    code, name, klass, percent, category = row
+    return CatalogueEntry(code, name, CatalogueClass(klass), percent, category)
+
+
+def visit_to_bytes(v: Visit, cipher: FieldCipher) -> bytes:
+    """A stay as kept under its key: ``<version>|`` and its compact JSON, sealed whole (it names the person)."""
+    doc = [
+        v.visit_id, v.msgid, v.fingerprint, v.hospital_code, v.hospital_level, v.treatment_region, v.insured_region,
+        v.person_number, v.id_number, v.name, int(v.credential_type), v.insurance_type.value, v.medical_type.value,
+        _us(v.begin), _us(v.opened_at), int(v.emergency), v.state.value,
+        [[d.serial, d.batch, _entry_row(d.entry), d.count, d.price, d.amount_fen, d.occurred, d.msgid]
+         for d in v.details],
+        [[c.msgid, c.settlement_id, list(c.serials), c.claimed_ms] for c in v.claims],
+        list(v.cancelled_batches),
+    ]  # fmt: skip
+    sealed = cipher.encrypt(orjson.dumps(doc).decode(), context=f"stay:{v.visit_id}")
+    return f"{v.version}|".encode() + sealed.encode()
+
+
+def visit_from_bytes(raw: bytes, cipher: FieldCipher, visit_id: str) -> Visit:
+    version, sealed = raw.split(b"|", 1)
+    doc = orjson.loads(cipher.decrypt(sealed.decode(), context=f"stay:{visit_id}"))
+    (vid, msgid, fingerprint, hospital, level, treatment, insured, psn_no, id_number, name, credential, insurance,
+     medical, begin, opened, emergency, state, details, claims, cancelled) = doc  # fmt: skip
+    return Visit(
+        visit_id=vid,
+        msgid=msgid,
+        fingerprint=fingerprint,
+        hospital_code=hospital,
+        hospital_level=level,
+        treatment_region=treatment,
+        insured_region=insured,
+        person_number=psn_no,
+        id_number=id_number,
+        name=name,
+        credential_type=CredentialType(credential),
+        insurance_type=InsuranceType(insurance),
+        medical_type=MedicalType(medical),
+        begin=_at(begin),
+        opened_at=_at(opened),
+        emergency=bool(emergency),
+        state=VisitState(state),
+        details=tuple(
+            FeeDetail(sn, batch, _entry_of(entry), count, price, amount, occurred, dmsg)
+            for sn, batch, entry, count, price, amount, occurred, dmsg in details
+        ),
+        claims=tuple(SettleClaim(m, sid, tuple(serials), at) for m, sid, serials, at in claims),
+        cancelled_batches=tuple(cancelled),
+        version=int(version),
+    )
+
+
+def person_to_text(p: InsuredPerson, cipher: FieldCipher) -> str:
+    doc = [
+        p.person_number, p.id_number, p.name, p.gender, _day(p.birthday) if p.birthday else 0, p.insured_region,
+        [[i.insurance_type, i.balance_fen, i.person_type, i.insured_region, int(i.active),
+          _day(i.since) if i.since else 0] for i in p.insurances],
+    ]  # fmt: skip
+    return cipher.encrypt(orjson.dumps(doc).decode(), context=f"psn:{p.person_number}")
+
+
+def person_from_text(raw: bytes, cipher: FieldCipher, psn_no: str) -> InsuredPerson:
+    number, id_number, name, gender, birthday, region, lines = orjson.loads(
+        cipher.decrypt(raw.decode(), context=f"psn:{psn_no}")
+    )
+    return InsuredPerson(
+        person_number=number,
+        id_number=id_number,
+        name=name,
+        gender=gender,
+        birthday=_date(birthday) if birthday else None,
+        insured_region=region,
+        insurances=tuple(
+            Insurance(t, balance, kind, where, bool(active), _date(since) if since else None)
+            for t, balance, kind, where, active, since in lines
+        ),
+    )
+
+
+def settlement_state(raw: bytes) -> SettlementState:
+    """A stored settlement's state, without opening the bill."""
+    _, _, body = raw.split(b"|", 2)
+    return SettlementState(orjson.loads(body)[1])

@@ -52,6 +52,7 @@ __all__ = [
     "audit_seq",
     "changes",
     "clearing",
+    "confirmations",
     "counts",
     "created_by",
     "due",
@@ -63,10 +64,13 @@ __all__ = [
     "month_settlements",
     "outbox",
     "person_filings",
+    "person_number",
     "region_filings",
     "region_index",
     "settlement",
     "shard_for",
+    "sign_in",
+    "stay",
     "transfer",
     "visit",
 ]
@@ -154,6 +158,15 @@ def agency_lane(agency: str, lane: str) -> str:
 # ``sigw:{sNN}:fl:<filing id>``          string   a filing (JSON)
 # ``sigw:{sNN}:pfl:<person key>``        hash     a person's filings: id -> the filing without the ID number
 # ``sigw:{sNN}:rfl:<insured region>``    zset     a region's filings by creation time
+#
+# The national interface (hospitals' HTTP JSON). A stay lives in the shard of its mdtrt_id, which derives from
+# the msgid that opened it (so a retried 2201 finds it); its claim key above is in the same shard.
+#
+# ``sigw:{sNN}:stay:<mdtrt_id>``         string   ``<version>|<sealed JSON>``: the stay, its fee details and the
+#                                                 claims of its settlements (``codec.visit_to_bytes``)
+# ``sigw:{sNN}:psn:<psn_no>``            string   the person a 1101 answer named (sealed), for 30 days
+# ``sigw:{sNN}:sign:<sign_no>``          string   a sign-in (9001): hospital and operator, until 9002 or a day
+# ``sigw:{sNN}:cnfm:<hospital>``         hash     the hospital's confirmations of months' clearing details (3261)
 
 
 def settlement(shard: int, settlement_id: str) -> str:
@@ -182,6 +195,22 @@ def clearing(shard: int, month: str) -> str:
 
 def month_closed(shard: int, month: str) -> str:
     return f"{_tag(shard)}:closed:{month}"
+
+
+def stay(shard: int, visit_id: str) -> str:
+    return f"{_tag(shard)}:stay:{visit_id}"
+
+
+def person_number(shard: int, psn_no: str) -> str:
+    return f"{_tag(shard)}:psn:{psn_no}"
+
+
+def sign_in(shard: int, sign_no: str) -> str:
+    return f"{_tag(shard)}:sign:{sign_no}"
+
+
+def confirmations(shard: int, hospital: str) -> str:
+    return f"{_tag(shard)}:cnfm:{hospital}"
 
 
 def filing(shard: int, filing_id: str) -> str:

@@ -18,7 +18,7 @@ from gateway.domain.settlement.clearing import PairTotals, SettledAmounts
 from gateway.domain.settlement.records import Bill, FilingRecord, SettlementRecord, SettlementState, month_closed
 from gateway.security.crypto import FieldCipher
 from gateway.store import codec, keys, scripts
-from gateway.store.client import redis_errors
+from gateway.store.client import redis_errors, text
 from gateway.store.transfers import IDEMPOTENCY_TTL_S
 
 __all__ = ["FilingStore", "SettlementStore"]
@@ -26,10 +26,6 @@ __all__ = ["FilingStore", "SettlementStore"]
 FIGURES = ("count", "total", "fund", "account", "cash")
 RECOUNT_CHUNK = 2000
 """Settlements a recount reads per round trip."""
-
-
-def text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def clearing_deltas(record: SettlementRecord, sign: int) -> list[str | int]:
@@ -69,7 +65,7 @@ class SettlementStore:
         async with redis_errors():
             pipe = self.client.pipeline(transaction=False)
             pipe.getrange(keys.settlement(shard, settlement_id), 0, 64)
-            pipe.exists(keys.month_closed(shard, f"{bill.message_time:%Y-%m}"))
+            pipe.exists(keys.month_closed(shard, bill.clearing_month))
             pipe.set(visit, bill.hospital_code, nx=True)  # a claim stays: the GET after it sees the winner
             pipe.get(visit)
             pipe.hgetall(keys.person_filings(person_shard, person_key))
@@ -93,6 +89,16 @@ class SettlementStore:
         async with redis_errors():
             raw = await self.client.get(keys.settlement(shard, settlement_id))
         return codec.settlement_from_bytes(cast(bytes, raw), self.cipher)[0] if raw else None
+
+    async def states(self, settlement_ids: list[str]) -> dict[str, SettlementState]:
+        if not settlement_ids:
+            return {}
+        async with redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for sid in settlement_ids:
+                pipe.get(keys.settlement(shard_of(sid), sid))
+            found = await pipe.execute()
+        return {sid: codec.settlement_state(raw) for sid, raw in zip(settlement_ids, found, strict=True) if raw}
 
     async def made_by(self, msgid: str) -> SettlementRecord | None:
         found = await self.get(self._key_of(msgid)[1])
@@ -129,7 +135,7 @@ class SettlementStore:
             codec.settlement_to_bytes(record, fingerprint, self.cipher),
             "" if previous_version == 0 else codec.record_to_json(idempotency),
             IDEMPOTENCY_TTL_S,
-            int(record.bill.message_time.timestamp() * 1000),
+            int(record.bill.received_at.timestamp() * 1000),
             record.settlement_id,
             len(trail),
             *trail,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 
-from gateway._gen.sigw.v1 import common_pb2, settlement_pb2
+from gateway._gen.sigw.v1 import agency_pb2, common_pb2, settlement_pb2
 from gateway.domain import idnumber, ids
 from gateway.domain.settlement import reconciliation
 from gateway.domain.settlement.clearing import PairTotals, Statement
@@ -21,6 +21,7 @@ from gateway.domain.settlement.records import (
     SettlementState,
 )
 from gateway.domain.settlement.split import BillItem, CatalogueClass, InsuranceType, MedicalType, Split, bill_errors
+from gateway.domain.settlement.visit import Insurance, InsuredPerson
 from gateway.wire.common import date_from, date_to, timestamp
 from gateway.wire.validation import MAX_NAME, Violations
 
@@ -33,6 +34,7 @@ __all__ = [
     "figures_of",
     "filing_to",
     "pair_to",
+    "person_from",
     "recon_line",
     "recon_line_to",
     "recon_totals_to",
@@ -55,8 +57,10 @@ def check_msgid(v: Violations, field: str, msgid: str, hospital: str | None = No
     return when
 
 
-def bill_from(bill: settlement_pb2.Bill, today: date) -> Bill:
-    """A validated bill; ``InvalidArgument`` naming every bad field otherwise."""
+def bill_from(bill: settlement_pb2.Bill, received_at: datetime) -> Bill:
+    """A validated bill received at ``received_at`` (its settlement month); ``InvalidArgument`` naming every bad
+    field otherwise."""
+    today = received_at.date()
     v = Violations()
     when = check_msgid(v, "bill.msgid", bill.msgid, bill.hospital_code)
     if not ids.HOSPITAL_CODE.fullmatch(bill.hospital_code):
@@ -117,7 +121,42 @@ def bill_from(bill: settlement_pb2.Bill, today: date) -> Bill:
         emergency=bill.emergency,
         items=tuple(items),
         total_fen=bill.total_fen,
-        message_time=when,
+        received_at=received_at,
+    )
+
+
+_PERSON_NUMBER = re.compile(r"[A-Za-z0-9]{1,30}")
+
+
+def person_from(reply: agency_pb2.GetPersonInfoResponse, id_number: str, region: str) -> InsuredPerson:
+    """The insured region's 1101 answer; ``ValueError`` when it is not a usable one (the region's own lines
+    only)."""
+    if not _PERSON_NUMBER.fullmatch(reply.person_number):
+        raise ValueError("person_number must be 1-30 letters or digits")
+    insurances = []
+    for line in reply.insurances:
+        if line.insured_region and line.insured_region != region:
+            continue
+        if line.insurance_type not in {t.value for t in InsuranceType} or line.balance_fen < 0:
+            raise ValueError(f"insurance {line.insurance_type!r}: an unknown type or a negative balance")
+        insurances.append(
+            Insurance(
+                insurance_type=line.insurance_type,
+                balance_fen=line.balance_fen,
+                person_type=line.person_type[:6],
+                insured_region=region,
+                active=line.active,
+                since=date_from(line.since) if line.HasField("since") else None,
+            )
+        )
+    return InsuredPerson(
+        person_number=reply.person_number,
+        id_number=id_number,
+        name=reply.name[:MAX_NAME],
+        gender=reply.gender if reply.gender in ("1", "2") else "9",
+        birthday=date_from(reply.birthday) if reply.HasField("birthday") else None,
+        insured_region=region,
+        insurances=tuple(insurances),
     )
 
 

@@ -207,6 +207,7 @@ class GatewayProcess:
             "SIGW_CLOCK_START": "2026-03-02T09:00:00+08:00",
             "SIGW_KEY_FILE": str(Path(tempfile.gettempdir()) / f"sigw-faults-{os.getpid()}.keys"),
             "SIGW_WORKERS": str(self.workers),
+            "SIGW_NATIONAL_LISTEN": "",
         }
         with self.log.open("ab") as log:
             log.write(f"--- start as {instance}\n".encode())

@@ -61,6 +61,7 @@ async def test_transfers_complete_over_slow_flaky_links(redis_url: str, clock: F
     )
     settings = Settings(
         grpc_listen="127.0.0.1:0",
+        national_listen="127.0.0.1:0",
         http_listen="127.0.0.1:0",
         redis_url=redis_url,
         insecure=True,

@@ -41,6 +41,7 @@ async def secured(tmp_path: Path, redis_url: str, clock: FakeClock) -> AsyncIter
     settings = Settings(
         grpc_listen="127.0.0.1:0",
         http_listen="127.0.0.1:0",
+        national_listen="127.0.0.1:0",
         redis_url=redis_url,
         calendar_file=None,
         tls_dir=tmp_path / "pki",

@@ -230,6 +230,7 @@ async def test_without_development_identity_every_call_is_unauthenticated(redis_
     gateway = await start_gateway(
         Settings(
             grpc_listen="127.0.0.1:0",
+            national_listen="127.0.0.1:0",
             http_listen="127.0.0.1:0",
             redis_url=redis_url,
             calendar_file=None,

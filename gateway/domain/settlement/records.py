@@ -52,8 +52,13 @@ class Bill:
     emergency: bool
     items: tuple[BillItem, ...]
     total_fen: int  # medfee_sumamt
-    message_time: datetime
-    """The time the msgid names (Asia/Shanghai)."""
+    received_at: datetime
+    """When sigw received the bill: its settlement month for clearing (Asia/Shanghai). Not the time a msgid
+    names, which the hospital writes itself."""
+
+    @property
+    def clearing_month(self) -> str:
+        return f"{self.received_at.astimezone(SHANGHAI):%Y-%m}"
 
 
 @dataclass(frozen=True)
@@ -113,8 +118,8 @@ class SettlementRecord:
 
     @property
     def clearing_month(self) -> str:
-        """The month whose clearing the settlement counts in: the one its msgid names."""
-        return f"{self.bill.message_time.astimezone(SHANGHAI):%Y-%m}"
+        """The month whose clearing the settlement counts in: the one sigw received its bill in."""
+        return self.bill.clearing_month
 
 
 def cancelled(record: SettlementRecord, msgid: str, now: datetime) -> SettlementRecord:

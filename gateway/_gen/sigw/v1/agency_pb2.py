@@ -28,41 +28,47 @@ from gateway._gen.sigw.v1 import settlement_pb2 as sigw_dot_v1_dot_settlement__p
 from gateway._gen.sigw.v1 import transfer_pb2 as sigw_dot_v1_dot_transfer__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14sigw/v1/agency.proto\x12\x07sigw.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x14sigw/v1/common.proto\x1a\x18sigw/v1/settlement.proto\x1a\x16sigw/v1/transfer.proto\"C\n ReportContributionPeriodsRequest\x12\x1f\n\x06person\x18\x01 \x01(\x0b\x32\x0f.sigw.v1.Person\"Q\n!ReportContributionPeriodsResponse\x12,\n\x07periods\x18\x01 \x03(\x0b\x32\x1b.sigw.v1.ContributionPeriod\"\x8c\x01\n\x18\x43omputeSettlementRequest\x12\x1b\n\x04\x62ill\x18\x01 \x01(\x0b\x32\r.sigw.v1.Bill\x12,\n\rfiling_status\x18\x02 \x01(\x0e\x32\x15.sigw.v1.FilingStatus\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\x08\x12\x15\n\rsettlement_id\x18\x04 \x01(\t\"D\n\x19\x43omputeSettlementResponse\x12\'\n\x05split\x18\x01 \x01(\x0b\x32\x18.sigw.v1.SettlementSplit\"\x85\x01\n\x17RefundSettlementRequest\x12\r\n\x05msgid\x18\x01 \x01(\t\x12\x15\n\rsettlement_id\x18\x02 \x01(\t\x12\x1b\n\x04\x62ill\x18\x03 \x01(\x0b\x32\r.sigw.v1.Bill\x12\'\n\x05split\x18\x04 \x01(\x0b\x32\x18.sigw.v1.SettlementSplit\"-\n\x18RefundSettlementResponse\x12\x11\n\tduplicate\x18\x01 \x01(\x08\"\x9c\x03\n\x0fTransferDetails\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12#\n\x04kind\x18\x02 \x01(\x0e\x32\x15.sigw.v1.TransferKind\x12$\n\x04line\x18\x03 \x01(\x0e\x32\x16.sigw.v1.InsuranceLine\x12\x1f\n\x06person\x18\x04 \x01(\x0b\x32\x0f.sigw.v1.Person\x12\x15\n\rsource_region\x18\x05 \x01(\t\x12\x15\n\rtarget_region\x18\x06 \x01(\t\x12-\n\rcircumstances\x18\x07 \x01(\x0b\x32\x16.sigw.v1.Circumstances\x12#\n\x04info\x18\x08 \x01(\x0b\x32\x15.sigw.v1.TransferInfo\x12%\n\x05state\x18\t \x01(\x0e\x32\x16.sigw.v1.TransferState\x12\x14\n\x0c\x63lose_reason\x18\n \x01(\t\x12\x19\n\x11temporary_account\x18\x0b \x01(\x08\x12.\n\ncontinuity\x18\x0c \x01(\x0b\x32\x1a.sigw.v1.MedicalContinuity\"\x8a\x01\n\x0eTransferNotice\x12!\n\x04type\x18\x01 \x01(\x0e\x32\x13.sigw.v1.NoticeType\x12*\n\x08transfer\x18\x02 \x01(\x0b\x32\x18.sigw.v1.TransferDetails\x12\x1b\n\x04step\x18\x03 \x01(\x0b\x32\r.sigw.v1.Step\x12\x0c\n\x04note\x18\x04 \x01(\t\"\x87\x01\n\x0e\x44\x65liverRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12%\n\trecipient\x18\x02 \x01(\x0b\x32\x12.sigw.v1.AgencyRef\x12\x32\n\x0ftransfer_notice\x18\n \x01(\x0b\x32\x17.sigw.v1.TransferNoticeH\x00\x42\x06\n\x04\x62ody\"$\n\x0f\x44\x65liverResponse\x12\x11\n\tduplicate\x18\x01 \x01(\x08\"@\n\x13\x44\x65liverBatchRequest\x12)\n\x08messages\x18\x01 \x03(\x0b\x32\x17.sigw.v1.DeliverRequest\"?\n\x14\x44\x65liverBatchResponse\x12\'\n\x07results\x18\x01 \x03(\x0b\x32\x16.sigw.v1.DeliverResult\"p\n\rDeliverResult\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12.\n\x0bretry_delay\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration*\x99\x02\n\nNoticeType\x12\x1b\n\x17NOTICE_TYPE_UNSPECIFIED\x10\x00\x12\"\n\x1eNOTICE_TYPE_TRANSFER_REQUESTED\x10\x01\x12\x1e\n\x1aNOTICE_TYPE_CONTACT_LETTER\x10\x02\x12\x1d\n\x19NOTICE_TYPE_TRANSFER_INFO\x10\x03\x12\"\n\x1eNOTICE_TYPE_TRANSFER_COMPLETED\x10\x04\x12\x1f\n\x1bNOTICE_TYPE_TRANSFER_CLOSED\x10\x05\x12\x1c\n\x18NOTICE_TYPE_STEP_OVERDUE\x10\x06\x12(\n$NOTICE_TYPE_TEMPORARY_ACCOUNT_OPENED\x10\x07\x32\xc9\x03\n\x13RegionAgencyService\x12<\n\x07\x44\x65liver\x12\x17.sigw.v1.DeliverRequest\x1a\x18.sigw.v1.DeliverResponse\x12K\n\x0c\x44\x65liverBatch\x12\x1c.sigw.v1.DeliverBatchRequest\x1a\x1d.sigw.v1.DeliverBatchResponse\x12Z\n\x11\x43omputeSettlement\x12!.sigw.v1.ComputeSettlementRequest\x1a\".sigw.v1.ComputeSettlementResponse\x12W\n\x10RefundSettlement\x12 .sigw.v1.RefundSettlementRequest\x1a!.sigw.v1.RefundSettlementResponse\x12r\n\x19ReportContributionPeriods\x12).sigw.v1.ReportContributionPeriodsRequest\x1a*.sigw.v1.ReportContributionPeriodsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14sigw/v1/agency.proto\x12\x07sigw.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x14sigw/v1/common.proto\x1a\x18sigw/v1/settlement.proto\x1a\x16sigw/v1/transfer.proto\"\x83\x01\n\x14GetPersonInfoRequest\x12\x1f\n\x06person\x18\x01 \x01(\x0b\x32\x0f.sigw.v1.Person\x12\x30\n\x0f\x63redential_type\x18\x02 \x01(\x0e\x32\x17.sigw.v1.CredentialType\x12\x18\n\x10treatment_region\x18\x03 \x01(\t\"\x99\x01\n\x0fPersonInsurance\x12\x16\n\x0einsurance_type\x18\x01 \x01(\t\x12\x13\n\x0b\x62\x61lance_fen\x18\x02 \x01(\x03\x12\x13\n\x0bperson_type\x18\x03 \x01(\t\x12\x16\n\x0einsured_region\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x05 \x01(\x08\x12\x1c\n\x05since\x18\x06 \x01(\x0b\x32\r.sigw.v1.Date\"\x9b\x01\n\x15GetPersonInfoResponse\x12\x15\n\rperson_number\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06gender\x18\x03 \x01(\t\x12\x1f\n\x08\x62irthday\x18\x04 \x01(\x0b\x32\r.sigw.v1.Date\x12,\n\ninsurances\x18\x05 \x03(\x0b\x32\x18.sigw.v1.PersonInsurance\"C\n ReportContributionPeriodsRequest\x12\x1f\n\x06person\x18\x01 \x01(\x0b\x32\x0f.sigw.v1.Person\"Q\n!ReportContributionPeriodsResponse\x12,\n\x07periods\x18\x01 \x03(\x0b\x32\x1b.sigw.v1.ContributionPeriod\"\x8c\x01\n\x18\x43omputeSettlementRequest\x12\x1b\n\x04\x62ill\x18\x01 \x01(\x0b\x32\r.sigw.v1.Bill\x12,\n\rfiling_status\x18\x02 \x01(\x0e\x32\x15.sigw.v1.FilingStatus\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\x08\x12\x15\n\rsettlement_id\x18\x04 \x01(\t\"D\n\x19\x43omputeSettlementResponse\x12\'\n\x05split\x18\x01 \x01(\x0b\x32\x18.sigw.v1.SettlementSplit\"\x85\x01\n\x17RefundSettlementRequest\x12\r\n\x05msgid\x18\x01 \x01(\t\x12\x15\n\rsettlement_id\x18\x02 \x01(\t\x12\x1b\n\x04\x62ill\x18\x03 \x01(\x0b\x32\r.sigw.v1.Bill\x12\'\n\x05split\x18\x04 \x01(\x0b\x32\x18.sigw.v1.SettlementSplit\"-\n\x18RefundSettlementResponse\x12\x11\n\tduplicate\x18\x01 \x01(\x08\"\x9c\x03\n\x0fTransferDetails\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12#\n\x04kind\x18\x02 \x01(\x0e\x32\x15.sigw.v1.TransferKind\x12$\n\x04line\x18\x03 \x01(\x0e\x32\x16.sigw.v1.InsuranceLine\x12\x1f\n\x06person\x18\x04 \x01(\x0b\x32\x0f.sigw.v1.Person\x12\x15\n\rsource_region\x18\x05 \x01(\t\x12\x15\n\rtarget_region\x18\x06 \x01(\t\x12-\n\rcircumstances\x18\x07 \x01(\x0b\x32\x16.sigw.v1.Circumstances\x12#\n\x04info\x18\x08 \x01(\x0b\x32\x15.sigw.v1.TransferInfo\x12%\n\x05state\x18\t \x01(\x0e\x32\x16.sigw.v1.TransferState\x12\x14\n\x0c\x63lose_reason\x18\n \x01(\t\x12\x19\n\x11temporary_account\x18\x0b \x01(\x08\x12.\n\ncontinuity\x18\x0c \x01(\x0b\x32\x1a.sigw.v1.MedicalContinuity\"\x8a\x01\n\x0eTransferNotice\x12!\n\x04type\x18\x01 \x01(\x0e\x32\x13.sigw.v1.NoticeType\x12*\n\x08transfer\x18\x02 \x01(\x0b\x32\x18.sigw.v1.TransferDetails\x12\x1b\n\x04step\x18\x03 \x01(\x0b\x32\r.sigw.v1.Step\x12\x0c\n\x04note\x18\x04 \x01(\t\"\x87\x01\n\x0e\x44\x65liverRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12%\n\trecipient\x18\x02 \x01(\x0b\x32\x12.sigw.v1.AgencyRef\x12\x32\n\x0ftransfer_notice\x18\n \x01(\x0b\x32\x17.sigw.v1.TransferNoticeH\x00\x42\x06\n\x04\x62ody\"$\n\x0f\x44\x65liverResponse\x12\x11\n\tduplicate\x18\x01 \x01(\x08\"@\n\x13\x44\x65liverBatchRequest\x12)\n\x08messages\x18\x01 \x03(\x0b\x32\x17.sigw.v1.DeliverRequest\"?\n\x14\x44\x65liverBatchResponse\x12\'\n\x07results\x18\x01 \x03(\x0b\x32\x16.sigw.v1.DeliverResult\"p\n\rDeliverResult\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12.\n\x0bretry_delay\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration*\x99\x02\n\nNoticeType\x12\x1b\n\x17NOTICE_TYPE_UNSPECIFIED\x10\x00\x12\"\n\x1eNOTICE_TYPE_TRANSFER_REQUESTED\x10\x01\x12\x1e\n\x1aNOTICE_TYPE_CONTACT_LETTER\x10\x02\x12\x1d\n\x19NOTICE_TYPE_TRANSFER_INFO\x10\x03\x12\"\n\x1eNOTICE_TYPE_TRANSFER_COMPLETED\x10\x04\x12\x1f\n\x1bNOTICE_TYPE_TRANSFER_CLOSED\x10\x05\x12\x1c\n\x18NOTICE_TYPE_STEP_OVERDUE\x10\x06\x12(\n$NOTICE_TYPE_TEMPORARY_ACCOUNT_OPENED\x10\x07\x32\x99\x04\n\x13RegionAgencyService\x12<\n\x07\x44\x65liver\x12\x17.sigw.v1.DeliverRequest\x1a\x18.sigw.v1.DeliverResponse\x12K\n\x0c\x44\x65liverBatch\x12\x1c.sigw.v1.DeliverBatchRequest\x1a\x1d.sigw.v1.DeliverBatchResponse\x12Z\n\x11\x43omputeSettlement\x12!.sigw.v1.ComputeSettlementRequest\x1a\".sigw.v1.ComputeSettlementResponse\x12W\n\x10RefundSettlement\x12 .sigw.v1.RefundSettlementRequest\x1a!.sigw.v1.RefundSettlementResponse\x12N\n\rGetPersonInfo\x12\x1d.sigw.v1.GetPersonInfoRequest\x1a\x1e.sigw.v1.GetPersonInfoResponse\x12r\n\x19ReportContributionPeriods\x12).sigw.v1.ReportContributionPeriodsRequest\x1a*.sigw.v1.ReportContributionPeriodsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sigw.v1.agency_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NOTICETYPE']._serialized_start=1663
-  _globals['_NOTICETYPE']._serialized_end=1944
-  _globals['_REPORTCONTRIBUTIONPERIODSREQUEST']._serialized_start=137
-  _globals['_REPORTCONTRIBUTIONPERIODSREQUEST']._serialized_end=204
-  _globals['_REPORTCONTRIBUTIONPERIODSRESPONSE']._serialized_start=206
-  _globals['_REPORTCONTRIBUTIONPERIODSRESPONSE']._serialized_end=287
-  _globals['_COMPUTESETTLEMENTREQUEST']._serialized_start=290
-  _globals['_COMPUTESETTLEMENTREQUEST']._serialized_end=430
-  _globals['_COMPUTESETTLEMENTRESPONSE']._serialized_start=432
-  _globals['_COMPUTESETTLEMENTRESPONSE']._serialized_end=500
-  _globals['_REFUNDSETTLEMENTREQUEST']._serialized_start=503
-  _globals['_REFUNDSETTLEMENTREQUEST']._serialized_end=636
-  _globals['_REFUNDSETTLEMENTRESPONSE']._serialized_start=638
-  _globals['_REFUNDSETTLEMENTRESPONSE']._serialized_end=683
-  _globals['_TRANSFERDETAILS']._serialized_start=686
-  _globals['_TRANSFERDETAILS']._serialized_end=1098
-  _globals['_TRANSFERNOTICE']._serialized_start=1101
-  _globals['_TRANSFERNOTICE']._serialized_end=1239
-  _globals['_DELIVERREQUEST']._serialized_start=1242
-  _globals['_DELIVERREQUEST']._serialized_end=1377
-  _globals['_DELIVERRESPONSE']._serialized_start=1379
-  _globals['_DELIVERRESPONSE']._serialized_end=1415
-  _globals['_DELIVERBATCHREQUEST']._serialized_start=1417
-  _globals['_DELIVERBATCHREQUEST']._serialized_end=1481
-  _globals['_DELIVERBATCHRESPONSE']._serialized_start=1483
-  _globals['_DELIVERBATCHRESPONSE']._serialized_end=1546
-  _globals['_DELIVERRESULT']._serialized_start=1548
-  _globals['_DELIVERRESULT']._serialized_end=1660
-  _globals['_REGIONAGENCYSERVICE']._serialized_start=1947
-  _globals['_REGIONAGENCYSERVICE']._serialized_end=2404
+  _globals['_NOTICETYPE']._serialized_start=2111
+  _globals['_NOTICETYPE']._serialized_end=2392
+  _globals['_GETPERSONINFOREQUEST']._serialized_start=138
+  _globals['_GETPERSONINFOREQUEST']._serialized_end=269
+  _globals['_PERSONINSURANCE']._serialized_start=272
+  _globals['_PERSONINSURANCE']._serialized_end=425
+  _globals['_GETPERSONINFORESPONSE']._serialized_start=428
+  _globals['_GETPERSONINFORESPONSE']._serialized_end=583
+  _globals['_REPORTCONTRIBUTIONPERIODSREQUEST']._serialized_start=585
+  _globals['_REPORTCONTRIBUTIONPERIODSREQUEST']._serialized_end=652
+  _globals['_REPORTCONTRIBUTIONPERIODSRESPONSE']._serialized_start=654
+  _globals['_REPORTCONTRIBUTIONPERIODSRESPONSE']._serialized_end=735
+  _globals['_COMPUTESETTLEMENTREQUEST']._serialized_start=738
+  _globals['_COMPUTESETTLEMENTREQUEST']._serialized_end=878
+  _globals['_COMPUTESETTLEMENTRESPONSE']._serialized_start=880
+  _globals['_COMPUTESETTLEMENTRESPONSE']._serialized_end=948
+  _globals['_REFUNDSETTLEMENTREQUEST']._serialized_start=951
+  _globals['_REFUNDSETTLEMENTREQUEST']._serialized_end=1084
+  _globals['_REFUNDSETTLEMENTRESPONSE']._serialized_start=1086
+  _globals['_REFUNDSETTLEMENTRESPONSE']._serialized_end=1131
+  _globals['_TRANSFERDETAILS']._serialized_start=1134
+  _globals['_TRANSFERDETAILS']._serialized_end=1546
+  _globals['_TRANSFERNOTICE']._serialized_start=1549
+  _globals['_TRANSFERNOTICE']._serialized_end=1687
+  _globals['_DELIVERREQUEST']._serialized_start=1690
+  _globals['_DELIVERREQUEST']._serialized_end=1825
+  _globals['_DELIVERRESPONSE']._serialized_start=1827
+  _globals['_DELIVERRESPONSE']._serialized_end=1863
+  _globals['_DELIVERBATCHREQUEST']._serialized_start=1865
+  _globals['_DELIVERBATCHREQUEST']._serialized_end=1929
+  _globals['_DELIVERBATCHRESPONSE']._serialized_start=1931
+  _globals['_DELIVERBATCHRESPONSE']._serialized_end=1994
+  _globals['_DELIVERRESULT']._serialized_start=1996
+  _globals['_DELIVERRESULT']._serialized_end=2108
+  _globals['_REGIONAGENCYSERVICE']._serialized_start=2395
+  _globals['_REGIONAGENCYSERVICE']._serialized_end=2932
 # @@protoc_insertion_point(module_scope)

@@ -70,6 +70,118 @@ NOTICE_TYPE_TEMPORARY_ACCOUNT_OPENED: NoticeType.ValueType  # 7
 Global___NoticeType: _TypeAlias = NoticeType  # noqa: Y015
 
 @_typing.final
+class GetPersonInfoRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_TYPE_FIELD_NUMBER: _builtins.int
+    TREATMENT_REGION_FIELD_NUMBER: _builtins.int
+    credential_type: _settlement_pb2.CredentialType.ValueType
+    """就诊凭证类型 (mdtrt_cert_type) the person showed."""
+    treatment_region: _builtins.str
+    """就医地医保区划 (mdtrtarea_admvs): where the person is being treated."""
+    @_builtins.property
+    def person(self) -> _common_pb2.Person:
+        """The person, with the full ID number (certno) and the name the hospital has (psn_name; may be empty)."""
+
+    def __init__(
+        self,
+        *,
+        person: _common_pb2.Person | None = ...,
+        credential_type: _settlement_pb2.CredentialType.ValueType = ...,
+        treatment_region: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["person", b"person"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential_type", b"credential_type", "person", b"person", "treatment_region", b"treatment_region"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPersonInfoRequest: _TypeAlias = GetPersonInfoRequest  # noqa: Y015
+
+@_typing.final
+class PersonInsurance(_message.Message):
+    """One insurance the person holds in the region (insuinfo)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSURANCE_TYPE_FIELD_NUMBER: _builtins.int
+    BALANCE_FEN_FIELD_NUMBER: _builtins.int
+    PERSON_TYPE_FIELD_NUMBER: _builtins.int
+    INSURED_REGION_FIELD_NUMBER: _builtins.int
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    insurance_type: _builtins.str
+    """险种类型 (insutype): "310" employee, "390" resident."""
+    balance_fen: _builtins.int
+    """余额 (balc): the individual account's balance, fen."""
+    person_type: _builtins.str
+    """人员类别 (psn_type), the region's code, e.g. "11" employed, "21" retired."""
+    insured_region: _builtins.str
+    """参保地医保区划 (insuplc_admdvs): this region."""
+    active: _builtins.bool
+    """参保状态 (psn_insu_stas): true while contributions stand (1 正常参保), false when suspended."""
+    @_builtins.property
+    def since(self) -> _common_pb2.Date:
+        """个人参保日期 (psn_insu_date)."""
+
+    def __init__(
+        self,
+        *,
+        insurance_type: _builtins.str = ...,
+        balance_fen: _builtins.int = ...,
+        person_type: _builtins.str = ...,
+        insured_region: _builtins.str = ...,
+        active: _builtins.bool = ...,
+        since: _common_pb2.Date | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "balance_fen", b"balance_fen", "insurance_type", b"insurance_type", "insured_region", b"insured_region", "person_type", b"person_type", "since", b"since"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PersonInsurance: _TypeAlias = PersonInsurance  # noqa: Y015
+
+@_typing.final
+class GetPersonInfoResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_NUMBER_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    GENDER_FIELD_NUMBER: _builtins.int
+    BIRTHDAY_FIELD_NUMBER: _builtins.int
+    INSURANCES_FIELD_NUMBER: _builtins.int
+    person_number: _builtins.str
+    """人员编号 (psn_no): the person's number, unique nationwide; later messages carry it."""
+    name: _builtins.str
+    """人员姓名 (psn_name)."""
+    gender: _builtins.str
+    """性别 (gend): "1" male, "2" female, as the national code."""
+    @_builtins.property
+    def birthday(self) -> _common_pb2.Date:
+        """出生日期 (brdy)."""
+
+    @_builtins.property
+    def insurances(self) -> _containers.RepeatedCompositeFieldContainer[Global___PersonInsurance]: ...
+    def __init__(
+        self,
+        *,
+        person_number: _builtins.str = ...,
+        name: _builtins.str = ...,
+        gender: _builtins.str = ...,
+        birthday: _common_pb2.Date | None = ...,
+        insurances: _abc.Iterable[Global___PersonInsurance] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["birthday", b"birthday"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["birthday", b"birthday", "gender", b"gender", "insurances", b"insurances", "name", b"name", "person_number", b"person_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPersonInfoResponse: _TypeAlias = GetPersonInfoResponse  # noqa: Y015
+
+@_typing.final
 class ReportContributionPeriodsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -57,6 +57,11 @@ class RegionAgencyServiceStub:
                 request_serializer=sigw_dot_v1_dot_agency__pb2.RefundSettlementRequest.SerializeToString,
                 response_deserializer=sigw_dot_v1_dot_agency__pb2.RefundSettlementResponse.FromString,
                 _registered_method=True)
+        self.GetPersonInfo = channel.unary_unary(
+                '/sigw.v1.RegionAgencyService/GetPersonInfo',
+                request_serializer=sigw_dot_v1_dot_agency__pb2.GetPersonInfoRequest.SerializeToString,
+                response_deserializer=sigw_dot_v1_dot_agency__pb2.GetPersonInfoResponse.FromString,
+                _registered_method=True)
         self.ReportContributionPeriods = channel.unary_unary(
                 '/sigw.v1.RegionAgencyService/ReportContributionPeriods',
                 request_serializer=sigw_dot_v1_dot_agency__pb2.ReportContributionPeriodsRequest.SerializeToString,
@@ -103,6 +108,15 @@ class RegionAgencyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPersonInfo(self, request, context):
+        """Healthcare-security agencies: who an insured person is and what insurance they hold here (人员信息获取,
+        national 1101), for a hospital elsewhere that is about to treat them. Read-only. NOT_FOUND when the
+        credential names nobody insured in this region.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReportContributionPeriods(self, request, context):
         """HRSS agencies: the person's employee-pension contribution periods in this region (none when there are
         none), for deciding where the pension is paid (66号 Art. 6). Read-only.
@@ -133,6 +147,11 @@ def add_RegionAgencyServiceServicer_to_server(servicer, server):
                     servicer.RefundSettlement,
                     request_deserializer=sigw_dot_v1_dot_agency__pb2.RefundSettlementRequest.FromString,
                     response_serializer=sigw_dot_v1_dot_agency__pb2.RefundSettlementResponse.SerializeToString,
+            ),
+            'GetPersonInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPersonInfo,
+                    request_deserializer=sigw_dot_v1_dot_agency__pb2.GetPersonInfoRequest.FromString,
+                    response_serializer=sigw_dot_v1_dot_agency__pb2.GetPersonInfoResponse.SerializeToString,
             ),
             'ReportContributionPeriods': grpc.unary_unary_rpc_method_handler(
                     servicer.ReportContributionPeriods,
@@ -251,6 +270,33 @@ class RegionAgencyService:
             '/sigw.v1.RegionAgencyService/RefundSettlement',
             sigw_dot_v1_dot_agency__pb2.RefundSettlementRequest.SerializeToString,
             sigw_dot_v1_dot_agency__pb2.RefundSettlementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPersonInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sigw.v1.RegionAgencyService/GetPersonInfo',
+            sigw_dot_v1_dot_agency__pb2.GetPersonInfoRequest.SerializeToString,
+            sigw_dot_v1_dot_agency__pb2.GetPersonInfoResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,6 +52,11 @@ class RegionAgencyServiceStub:
     """
     RefundSettlement: _grpc.UnaryUnaryMultiCallable[_agency_pb2.RefundSettlementRequest, _agency_pb2.RefundSettlementResponse]
     """Undoes a committed settlement (撤销/冲正): restores year-to-date figures and the account. Dedup on msgid."""
+    GetPersonInfo: _grpc.UnaryUnaryMultiCallable[_agency_pb2.GetPersonInfoRequest, _agency_pb2.GetPersonInfoResponse]
+    """Healthcare-security agencies: who an insured person is and what insurance they hold here (人员信息获取,
+    national 1101), for a hospital elsewhere that is about to treat them. Read-only. NOT_FOUND when the
+    credential names nobody insured in this region.
+    """
     ReportContributionPeriods: _grpc.UnaryUnaryMultiCallable[_agency_pb2.ReportContributionPeriodsRequest, _agency_pb2.ReportContributionPeriodsResponse]
     """HRSS agencies: the person's employee-pension contribution periods in this region (none when there are
     none), for deciding where the pension is paid (66号 Art. 6). Read-only.
@@ -81,6 +86,11 @@ class RegionAgencyServiceAsyncStub(RegionAgencyServiceStub):
     """
     RefundSettlement: _aio.UnaryUnaryMultiCallable[_agency_pb2.RefundSettlementRequest, _agency_pb2.RefundSettlementResponse]  # type: ignore[assignment]
     """Undoes a committed settlement (撤销/冲正): restores year-to-date figures and the account. Dedup on msgid."""
+    GetPersonInfo: _aio.UnaryUnaryMultiCallable[_agency_pb2.GetPersonInfoRequest, _agency_pb2.GetPersonInfoResponse]  # type: ignore[assignment]
+    """Healthcare-security agencies: who an insured person is and what insurance they hold here (人员信息获取,
+    national 1101), for a hospital elsewhere that is about to treat them. Read-only. NOT_FOUND when the
+    credential names nobody insured in this region.
+    """
     ReportContributionPeriods: _aio.UnaryUnaryMultiCallable[_agency_pb2.ReportContributionPeriodsRequest, _agency_pb2.ReportContributionPeriodsResponse]  # type: ignore[assignment]
     """HRSS agencies: the person's employee-pension contribution periods in this region (none when there are
     none), for deciding where the pension is paid (66号 Art. 6). Read-only.
@@ -131,6 +141,17 @@ class RegionAgencyServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_agency_pb2.RefundSettlementResponse, _abc.Awaitable[_agency_pb2.RefundSettlementResponse]]:
         """Undoes a committed settlement (撤销/冲正): restores year-to-date figures and the account. Dedup on msgid."""
+
+    @_abc_1.abstractmethod
+    def GetPersonInfo(
+        self,
+        request: _agency_pb2.GetPersonInfoRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agency_pb2.GetPersonInfoResponse, _abc.Awaitable[_agency_pb2.GetPersonInfoResponse]]:
+        """Healthcare-security agencies: who an insured person is and what insurance they hold here (人员信息获取,
+        national 1101), for a hospital elsewhere that is about to treat them. Read-only. NOT_FOUND when the
+        credential names nobody insured in this region.
+        """
 
     @_abc_1.abstractmethod
     def ReportContributionPeriods(

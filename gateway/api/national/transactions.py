@@ -1,0 +1,651 @@
+"""Each national transaction (``infno``): read its ``input`` as the interface names it, call one use case of
+``gateway.app.visits``, and write its ``output`` as the platform does. Amounts are yuan with two decimals on the
+wire and integer fen inside.
+
+======  ==========================================  =====================================================
+infno   transaction                                 input → output
+======  ==========================================  =====================================================
+9001    签到 sign-in                                 ``signIn`` → ``signinoutb`` (``sign_no``)
+9002    签退 sign-out                                ``signOut`` → ``signoutoutb``
+1101    人员信息获取 person information              ``data`` → ``baseinfo``, ``insuinfo[]``, ``idetinfo[]``
+2201    门诊挂号 open an outpatient visit            ``data`` → ``data`` (``mdtrt_id``)
+2202    门诊挂号撤销 cancel it                       ``data`` → none
+2401    入院办理 admission                           ``mdtrtinfo`` (+ ``diseinfo[]``) → ``result`` (``mdtrt_id``)
+2404    入院撤销 cancel the admission                ``data`` → none
+2204    门诊费用明细上传 outpatient fee details      ``feedetail[]`` → ``result[]`` (each classed)
+2205    门诊费用明细撤销 cancel by batch             ``data`` (``chrg_bchno``, ``0000``: all unsettled) → none
+2301    住院费用明细上传 inpatient fee details       ``feedetail[]`` → ``result[]``
+2302    住院费用明细撤销 cancel by serial            ``data`` (object or list; ``feedetl_sn`` ``0000``: all)
+2206    门诊预结算 / 2303 住院预结算                 ``data`` → ``setlinfo``, ``setldetail[]`` (no ``setl_id``)
+2207    门诊结算 / 2304 住院结算                     ``data`` → ``setlinfo``, ``setldetail[]``
+2208    门诊结算撤销 / 2305 住院结算撤销             ``data`` → ``setlinfo`` (negative amounts)
+2601    冲正 reversal (of 2207, 2304, 2201, 2401)    ``data`` (``omsgid``, ``oinfno``) → none
+3201    对总账 reconciliation of totals              ``data`` → ``stmtinfo`` (``stmt_rslt`` 0 平, 1 不平)
+3260    异地清分明细 the month's clearing details    ``data`` (``trt_year``, ``trt_month``, ``startrow``) → ``data[]``
+3261    异地清分确认 their confirmation              ``data`` + ``detail[]`` (``cnfm_flag`` 1 / 0) → none
+======  ==========================================  =====================================================
+
+A suffixed number some provinces use (``2207A``) is served as its four digits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from gateway.api.national.envelope import Envelope, dumps, yuan
+from gateway.api.national.values import Reader, as_text
+from gateway.app.idempotency import RequestKey
+from gateway.app.visits import DetailInput, SettleInput, VisitInput, VisitService, clearing_type
+from gateway.domain import idnumber, ids
+from gateway.domain.calendar import SHANGHAI
+from gateway.domain.errors import FieldViolation, NotFound, invalid
+from gateway.domain.money import round_half_up
+from gateway.domain.participants import Participant
+from gateway.domain.regions import Hospital
+from gateway.domain.settlement import reconciliation
+from gateway.domain.settlement.catalogue import classed_amounts
+from gateway.domain.settlement.records import CredentialType, Figures, SettlementRecord
+from gateway.domain.settlement.split import InsuranceType, MedicalType
+from gateway.domain.settlement.visit import MAX_DETAILS, FeeDetail, InsuredPerson, Visit
+
+__all__ = ["TRANSACTIONS", "Call", "transaction_of"]
+
+AGENCY_TIMEOUT_S = 10.0
+MAX_ROWS = 100  # 3260 / 3261: rows a call
+_ID = re.compile(r"[A-Za-z0-9_\-]{1,30}")
+_REGION = re.compile(r"[0-9]{6}")
+CREDENTIALS = {"01": "医保电子凭证", "02": "居民身份证", "03": "社会保障卡"}
+INSURANCE_TYPES = {
+    t.value: n
+    for t, n in ((InsuranceType.EMPLOYEE, "职工基本医疗保险"), (InsuranceType.RESIDENT, "城乡居民基本医疗保险"))
+}
+MEDICAL_TYPES = {"11": "普通门诊", "14": "门诊慢特病", "21": "普通住院", "25": "异地住院"}
+OUTPATIENT_TYPES = {"11": "普通门诊", "14": "门诊慢特病"}
+INPATIENT_TYPES = {"21": "普通住院", "25": "异地住院"}
+ALL = "0000"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One message: who sent it (checked), its envelope, and when it arrived."""
+
+    actor: Participant
+    hospital: Hospital
+    envelope: Envelope
+    received: datetime
+    service: VisitService
+
+    @property
+    def msgid(self) -> str:
+        return ids.scoped_msgid(self.hospital.code, self.envelope.msgid)
+
+    def key(self) -> RequestKey:
+        """The msgid (scoped to the hospital) and the fingerprint of the message's transaction and input."""
+        payload = f"{self.envelope.infno[:4]}|".encode() + dumps(_sorted(self.envelope.input)).encode()
+        return RequestKey(self.msgid, hashlib.sha256(payload).hexdigest()[:32], "msgid")
+
+    def node(self, name: str) -> Reader:
+        """``input.<name>`` (an object), read with its problems named ``<name>.<field>``."""
+        raw = self.envelope.input.get(name)
+        if isinstance(raw, list) and len(raw) == 1 and isinstance(raw[0], Mapping):
+            raw = raw[0]
+        if not isinstance(raw, Mapping):
+            raise invalid([FieldViolation(f"input.{name}", "必填（对象）")], reason="INVALID_INPUT")
+        return Reader(raw, f"{name}.")
+
+
+Handler = Callable[[Call], Awaitable[Mapping[str, Any] | None]]
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
+def _time(moment: datetime) -> str:
+    return f"{moment.astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S}"
+
+
+def _percent(percent: int) -> Decimal:
+    return (Decimal(percent) / 100).quantize(Decimal("0.0001"))
+
+
+# ---------------------------------------------------------------------------------------------- sign-in
+
+
+async def sign_in(call: Call) -> Mapping[str, Any]:
+    r = call.node("signIn")
+    operator = r.text("opter_no", required=True, limit=20)
+    r.text("mac", limit=20)
+    r.text("ip", limit=40)
+    r.raise_if_any()
+    sign_no, at = await call.service.sign_in(call.hospital, operator)
+    return {"signinoutb": {"sign_time": _time(at), "sign_no": sign_no}}
+
+
+async def sign_out(call: Call) -> Mapping[str, Any]:
+    r = call.node("signOut")
+    sign_no = r.text("sign_no", limit=40) or call.envelope.sign_no
+    r.text("opter_no", limit=20)
+    r.raise_if_any()
+    at = await call.service.sign_out(call.hospital, sign_no)
+    return {"signoutoutb": {"sign_time": _time(at)}}
+
+
+# ---------------------------------------------------------------------------------------------- the person
+
+
+def _id_number(r: Reader, credential: str) -> str:
+    """The person's ID number: ``certno``, or ``mdtrt_cert_no`` when the credential is the ID card."""
+    certno = r.text("certno", limit=50)
+    number = r.text("mdtrt_cert_no", required=True, limit=200)
+    id_number = certno or (number if credential == "02" else "")
+    if not id_number:
+        r.add("certno", "医保电子凭证或社会保障卡就诊时必填（人员证件号码）")
+        return ""
+    error = idnumber.validation_error(id_number)
+    if error:
+        r.add("certno" if certno else "mdtrt_cert_no", "不是有效的公民身份号码")
+        return ""
+    return id_number
+
+
+def _base_info(person: InsuredPerson, today: datetime) -> dict[str, Any]:
+    age = idnumber.age_on(person.id_number, today.date())
+    return {
+        "psn_no": person.person_number,
+        "psn_cert_type": "01",
+        "certno": person.id_number,
+        "psn_name": person.name,
+        "gend": person.gender,
+        "naty": None,
+        "brdy": f"{person.birthday:%Y-%m-%d}" if person.birthday else None,
+        "age": Decimal(age).quantize(Decimal("0.1")),
+    }
+
+
+async def person_info(call: Call) -> Mapping[str, Any]:
+    r = call.node("data")
+    credential = r.choice("mdtrt_cert_type", CREDENTIALS)
+    id_number = _id_number(r, credential)
+    if credential == "03":
+        r.text("card_sn", limit=50)
+    r.text("psn_cert_type", limit=6)
+    name = r.text("psn_name", limit=50)
+    r.text("begntime", limit=19)
+    r.raise_if_any()
+    person = await call.service.person(
+        call.hospital,
+        id_number=id_number,
+        name=name,
+        credential=CredentialType(int(credential)),
+        insured_region=call.envelope.insured_region,
+        timeout_s=AGENCY_TIMEOUT_S,
+    )
+    return {
+        "baseinfo": _base_info(person, call.received),
+        "insuinfo": [
+            {
+                "balc": yuan(i.balance_fen),
+                "insutype": i.insurance_type,
+                "psn_type": i.person_type,
+                "psn_insu_stas": "1" if i.active else "0",
+                "psn_insu_date": f"{i.since:%Y-%m-%d}" if i.since else None,
+                "paus_insu_date": None,
+                "cvlserv_flag": "0",
+                "insuplc_admdvs": i.insured_region,
+                "emp_name": None,
+            }
+            for i in person.insurances
+        ],
+        "idetinfo": [],
+    }
+
+
+# ---------------------------------------------------------------------------------------------- stays
+
+
+def _visit_input(call: Call, r: Reader, medical_types: Mapping[str, str], default_type: str) -> VisitInput:
+    person_number = r.text("psn_no", required=True, limit=30, pattern=_ID)
+    insurance = r.choice("insutype", INSURANCE_TYPES)
+    begin = r.moment("begntime")
+    credential = r.choice("mdtrt_cert_type", CREDENTIALS)
+    r.text("mdtrt_cert_no", required=True, limit=200)
+    medical = r.choice("med_type", medical_types, default=default_type)
+    emergency = r.text("er_flag", limit=3) == "1"
+    for name in ("ipt_otp_no", "ipt_no", "atddr_no", "dr_name", "dept_code", "dept_name", "caty", "chfpdr_name"):
+        r.text(name, limit=100)
+    if begin and begin > call.received:
+        r.add("begntime", "不能晚于当前时间")
+    r.raise_if_any()
+    assert begin is not None
+    return VisitInput(
+        person_number=person_number,
+        insured_region=call.envelope.insured_region,
+        credential_type=CredentialType(int(credential)),
+        insurance_type=InsuranceType(insurance),
+        medical_type=MedicalType(medical),
+        begin=begin,
+        emergency=emergency,
+    )
+
+
+async def open_outpatient(call: Call) -> Mapping[str, Any]:
+    r = call.node("data")
+    spec = _visit_input(call, r, MEDICAL_TYPES, "11")
+    visit = await call.service.open_visit(call.hospital, call.key(), spec)
+    return {"data": {"mdtrt_id": visit.visit_id, "psn_no": visit.person_number, "ipt_otp_no": r.text("ipt_otp_no")}}
+
+
+async def admit(call: Call) -> Mapping[str, Any]:
+    r = call.node("mdtrtinfo")
+    spec = _visit_input(call, r, INPATIENT_TYPES, "21")
+    visit = await call.service.open_visit(call.hospital, call.key(), spec)
+    return {"result": {"mdtrt_id": visit.visit_id}}
+
+
+def _stay_ref(r: Reader) -> tuple[str, str]:
+    visit_id = r.text("mdtrt_id", required=True, limit=30, pattern=_ID)
+    person_number = r.text("psn_no", required=True, limit=30, pattern=_ID)
+    return visit_id, person_number
+
+
+async def cancel_visit(call: Call) -> None:
+    r = call.node("data")
+    visit_id, person_number = _stay_ref(r)
+    r.text("ipt_otp_no", limit=30)
+    r.raise_if_any()
+    await call.service.cancel_visit(call.hospital, visit_id, person_number)
+
+
+# ---------------------------------------------------------------------------------------------- fee details
+
+
+def _details(call: Call, batch_required: bool) -> tuple[str, str, list[DetailInput]]:
+    raw = call.envelope.input.get("feedetail")
+    top = Reader(call.envelope.input)
+    rows = top.rows("feedetail", limit=MAX_DETAILS)
+    top.raise_if_any()
+    del raw
+    visit_ids, people, details = set(), set(), []
+    problems = top.problems
+    for i, row in enumerate(rows):
+        r = Reader(row, f"feedetail[{i}].", problems)
+        serial = r.text("feedetl_sn", required=True, limit=30, pattern=_ID)
+        visit_id, person_number = _stay_ref(r)
+        batch = r.text("chrg_bchno", required=batch_required, limit=30, pattern=_ID) or "0"
+        code = r.text("med_list_codg", required=True, limit=50)
+        count = r.decimal("cnt", places=4)
+        price = r.decimal("pric", places=6)
+        amount = r.fen("det_item_fee_sumamt")
+        occurred = r.moment("fee_ocur_time")
+        if occurred and occurred > call.received:
+            r.add("fee_ocur_time", "不能晚于当前时间")
+        visit_ids.add(visit_id)
+        people.add(person_number)
+        if count is None or price is None or amount is None or not serial or not code:
+            continue
+        expected = round_half_up(Fraction(count * price * 100))
+        details.append(
+            DetailInput(
+                serial, batch, code, str(count), str(price), amount, expected, _time(occurred) if occurred else ""
+            )
+        )
+    if len(visit_ids) > 1 or len(people) > 1:
+        problems.append(FieldViolation("feedetail", "一次上传的明细须属于同一就诊（mdtrt_id、psn_no）"))
+    if problems:
+        raise invalid(problems, reason="INVALID_INPUT")
+    return visit_ids.pop(), people.pop(), details
+
+
+def _classed(d: FeeDetail) -> dict[str, Any]:
+    amounts = classed_amounts(d.item())
+    return {
+        "feedetl_sn": d.serial,
+        "det_item_fee_sumamt": yuan(d.amount_fen),
+        "cnt": Decimal(d.count),
+        "pric": Decimal(d.price),
+        "pric_uplmt_amt": None,
+        "selfpay_prop": _percent(100 if d.entry.level_code == "03" else d.entry.self_pay_percent),
+        "fulamt_ownpay_amt": yuan(amounts.full_own_pay_fen),
+        "overlmt_amt": yuan(0),
+        "preselfpay_amt": yuan(amounts.pre_self_pay_fen),
+        "inscp_scp_amt": yuan(amounts.in_scope_fen),
+        "chrgitm_lv": d.entry.level_code,
+        "med_chrgitm_type": d.entry.category,
+        "bas_medn_flag": None,
+        "lmt_used_flag": "0",
+        "memo": None,
+    }
+
+
+async def upload_outpatient(call: Call) -> Mapping[str, Any]:
+    visit_id, person_number, rows = _details(call, batch_required=True)
+    details = await call.service.upload(call.hospital, visit_id, person_number, call.msgid, rows)
+    return {"result": [_classed(d) for d in details]}
+
+
+async def upload_inpatient(call: Call) -> Mapping[str, Any]:
+    visit_id, person_number, rows = _details(call, batch_required=False)
+    details = await call.service.upload(call.hospital, visit_id, person_number, call.msgid, rows)
+    return {"result": [_classed(d) for d in details]}
+
+
+async def cancel_batch(call: Call) -> None:
+    r = call.node("data")
+    visit_id, person_number = _stay_ref(r)
+    batch = r.text("chrg_bchno", required=True, limit=30, pattern=_ID)
+    r.raise_if_any()
+    await call.service.cancel_details(call.hospital, visit_id, person_number, None if batch == ALL else batch, None)
+
+
+async def cancel_serials(call: Call) -> None:
+    top = Reader(call.envelope.input)
+    rows = top.rows("data", limit=MAX_DETAILS)
+    top.raise_if_any()
+    refs, serials = set(), set()
+    for i, row in enumerate(rows):
+        r = Reader(row, f"data[{i}].", top.problems)
+        refs.add(_stay_ref(r))
+        serials.add(r.text("feedetl_sn", required=True, limit=30, pattern=_ID))
+    if len(refs) > 1:
+        top.add("data", "须属于同一就诊（mdtrt_id、psn_no）")
+    top.raise_if_any()
+    visit_id, person_number = refs.pop()
+    chosen = None if ALL in serials else serials
+    await call.service.cancel_details(call.hospital, visit_id, person_number, None, chosen)
+
+
+# ---------------------------------------------------------------------------------------------- settling
+
+
+def _settle_input(call: Call, inpatient: bool) -> SettleInput:
+    r = call.node("data")
+    visit_id, person_number = _stay_ref(r)
+    r.choice("mdtrt_cert_type", CREDENTIALS)
+    r.text("mdtrt_cert_no", required=True, limit=200)
+    medical = r.choice("med_type", INPATIENT_TYPES if inpatient else OUTPATIENT_TYPES, required=not inpatient)
+    total = r.fen("medfee_sumamt")
+    r.text("psn_setlway", limit=6)
+    batch = r.text("chrg_bchno", required=not inpatient, limit=30, pattern=_ID)
+    insurance = r.choice("insutype", INSURANCE_TYPES)
+    r.choice("acct_used_flag", {"0": "不使用个人账户", "1": "使用个人账户"}, default="1")
+    r.choice("mid_setl_flag", {"0": "否", "1": "中途结算"}, default="0")
+    discharge = r.date("dscg_time", required=False) or r.date("endtime", required=False)
+    for name in ("fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt"):
+        r.fen(name, required=False)
+    r.text("invono", limit=20)
+    r.raise_if_any()
+    assert total is not None
+    _check_stay_kind = (medical, insurance)  # checked against the stay below
+    del _check_stay_kind
+    return SettleInput(visit_id, person_number, None if inpatient or batch == ALL else batch, total, discharge)
+
+
+def _checked_against(visit: Visit, call: Call) -> None:
+    data = call.envelope.input.get("data")
+    if not isinstance(data, Mapping):
+        return
+    problems = []
+    if as_text(data.get("insutype")) != visit.insurance_type.value:
+        problems.append(FieldViolation("data.insutype", f"与就诊登记的险种 {visit.insurance_type.value} 不符"))
+    medical = as_text(data.get("med_type"))
+    if medical and medical != visit.medical_type.value:
+        problems.append(FieldViolation("data.med_type", f"与就诊登记的医疗类别 {visit.medical_type.value} 不符"))
+    if problems:
+        raise invalid(problems, reason="INVALID_INPUT")
+
+
+def _setlinfo(visit_or_record: Visit | SettlementRecord, figures: Figures, call: Call, *, sign: int = 1,
+              record: SettlementRecord | None = None) -> dict[str, Any]:  # fmt: skip
+    bill_visit = visit_or_record
+    if isinstance(bill_visit, SettlementRecord):
+        b = bill_visit.bill
+        visit_id, person_number, insurance, medical = b.visit_id, "", b.insurance_type, b.medical_type
+        name, id_number, insured = b.name, b.id_number, b.insured_region
+    else:
+        visit_id, person_number, insurance, medical = (
+            bill_visit.visit_id, bill_visit.person_number, bill_visit.insurance_type, bill_visit.medical_type
+        )  # fmt: skip
+        name, id_number, insured = bill_visit.name, bill_visit.id_number, bill_visit.insured_region
+
+    def money(fen: int) -> Decimal:
+        return yuan(sign * fen)
+
+    info: dict[str, Any] = {
+        "mdtrt_id": visit_id,
+        "psn_no": person_number or None,
+        "psn_name": name,
+        "psn_cert_type": "01",
+        "certno": id_number,
+        "insutype": insurance.value,
+        "med_type": medical.value,
+        "medfee_sumamt": money(figures.total_fen),
+        "fulamt_ownpay_amt": money(figures.class_c_fen),
+        "overlmt_selfpay": money(0),
+        "preselfpay_amt": money(figures.class_b_self_fen),
+        "inscp_scp_amt": money(figures.in_scope_fen),
+        "act_pay_dedc": money(figures.deductible_fen),
+        "hifp_pay": money(figures.fund_pay_fen),
+        "pool_prop_selfpay": _percent(figures.ratio_percent),
+        "fund_pay_sumamt": money(figures.fund_pay_fen),
+        "psn_part_amt": money(figures.account_pay_fen + figures.cash_pay_fen),
+        "acct_pay": money(figures.account_pay_fen),
+        "psn_cash_pay": money(figures.cash_pay_fen),
+        "hosp_part_amt": money(0),
+        "balc": None,
+        "clr_optins": insured,
+        "clr_type": clearing_type(medical),
+        "clr_way": None,
+        "medins_setl_id": call.envelope.msgid,
+        "setl_time": None,
+    }
+    if record is not None:
+        info["setl_id"] = record.settlement_id
+        info["setl_time"] = _time(record.cancelled_at if sign < 0 and record.cancelled_at else record.settled_at)
+    return info
+
+
+def _setldetail(insurance: InsuranceType, figures: Figures, sign: int = 1) -> list[dict[str, Any]]:
+    if not figures.fund_pay_fen:
+        return []
+    pooled = "310100" if insurance is InsuranceType.EMPLOYEE else "390100"
+    names = {"310100": "职工基本医疗保险统筹基金", "390100": "城乡居民基本医疗保险基金"}
+    return [
+        {
+            "fund_pay_type": pooled,
+            "inscp_scp_amt": yuan(sign * figures.in_scope_fen),
+            "crt_payb_lmt_amt": None,
+            "fund_payamt": yuan(sign * figures.fund_pay_fen),
+            "fund_pay_type_name": names[pooled],
+            "setl_proc_info": figures.note or None,
+        }
+    ]
+
+
+def _pre_settler(inpatient: bool) -> Handler:
+    async def pre_settle(call: Call) -> Mapping[str, Any]:
+        spec = _settle_input(call, inpatient)
+        visit = await call.service.visit(call.hospital, spec.visit_id, spec.person_number)
+        _checked_against(visit, call)
+        visit, figures = await call.service.pre_settle(call.actor, call.hospital, spec, call.msgid, AGENCY_TIMEOUT_S)
+        return {"setlinfo": _setlinfo(visit, figures, call), "setldetail": _setldetail(visit.insurance_type, figures)}
+
+    return pre_settle
+
+
+def _settler(inpatient: bool) -> Handler:
+    async def settle(call: Call) -> Mapping[str, Any]:
+        spec = _settle_input(call, inpatient)
+        visit = await call.service.visit(call.hospital, spec.visit_id, spec.person_number)
+        _checked_against(visit, call)
+        visit, record = await call.service.settle(call.actor, call.hospital, spec, call.key(), AGENCY_TIMEOUT_S)
+        return {
+            "setlinfo": _setlinfo(visit, record.figures, call, record=record),
+            "setldetail": _setldetail(visit.insurance_type, record.figures),
+        }
+
+    return settle
+
+
+async def cancel_settlement(call: Call) -> Mapping[str, Any]:
+    r = call.node("data")
+    settlement_id = r.text("setl_id", required=True, limit=30)
+    visit_id, person_number = _stay_ref(r)
+    if settlement_id and not ids.SETTLEMENT_ID.fullmatch(settlement_id):
+        r.add("setl_id", "不是本平台的结算ID")
+    r.raise_if_any()
+    await call.service.visit(call.hospital, visit_id, person_number)
+    record = await call.service.cancel_settlement(
+        call.actor, call.hospital, call.key(), settlement_id, visit_id, AGENCY_TIMEOUT_S
+    )
+    info = _setlinfo(record, record.figures, call, sign=-1, record=record)
+    info["psn_no"] = person_number
+    return {"setlinfo": info, "setldetail": _setldetail(record.bill.insurance_type, record.figures, sign=-1)}
+
+
+async def reverse(call: Call) -> None:
+    r = call.node("data")
+    r.text("psn_no", limit=30)
+    original = r.text("omsgid", required=True, limit=30, pattern=_ID)
+    infno = r.text("oinfno", required=True, limit=5, pattern=re.compile(r"[0-9]{4}[A-Z]?"))
+    r.raise_if_any()
+    await call.service.reverse(
+        call.actor, call.hospital, call.key(), ids.scoped_msgid(call.hospital.code, original), infno, AGENCY_TIMEOUT_S
+    )
+
+
+# ---------------------------------------------------------------------------------------------- reconciliation
+
+
+async def reconcile_totals(call: Call) -> Mapping[str, Any]:
+    r = call.node("data")
+    insurance = r.choice("insutype", INSURANCE_TYPES, required=False)
+    clearing = r.choice("clr_type", {"11": "门诊", "21": "住院"}, required=False)
+    office = r.text("setl_optins", required=True, limit=6, pattern=_REGION)
+    start, end = r.date("stmt_begndate"), r.date("stmt_enddate")
+    total, fund, account = r.fen("medfee_sumamt"), r.fen("fund_pay_sumamt"), r.fen("acct_pay")
+    count_text = r.text("fixmedins_setl_cnt", required=True, limit=10)
+    r.text("refd_setl_flag", limit=3)
+    if count_text and not count_text.isdigit():
+        r.add("fixmedins_setl_cnt", "应为不小于0的整数")
+    if start and end:
+        for problem in reconciliation.period_errors(start, end):
+            r.add(
+                "stmt_enddate" if "end" in problem.field else "stmt_begndate",
+                "对账期间无效（须开始不晚于结束，且不超过一年）",
+            )
+    r.raise_if_any()
+    assert start and end and total is not None and fund is not None and account is not None
+    totals = reconciliation.ReconTotals(int(count_text), total, fund, account, 0)
+    result = await call.service.reconcile(
+        call.actor, call.hospital, start, end, insurance_type=insurance, clearing_kind=clearing,
+        insured_region="" if office == call.hospital.region else office, totals=totals,
+    )  # fmt: skip
+    return {
+        "stmtinfo": {
+            "setl_optins": office,
+            "stmt_rslt": "0" if result.matched else "1",
+            "stmt_rslt_dscr": result.description,
+        }
+    }
+
+
+def _month(r: Reader) -> tuple[int, int]:
+    year = r.int_value("trt_year", default=0, low=2000, high=2100)
+    month = r.int_value("trt_month", default=0, low=1, high=12)
+    if not r.has("trt_year"):
+        r.add("trt_year", "必填")
+    if not r.has("trt_month"):
+        r.add("trt_month", "必填")
+    return year, month
+
+
+async def clearing_details(call: Call) -> Mapping[str, Any]:
+    r = call.node("data")
+    year, month = _month(r)
+    start_row = r.int_value("startrow", default=1, low=1, high=10**9)
+    r.raise_if_any()
+    rows = await call.service.clearing_rows(call.actor, call.hospital, year, month, start_row, MAX_ROWS)
+    return {
+        "data": [
+            {
+                "seqno": start_row + i,
+                "mdtrtarea": row.settlement.treatment_region,
+                "medins_no": row.settlement.hospital_code,
+                "certno": idnumber.mask(row.settlement.bill.id_number),
+                "mdtrt_id": row.settlement.bill.visit_id,
+                "mdtrt_setl_time": _time(row.settlement.settled_at),
+                "setl_sn": row.settlement.settlement_id,
+                "fulamt_advpay_flag": "0",
+                "medfee_sumamt": yuan(row.settlement.figures.total_fen),
+                "optins_pay_sumamt": yuan(row.settlement.figures.fund_pay_fen + row.settlement.figures.account_pay_fen),
+                "insuplc_admdvs": row.settlement.insured_region,
+                "cnfm_flag": row.confirmed or None,
+            }
+            for i, row in enumerate(rows)
+        ]
+    }
+
+
+async def confirm_clearing(call: Call) -> None:
+    r = call.node("data")
+    year, month = _month(r)
+    r.text("totalrow", limit=10)
+    top = Reader(call.envelope.input, "", r.problems)
+    rows = top.rows("detail", limit=MAX_ROWS)
+    flags: dict[str, str] = {}
+    for i, row in enumerate(rows):
+        d = Reader(row, f"detail[{i}].", r.problems)
+        sid = d.text("setl_sn", required=True, limit=30)
+        flag = d.choice("cnfm_flag", {"1": "确认", "0": "不确认"})
+        for name in ("medfee_sumamt", "optins_pay_sumamt"):
+            d.fen(name, required=False)
+        if sid in flags:
+            d.add("setl_sn", "重复")
+        if sid and flag:
+            flags[sid] = flag
+    r.raise_if_any()
+    await call.service.confirm(call.actor, call.hospital, year, month, flags)
+
+
+TRANSACTIONS: dict[str, Handler] = {
+    "9001": sign_in,
+    "9002": sign_out,
+    "1101": person_info,
+    "2201": open_outpatient,
+    "2202": cancel_visit,
+    "2401": admit,
+    "2404": cancel_visit,
+    "2204": upload_outpatient,
+    "2205": cancel_batch,
+    "2301": upload_inpatient,
+    "2302": cancel_serials,
+    "2206": _pre_settler(inpatient=False),
+    "2207": _settler(inpatient=False),
+    "2208": cancel_settlement,
+    "2303": _pre_settler(inpatient=True),
+    "2304": _settler(inpatient=True),
+    "2305": cancel_settlement,
+    "2601": reverse,
+    "3201": reconcile_totals,
+    "3260": clearing_details,
+    "3261": confirm_clearing,
+}
+
+
+def transaction_of(infno: str) -> Handler:
+    handler = TRANSACTIONS.get(infno[:4])
+    if handler is None:
+        raise NotFound(reason="UNKNOWN_TRANSACTION", message=f"transaction {infno} is not served")
+    return handler
