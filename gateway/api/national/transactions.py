@@ -272,11 +272,9 @@ async def cancel_visit(call: Call) -> None:
 
 
 def _details(call: Call, batch_required: bool) -> tuple[str, str, list[DetailInput]]:
-    raw = call.envelope.input.get("feedetail")
     top = Reader(call.envelope.input)
     rows = top.rows("feedetail", limit=MAX_DETAILS)
     top.raise_if_any()
-    del raw
     visit_ids, people, details = set(), set(), []
     problems = top.problems
     for i, row in enumerate(rows):
@@ -374,11 +372,11 @@ def _settle_input(call: Call, inpatient: bool) -> SettleInput:
     visit_id, person_number = _stay_ref(r)
     r.choice("mdtrt_cert_type", CREDENTIALS)
     r.text("mdtrt_cert_no", required=True, limit=200)
-    medical = r.choice("med_type", INPATIENT_TYPES if inpatient else OUTPATIENT_TYPES, required=not inpatient)
+    r.choice("med_type", INPATIENT_TYPES if inpatient else OUTPATIENT_TYPES, required=not inpatient)
     total = r.fen("medfee_sumamt")
     r.text("psn_setlway", limit=6)
     batch = r.text("chrg_bchno", required=not inpatient, limit=30, pattern=_ID)
-    insurance = r.choice("insutype", INSURANCE_TYPES)
+    r.choice("insutype", INSURANCE_TYPES)  # both checked against the stay's (_checked_against)
     r.choice("acct_used_flag", {"0": "不使用个人账户", "1": "使用个人账户"}, default="1")
     r.choice("mid_setl_flag", {"0": "否", "1": "中途结算"}, default="0")
     discharge = r.date("dscg_time", required=False) or r.date("endtime", required=False)
@@ -387,8 +385,6 @@ def _settle_input(call: Call, inpatient: bool) -> SettleInput:
     r.text("invono", limit=20)
     r.raise_if_any()
     assert total is not None
-    _check_stay_kind = (medical, insurance)  # checked against the stay below
-    del _check_stay_kind
     return SettleInput(visit_id, person_number, None if inpatient or batch == ALL else batch, total, discharge)
 
 
