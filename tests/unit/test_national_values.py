@@ -62,3 +62,9 @@ def test_a_bad_catalogue_names_each_bad_row() -> None:
         Catalogue.parse("440300", text)
     fields = [v.field for v in refused.value.violations]
     assert fields.count("line 2") == 1 and fields.count("line 3") >= 3
+
+
+def test_quantities_and_prices_keep_their_value_without_exponents() -> None:
+    r = Reader({"cnt": "2.5000", "pric": Decimal("300.00"), "bad": "1.0000001"})
+    assert (str(r.decimal("cnt", places=4)), str(r.decimal("pric", places=6))) == ("2.5", "300")
+    assert r.decimal("bad", places=6) is None and r.problems[0].description == "最多6位小数"

@@ -139,7 +139,7 @@ class Reader:
         if value != value.quantize(Decimal(1).scaleb(-places)):
             self.add(name, f"最多{places}位小数")
             return None
-        return value.normalize() if value else Decimal(0)
+        return Decimal(f"{value.normalize():f}")  # 300.00 -> 300, never 3E+2
 
     def date(self, name: str, *, required: bool = True) -> date | None:
         moment = self.moment(name, required=required)
