@@ -139,6 +139,7 @@ async def test_messages_a_dead_router_had_read_are_routed_at_once_by_its_success
     try:
         gateway.start("gw-own")
         await gateway.ready(channel)
+
         def routing() -> bool:  # the router made its consumer groups: stop it only then
             probe = redis.Redis.from_url(redis_url)
             try:
