@@ -352,10 +352,6 @@ class VisitService:
 
         def change(visit: Visit) -> Visit:
             nonlocal removed
-            if batch is None and serials is None:
-                held = visit.held_serials()
-                updated, removed = visit.without_details(None, {d.serial for d in visit.details} - held)
-                return updated
             updated, removed = visit.without_details(batch, serials)
             return updated
 

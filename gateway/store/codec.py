@@ -528,7 +528,6 @@ def visit_to_bytes(v: Visit, cipher: FieldCipher) -> bytes:
         [[d.serial, d.batch, _entry_row(d.entry), d.count, d.price, d.amount_fen, d.occurred, d.msgid]
          for d in v.details],
         [[c.msgid, c.settlement_id, list(c.serials), c.claimed_ms] for c in v.claims],
-        list(v.cancelled_batches),
     ]  # fmt: skip
     sealed = cipher.encrypt(orjson.dumps(doc).decode(), context=f"stay:{v.visit_id}")
     return f"{v.version}|".encode() + sealed.encode()
@@ -538,7 +537,7 @@ def visit_from_bytes(raw: bytes, cipher: FieldCipher, visit_id: str) -> Visit:
     version, sealed = raw.split(b"|", 1)
     doc = orjson.loads(cipher.decrypt(sealed.decode(), context=f"stay:{visit_id}"))
     (vid, msgid, fingerprint, hospital, level, treatment, insured, psn_no, id_number, name, credential, insurance,
-     medical, begin, opened, emergency, state, details, claims, cancelled) = doc  # fmt: skip
+     medical, begin, opened, emergency, state, details, claims) = doc  # fmt: skip
     return Visit(
         visit_id=vid,
         msgid=msgid,
@@ -562,7 +561,6 @@ def visit_from_bytes(raw: bytes, cipher: FieldCipher, visit_id: str) -> Visit:
             for sn, batch, entry, count, price, amount, occurred, dmsg in details
         ),
         claims=tuple(SettleClaim(m, sid, tuple(serials), at) for m, sid, serials, at in claims),
-        cancelled_batches=tuple(cancelled),
         version=int(version),
     )
 

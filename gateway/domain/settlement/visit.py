@@ -103,7 +103,6 @@ class Visit:
     state: VisitState = VisitState.OPEN
     details: tuple[FeeDetail, ...] = ()
     claims: tuple[SettleClaim, ...] = ()
-    cancelled_batches: tuple[str, ...] = ()
     version: int = 1
     outcomes: dict[str, ClaimOutcome] = field(default_factory=dict, compare=False)
     """Each claim's outcome by msgid, as read with the stay (not stored)."""
@@ -118,17 +117,13 @@ class Visit:
     def claim_of(self, msgid: str) -> SettleClaim | None:
         return next((c for c in self.claims if c.msgid == msgid), None)
 
+    def holds(self, claim: SettleClaim) -> bool:
+        """Whether ``claim`` still holds its details: its settlement stands, or its call may still be running."""
+        return self.outcome(claim) in (ClaimOutcome.SETTLED, ClaimOutcome.PENDING)
+
     def held_serials(self) -> set[str]:
         """Details held by a settled or possibly running settlement."""
-        return {
-            serial
-            for claim in self.claims
-            if self.outcome(claim) in (ClaimOutcome.SETTLED, ClaimOutcome.PENDING)
-            for serial in claim.serials
-        }
-
-    def live_settlements(self) -> list[str]:
-        return [c.settlement_id for c in self.claims if self.outcome(c) is ClaimOutcome.SETTLED]
+        return {serial for claim in self.claims if self.holds(claim) for serial in claim.serials}
 
     def require_open(self) -> None:
         if self.state is not VisitState.OPEN:
@@ -168,12 +163,14 @@ class Visit:
         return replace(self, details=self.details + tuple(fresh), version=self.version + 1)
 
     def without_details(self, batch: str | None, serials: set[str] | None) -> tuple[Visit, int]:
-        """The stay with a batch (or the given serials, or with neither every unsettled detail) cancelled, and
-        how many were removed. Raises ``FailedPrecondition`` when one of them is settled."""
+        """The stay with a batch or the given serials cancelled (with neither: every unsettled detail), and how
+        many were removed. Raises ``FailedPrecondition`` when one of those named is settled."""
         self.require_open()
         held = self.held_serials()
 
         def chosen(d: FeeDetail) -> bool:
+            if batch is None and serials is None:
+                return d.serial not in held
             return (batch is None or d.batch == batch) and (serials is None or d.serial in serials)
 
         removing = [d for d in self.details if chosen(d)]
@@ -185,8 +182,7 @@ class Visit:
                 metadata={"feedetl_sn": settled[0]},
             )
         kept = tuple(d for d in self.details if not chosen(d))
-        batches = self.cancelled_batches + ((batch,) if batch and batch not in self.cancelled_batches else ())
-        return replace(self, details=kept, cancelled_batches=batches, version=self.version + 1), len(removing)
+        return replace(self, details=kept, version=self.version + 1), len(removing)
 
     def with_claim(self, claim: SettleClaim) -> Visit:
         """The stay with ``claim`` made and the claims whose settlement came to nothing dropped."""
@@ -206,9 +202,7 @@ class Visit:
         """The stay cancelled (2202/2404); refused while a settlement of it stands or may be running."""
         if self.state is VisitState.CANCELLED:
             return self
-        standing = [
-            c.settlement_id for c in self.claims if self.outcome(c) in (ClaimOutcome.SETTLED, ClaimOutcome.PENDING)
-        ]
+        standing = [c.settlement_id for c in self.claims if self.holds(c)]
         if standing:
             raise FailedPrecondition(
                 reason="VISIT_SETTLED",
