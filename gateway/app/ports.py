@@ -247,6 +247,10 @@ class SettlementRepository(Protocol):
         """The state of each of these settlements that exists (one round trip, nothing decrypted)."""
         ...
 
+    async def get_many(self, settlement_ids: list[str]) -> dict[str, SettlementRecord]:
+        """Each of these settlements that exists, in one round trip."""
+        ...
+
     async def made_by(self, msgid: str) -> SettlementRecord | None:
         """The settlement the settle message ``msgid`` made, if any."""
         ...

@@ -46,15 +46,17 @@ class SettlementService:
 
     def _check_bill(self, actor: Participant, bill: Bill) -> None:
         access.require_hospital(actor, bill.hospital_code, bill.treatment_region)
-        if bill.treatment_region == bill.insured_region:
+        self.require_non_local(bill.treatment_region, bill.insured_region, "bill.insured_region")
+
+    def require_non_local(self, treatment_region: str, insured_region: str, field: str) -> None:
+        """Care of another region's insured person, whose healthcare agency sigw can ask (``field`` names the
+        insured region in the request)."""
+        if treatment_region == insured_region:
             raise FailedPrecondition(
                 reason="NOT_NON_LOCAL", message="the insured region is the place of treatment: settle locally"
             )
-        if not self.agencies.has_healthcare_agency(bill.insured_region):
-            raise invalid(
-                [FieldViolation("bill.insured_region", f"unknown region {bill.insured_region}")],
-                reason="UNKNOWN_REGION",
-            )
+        if not self.agencies.has_healthcare_agency(insured_region):
+            raise invalid([FieldViolation(field, f"unknown region {insured_region}")], reason="UNKNOWN_REGION")
 
     async def _compute(
         self, bill: Bill, status: FilingStatus, *, commit: bool, settlement_id: str, timeout_s: float

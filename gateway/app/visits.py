@@ -64,7 +64,6 @@ __all__ = [
     "VisitService",
 ]
 
-PERSON_TIMEOUT_S = 5.0
 _SAVE_ATTEMPTS = 5
 _OUTPATIENT_CLEARING = "11"
 _INPATIENT_CLEARING = "21"
@@ -106,6 +105,8 @@ class SettleInput:
     batch: str | None  # chrg_bchno (outpatient)
     total_fen: int  # medfee_sumamt
     discharge: date | None  # dscg_time / endtime
+    insurance_type: str  # insutype: must be the stay's
+    medical_type: str  # med_type: the stay's, when given ("")
 
 
 @dataclass(frozen=True)
@@ -191,17 +192,12 @@ class VisitService:
         name: str,
         credential: CredentialType,
         insured_region: str,
-        timeout_s: float = PERSON_TIMEOUT_S,
+        timeout_s: float,
     ) -> InsuredPerson:
         """Ask the insured region who this is (1101). With no insured region given, the person's filings for
         the hospital's place name it."""
         region = insured_region or await self._filed_region(id_number, hospital.region)
-        if region == hospital.region:
-            raise FailedPrecondition(
-                reason="NOT_NON_LOCAL", message="the person is insured in the place of treatment: settle locally"
-            )
-        if not self.agencies.has_healthcare_agency(region):
-            raise invalid([FieldViolation("insuplc_admdvs", f"unknown region {region}")], reason="UNKNOWN_REGION")
+        self.settlements.require_non_local(hospital.region, region, "insuplc_admdvs")
         try:
             person = await self.agencies.person_info(region, id_number, name, credential, hospital.region, timeout_s)
         except AgencyCallFailed as failed:
@@ -387,6 +383,19 @@ class VisitService:
             received_at=now,
         )
 
+    async def _stay_to_settle(self, hospital: Hospital, spec: SettleInput) -> Visit:
+        """The stay a (pre-)settlement names, refused when the message's insurance or medical type is not the
+        stay's."""
+        visit = await self.visit(hospital, spec.visit_id, spec.person_number)
+        problems = []
+        if spec.insurance_type != visit.insurance_type.value:
+            problems.append(FieldViolation("insutype", f"与就诊登记的险种 {visit.insurance_type.value} 不符"))
+        if spec.medical_type and spec.medical_type != visit.medical_type.value:
+            problems.append(FieldViolation("med_type", f"与就诊登记的医疗类别 {visit.medical_type.value} 不符"))
+        if problems:
+            raise invalid(problems, reason="INVALID_INPUT")
+        return visit
+
     @staticmethod
     def _to_settle(visit: Visit, spec: SettleInput) -> list[FeeDetail]:
         visit.require_open()
@@ -404,7 +413,7 @@ class VisitService:
     async def pre_settle(
         self, actor: Participant, hospital: Hospital, spec: SettleInput, msgid: str, timeout_s: float
     ) -> tuple[Visit, Figures]:
-        visit = await self.visit(hospital, spec.visit_id, spec.person_number)
+        visit = await self._stay_to_settle(hospital, spec)
         bill = self._bill(visit, msgid, self._to_settle(visit, spec), spec.discharge)
         return visit, await self.settlements.pre_settle(actor, bill, timeout_s)
 
@@ -413,7 +422,7 @@ class VisitService:
     ) -> tuple[Visit, SettlementRecord]:
         """Settle what the stay holds unsettled (of the batch, outpatient): claim the details in the stay, then
         settle through the settlement use case; a refusal releases the claim."""
-        visit = await self.visit(hospital, spec.visit_id, spec.person_number)
+        visit = await self._stay_to_settle(hospital, spec)
         claim = visit.claim_of(key.key)
         if claim is None:
             details = self._to_settle(visit, spec)
@@ -447,13 +456,15 @@ class VisitService:
 
     async def cancel_settlement(
         self, actor: Participant, hospital: Hospital, key: RequestKey, settlement_id: str, visit_id: str,
-        timeout_s: float,
+        person_number: str, timeout_s: float,
     ) -> SettlementRecord:  # fmt: skip
-        """Cancel a settlement of a stay (2208 / 2305); its details are free again."""
-        record = await self.settlements.cancel(actor, key, settlement_id, timeout_s)
-        if visit_id and record.bill.visit_id != visit_id:
+        """Cancel a settlement of the hospital's stay (2208 / 2305); its details are free again. The stay and
+        the settlement are checked to belong together before anything is cancelled."""
+        await self.visit(hospital, visit_id, person_number)
+        settlement = await self.settlements.get(actor, settlement_id)
+        if settlement.bill.visit_id != visit_id:
             raise invalid([FieldViolation("mdtrt_id", "is not the stay of this settlement")], reason="VISIT_MISMATCH")
-        return record
+        return await self.settlements.cancel(actor, key, settlement_id, timeout_s)
 
     async def reverse(
         self, actor: Participant, hospital: Hospital, key: RequestKey, original_msgid: str, original_infno: str,
@@ -524,10 +535,10 @@ class VisitService:
     ) -> list[ClearingRow]:
         """3260: the hospital's settlements of a settlement month (standing ones), in settlement order, from row
         ``start_row`` (1-based)."""
+        access.require_hospital(actor, hospital.code)
         first = datetime.combine(date(year, month, 1), time.min, SHANGHAI)
         after = datetime.combine((first + timedelta(days=32)).date().replace(day=1), time.min, SHANGHAI)
         records = await self.settlement_store.hospital_records(hospital.code, first, after)
-        access.require_hospital(actor, hospital.code)
         standing = sorted(
             (r for r in records if r.state is SettlementState.SETTLED),
             key=lambda r: (r.settled_at, r.settlement_id),
@@ -543,13 +554,13 @@ class VisitService:
         settlement not of this hospital and month is refused (nothing recorded)."""
         access.require_hospital(actor, hospital.code)
         wanted = f"{year:04d}-{month:02d}"
-        found = {
-            sid: await self.settlement_store.get(sid) if ids.SETTLEMENT_ID.fullmatch(sid) else None for sid in flags
-        }
+        found = await self.settlement_store.get_many([sid for sid in flags if ids.SETTLEMENT_ID.fullmatch(sid)])
         wrong = [
             sid
-            for sid, record in found.items()
-            if record is None or record.hospital_code != hospital.code or record.clearing_month != wanted
+            for sid in flags
+            if (record := found.get(sid)) is None
+            or record.hospital_code != hospital.code
+            or record.clearing_month != wanted
         ]
         if wrong:
             raise invalid(

@@ -90,7 +90,8 @@ class SettlementStore:
             raw = await self.client.get(keys.settlement(shard, settlement_id))
         return codec.settlement_from_bytes(cast(bytes, raw), self.cipher)[0] if raw else None
 
-    async def states(self, settlement_ids: list[str]) -> dict[str, SettlementState]:
+    async def _stored(self, settlement_ids: list[str]) -> dict[str, bytes]:
+        """The stored bytes of each of these settlements that exists, in one round trip."""
         if not settlement_ids:
             return {}
         async with redis_errors():
@@ -98,7 +99,14 @@ class SettlementStore:
             for sid in settlement_ids:
                 pipe.get(keys.settlement(shard_of(sid), sid))
             found = await pipe.execute()
-        return {sid: codec.settlement_state(raw) for sid, raw in zip(settlement_ids, found, strict=True) if raw}
+        return {sid: raw for sid, raw in zip(settlement_ids, found, strict=True) if raw}
+
+    async def states(self, settlement_ids: list[str]) -> dict[str, SettlementState]:
+        return {sid: codec.settlement_state(raw) for sid, raw in (await self._stored(settlement_ids)).items()}
+
+    async def get_many(self, settlement_ids: list[str]) -> dict[str, SettlementRecord]:
+        stored = await self._stored(settlement_ids)
+        return {sid: codec.settlement_from_bytes(raw, self.cipher)[0] for sid, raw in stored.items()}
 
     async def made_by(self, msgid: str) -> SettlementRecord | None:
         found = await self.get(self._key_of(msgid)[1])

@@ -432,3 +432,23 @@ async def test_another_hospital_cannot_touch_the_stay(national: National) -> Non
     doc = await n.call("2204", {"feedetail": [detail("1", visit, psn, EXAM, 1, 25, 25)]}, hospital=other,
                        fixmedins_code=OTHER, sign_no=other_sign, msgid=f"{OTHER}202603020900000002")  # fmt: skip
     assert doc["infcode"] == -1 and "VISIT_NOT_FOUND" in doc["err_msg"]
+
+
+async def test_a_cancel_naming_another_stay_is_refused_before_anything_is_cancelled(national: National) -> None:
+    n = national
+    psn = (await person(n))["baseinfo"]["psn_no"]
+    data = {"psn_no": psn, "insutype": "310", "begntime": "2026-03-02 08:00:00", "mdtrt_cert_type": "02",
+            "mdtrt_cert_no": person_id()}  # fmt: skip
+    first = (await n.ok("2201", {"data": data}))["data"]["mdtrt_id"]
+    second = (await n.ok("2201", {"data": data}))["data"]["mdtrt_id"]
+    await n.ok("2204", {"feedetail": [detail("1", first, psn, EXAM, 1, 25, 25)]})
+    info = (await n.ok("2207", settle_data(first, psn, "25.00", med_type="11", chrg_bchno="1")))["setlinfo"]
+    wrong = {"data": {"setl_id": info["setl_id"], "mdtrt_id": second, "psn_no": psn}}
+    await n.refused("2208", wrong, "VISIT_MISMATCH")
+    request = settlement_pb2.GetSettlementRequest(settlement_id=info["setl_id"])
+    standing = (await n.settlements().GetSettlement(request)).settlement
+    assert standing.state == settlement_pb2.SETTLEMENT_STATE_SETTLED
+    # A message whose insurance type is not the stay's is refused as well.
+    text = await n.refused("2206", settle_data(second, psn, "25.00", med_type="11", chrg_bchno="1", insutype="390"),
+                           "INVALID_INPUT")  # fmt: skip
+    assert "insutype：与就诊登记的险种 310 不符" in text

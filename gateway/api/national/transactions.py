@@ -40,7 +40,8 @@ from fractions import Fraction
 from typing import Any
 
 from gateway.api.national.envelope import Envelope, dumps, yuan
-from gateway.api.national.values import Reader, as_text
+from gateway.api.national.values import Reader
+from gateway.api.settlements import AGENCY_TIMEOUT_S
 from gateway.app.idempotency import RequestKey
 from gateway.app.visits import DetailInput, SettleInput, VisitInput, VisitService, clearing_type
 from gateway.domain import idnumber, ids
@@ -57,7 +58,6 @@ from gateway.domain.settlement.visit import MAX_DETAILS, FeeDetail, InsuredPerso
 
 __all__ = ["TRANSACTIONS", "Call", "transaction_of"]
 
-AGENCY_TIMEOUT_S = 10.0
 MAX_ROWS = 100  # 3260 / 3261: rows a call
 _ID = re.compile(r"[A-Za-z0-9_\-]{1,30}")
 _REGION = re.compile(r"[0-9]{6}")
@@ -372,11 +372,11 @@ def _settle_input(call: Call, inpatient: bool) -> SettleInput:
     visit_id, person_number = _stay_ref(r)
     r.choice("mdtrt_cert_type", CREDENTIALS)
     r.text("mdtrt_cert_no", required=True, limit=200)
-    r.choice("med_type", INPATIENT_TYPES if inpatient else OUTPATIENT_TYPES, required=not inpatient)
+    medical = r.choice("med_type", INPATIENT_TYPES if inpatient else OUTPATIENT_TYPES, required=not inpatient)
     total = r.fen("medfee_sumamt")
     r.text("psn_setlway", limit=6)
     batch = r.text("chrg_bchno", required=not inpatient, limit=30, pattern=_ID)
-    r.choice("insutype", INSURANCE_TYPES)  # both checked against the stay's (_checked_against)
+    insurance = r.choice("insutype", INSURANCE_TYPES)
     r.choice("acct_used_flag", {"0": "不使用个人账户", "1": "使用个人账户"}, default="1")
     r.choice("mid_setl_flag", {"0": "否", "1": "中途结算"}, default="0")
     discharge = r.date("dscg_time", required=False) or r.date("endtime", required=False)
@@ -385,21 +385,8 @@ def _settle_input(call: Call, inpatient: bool) -> SettleInput:
     r.text("invono", limit=20)
     r.raise_if_any()
     assert total is not None
-    return SettleInput(visit_id, person_number, None if inpatient or batch == ALL else batch, total, discharge)
-
-
-def _checked_against(visit: Visit, call: Call) -> None:
-    data = call.envelope.input.get("data")
-    if not isinstance(data, Mapping):
-        return
-    problems = []
-    if as_text(data.get("insutype")) != visit.insurance_type.value:
-        problems.append(FieldViolation("data.insutype", f"与就诊登记的险种 {visit.insurance_type.value} 不符"))
-    medical = as_text(data.get("med_type"))
-    if medical and medical != visit.medical_type.value:
-        problems.append(FieldViolation("data.med_type", f"与就诊登记的医疗类别 {visit.medical_type.value} 不符"))
-    if problems:
-        raise invalid(problems, reason="INVALID_INPUT")
+    batch_chosen = None if inpatient or batch == ALL else batch
+    return SettleInput(visit_id, person_number, batch_chosen, total, discharge, insurance, medical)
 
 
 def _setlinfo(visit_or_record: Visit | SettlementRecord, figures: Figures, call: Call, *, sign: int = 1,
@@ -472,8 +459,6 @@ def _setldetail(insurance: InsuranceType, figures: Figures, sign: int = 1) -> li
 def _pre_settler(inpatient: bool) -> Handler:
     async def pre_settle(call: Call) -> Mapping[str, Any]:
         spec = _settle_input(call, inpatient)
-        visit = await call.service.visit(call.hospital, spec.visit_id, spec.person_number)
-        _checked_against(visit, call)
         visit, figures = await call.service.pre_settle(call.actor, call.hospital, spec, call.msgid, AGENCY_TIMEOUT_S)
         return {"setlinfo": _setlinfo(visit, figures, call), "setldetail": _setldetail(visit.insurance_type, figures)}
 
@@ -483,8 +468,6 @@ def _pre_settler(inpatient: bool) -> Handler:
 def _settler(inpatient: bool) -> Handler:
     async def settle(call: Call) -> Mapping[str, Any]:
         spec = _settle_input(call, inpatient)
-        visit = await call.service.visit(call.hospital, spec.visit_id, spec.person_number)
-        _checked_against(visit, call)
         visit, record = await call.service.settle(call.actor, call.hospital, spec, call.key(), AGENCY_TIMEOUT_S)
         return {
             "setlinfo": _setlinfo(visit, record.figures, call, record=record),
@@ -501,9 +484,8 @@ async def cancel_settlement(call: Call) -> Mapping[str, Any]:
     if settlement_id and not ids.SETTLEMENT_ID.fullmatch(settlement_id):
         r.add("setl_id", "不是本平台的结算ID")
     r.raise_if_any()
-    await call.service.visit(call.hospital, visit_id, person_number)
     record = await call.service.cancel_settlement(
-        call.actor, call.hospital, call.key(), settlement_id, visit_id, AGENCY_TIMEOUT_S
+        call.actor, call.hospital, call.key(), settlement_id, visit_id, person_number, AGENCY_TIMEOUT_S
     )
     info = _setlinfo(record, record.figures, call, sign=-1, record=record)
     info["psn_no"] = person_number
