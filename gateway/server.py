@@ -392,11 +392,9 @@ def _api_server(
             "Never use this outside development. !!!"
         )
     identity = IdentityResolver(settings.dev_identity, tls=tls is not None, known_regions=registry.codes)
-    guard = CallGuard(
-        GrpcMetrics(metrics),
-        RateLimiter(settings.rate_per_s, 2 * settings.rate_per_s, clock=monotonic),
-        identity.rate_key,
-    )
+    # One budget per participant, whether it calls over gRPC or the national interface.
+    limiter = RateLimiter(settings.rate_per_s, 2 * settings.rate_per_s, clock=monotonic)
+    guard = CallGuard(GrpcMetrics(metrics), limiter, identity.rate_key)
     # Several API processes share the port (SO_REUSEPORT, gRPC's default on Linux, said here explicitly).
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 4 * 1024 * 1024), ("grpc.so_reuseport", 1)])
     guard.add_guarded(
@@ -440,6 +438,5 @@ def _api_server(
         load_catalogues(settings.catalogue_dir, registry.codes),
         clock,
     )
-    limiter = RateLimiter(settings.rate_per_s, 2 * settings.rate_per_s, clock=monotonic)
     endpoint = NationalEndpoint(visits, identity, limiter, metrics, clock, settings.national_path)
     return server, port, endpoint

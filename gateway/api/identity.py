@@ -10,7 +10,6 @@ says so loudly at start-up.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import grpc
@@ -20,14 +19,6 @@ from gateway.domain.participants import Participant
 from gateway.security import pki
 
 __all__ = ["METADATA_KEY", "IdentityResolver"]
-
-
-@functools.lru_cache(maxsize=4096)
-def _participant_of_der(der: bytes) -> str | None:
-    try:
-        return pki.participant_of_cert(der)
-    except ValueError:
-        return None
 
 METADATA_KEY = "x-sigw-participant"
 
@@ -70,7 +61,7 @@ class IdentityResolver:
         """The caller of an HTTP request (the national interface): the verified peer certificate's participant,
         or in development the ``x-sigw-participant`` header."""
         if self.tls:
-            named = _participant_of_der(peer_der) if peer_der else None
+            named = pki.participant_of_peer(peer_der) if peer_der else None
             if named is None:
                 raise Unauthenticated(reason="NO_IDENTITY", message="the client certificate names no participant")
             return self._known(Participant.parse(named))

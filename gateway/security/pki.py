@@ -50,6 +50,7 @@ __all__ = [
     "issue_gateway",
     "participant_from_auth_context",
     "participant_of_cert",
+    "participant_of_peer",
 ]
 
 PARTICIPANT_URI_PREFIX = "sigw:participant:"
@@ -224,15 +225,16 @@ def participant_from_auth_context(auth_context: Mapping[str, Iterable[bytes]]) -
     treat every ``None`` as "unauthenticated".
     """
     pem = next(iter(auth_context.get("x509_pem_cert") or ()), None)
-    return _participant_of_pem(bytes(pem)) if pem else None
+    return participant_of_peer(bytes(pem)) if pem else None
 
 
 @functools.lru_cache(maxsize=4096)
-def _participant_of_pem(pem: bytes) -> str | None:
-    """A verified peer certificate's participant, parsed once per certificate (every call on a connection
-    presents the same one) and remembered for the next calls."""
+def participant_of_peer(cert_pem_or_der: bytes) -> str | None:
+    """A verified peer certificate's participant (PEM from gRPC, DER from an HTTPS server), parsed once per
+    certificate (every call on a connection presents the same one) and remembered for the next calls; ``None``
+    when it names no valid participant."""
     try:
-        return participant_of_cert(pem)
+        return participant_of_cert(cert_pem_or_der)
     except ValueError:
         return None
 

@@ -99,7 +99,8 @@ def error_text(error: SigwError) -> str:
         fields = "；".join(f"{v.field}：{v.description}" for v in error.violations[:20])
         text = f"{meaning or '入参有误'}：{fields}"
     elif meaning:
-        text = meaning if error.reason not in ("ALREADY_CANCELLED",) else f"{meaning}（{error.message}）"
+        # Which message cancelled it is worth telling (the settlement's own message names it).
+        text = f"{meaning}（{error.message}）" if error.reason == "ALREADY_CANCELLED" else meaning
     else:
         text = f"交易失败：{error.message}"
     return idnumber.scrub(f"{text}（{error.reason}）")

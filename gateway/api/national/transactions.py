@@ -52,7 +52,7 @@ from gateway.domain.participants import Participant
 from gateway.domain.regions import Hospital
 from gateway.domain.settlement import reconciliation
 from gateway.domain.settlement.catalogue import classed_amounts
-from gateway.domain.settlement.records import CredentialType, Figures, SettlementRecord
+from gateway.domain.settlement.records import Bill, CredentialType, Figures, SettlementRecord
 from gateway.domain.settlement.split import InsuranceType, MedicalType
 from gateway.domain.settlement.visit import MAX_DETAILS, FeeDetail, InsuredPerson, Visit
 
@@ -389,30 +389,23 @@ def _settle_input(call: Call, inpatient: bool) -> SettleInput:
     return SettleInput(visit_id, person_number, batch_chosen, total, discharge, insurance, medical)
 
 
-def _setlinfo(visit_or_record: Visit | SettlementRecord, figures: Figures, call: Call, *, sign: int = 1,
-              record: SettlementRecord | None = None) -> dict[str, Any]:  # fmt: skip
-    bill_visit = visit_or_record
-    if isinstance(bill_visit, SettlementRecord):
-        b = bill_visit.bill
-        visit_id, person_number, insurance, medical = b.visit_id, "", b.insurance_type, b.medical_type
-        name, id_number, insured = b.name, b.id_number, b.insured_region
-    else:
-        visit_id, person_number, insurance, medical = (
-            bill_visit.visit_id, bill_visit.person_number, bill_visit.insurance_type, bill_visit.medical_type
-        )  # fmt: skip
-        name, id_number, insured = bill_visit.name, bill_visit.id_number, bill_visit.insured_region
+def _setlinfo(
+    stay: Visit | Bill, person_number: str, figures: Figures, call: Call, *, sign: int = 1,
+    record: SettlementRecord | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """``setlinfo`` of a (pre-)settlement of ``stay`` (a stay, or a settled bill), its amounts times ``sign``."""
 
     def money(fen: int) -> Decimal:
         return yuan(sign * fen)
 
     info: dict[str, Any] = {
-        "mdtrt_id": visit_id,
-        "psn_no": person_number or None,
-        "psn_name": name,
+        "mdtrt_id": stay.visit_id,
+        "psn_no": person_number,
+        "psn_name": stay.name,
         "psn_cert_type": "01",
-        "certno": id_number,
-        "insutype": insurance.value,
-        "med_type": medical.value,
+        "certno": stay.id_number,
+        "insutype": stay.insurance_type.value,
+        "med_type": stay.medical_type.value,
         "medfee_sumamt": money(figures.total_fen),
         "fulamt_ownpay_amt": money(figures.class_c_fen),
         "overlmt_selfpay": money(0),
@@ -427,8 +420,8 @@ def _setlinfo(visit_or_record: Visit | SettlementRecord, figures: Figures, call:
         "psn_cash_pay": money(figures.cash_pay_fen),
         "hosp_part_amt": money(0),
         "balc": None,
-        "clr_optins": insured,
-        "clr_type": clearing_type(medical),
+        "clr_optins": stay.insured_region,
+        "clr_type": clearing_type(stay.medical_type),
         "clr_way": None,
         "medins_setl_id": call.envelope.msgid,
         "setl_time": None,
@@ -460,7 +453,10 @@ def _pre_settler(inpatient: bool) -> Handler:
     async def pre_settle(call: Call) -> Mapping[str, Any]:
         spec = _settle_input(call, inpatient)
         visit, figures = await call.service.pre_settle(call.actor, call.hospital, spec, call.msgid, AGENCY_TIMEOUT_S)
-        return {"setlinfo": _setlinfo(visit, figures, call), "setldetail": _setldetail(visit.insurance_type, figures)}
+        return {
+            "setlinfo": _setlinfo(visit, visit.person_number, figures, call),
+            "setldetail": _setldetail(visit.insurance_type, figures),
+        }
 
     return pre_settle
 
@@ -470,7 +466,7 @@ def _settler(inpatient: bool) -> Handler:
         spec = _settle_input(call, inpatient)
         visit, record = await call.service.settle(call.actor, call.hospital, spec, call.key(), AGENCY_TIMEOUT_S)
         return {
-            "setlinfo": _setlinfo(visit, record.figures, call, record=record),
+            "setlinfo": _setlinfo(visit, visit.person_number, record.figures, call, record=record),
             "setldetail": _setldetail(visit.insurance_type, record.figures),
         }
 
@@ -487,8 +483,7 @@ async def cancel_settlement(call: Call) -> Mapping[str, Any]:
     record = await call.service.cancel_settlement(
         call.actor, call.hospital, call.key(), settlement_id, visit_id, person_number, AGENCY_TIMEOUT_S
     )
-    info = _setlinfo(record, record.figures, call, sign=-1, record=record)
-    info["psn_no"] = person_number
+    info = _setlinfo(record.bill, person_number, record.figures, call, sign=-1, record=record)
     return {"setlinfo": info, "setldetail": _setldetail(record.bill.insurance_type, record.figures, sign=-1)}
 
 
