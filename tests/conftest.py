@@ -22,7 +22,8 @@ from gateway.dispatch.dispatcher import DispatchSettings
 from gateway.dispatch.retry import RetryPolicy
 from gateway.domain.calendar import SHANGHAI
 from gateway.domain.participants import AgencyKey, AgencyType
-from gateway.domain.regions import Region, Registry
+from gateway.domain.regions import Hospital, Region, Registry
+from gateway.security.tls import TlsFolder
 from gateway.server import Gateway, start_gateway
 from gateway.store.embedded import EmbeddedRedis
 
@@ -89,6 +90,22 @@ def as_(participant: str) -> tuple[tuple[str, str]]:
     return (("x-sigw-participant", participant),)
 
 
+async def start_demo_agencies(act_delay_s: float = 0.0, tls: TlsFolder | None = None) -> SimulatedAgencies:
+    """Simulated agencies of every demo region on ephemeral loopback ports (connected to a gateway later)."""
+    sims = SimulatedAgencies("127.0.0.1:1", act_delay_s=act_delay_s, tls=tls)
+    await sims.start((AgencyKey(code, t), "127.0.0.1:0") for code in DEMO_REGIONS for t in AgencyType)
+    return sims
+
+
+def demo_registry(sims: SimulatedAgencies, hospitals: dict[str, Hospital] | None = None) -> Registry:
+    """The demo regions, each agency at its simulated agency's address (and ``hospitals``)."""
+    regions = {
+        code: Region(code, name, {t: sims.endpoints[AgencyKey(code, t)] for t in AgencyType})
+        for code, name in DEMO_REGIONS.items()
+    }
+    return Registry(regions, hospitals or {})
+
+
 async def start_demo(
     redis_url: str,
     clock: FakeClock,
@@ -105,16 +122,10 @@ async def start_demo(
     """A gateway on ``redis_url`` with simulated agencies for the demo regions, all on ephemeral loopback ports.
     Time is ``clock``'s: the domain's, and the rate limiter's seconds (so a bucket refills only when a test moves
     the clock); ``breaker_clock`` (default: real monotonic time) drives the circuit breakers' open periods."""
-    sims = SimulatedAgencies("127.0.0.1:1", act_delay_s=act_delay_s)
-    await sims.start((AgencyKey(code, t), "127.0.0.1:0") for code in DEMO_REGIONS for t in AgencyType)
+    sims = await start_demo_agencies(act_delay_s=act_delay_s)
     for agency in sims.agencies.values():
         agency.act = act
-    registry = Registry(
-        {
-            code: Region(code, name, {t: sims.endpoints[AgencyKey(code, t)] for t in AgencyType})
-            for code, name in DEMO_REGIONS.items()
-        }
-    )
+    registry = demo_registry(sims)
     settings = Settings(
         grpc_listen="127.0.0.1:0",
         http_listen="127.0.0.1:0",

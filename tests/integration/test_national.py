@@ -20,11 +20,11 @@ from adapters.simulated_agency import SimulatedAgencies
 from gateway._gen.sigw.v1 import settlement_pb2, settlement_pb2_grpc
 from gateway.config import Settings
 from gateway.domain.participants import AgencyKey, AgencyType
-from gateway.domain.regions import Hospital, Region, Registry
+from gateway.domain.regions import Hospital
 from gateway.security import pki
 from gateway.security.tls import TlsFolder
 from gateway.server import Gateway, start_gateway
-from tests.conftest import DEMO_REGIONS, FakeClock
+from tests.conftest import DEMO_REGIONS, FakeClock, demo_registry, start_demo_agencies
 from tests.helpers import person_id
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,15 +119,8 @@ async def national(tmp_path: Path, redis_url: str, clock: FakeClock) -> AsyncIte
     agencies = [f"agency:{code}:{t.slug}" for code in DEMO_REGIONS for t in AgencyType]
     pki.init_pki(tmp_path / "pki", [*agencies, ME, f"hospital:440300:{OTHER}", "hospital:310000:H31000000001"])
     tls = TlsFolder(tmp_path / "pki")
-    sims = SimulatedAgencies("127.0.0.1:1", act_delay_s=0.0, tls=tls)
-    await sims.start((AgencyKey(code, t), "127.0.0.1:0") for code in DEMO_REGIONS for t in AgencyType)
-    registry = Registry(
-        {
-            code: Region(code, name, {t: sims.endpoints[AgencyKey(code, t)] for t in AgencyType})
-            for code, name in DEMO_REGIONS.items()
-        },
-        HOSPITALS,
-    )
+    sims = await start_demo_agencies(tls=tls)
+    registry = demo_registry(sims, HOSPITALS)
     settings = Settings(
         grpc_listen="127.0.0.1:0",
         http_listen="",

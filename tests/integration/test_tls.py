@@ -9,15 +9,13 @@ from pathlib import Path
 import grpc
 import pytest
 
-from adapters.simulated_agency import SimulatedAgencies
 from gateway._gen.sigw.v1 import operator_pb2, operator_pb2_grpc, transfer_pb2, transfer_pb2_grpc
 from gateway.config import Settings
-from gateway.domain.participants import AgencyKey, AgencyType
-from gateway.domain.regions import Region, Registry
+from gateway.domain.participants import AgencyType
 from gateway.security import pki
 from gateway.security.tls import TlsFolder
 from gateway.server import Gateway, check_transport, start_gateway
-from tests.conftest import DEMO_REGIONS, FakeClock
+from tests.conftest import DEMO_REGIONS, FakeClock, demo_registry, start_demo_agencies
 from tests.helpers import error_details, eventually, person_id
 from tests.integration.test_transfer_flow import create_request
 
@@ -30,14 +28,8 @@ async def secured(tmp_path: Path, redis_url: str, clock: FakeClock) -> AsyncIter
     agencies = [f"agency:{code}:{t.slug}" for code in DEMO_REGIONS for t in AgencyType]
     pki.init_pki(tmp_path / "pki", [*agencies, *PARTICIPANTS])
     tls = TlsFolder(tmp_path / "pki")
-    sims = SimulatedAgencies("127.0.0.1:1", act_delay_s=0.0, tls=tls)
-    await sims.start((AgencyKey(code, t), "127.0.0.1:0") for code in DEMO_REGIONS for t in AgencyType)
-    registry = Registry(
-        {
-            code: Region(code, name, {t: sims.endpoints[AgencyKey(code, t)] for t in AgencyType})
-            for code, name in DEMO_REGIONS.items()
-        }
-    )
+    sims = await start_demo_agencies(tls=tls)
+    registry = demo_registry(sims)
     settings = Settings(
         grpc_listen="127.0.0.1:0",
         http_listen="127.0.0.1:0",
