@@ -233,8 +233,9 @@ def is_loopback(listen: str) -> bool:
 def check_transport(settings: Settings) -> TlsFolder | None:
     """The PKI to serve with, or None for plain text, which only ``--insecure`` on loopback allows."""
     if settings.insecure:
-        if not is_loopback(settings.grpc_listen):
-            raise ValueError(f"--insecure serves plain text on loopback only, not on {settings.grpc_listen}")
+        for listen in (settings.grpc_listen, settings.national_listen):
+            if listen and not is_loopback(listen):
+                raise ValueError(f"--insecure serves plain text on loopback only, not on {listen}")
         log.warning("!!! PLAIN TEXT (--insecure): no mutual TLS. Loopback development and tests only. !!!")
         return None
     if settings.dev_identity:

@@ -133,6 +133,8 @@ async def test_a_valid_certificate_for_an_unknown_participant_is_unauthenticated
 def test_plain_text_only_on_loopback_and_metadata_identity_only_with_it(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="loopback"):
         check_transport(Settings(grpc_listen="0.0.0.0:50051", insecure=True))
+    with pytest.raises(ValueError, match=r"not on 0\.0\.0\.0:8443"):  # the national interface too
+        check_transport(Settings(national_listen="0.0.0.0:8443", insecure=True))
     with pytest.raises(ValueError, match="--insecure"):
         check_transport(Settings(dev_identity=True, tls_dir=tmp_path))
     with pytest.raises(FileNotFoundError, match="sigw pki init"):
