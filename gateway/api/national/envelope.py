@@ -19,7 +19,7 @@ from typing import Any
 
 import simplejson
 
-from gateway.api.national.values import Reader
+from gateway.api.national.values import IDENTIFIER, REGION, TRANSACTION_NUMBER, Reader
 from gateway.domain import idnumber
 from gateway.domain.errors import InvalidArgument, SigwError
 
@@ -36,9 +36,6 @@ __all__ = [
 
 SUCCESS = 0
 FAILURE = -1
-_INFNO = re.compile(r"[0-9]{4}[A-Z]?")
-_REGION = re.compile(r"[0-9]{6}")
-_MSGID = re.compile(r"[A-Za-z0-9_\-]{1,30}")
 _INFVER = re.compile(r"[Vv]?[0-9]+(\.[0-9]+){0,2}")
 _HOSPITAL = re.compile(r"[A-Z0-9]{12}")
 
@@ -142,10 +139,10 @@ def parse(doc: object) -> Envelope:
     if not isinstance(doc, Mapping):
         raise InvalidArgument(reason="NOT_JSON", message="the body is not a JSON object")
     r = Reader(doc)
-    infno = r.text("infno", required=True, limit=5, pattern=_INFNO)
-    msgid = r.text("msgid", required=True, limit=30, pattern=_MSGID)
-    treatment = r.text("mdtrtarea_admvs", required=True, limit=6, pattern=_REGION)
-    insured = r.text("insuplc_admdvs", limit=6, pattern=_REGION)
+    infno = r.text("infno", required=True, limit=5, pattern=TRANSACTION_NUMBER)
+    msgid = r.text("msgid", required=True, limit=30, pattern=IDENTIFIER)
+    treatment = r.text("mdtrtarea_admvs", required=True, limit=6, pattern=REGION)
+    insured = r.text("insuplc_admdvs", limit=6, pattern=REGION)
     hospital = r.text("fixmedins_code", required=True, limit=12, pattern=_HOSPITAL)
     name = r.text("fixmedins_name", limit=200)
     sign_no = r.text("sign_no", limit=30)

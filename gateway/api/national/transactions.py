@@ -31,7 +31,6 @@ A suffixed number some provinces use (``2207A``) is served as its four digits.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,7 +39,7 @@ from fractions import Fraction
 from typing import Any
 
 from gateway.api.national.envelope import Envelope, dumps, yuan
-from gateway.api.national.values import Reader
+from gateway.api.national.values import IDENTIFIER, REGION, TRANSACTION_NUMBER, Reader
 from gateway.api.settlements import AGENCY_TIMEOUT_S
 from gateway.app.idempotency import RequestKey
 from gateway.app.visits import DetailInput, SettleInput, VisitInput, VisitService, clearing_type
@@ -53,22 +52,20 @@ from gateway.domain.regions import Hospital
 from gateway.domain.settlement import reconciliation
 from gateway.domain.settlement.catalogue import classed_amounts
 from gateway.domain.settlement.records import Bill, CredentialType, Figures, SettlementRecord
-from gateway.domain.settlement.split import InsuranceType, MedicalType
+from gateway.domain.settlement.split import CatalogueClass, InsuranceType, MedicalType
 from gateway.domain.settlement.visit import MAX_DETAILS, FeeDetail, InsuredPerson, Visit
 
 __all__ = ["TRANSACTIONS", "Call", "transaction_of"]
 
 MAX_ROWS = 100  # 3260 / 3261: rows a call
-_ID = re.compile(r"[A-Za-z0-9_\-]{1,30}")
-_REGION = re.compile(r"[0-9]{6}")
 CREDENTIALS = {"01": "医保电子凭证", "02": "居民身份证", "03": "社会保障卡"}
 INSURANCE_TYPES = {
     t.value: n
     for t, n in ((InsuranceType.EMPLOYEE, "职工基本医疗保险"), (InsuranceType.RESIDENT, "城乡居民基本医疗保险"))
 }
-MEDICAL_TYPES = {"11": "普通门诊", "14": "门诊慢特病", "21": "普通住院", "25": "异地住院"}
 OUTPATIENT_TYPES = {"11": "普通门诊", "14": "门诊慢特病"}
 INPATIENT_TYPES = {"21": "普通住院", "25": "异地住院"}
+MEDICAL_TYPES = {**OUTPATIENT_TYPES, **INPATIENT_TYPES}
 ALL = "0000"
 
 
@@ -216,7 +213,7 @@ async def person_info(call: Call) -> Mapping[str, Any]:
 
 
 def _visit_input(call: Call, r: Reader, medical_types: Mapping[str, str], default_type: str) -> VisitInput:
-    person_number = r.text("psn_no", required=True, limit=30, pattern=_ID)
+    person_number = r.text("psn_no", required=True, limit=30, pattern=IDENTIFIER)
     insurance = r.choice("insutype", INSURANCE_TYPES)
     begin = r.moment("begntime")
     credential = r.choice("mdtrt_cert_type", CREDENTIALS)
@@ -255,8 +252,8 @@ async def admit(call: Call) -> Mapping[str, Any]:
 
 
 def _stay_ref(r: Reader) -> tuple[str, str]:
-    visit_id = r.text("mdtrt_id", required=True, limit=30, pattern=_ID)
-    person_number = r.text("psn_no", required=True, limit=30, pattern=_ID)
+    visit_id = r.text("mdtrt_id", required=True, limit=30, pattern=IDENTIFIER)
+    person_number = r.text("psn_no", required=True, limit=30, pattern=IDENTIFIER)
     return visit_id, person_number
 
 
@@ -279,9 +276,9 @@ def _details(call: Call, batch_required: bool) -> tuple[str, str, list[DetailInp
     problems = top.problems
     for i, row in enumerate(rows):
         r = Reader(row, f"feedetail[{i}].", problems)
-        serial = r.text("feedetl_sn", required=True, limit=30, pattern=_ID)
+        serial = r.text("feedetl_sn", required=True, limit=30, pattern=IDENTIFIER)
         visit_id, person_number = _stay_ref(r)
-        batch = r.text("chrg_bchno", required=batch_required, limit=30, pattern=_ID) or "0"
+        batch = r.text("chrg_bchno", required=batch_required, limit=30, pattern=IDENTIFIER) or "0"
         code = r.text("med_list_codg", required=True, limit=50)
         count = r.decimal("cnt", places=4)
         price = r.decimal("pric", places=6)
@@ -314,7 +311,7 @@ def _classed(d: FeeDetail) -> dict[str, Any]:
         "cnt": Decimal(d.count),
         "pric": Decimal(d.price),
         "pric_uplmt_amt": None,
-        "selfpay_prop": _percent(100 if d.entry.level_code == "03" else d.entry.self_pay_percent),
+        "selfpay_prop": _percent(100 if d.entry.catalogue_class is CatalogueClass.C else d.entry.self_pay_percent),
         "fulamt_ownpay_amt": yuan(amounts.full_own_pay_fen),
         "overlmt_amt": yuan(0),
         "preselfpay_amt": yuan(amounts.pre_self_pay_fen),
@@ -342,7 +339,7 @@ async def upload_inpatient(call: Call) -> Mapping[str, Any]:
 async def cancel_batch(call: Call) -> None:
     r = call.node("data")
     visit_id, person_number = _stay_ref(r)
-    batch = r.text("chrg_bchno", required=True, limit=30, pattern=_ID)
+    batch = r.text("chrg_bchno", required=True, limit=30, pattern=IDENTIFIER)
     r.raise_if_any()
     await call.service.cancel_details(call.hospital, visit_id, person_number, None if batch == ALL else batch, None)
 
@@ -355,7 +352,7 @@ async def cancel_serials(call: Call) -> None:
     for i, row in enumerate(rows):
         r = Reader(row, f"data[{i}].", top.problems)
         refs.add(_stay_ref(r))
-        serials.add(r.text("feedetl_sn", required=True, limit=30, pattern=_ID))
+        serials.add(r.text("feedetl_sn", required=True, limit=30, pattern=IDENTIFIER))
     if len(refs) > 1:
         top.add("data", "须属于同一就诊（mdtrt_id、psn_no）")
     top.raise_if_any()
@@ -375,7 +372,7 @@ def _settle_input(call: Call, inpatient: bool) -> SettleInput:
     medical = r.choice("med_type", INPATIENT_TYPES if inpatient else OUTPATIENT_TYPES, required=not inpatient)
     total = r.fen("medfee_sumamt")
     r.text("psn_setlway", limit=6)
-    batch = r.text("chrg_bchno", required=not inpatient, limit=30, pattern=_ID)
+    batch = r.text("chrg_bchno", required=not inpatient, limit=30, pattern=IDENTIFIER)
     insurance = r.choice("insutype", INSURANCE_TYPES)
     r.choice("acct_used_flag", {"0": "不使用个人账户", "1": "使用个人账户"}, default="1")
     r.choice("mid_setl_flag", {"0": "否", "1": "中途结算"}, default="0")
@@ -490,8 +487,8 @@ async def cancel_settlement(call: Call) -> Mapping[str, Any]:
 async def reverse(call: Call) -> None:
     r = call.node("data")
     r.text("psn_no", limit=30)
-    original = r.text("omsgid", required=True, limit=30, pattern=_ID)
-    infno = r.text("oinfno", required=True, limit=5, pattern=re.compile(r"[0-9]{4}[A-Z]?"))
+    original = r.text("omsgid", required=True, limit=30, pattern=IDENTIFIER)
+    infno = r.text("oinfno", required=True, limit=5, pattern=TRANSACTION_NUMBER)
     r.raise_if_any()
     await call.service.reverse(
         call.actor, call.hospital, call.key(), ids.scoped_msgid(call.hospital.code, original), infno, AGENCY_TIMEOUT_S
@@ -505,7 +502,7 @@ async def reconcile_totals(call: Call) -> Mapping[str, Any]:
     r = call.node("data")
     insurance = r.choice("insutype", INSURANCE_TYPES, required=False)
     clearing = r.choice("clr_type", {"11": "门诊", "21": "住院"}, required=False)
-    office = r.text("setl_optins", required=True, limit=6, pattern=_REGION)
+    office = r.text("setl_optins", required=True, limit=6, pattern=REGION)
     start, end = r.date("stmt_begndate"), r.date("stmt_enddate")
     total, fund, account = r.fen("medfee_sumamt"), r.fen("fund_pay_sumamt"), r.fen("acct_pay")
     count_text = r.text("fixmedins_setl_cnt", required=True, limit=10)

@@ -19,7 +19,14 @@ from gateway.domain.calendar import SHANGHAI
 from gateway.domain.errors import FieldViolation, invalid
 from gateway.domain.money import MAX_AMOUNT_FEN
 
-__all__ = ["Reader", "as_text"]
+__all__ = ["IDENTIFIER", "REGION", "TRANSACTION_NUMBER", "Reader", "as_text"]
+
+IDENTIFIER = re.compile(r"[A-Za-z0-9_\-]{1,30}")
+"""An identifier the interface lets a sender choose (msgid, psn_no, mdtrt_id, feedetl_sn, chrg_bchno)."""
+REGION = re.compile(r"[0-9]{6}")
+"""A 医保区划 (admdvs), six digits."""
+TRANSACTION_NUMBER = re.compile(r"[0-9]{4}[A-Z]?")
+"""An ``infno``: four digits, with the letter some provinces add (2207A)."""
 
 _DATE_FORMATS = ("%Y-%m-%d", "%Y%m%d", "%Y-%m-%d %H:%M:%S", "%Y%m%d%H%M%S", "%Y-%m-%dT%H:%M:%S")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -46,9 +53,6 @@ class Reader:
         self.data = data
         self.prefix = prefix
         self.problems: list[FieldViolation] = [] if problems is None else problems
-
-    def child(self, data: Mapping[str, Any], prefix: str) -> Reader:
-        return Reader(data, prefix, self.problems)
 
     def add(self, name: str, description: str) -> None:
         self.problems.append(FieldViolation(f"{self.prefix}{name}", description))
