@@ -181,8 +181,12 @@ class Supervisor:
         store, queue = TransferStore(client, settings.shards, cipher), DeliveryQueueStore(client, registry.agencies())
 
         child_settings = replace(
-            settings, redis_url=redis_url, grpc_listen=self.grpc_listen, national_listen=self.national_listen,
-            http_listen="", demo=False,
+            settings,
+            redis_url=redis_url,
+            grpc_listen=self.grpc_listen,
+            national_listen=self.national_listen,
+            http_listen="",
+            demo=False,
         )
         env = {**os.environ, **child_settings.to_env(), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
         serve = [sys.executable, "-m", "gateway.cli", "serve"]
