@@ -21,7 +21,7 @@ __all__ = ["ClearingResult", "ClearingService", "Reconciliation", "Recount"]
 class Reconciliation:
     matched: bool
     gateway_totals: reconciliation.ReconTotals
-    differences: list[reconciliation.Difference]
+    differences: list[reconciliation.Difference[reconciliation.ReconLine]]
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ __all__ = [
     "DeliveryQueue",
     "FailureCounter",
     "FilingRepository",
+    "NationalFile",
     "NoticeEncoder",
     "OperatorAudit",
     "OutboundMessage",
@@ -277,6 +278,17 @@ class SettlementRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class NationalFile:
+    """A file a hospital uploaded (9101) or sigw made for it to download (3202's result, 9102)."""
+
+    file_number: str  # file_qury_no
+    hospital_code: str
+    name: str  # filename
+    content: bytes
+    expires: datetime  # dld_endtime
+
+
 class VisitRepository(Protocol):
     """The national interface's state: stays, the persons 1101 named, sign-ins, confirmations."""
 
@@ -310,6 +322,12 @@ class VisitRepository(Protocol):
     async def confirm(self, hospital: str, flags: dict[str, str]) -> None: ...
 
     async def confirmations(self, hospital: str, settlement_ids: list[str]) -> dict[str, str]: ...
+
+    async def put_file(self, file: NationalFile, kept: timedelta) -> None:
+        """Keep ``file`` for ``kept``."""
+        ...
+
+    async def file(self, file_number: str) -> NationalFile | None: ...
 
 
 class FilingRepository(Protocol):

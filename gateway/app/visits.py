@@ -21,6 +21,7 @@ from gateway.app.ports import (
     AgencyCallFailed,
     AgencyGateway,
     Clock,
+    NationalFile,
     SettlementRepository,
     VisitRepository,
     agency_error,
@@ -56,8 +57,11 @@ from gateway.domain.settlement.visit import (
 )
 
 __all__ = [
+    "FILE_KEPT",
     "ClearingRow",
+    "Confirmation",
     "DetailInput",
+    "DetailReconciliation",
     "NationalReconciliation",
     "SettleInput",
     "VisitInput",
@@ -65,6 +69,8 @@ __all__ = [
 ]
 
 _SAVE_ATTEMPTS = 5
+FILE_KEPT = timedelta(days=3)
+"""How long an uploaded file waits for its 3202, and a result file for its download (9102)."""
 _OUTPATIENT_CLEARING = "11"
 _INPATIENT_CLEARING = "21"
 
@@ -117,6 +123,32 @@ class NationalReconciliation:
 
 
 @dataclass(frozen=True)
+class DetailReconciliation:
+    """3202: the settlements the hospital's statement file and the platform disagree on, with the msgid of each
+    settlement the platform holds (as the hospital sent it)."""
+
+    differences: list[reconciliation.Difference[reconciliation.StatementLine]]
+    msgids: dict[str, str]
+    compared: int  # the platform's settlements in the period and scope
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """3261: one settlement of the month the hospital confirms (or disputes), with the amounts it confirms."""
+
+    settlement_id: str  # setl_sn
+    confirmed: bool  # cnfm_flag 1
+    total_fen: int | None  # medfee_sumamt, when sent
+    paid_by_insurance_fen: int | None  # optins_pay_sumamt (fund + account), when sent
+
+    def agrees_with(self, figures: Figures) -> bool:
+        return (self.total_fen is None or self.total_fen == figures.total_fen) and (
+            self.paid_by_insurance_fen is None
+            or self.paid_by_insurance_fen == figures.fund_pay_fen + figures.account_pay_fen
+        )
+
+
+@dataclass(frozen=True)
 class ClearingRow:
     settlement: SettlementRecord
     confirmed: str  # the hospital's cnfm_flag, "" when not confirmed yet
@@ -125,6 +157,15 @@ class ClearingRow:
 def clearing_type(medical_type: MedicalType) -> str:
     """清算类别 (clr_type) of a settlement: 11 outpatient, 21 inpatient."""
     return _INPATIENT_CLEARING if medical_type.inpatient else _OUTPATIENT_CLEARING
+
+
+def _in_scope(record: SettlementRecord, insured_region: str, insurance_type: str, clearing_kind: str) -> bool:
+    """Whether a settlement is in a reconciliation's scope (each of the three when given, "" for any)."""
+    return (
+        (not insurance_type or record.bill.insurance_type.value == insurance_type)
+        and (not clearing_kind or clearing_type(record.bill.medical_type) == clearing_kind)
+        and (not insured_region or record.insured_region == insured_region)
+    )
 
 
 class VisitService:
@@ -504,11 +545,7 @@ class VisitService:
         clearing type (11 / 21) and insured region (setl_optins)."""
 
         def counted(r: SettlementRecord) -> bool:
-            return (
-                (not insurance_type or r.bill.insurance_type.value == insurance_type)
-                and (not clearing_kind or clearing_type(r.bill.medical_type) == clearing_kind)
-                and (not insured_region or r.insured_region == insured_region)
-            )
+            return _in_scope(r, insured_region, insurance_type, clearing_kind)
 
         result = await self.clearing.reconcile(actor, hospital.code, start, end, totals, None, where=counted)
         ours = result.gateway_totals
@@ -530,6 +567,53 @@ class VisitService:
         )
         return NationalReconciliation(not differing, ours, description)
 
+    async def reconcile_details(
+        self,
+        actor: Participant,
+        hospital: Hospital,
+        start: date,
+        end: date,
+        *,
+        insured_region: str,
+        insurance_type: str,
+        clearing_kind: str,
+        lines: list[reconciliation.StatementLine],
+    ) -> DetailReconciliation:
+        """3202: the hospital's statement lines for the period against the platform's settlements of the same
+        scope (insured region, insurance and clearing type when given), standing and cancelled ones (a cancelled
+        one is ``refd_setl_flag`` 1)."""
+        access.require_hospital(actor, hospital.code)
+        first = datetime.combine(start, time.min, SHANGHAI)
+        after = datetime.combine(end + timedelta(days=1), time.min, SHANGHAI)
+        records = [
+            r
+            for r in await self.settlement_store.hospital_records(hospital.code, first, after)
+            if _in_scope(r, insured_region, insurance_type, clearing_kind)
+        ]
+        ours = [
+            reconciliation.StatementLine(
+                r.settlement_id, r.bill.visit_id, r.figures.total_fen, r.figures.fund_pay_fen,
+                r.figures.account_pay_fen, r.state is SettlementState.CANCELLED,
+            )
+            for r in records
+        ]  # fmt: skip
+        msgids = {r.settlement_id: ids.unscoped_msgid(hospital.code, r.msgid) for r in records}
+        return DetailReconciliation(reconciliation.differences(ours, lines), msgids, len(ours))
+
+    async def keep_file(self, hospital: Hospital, name: str, content: bytes) -> NationalFile:
+        """9101 (and 3202's result): keep a file of the hospital's for ``FILE_KEPT`` under a new number."""
+        now = self.clock()
+        kept = NationalFile(f"{now:%Y%m%d%H%M%S}{self.new_token()}", hospital.code, name, content, now + FILE_KEPT)
+        await self.visits.put_file(kept, FILE_KEPT)
+        return kept
+
+    async def file(self, hospital: Hospital, file_number: str) -> NationalFile:
+        """A file of the hospital's by its number; another hospital's is as unknown as none."""
+        found = await self.visits.file(file_number)
+        if found is None or found.hospital_code != hospital.code:
+            raise NotFound(reason="FILE_NOT_FOUND", message="no such file of this hospital (or it has expired)")
+        return found
+
     async def clearing_rows(
         self, actor: Participant, hospital: Hospital, year: int, month: int, start_row: int, limit: int
     ) -> list[ClearingRow]:
@@ -548,23 +632,25 @@ class VisitService:
         return [ClearingRow(r, flags.get(r.settlement_id, "")) for r in page]
 
     async def confirm(
-        self, actor: Participant, hospital: Hospital, year: int, month: int, flags: dict[str, str]
+        self, actor: Participant, hospital: Hospital, year: int, month: int, confirmations: list[Confirmation]
     ) -> None:
-        """3261: the hospital's confirmation (1) or dispute (0) of each settlement of the month it lists; a
-        settlement not of this hospital and month is refused (nothing recorded)."""
+        """3261: the hospital's confirmation (1) or dispute (0) of each settlement of the month it lists. A
+        settlement not of this hospital and month, or confirmed with amounts that are not the platform's, is
+        refused (nothing recorded)."""
         access.require_hospital(actor, hospital.code)
         wanted = f"{year:04d}-{month:02d}"
-        found = await self.settlement_store.get_many([sid for sid in flags if ids.SETTLEMENT_ID.fullmatch(sid)])
-        wrong = [
-            sid
-            for sid in flags
-            if (record := found.get(sid)) is None
-            or record.hospital_code != hospital.code
-            or record.clearing_month != wanted
-        ]
-        if wrong:
-            raise invalid(
-                [FieldViolation("detail.setl_sn", f"{sid} 不是本机构该月的结算") for sid in wrong[:20]],
-                reason="NOT_THIS_MONTH",
-            )
+        found = await self.settlement_store.get_many(
+            [c.settlement_id for c in confirmations if ids.SETTLEMENT_ID.fullmatch(c.settlement_id)]
+        )
+        problems: list[FieldViolation] = []
+        for i, c in enumerate(confirmations):
+            record = found.get(c.settlement_id)
+            if record is None or record.hospital_code != hospital.code or record.clearing_month != wanted:
+                problems.append(FieldViolation(f"detail[{i}].setl_sn", f"{c.settlement_id} 不是本机构该月的结算"))
+            elif c.confirmed and not c.agrees_with(record.figures):
+                problems.append(FieldViolation(f"detail[{i}]", "确认的金额与平台不符：请核对，或以不确认（0）提交"))
+        if problems:
+            reason = "NOT_THIS_MONTH" if any(p.field.endswith("setl_sn") for p in problems) else "AMOUNT_MISMATCH"
+            raise invalid(problems[:20], reason=reason)
+        flags = {c.settlement_id: "1" if c.confirmed else "0" for c in confirmations}
         await self.visits.confirm(hospital.code, flags)

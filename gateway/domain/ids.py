@@ -38,6 +38,7 @@ __all__ = [
     "scoped_msgid",
     "settlement_id",
     "shard_of",
+    "unscoped_msgid",
     "visit_id",
 ]
 
@@ -85,6 +86,11 @@ def scoped_msgid(hospital_code: str, msgid: str) -> str:
     """A national msgid as sigw keys it: as sent when it starts with the hospital's code (the national shape),
     else prefixed with it, so two hospitals' msgids of other shapes never collide."""
     return msgid if msgid.startswith(hospital_code) else f"{hospital_code}-{msgid}"
+
+
+def unscoped_msgid(hospital_code: str, scoped: str) -> str:
+    """The msgid as the hospital sent it (the inverse of :func:`scoped_msgid`)."""
+    return scoped.removeprefix(f"{hospital_code}-")
 
 
 def msgid_time(msgid: str) -> datetime | None:

@@ -62,6 +62,7 @@ __all__ = [
     "message",
     "month_closed",
     "month_settlements",
+    "national_file",
     "outbox",
     "person_filings",
     "person_number",
@@ -167,6 +168,8 @@ def agency_lane(agency: str, lane: str) -> str:
 # ``sigw:{sNN}:psn:<psn_no>``            string   the person a 1101 answer named (sealed), for 30 days
 # ``sigw:{sNN}:sign:<sign_no>``          string   a sign-in (9001): hospital and operator, until 9002 or a day
 # ``sigw:{sNN}:cnfm:<hospital>``         hash     the hospital's confirmations of months' clearing details (3261)
+# ``sigw:{sNN}:file:<file_qury_no>``     hash     a file uploaded (9101) or made for download (3202): hospital,
+#                                                 name, content; kept ``FILE_TTL_S``
 
 
 def settlement(shard: int, settlement_id: str) -> str:
@@ -211,6 +214,10 @@ def sign_in(shard: int, sign_no: str) -> str:
 
 def confirmations(shard: int, hospital: str) -> str:
     return f"{_tag(shard)}:cnfm:{hospital}"
+
+
+def national_file(shard: int, file_number: str) -> str:
+    return f"{_tag(shard)}:file:{file_number}"
 
 
 def filing(shard: int, filing_id: str) -> str:

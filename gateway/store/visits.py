@@ -1,15 +1,16 @@
 """The national interface's state in Redis: stays (``sigw:{sNN}:stay:<mdtrt_id>``, written with a version check
-by ``stay.lua``), the persons 1101 named, sign-ins and the hospitals' confirmations of clearing details. See
-``gateway.store.keys`` for the layout."""
+by ``stay.lua``), the persons 1101 named, sign-ins, the hospitals' confirmations of clearing details and their
+files (9101 / 3202 / 9102). See ``gateway.store.keys`` for the layout."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import cast
 
 import orjson
 import redis.asyncio as aioredis
 
+from gateway.app.ports import NationalFile
 from gateway.domain import ids
 from gateway.domain.errors import PermissionDenied
 from gateway.domain.settlement.visit import InsuredPerson, Visit
@@ -118,3 +119,29 @@ class VisitStore:
         async with redis_errors():
             found = await self.client.hmget(self._confirm_key(hospital), settlement_ids)
         return {sid: text(flag) for sid, flag in zip(settlement_ids, found, strict=True) if flag is not None}
+
+    def _file_key(self, file_number: str) -> str:
+        return keys.national_file(keys.shard_for(file_number, self.shards), file_number)
+
+    async def put_file(self, file: NationalFile, kept: timedelta) -> None:
+        """Keep ``file`` for ``kept`` (files hold psn_no and amounts, never an ID number or a name); Redis's
+        own clock counts it down."""
+        key = self._file_key(file.file_number)
+        mapping = {
+            "hospital": file.hospital_code, "name": file.name, "expires": file.expires.isoformat(),
+            "content": file.content,
+        }  # fmt: skip
+        async with redis_errors(), self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
+            pipe.expire(key, kept)
+            await pipe.execute()
+
+    async def file(self, file_number: str) -> NationalFile | None:
+        async with redis_errors():
+            found = await self.client.hmget(self._file_key(file_number), ["hospital", "name", "expires", "content"])
+        hospital, name, expires, content = found
+        if hospital is None or name is None or expires is None or content is None:
+            return None
+        return NationalFile(
+            file_number, text(hospital), text(name), cast(bytes, content), datetime.fromisoformat(text(expires))
+        )

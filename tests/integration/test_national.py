@@ -5,6 +5,9 @@ messages real senders send."""
 
 from __future__ import annotations
 
+import base64
+import io
+import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -334,6 +337,13 @@ async def test_an_outpatient_visit_reconciliation_and_clearing_details(national:
         "detail": [{"setl_sn": "S01-0000000000000000", "cnfm_flag": "1"}],
     }
     await n.refused("3261", bad, "NOT_THIS_MONTH")
+    # Confirming amounts that are not the platform's is refused and changes nothing; disputing them is the way.
+    wrong = {"setl_sn": info["setl_id"], "medfee_sumamt": "388.23", "optins_pay_sumamt": "1.00", "cnfm_flag": "0"}
+    err = await n.refused("3261", {"data": confirm["data"], "detail": [{**wrong, "cnfm_flag": "1"}]}, "AMOUNT_MISMATCH")
+    assert "detail[0]" in err
+    assert (await n.ok("3260", {"data": {"trt_year": 2026, "trt_month": 3}}))["data"][0]["cnfm_flag"] == "1"
+    assert await n.ok("3261", {"data": confirm["data"], "detail": [wrong]}) is None
+    assert (await n.ok("3260", {"data": {"trt_year": 2026, "trt_month": 3}}))["data"][0]["cnfm_flag"] == "0"
 
 
 async def test_a_refused_settlement_writes_nothing(national: National) -> None:
@@ -445,3 +455,121 @@ async def test_a_cancel_naming_another_stay_is_refused_before_anything_is_cancel
     text = await n.refused("2206", settle_data(second, psn, "25.00", med_type="11", chrg_bchno="1", insutype="390"),
                            "INVALID_INPUT")  # fmt: skip
     assert "insutype：与就诊登记的险种 310 不符" in text
+
+
+def statement_file(*lines: tuple[str, ...], zipped: bool = True) -> bytes:
+    """A 3202 statement file: a header line and one tab-separated line per settlement, zipped as senders do."""
+    text = "setl_id\tmdtrt_id\tpsn_no\tmedfee_sumamt\tfund_pay_sumamt\tacct_pay\trefd_setl_flag\n"
+    text += "".join("\t".join(line) + "\n" for line in lines)
+    if not zipped:
+        return text.encode("gb18030")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("stmt.txt", text.encode("utf-8"))
+    return buffer.getvalue()
+
+
+async def upload(n: National, content: bytes, *, as_bytes: bool = False) -> str:
+    sent: Any = list(content) if as_bytes else base64.b64encode(content).decode()
+    out = await n.ok("9101", {"fsUploadIn": {"in": sent, "filename": "stmt.zip", "fixmedins_code": HOSPITAL}})
+    assert out["filename"] == "stmt.zip" and len(out["file_qury_no"]) == 30 and out["dld_endtime"] > "2026-03-02"
+    return str(out["file_qury_no"])
+
+
+async def download(n: National, number: str, hospital: str = ME) -> bytes:
+    message = {"infno": "9102", "msgid": n.msgid(), "mdtrtarea_admvs": "440300", "fixmedins_code": HOSPITAL,
+               "sign_no": n.sign_no, "input": {"fsDownloadIn": {"file_qury_no": number, "filename": "r.zip"}}}  # type: ignore[attr-defined]  # fmt: skip
+    async with n.session.post(n.url, data=simplejson.dumps(message), ssl=n.tls.client_ssl_context(hospital)) as reply:
+        assert reply.status == 200 and reply.headers["Content-Type"] == "application/octet-stream"
+        assert "result.zip" in reply.headers["Content-Disposition"]
+        return await reply.read()
+
+
+def result_lines(content: bytes) -> list[list[str]]:
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        assert archive.namelist() == ["result.txt"]
+        text = archive.read("result.txt").decode("utf-8")
+    return [line.split("\t") for line in text.splitlines()]
+
+
+async def test_detail_reconciliation_by_file(national: National) -> None:
+    """9101 uploads the hospital's statement file, 3202 compares it line by line (a cancelled settlement is a
+    line with refd_setl_flag 1), 9102 downloads the result: one line per settlement the two sides disagree on."""
+    n = national
+    psn = (await person(n))["baseinfo"]["psn_no"]
+    data = {"psn_no": psn, "insutype": "310", "begntime": "2026-03-02 08:00:00", "mdtrt_cert_type": "02",
+            "mdtrt_cert_no": person_id()}  # fmt: skip
+    visit = (await n.ok("2201", {"data": data}))["data"]["mdtrt_id"]
+    await n.ok("2204", {"feedetail": [detail("1", visit, psn, EXAM, 1, 25, 25, batch="B1"),
+                                      detail("2", visit, psn, CT, 1, "100.10", "100.10", batch="B2")]})  # fmt: skip
+    first_msgid = n.msgid()
+    settled = await n.ok("2207", settle_data(visit, psn, "25", med_type="11", chrg_bchno="B1"), msgid=first_msgid)
+    first = settled["setlinfo"]
+    second = (await n.ok("2207", settle_data(visit, psn, "100.10", med_type="11", chrg_bchno="B2")))["setlinfo"]
+    await n.ok("2208", {"data": {"setl_id": second["setl_id"], "mdtrt_id": visit, "psn_no": psn}})
+
+    def line(info: dict[str, Any], refunded: str = "0", total: str | None = None) -> tuple[str, ...]:
+        return (info["setl_id"], visit, psn, total or str(info["medfee_sumamt"]), str(info["fund_pay_sumamt"]),
+                str(info["acct_pay"]), refunded)  # fmt: skip
+
+    def request(number: str, total: Decimal, fund: Decimal, count: int) -> dict[str, Any]:
+        return {"data": {"setl_optins": "310000", "file_qury_no": number, "stmt_begndate": "2026-03-01",
+                         "stmt_enddate": "2026-03-31", "medfee_sumamt": str(total), "fund_pay_sumamt": fund,
+                         "fixmedins_setl_cnt": str(count), "clr_type": "11"}}  # fmt: skip
+
+    # Both lines as the platform holds them: matched, and the result file is empty.
+    number = await upload(n, statement_file(line(first), line(second, refunded="1")))
+    out = await n.ok("3202", request(number, first["medfee_sumamt"], first["fund_pay_sumamt"], 1))
+    assert out["stmtinfo"]["stmt_rslt"] == "0" and "2 笔" in out["stmtinfo"]["stmt_rslt_dscr"]
+    assert out["fileinfo"]["filename"] == f"{number}_result.zip"
+    assert result_lines(await download(n, out["fileinfo"]["file_qury_no"])) == []
+
+    # The first line with another total, the cancelled one missing, one the platform never settled; plain GB18030
+    # text sent as an array of bytes.
+    unknown = ("S01-0123456789abcdef", visit, psn, "10.00", "8.00", "0.00", "0")
+    number = await upload(n, statement_file(line(first, total="26.00"), unknown, zipped=False), as_bytes=True)
+    out = await n.ok("3202", request(number, Decimal("36.00"), first["fund_pay_sumamt"] + 8, 2))
+    assert out["stmtinfo"]["stmt_rslt"] == "1" and "3 笔不一致" in out["stmtinfo"]["stmt_rslt_dscr"]
+    rows = {row[2]: row for row in result_lines(await download(n, out["fileinfo"]["file_qury_no"]))}
+    assert set(rows) == {first["setl_id"], second["setl_id"], unknown[0]}
+    # psn_no, mdtrt_id, setl_id, msgid, stmt_rslt, refd_setl_flag, memo, medfee_sumamt, fund_pay_sumamt, acct_pay
+    assert rows[first["setl_id"]][:8] == [
+        psn,
+        visit,
+        first["setl_id"],
+        first_msgid,
+        "1",
+        "0",
+        "医疗费总额不一致",
+        "25.00",
+    ]
+    assert rows[second["setl_id"]][3:8] == [second["medins_setl_id"], "1", "1", "医药机构对账文件无此结算", "100.10"]
+    assert rows[unknown[0]][3:7] == ["", "1", "0", "平台无此结算"]
+
+    # The request's totals must be the file's; another hospital's file is as unknown as none.
+    err = await n.refused("3202", request(number, Decimal("35.00"), first["fund_pay_sumamt"] + 8, 2), "INVALID_INPUT")
+    assert "data.medfee_sumamt" in err and "36.00" in err
+    await n.refused("3202", request("20260302000000ffffffffffffffff", Decimal(0), Decimal(0), 0), "FILE_NOT_FOUND")
+    other = f"hospital:440300:{OTHER}"
+    other_sign = await n.ok("9001", {"signIn": {"opter_no": "9"}}, hospital=other, fixmedins_code=OTHER)
+    await n.refused(
+        "9102", {"fsDownloadIn": {"file_qury_no": number}}, "FILE_NOT_FOUND", hospital=other, fixmedins_code=OTHER,
+        sign_no=other_sign["signinoutb"]["sign_no"],
+    )  # fmt: skip
+
+
+async def test_bad_statement_files_are_refused_with_the_line_named(national: National) -> None:
+    n = national
+    bad = statement_file(("S01-0123456789abcdef", "M01-0123456789abcdef", "P1", "1.001", "0", "0", "0"),
+                         ("S01-0123456789abcdef", "M01-0123456789abcdef", person_id(), "1", "0", "0", "2"),
+                         ("S01-x",))  # fmt: skip
+    number = await upload(n, bad)
+    data = {"setl_optins": "310000", "file_qury_no": number, "stmt_begndate": "2026-03-01",
+            "stmt_enddate": "2026-03-31", "medfee_sumamt": 0, "fund_pay_sumamt": 0,
+            "fixmedins_setl_cnt": 0}  # fmt: skip
+    err = await n.refused("3202", {"data": data}, "INVALID_FILE")
+    for named in ("第1行.medfee_sumamt", "第2行.psn_no", "第2行.refd_setl_flag", "第2行.setl_id", "第3行.列数"):
+        assert named in err, named
+    err = await n.refused("9101", {"fsUploadIn": {"in": "not base64!", "filename": "a.zip"}}, "INVALID_FILE")
+    assert "fsUploadIn.in" in err
+    await n.refused("9101", {"fsUploadIn": {"in": "", "filename": "../a.zip"}}, "INVALID_INPUT")

@@ -1,11 +1,11 @@
 """The national interface's HTTP endpoint (aiohttp): one POST path, a JSON envelope in, a JSON envelope out.
 
-Every answer is an envelope with HTTP 200, also a refusal (``infcode`` -1 and a Chinese ``err_msg``): never an
-HTTP 500 or a stack trace. The caller is the participant of its mutual-TLS certificate; the envelope's
-``fixmedins_code`` and ``mdtrtarea_admvs`` must be that hospital and its region, and the hospital must be in the
-registry. The concerns of the gRPC call guard apply here too: a rate limit per participant, a size limit,
-``sigw_national_requests_total{infno,infcode}`` and ``sigw_national_request_seconds{infno}``, and logs with ID
-numbers masked.
+Every answer is an envelope with HTTP 200 (but a file 9102 downloads, which is its bytes), also a refusal
+(``infcode`` -1 and a Chinese ``err_msg``): never an HTTP 500 or a stack trace. The caller is the participant of
+its mutual-TLS certificate; the envelope's ``fixmedins_code`` and ``mdtrtarea_admvs`` must be that hospital and its
+region, and the hospital must be in the registry. The concerns of the gRPC call guard apply here too: a rate limit
+per participant, a size limit, ``sigw_national_requests_total{infno,infcode}`` and
+``sigw_national_request_seconds{infno}``, and logs with ID numbers masked.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import itertools
 import logging
 import ssl
 import time
+from urllib.parse import quote
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -21,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from gateway.api.identity import METADATA_KEY, IdentityResolver
 from gateway.api.limits import RateLimiter
 from gateway.api.national import envelope
-from gateway.api.national.transactions import TRANSACTIONS, Call, transaction_of
+from gateway.api.national.transactions import TRANSACTIONS, Call, Download, transaction_of
 from gateway.app.ports import Clock
 from gateway.app.visits import VisitService
 from gateway.domain import idnumber
@@ -110,6 +111,12 @@ class NationalEndpoint:
         label = infno[:4] if infno[:4] in TRANSACTIONS else "other"
         self.requests.labels(label, str(code)).inc()
         self.seconds.labels(label).observe(time.perf_counter() - started)
+        if isinstance(output, Download):
+            disposition = f"attachment; filename*=UTF-8''{quote(output.name)}"
+            return web.Response(
+                body=output.content, content_type="application/octet-stream",
+                headers={"Content-Disposition": disposition},
+            )  # fmt: skip
         answer = envelope.answer(
             code=code, region=region, sequence=next(self._sequence), received=received,
             responded=self.clock().astimezone(SHANGHAI), err_msg=err_msg, output=output,

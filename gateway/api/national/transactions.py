@@ -21,6 +21,9 @@ infno   transaction                                 input → output
 2208    门诊结算撤销 / 2305 住院结算撤销             ``data`` → ``setlinfo`` (negative amounts)
 2601    冲正 reversal (of 2207, 2304, 2201, 2401)    ``data`` (``omsgid``, ``oinfno``) → none
 3201    对总账 reconciliation of totals              ``data`` → ``stmtinfo`` (``stmt_rslt`` 0 平, 1 不平)
+3202    对明细账 detail reconciliation by file       ``data`` (``file_qury_no`` of a 9101) → ``fileinfo``, ``stmtinfo``
+9101    文件上传 file upload                         ``fsUploadIn`` (``in``: base64 or bytes) → ``file_qury_no``
+9102    文件下载 file download                       ``fsDownloadIn`` (``file_qury_no``) → the file's bytes
 3260    异地清分明细 the month's clearing details    ``data`` (``trt_year``, ``trt_month``, ``startrow``) → ``data[]``
 3261    异地清分确认 their confirmation              ``data`` + ``detail[]`` (``cnfm_flag`` 1 / 0) → none
 ======  ==========================================  =====================================================
@@ -31,18 +34,27 @@ A suffixed number some provinces use (``2207A``) is served as its four digits.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+from gateway.api.national import files
 from gateway.api.national.envelope import Envelope, dumps, yuan
 from gateway.api.national.values import IDENTIFIER, REGION, TRANSACTION_NUMBER, Reader
 from gateway.api.settlements import AGENCY_TIMEOUT_S
 from gateway.app.idempotency import RequestKey
-from gateway.app.visits import DetailInput, SettleInput, VisitInput, VisitService, clearing_type
+from gateway.app.visits import (
+    Confirmation,
+    DetailInput,
+    SettleInput,
+    VisitInput,
+    VisitService,
+    clearing_type,
+)
 from gateway.domain import idnumber, ids
 from gateway.domain.calendar import SHANGHAI
 from gateway.domain.errors import FieldViolation, NotFound, invalid
@@ -51,11 +63,12 @@ from gateway.domain.participants import Participant
 from gateway.domain.regions import Hospital
 from gateway.domain.settlement import reconciliation
 from gateway.domain.settlement.catalogue import classed_amounts
+from gateway.domain.settlement.reconciliation import StatementLine
 from gateway.domain.settlement.records import Bill, CredentialType, Figures, SettlementRecord
 from gateway.domain.settlement.split import CatalogueClass, InsuranceType, MedicalType
 from gateway.domain.settlement.visit import MAX_DETAILS, FeeDetail, InsuredPerson, Visit
 
-__all__ = ["TRANSACTIONS", "Call", "transaction_of"]
+__all__ = ["TRANSACTIONS", "Call", "Download", "transaction_of"]
 
 MAX_ROWS = 100  # 3260 / 3261: rows a call
 CREDENTIALS = {"01": "医保电子凭证", "02": "居民身份证", "03": "社会保障卡"}
@@ -98,7 +111,15 @@ class Call:
         return Reader(raw, f"{name}.")
 
 
-Handler = Callable[[Call], Awaitable[Mapping[str, Any] | None]]
+@dataclass(frozen=True)
+class Download:
+    """An answer that is a file's bytes (9102), not an envelope."""
+
+    name: str
+    content: bytes
+
+
+Handler = Callable[[Call], Awaitable[Mapping[str, Any] | Download | None]]
 
 
 def _sorted(value: Any) -> Any:
@@ -498,37 +519,140 @@ async def reverse(call: Call) -> None:
 # ---------------------------------------------------------------------------------------------- reconciliation
 
 
-async def reconcile_totals(call: Call) -> Mapping[str, Any]:
-    r = call.node("data")
+@dataclass(frozen=True)
+class _Scope:
+    """What 3201 and 3202 reconcile: the period, the insured region (setl_optins; "" the hospital's own place)
+    and, when given, the insurance and clearing types."""
+
+    office: str
+    insured_region: str
+    start: date
+    end: date
+    insurance_type: str
+    clearing_kind: str
+
+
+def _scope(call: Call, r: Reader) -> _Scope:
     insurance = r.choice("insutype", INSURANCE_TYPES, required=False)
     clearing = r.choice("clr_type", {"11": "门诊", "21": "住院"}, required=False)
     office = r.text("setl_optins", required=True, limit=6, pattern=REGION)
     start, end = r.date("stmt_begndate"), r.date("stmt_enddate")
-    total, fund, account = r.fen("medfee_sumamt"), r.fen("fund_pay_sumamt"), r.fen("acct_pay")
-    count_text = r.text("fixmedins_setl_cnt", required=True, limit=10)
-    r.text("refd_setl_flag", limit=3)
+    if start and end and reconciliation.period_errors(start, end):
+        r.add("stmt_enddate", f"对账期间无效（须不早于开始日期，且不超过 {reconciliation.MAX_PERIOD_DAYS} 天）")
+    insured = "" if office == call.hospital.region else office
+    return _Scope(office, insured, start or date.min, end or date.min, insurance, clearing)
+
+
+def _count(r: Reader, name: str) -> int:
+    count_text = r.text(name, required=True, limit=10)
     if count_text and not count_text.isdigit():
-        r.add("fixmedins_setl_cnt", "应为不小于0的整数")
-    if start and end:
-        for problem in reconciliation.period_errors(start, end):
-            r.add(
-                "stmt_enddate" if "end" in problem.field else "stmt_begndate",
-                "对账期间无效（须开始不晚于结束，且不超过一年）",
-            )
+        r.add(name, "应为不小于0的整数")
+    return int(count_text) if count_text.isdigit() else 0
+
+
+async def reconcile_totals(call: Call) -> Mapping[str, Any]:
+    r = call.node("data")
+    scope = _scope(call, r)
+    total, fund, account = r.fen("medfee_sumamt"), r.fen("fund_pay_sumamt"), r.fen("acct_pay")
+    count = _count(r, "fixmedins_setl_cnt")
+    r.text("refd_setl_flag", limit=3)
     r.raise_if_any()
-    assert start and end and total is not None and fund is not None and account is not None
-    totals = reconciliation.ReconTotals(int(count_text), total, fund, account, 0)
+    assert total is not None and fund is not None and account is not None
+    totals = reconciliation.ReconTotals(count, total, fund, account, 0)
     result = await call.service.reconcile(
-        call.actor, call.hospital, start, end, insurance_type=insurance, clearing_kind=clearing,
-        insured_region="" if office == call.hospital.region else office, totals=totals,
+        call.actor, call.hospital, scope.start, scope.end, insurance_type=scope.insurance_type,
+        clearing_kind=scope.clearing_kind, insured_region=scope.insured_region, totals=totals,
     )  # fmt: skip
     return {
         "stmtinfo": {
-            "setl_optins": office,
+            "setl_optins": scope.office,
             "stmt_rslt": "0" if result.matched else "1",
             "stmt_rslt_dscr": result.description,
         }
     }
+
+
+def _check_file_totals(r: Reader, lines: list[StatementLine]) -> None:
+    """The request's count and sums must be those of the file's standing lines (refd_setl_flag 0)."""
+    standing = [line for line in lines if not line.refunded]
+    count = _count(r, "fixmedins_setl_cnt")
+    sums = {
+        "medfee_sumamt": sum(line.total_fen for line in standing),
+        "fund_pay_sumamt": sum(line.fund_fen for line in standing),
+        "cash_payamt": sum(line.total_fen - line.fund_fen - line.account_fen for line in standing),
+    }
+    for name, in_file in sums.items():
+        given = r.fen(name, required=name != "cash_payamt")
+        if given is not None and given != in_file:
+            r.add(name, f"与对账文件未退费明细的合计（{yuan(in_file)} 元）不符")
+    if r.has("fixmedins_setl_cnt") and count != len(standing):
+        r.add("fixmedins_setl_cnt", f"与对账文件未退费明细的笔数（{len(standing)}）不符")
+
+
+async def reconcile_details(call: Call) -> Mapping[str, Any]:
+    r = call.node("data")
+    scope = _scope(call, r)
+    number = r.text("file_qury_no", required=True, limit=40, pattern=IDENTIFIER)
+    r.raise_if_any()
+    uploaded = await call.service.file(call.hospital, number)
+    statement = files.statement_of(uploaded.content)
+    _check_file_totals(r, statement.lines)
+    r.raise_if_any()
+    result = await call.service.reconcile_details(
+        call.actor, call.hospital, scope.start, scope.end, insured_region=scope.insured_region,
+        insurance_type=scope.insurance_type, clearing_kind=scope.clearing_kind, lines=statement.lines,
+    )  # fmt: skip
+    made = await call.service.keep_file(
+        call.hospital, f"{number}_result.zip",
+        files.result_file(result.differences, statement.person_numbers, result.msgids),
+    )  # fmt: skip
+    differing, listed = len(result.differences), len(statement.lines)
+    return {
+        "fileinfo": {"file_qury_no": made.file_number, "filename": made.name, "dld_endtime": _time(made.expires)},
+        "stmtinfo": {
+            "setl_optins": scope.office,
+            "stmt_rslt": "0" if not differing else "1",
+            "stmt_rslt_dscr": (
+                f"对账平（{result.compared} 笔）" if not differing
+                else f"对账不平：{differing} 笔不一致（平台 {result.compared} 笔，医药机构 {listed} 笔），"
+                "明细见结果文件（9102 下载）"
+            ),
+        },
+    }  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+_FILE_NAME = re.compile(r"[^/\\\x00-\x1f]{1,200}")
+
+
+def _file_owner(call: Call, r: Reader) -> None:
+    code = r.text("fixmedins_code", limit=12)
+    if code and code != call.hospital.code:
+        r.add("fixmedins_code", "应为报文的定点医药机构编号")
+
+
+async def upload_file(call: Call) -> Mapping[str, Any]:
+    r = call.node("fsUploadIn")
+    name = r.text("filename", required=True, limit=200, pattern=_FILE_NAME)
+    _file_owner(call, r)
+    r.raise_if_any()
+    content = files.content_of(r.data.get("in"))
+    if not content:
+        r.add("in", "文件内容为空")
+        r.raise_if_any()
+    kept = await call.service.keep_file(call.hospital, name, content)
+    return {"file_qury_no": kept.file_number, "filename": kept.name, "dld_endtime": _time(kept.expires)}
+
+
+async def download_file(call: Call) -> Download:
+    r = call.node("fsDownloadIn")
+    number = r.text("file_qury_no", required=True, limit=40, pattern=IDENTIFIER)
+    r.text("filename", limit=200)
+    _file_owner(call, r)
+    r.raise_if_any()
+    found = await call.service.file(call.hospital, number)
+    return Download(found.name, found.content)
 
 
 def _month(r: Reader) -> tuple[int, int]:
@@ -574,24 +698,25 @@ async def confirm_clearing(call: Call) -> None:
     r.text("totalrow", limit=10)
     top = Reader(call.envelope.input, "", r.problems)
     rows = top.rows("detail", limit=MAX_ROWS)
-    flags: dict[str, str] = {}
+    confirmations: dict[str, Confirmation] = {}
     for i, row in enumerate(rows):
         d = Reader(row, f"detail[{i}].", r.problems)
         sid = d.text("setl_sn", required=True, limit=30)
         flag = d.choice("cnfm_flag", {"1": "确认", "0": "不确认"})
-        for name in ("medfee_sumamt", "optins_pay_sumamt"):
-            d.fen(name, required=False)
-        if sid in flags:
+        total, paid = d.fen("medfee_sumamt", required=False), d.fen("optins_pay_sumamt", required=False)
+        if sid in confirmations:
             d.add("setl_sn", "重复")
         if sid and flag:
-            flags[sid] = flag
+            confirmations[sid] = Confirmation(sid, flag == "1", total, paid)
     r.raise_if_any()
-    await call.service.confirm(call.actor, call.hospital, year, month, flags)
+    await call.service.confirm(call.actor, call.hospital, year, month, list(confirmations.values()))
 
 
 TRANSACTIONS: dict[str, Handler] = {
     "9001": sign_in,
     "9002": sign_out,
+    "9101": upload_file,
+    "9102": download_file,
     "1101": person_info,
     "2201": open_outpatient,
     "2202": cancel_visit,
@@ -609,6 +734,7 @@ TRANSACTIONS: dict[str, Handler] = {
     "2305": cancel_settlement,
     "2601": reverse,
     "3201": reconcile_totals,
+    "3202": reconcile_details,
     "3260": clearing_details,
     "3261": confirm_clearing,
 }

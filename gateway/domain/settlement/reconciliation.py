@@ -1,8 +1,9 @@
 """Reconciliation (对账) of a hospital's settlements with the gateway's (Art. 23).
 
 A hospital's lines for a period are compared with the gateway's, first by :func:`totals` (count, medical fee
-total, fund pay, account pay, cash) and then line by line (:func:`differences`). A period is at most
-``MAX_PERIOD_DAYS`` long (:func:`period_errors`).
+total, fund pay, account pay, cash) and then line by line (:func:`differences`): sigw.v1's ``ReconLine`` or the
+national interface's statement file lines (:class:`StatementLine`, 3202). A period is at most ``MAX_PERIOD_DAYS``
+long (:func:`period_errors`).
 
 Pure: no I/O. Money is integer fen.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from typing import Generic, Protocol, TypeVar
 
 from gateway.domain.errors import FieldViolation, invalid
 
@@ -23,6 +25,7 @@ __all__ = [
     "Difference",
     "ReconLine",
     "ReconTotals",
+    "StatementLine",
     "differences",
     "period_errors",
     "totals",
@@ -51,6 +54,27 @@ class ReconLine:
 
 
 @dataclass(frozen=True)
+class StatementLine:
+    """One settlement in a detail reconciliation by file (对明细账, 3202): also its stay, and whether the
+    hospital holds it cancelled (``refd_setl_flag`` 1)."""
+
+    settlement_id: str  # setl_id
+    visit_id: str  # mdtrt_id
+    total_fen: int  # medfee_sumamt
+    fund_fen: int  # fund_pay_sumamt
+    account_fen: int  # acct_pay
+    refunded: bool  # refd_setl_flag
+
+
+class _Line(Protocol):
+    @property
+    def settlement_id(self) -> str: ...
+
+
+Line = TypeVar("Line", bound=_Line)
+
+
+@dataclass(frozen=True)
 class ReconTotals:
     """Totals of a set of settlements (对账汇总)."""
 
@@ -74,17 +98,17 @@ def totals(lines: Iterable[ReconLine]) -> ReconTotals:
 
 
 @dataclass(frozen=True)
-class Difference:
+class Difference(Generic[Line]):
     """One settlement on which the gateway and the hospital disagree.
 
     ``kind``: ``MISSING_AT_GATEWAY`` (only ``hospital`` set), ``MISSING_AT_HOSPITAL`` (only ``gateway`` set) or
-    ``AMOUNT_DIFFERS`` (both set, some amount differs).
+    ``AMOUNT_DIFFERS`` (both set, some amount or other field differs).
     """
 
     settlement_id: str
     kind: str
-    gateway: ReconLine | None
-    hospital: ReconLine | None
+    gateway: Line | None
+    hospital: Line | None
 
 
 MISSING_AT_GATEWAY = "MISSING_AT_GATEWAY"
@@ -92,8 +116,8 @@ MISSING_AT_HOSPITAL = "MISSING_AT_HOSPITAL"
 AMOUNT_DIFFERS = "AMOUNT_DIFFERS"
 
 
-def _by_id(lines: Iterable[ReconLine], *, hospital: bool) -> dict[str, ReconLine]:
-    result: dict[str, ReconLine] = {}
+def _by_id(lines: Iterable[Line], *, hospital: bool) -> dict[str, Line]:
+    result: dict[str, Line] = {}
     for i, line in enumerate(lines):
         if line.settlement_id in result:
             if hospital:
@@ -106,7 +130,7 @@ def _by_id(lines: Iterable[ReconLine], *, hospital: bool) -> dict[str, ReconLine
     return result
 
 
-def differences(gateway: Iterable[ReconLine], hospital: Iterable[ReconLine]) -> list[Difference]:
+def differences(gateway: Iterable[Line], hospital: Iterable[Line]) -> list[Difference[Line]]:
     """The settlements on which the two sides disagree, sorted by settlement id.
 
     A settlement id listed twice by the hospital raises ``InvalidArgument`` ``DUPLICATE_SETTLEMENT_ID`` (field
@@ -114,7 +138,7 @@ def differences(gateway: Iterable[ReconLine], hospital: Iterable[ReconLine]) -> 
     """
     ours = _by_id(gateway, hospital=False)
     theirs = _by_id(hospital, hospital=True)
-    found: list[Difference] = []
+    found: list[Difference[Line]] = []
     for sid in sorted(ours.keys() | theirs.keys()):
         g, h = ours.get(sid), theirs.get(sid)
         if g is None:
