@@ -504,7 +504,7 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
                 hospital_level=bill.hospital_level,
                 filing=FilingStatus(request.filing_status),
                 year_to_date=self.ledger.year_to_date.get(column, YearToDate()),
-                account_balance_fen=self.ledger.account(bill),
+                account_balance_fen=0 if bill.account_declined else self.ledger.account(bill),
                 policy=policy_for(self.key.region),
             )
         except SigwError as refusal:

@@ -113,6 +113,7 @@ class SettleInput:
     discharge: date | None  # dscg_time / endtime
     insurance_type: str  # insutype: must be the stay's
     medical_type: str  # med_type: the stay's, when given ("")
+    account_declined: bool = False  # acct_used_flag 0
 
 
 @dataclass(frozen=True)
@@ -397,9 +398,9 @@ class VisitService:
 
     # ------------------------------------------------------------------------------------------ settling
 
-    def _bill(self, visit: Visit, msgid: str, details: list[FeeDetail], discharge: date | None) -> Bill:
+    def _bill(self, visit: Visit, msgid: str, details: list[FeeDetail], spec: SettleInput) -> Bill:
         now = self.clock().astimezone(SHANGHAI)
-        end = discharge or now.date()
+        end = spec.discharge or now.date()
         if end < visit.begin.date() or end > now.date():
             raise invalid(
                 [FieldViolation("dscg_time", "before the stay began or in the future")], reason="INVALID_INPUT"
@@ -422,6 +423,7 @@ class VisitService:
             items=tuple(d.item() for d in details),
             total_fen=sum(d.amount_fen for d in details),
             received_at=now,
+            account_declined=spec.account_declined,
         )
 
     async def _stay_to_settle(self, hospital: Hospital, spec: SettleInput) -> Visit:
@@ -455,7 +457,7 @@ class VisitService:
         self, actor: Participant, hospital: Hospital, spec: SettleInput, msgid: str, timeout_s: float
     ) -> tuple[Visit, Figures]:
         visit = await self._stay_to_settle(hospital, spec)
-        bill = self._bill(visit, msgid, self._to_settle(visit, spec), spec.discharge)
+        bill = self._bill(visit, msgid, self._to_settle(visit, spec), spec)
         return visit, await self.settlements.pre_settle(actor, bill, timeout_s)
 
     async def settle(
@@ -475,7 +477,7 @@ class VisitService:
             visit = await self._change(hospital, spec.visit_id, spec.person_number, lambda v: v.with_claim(made))
         claimed = set(claim.serials)
         details = [d for d in visit.details if d.serial in claimed]
-        bill = self._bill(visit, key.key, details, spec.discharge)
+        bill = self._bill(visit, key.key, details, spec)
         try:
             record = await self.settlements.settle(actor, bill, key, timeout_s)
         except SigwError:

@@ -357,12 +357,14 @@ def _bill_row(bill: Bill) -> list[Any]:
         [[i.code, i.name, int(i.catalogue_class), i.amount_fen, i.self_pay_percent] for i in bill.items],
         bill.total_fen,
         _us(bill.received_at),
+        int(bill.account_declined),
     ]
 
 
 def _bill_of(row: list[Any], hospital: str, treatment: str, insured: str) -> Bill:
     msgid, level, visit, id_number, name, credential, insurance, medical, admission, discharge, emergency = row[:11]
-    items, total, message_us = row[11:]
+    items, total, message_us = row[11:14]
+    declined = bool(row[14]) if len(row) > 14 else False  # records written before the field hold no flag
     return Bill(
         msgid=msgid,
         hospital_code=hospital,
@@ -381,6 +383,7 @@ def _bill_of(row: list[Any], hospital: str, treatment: str, insured: str) -> Bil
         items=tuple(BillItem(c, n, CatalogueClass(k), a, p) for c, n, k, a, p in items),
         total_fen=total,
         received_at=_at(message_us),
+        account_declined=declined,
     )
 
 

@@ -122,6 +122,7 @@ def bill_from(bill: settlement_pb2.Bill, received_at: datetime) -> Bill:
         items=tuple(items),
         total_fen=bill.total_fen,
         received_at=received_at,
+        account_declined=bill.account_declined,
     )
 
 
@@ -176,6 +177,7 @@ def bill_to(bill: Bill) -> settlement_pb2.Bill:
         admission_date=date_to(bill.admission),
         discharge_date=date_to(bill.discharge),
         emergency=bill.emergency,
+        account_declined=bill.account_declined,
         items=[
             settlement_pb2.BillItem(
                 code=i.code,

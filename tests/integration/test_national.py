@@ -296,6 +296,11 @@ async def test_an_outpatient_visit_reconciliation_and_clearing_details(national:
                                       detail("3", visit, psn, BED, 1, "80", "80", batch="B2")]})  # fmt: skip
     assert await n.ok("2205", {"data": {"mdtrt_id": visit, "chrg_bchno": "B2", "psn_no": psn}}) is None
     pre = (await n.ok("2206", settle_data(visit, psn, "388.23", med_type="11", chrg_bchno="B1")))["setlinfo"]
+    # acct_used_flag 0: the person declines the individual account, so its share is paid in cash.
+    declined = settle_data(visit, psn, "388.23", med_type="11", chrg_bchno="B1", acct_used_flag="0")
+    cash_only = (await n.ok("2206", declined))["setlinfo"]
+    assert pre["acct_pay"] > 0 and cash_only["acct_pay"] == 0
+    assert cash_only["psn_cash_pay"] == pre["psn_cash_pay"] + pre["acct_pay"]
     msgid = n.msgid()
     info = (await n.ok("2207", settle_data(visit, psn, "388.23", med_type="11", chrg_bchno="B1"), msgid=msgid))[
         "setlinfo"

@@ -395,7 +395,7 @@ def _settle_input(call: Call, inpatient: bool) -> SettleInput:
     r.text("psn_setlway", limit=6)
     batch = r.text("chrg_bchno", required=not inpatient, limit=30, pattern=IDENTIFIER)
     insurance = r.choice("insutype", INSURANCE_TYPES)
-    r.choice("acct_used_flag", {"0": "不使用个人账户", "1": "使用个人账户"}, default="1")
+    account = r.choice("acct_used_flag", {"0": "不使用个人账户", "1": "使用个人账户"}, default="1")
     r.choice("mid_setl_flag", {"0": "否", "1": "中途结算"}, default="0")
     discharge = r.date("dscg_time", required=False) or r.date("endtime", required=False)
     for name in ("fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt"):
@@ -404,7 +404,9 @@ def _settle_input(call: Call, inpatient: bool) -> SettleInput:
     r.raise_if_any()
     assert total is not None
     batch_chosen = None if inpatient or batch == ALL else batch
-    return SettleInput(visit_id, person_number, batch_chosen, total, discharge, insurance, medical)
+    return SettleInput(
+        visit_id, person_number, batch_chosen, total, discharge, insurance, medical, account_declined=account == "0"
+    )
 
 
 def _setlinfo(

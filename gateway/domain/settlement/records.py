@@ -55,6 +55,8 @@ class Bill:
     received_at: datetime
     """When sigw received the bill: its settlement month for clearing (Asia/Shanghai). Not the time a msgid
     names, which the hospital writes itself."""
+    account_declined: bool = False
+    """acct_used_flag 0: the person declines the individual account for this bill."""
 
     @property
     def clearing_month(self) -> str:

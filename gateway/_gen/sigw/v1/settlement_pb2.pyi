@@ -498,6 +498,7 @@ class Bill(_message.Message):
     EMERGENCY_FIELD_NUMBER: _builtins.int
     ITEMS_FIELD_NUMBER: _builtins.int
     TOTAL_FEN_FIELD_NUMBER: _builtins.int
+    ACCOUNT_DECLINED_FIELD_NUMBER: _builtins.int
     msgid: _builtins.str
     """报文ID (msgid): institution code (12) + yyyyMMddHHmmss + 4-digit sequence; the idempotency key."""
     hospital_code: _builtins.str
@@ -522,6 +523,10 @@ class Bill(_message.Message):
     """急诊 (emergency): counts as filed."""
     total_fen: _builtins.int
     """医疗费总额 (medfee_sumamt), fen: must equal the items' sum."""
+    account_declined: _builtins.bool
+    """个人账户使用标志 (acct_used_flag) 0: the person declines the individual account for this bill, which then
+    pays nothing (the personal share is cash). False: the insured region's policy decides.
+    """
     @_builtins.property
     def person(self) -> _common_pb2.Person: ...
     @_builtins.property
@@ -550,10 +555,11 @@ class Bill(_message.Message):
         emergency: _builtins.bool = ...,
         items: _abc.Iterable[Global___BillItem] | None = ...,
         total_fen: _builtins.int = ...,
+        account_declined: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["admission_date", b"admission_date", "discharge_date", b"discharge_date", "person", b"person"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["admission_date", b"admission_date", "credential_type", b"credential_type", "discharge_date", b"discharge_date", "emergency", b"emergency", "hospital_code", b"hospital_code", "hospital_level", b"hospital_level", "insurance_type", b"insurance_type", "insured_region", b"insured_region", "items", b"items", "medical_type", b"medical_type", "msgid", b"msgid", "person", b"person", "total_fen", b"total_fen", "treatment_region", b"treatment_region", "visit_id", b"visit_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_declined", b"account_declined", "admission_date", b"admission_date", "credential_type", b"credential_type", "discharge_date", b"discharge_date", "emergency", b"emergency", "hospital_code", b"hospital_code", "hospital_level", b"hospital_level", "insurance_type", b"insurance_type", "insured_region", b"insured_region", "items", b"items", "medical_type", b"medical_type", "msgid", b"msgid", "person", b"person", "total_fen", b"total_fen", "treatment_region", b"treatment_region", "visit_id", b"visit_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
