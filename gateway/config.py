@@ -94,6 +94,8 @@ class Settings:
     """How often the overdue sweeper runs (``SIGW_SWEEP_INTERVAL_S``)."""
     rate_per_s: float = 200.0
     """Calls a second each participant may make (``SIGW_RATE_PER_S``); bursts up to twice that."""
+    max_watches: int = 100
+    """Open WatchTransfer streams each participant may hold in one API process (``SIGW_MAX_WATCHES``)."""
     clock_start: datetime | None = None
     """For tests and demos only: the clock starts at this instant and runs on (``SIGW_CLOCK_START``, ISO 8601)."""
 

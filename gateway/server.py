@@ -37,7 +37,7 @@ from gateway._gen.sigw.v1 import (
 from gateway.api.guard import CallGuard, GrpcMetrics
 from gateway.api.http import HttpSite, StoreGauges, serve_http, start_site
 from gateway.api.identity import IdentityResolver
-from gateway.api.limits import RateLimiter
+from gateway.api.limits import RateLimiter, StreamLimit
 from gateway.api.national.server import NationalEndpoint
 from gateway.api.operator import OperatorServicer
 from gateway.api.settlements import SettlementServicer
@@ -398,8 +398,9 @@ def _api_server(
     guard = CallGuard(GrpcMetrics(metrics), limiter, identity.rate_key)
     # Several API processes share the port (SO_REUSEPORT, gRPC's default on Linux, said here explicitly).
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 4 * 1024 * 1024), ("grpc.so_reuseport", 1)])
+    watches = StreamLimit(settings.max_watches)
     guard.add_guarded(
-        server, transfer_pb2_grpc.add_TransferServiceServicer_to_server, TransferServicer(transfers, identity)
+        server, transfer_pb2_grpc.add_TransferServiceServicer_to_server, TransferServicer(transfers, identity, watches)
     )
     guard.add_guarded(
         server,

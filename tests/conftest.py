@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -118,10 +119,12 @@ async def start_demo(
     batch_size: int = 100,
     rate_per_s: float = 100_000.0,
     breaker_clock: Callable[[], float] | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> Demo:
     """A gateway on ``redis_url`` with simulated agencies for the demo regions, all on ephemeral loopback ports.
     Time is ``clock``'s: the domain's, and the rate limiter's seconds (so a bucket refills only when a test moves
-    the clock); ``breaker_clock`` (default: real monotonic time) drives the circuit breakers' open periods."""
+    the clock); ``breaker_clock`` (default: real monotonic time) drives the circuit breakers' open periods;
+    ``overrides`` sets other ``Settings`` fields."""
     sims = await start_demo_agencies(act_delay_s=act_delay_s)
     for agency in sims.agencies.values():
         agency.act = act
@@ -137,6 +140,7 @@ async def start_demo(
         rate_per_s=rate_per_s,
         key_file=Path(tempfile.mkdtemp(prefix="sigw-keys-")) / "sigw.keys",
         shards=4,
+        **(overrides or {}),
     )
     dispatch = DispatchSettings(
         concurrency=concurrency,

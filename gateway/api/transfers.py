@@ -11,6 +11,7 @@ from google.protobuf.message import Message
 
 from gateway._gen.sigw.v1 import transfer_pb2, transfer_pb2_grpc
 from gateway.api.identity import IdentityResolver
+from gateway.api.limits import StreamLimit
 from gateway.api.settlements import agency_timeout
 from gateway.app.idempotency import RequestKey
 from gateway.app.ports import StoredTransfer, timeline_position
@@ -38,9 +39,10 @@ def _step_key(v: Violations, request: Message, request_id: str, transfer_id: str
 
 
 class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
-    def __init__(self, service: TransferService, identity: IdentityResolver) -> None:
+    def __init__(self, service: TransferService, identity: IdentityResolver, watches: StreamLimit) -> None:
         self.service = service
         self.identity = identity
+        self.watches = watches
 
     def _view(self, stored: StoredTransfer) -> transfer_pb2.Transfer:
         return convert.transfer_to(stored.transfer, self.service.today(), list(stored.timeline))
@@ -168,19 +170,21 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         if request.after_event_id and not valid_stream_id(request.after_event_id):
             v.add("after_event_id", "not an event id")
         v.raise_if_any()
-        stored = await self.service.read(actor, request.transfer_id)
-        seen = timeline_position(request.after_event_id)
-        while True:
-            for event_id, event in stored.timeline[seen:]:
-                seen += 1
-                yield transfer_pb2.WatchTransferResponse(
-                    event=convert.event_to(event_id, event), state=transfer_pb2.TransferState.ValueType(event.to_state)
-                )
-                if event.to_state.ended:
+        with self.watches.hold(str(actor)):
+            stored = await self.service.read(actor, request.transfer_id)
+            seen = timeline_position(request.after_event_id)
+            while True:
+                for event_id, event in stored.timeline[seen:]:
+                    seen += 1
+                    yield transfer_pb2.WatchTransferResponse(
+                        event=convert.event_to(event_id, event),
+                        state=transfer_pb2.TransferState.ValueType(event.to_state),
+                    )
+                    if event.to_state.ended:
+                        return
+                if stored.transfer.state.ended or context.cancelled() or context.done():
                     return
-            if stored.transfer.state.ended or context.cancelled() or context.done():
-                return
-            stored = await self.service.follow(stored, WATCH_POLL_S)
+                stored = await self.service.follow(stored, WATCH_POLL_S)
 
     async def QueryTransferStatus(
         self, request: transfer_pb2.QueryTransferStatusRequest, context: Context

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from gateway._gen.sigw.v1 import common_pb2, operator_pb2, settlement_pb2, transfer_pb2
 from gateway.api.identity import METADATA_KEY, IdentityResolver
+from gateway.api.limits import StreamLimit
 from gateway.api.operator import OperatorServicer
 from gateway.api.settlements import SettlementServicer
 from gateway.api.transfers import TransferServicer
@@ -788,7 +789,7 @@ class Context:
 def _servicers() -> dict[str, Any]:
     identity = IdentityResolver(dev_identity=True)
     return {
-        "TransferService": TransferServicer(FakeService(), identity),  # type: ignore[arg-type]
+        "TransferService": TransferServicer(FakeService(), identity, StreamLimit(10)),  # type: ignore[arg-type]
         "SettlementService": SettlementServicer(FakeService(), Probe(), Probe(), identity),  # type: ignore[arg-type]
         "OperatorService": OperatorServicer(Probe(), identity),  # type: ignore[arg-type]
     }
