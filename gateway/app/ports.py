@@ -219,13 +219,12 @@ class TransferRepository(Protocol):
 
 @dataclass(frozen=True)
 class SettleContext:
-    """What settling a bill must know before the insured region is asked, read in one round trip."""
+    """What settling a bill must know before the insured region is asked, read in one round trip (reading only:
+    a refused bill leaves nothing behind)."""
 
     earlier: IdempotencyRecord | None
     """What the bill's msgid did before (its settlement), if anything."""
     month_closed: bool
-    visit_owner: str
-    """The hospital the stay belongs to: the first that settled under it (this one, if it was free)."""
     filings: list[FilingRecord]
     """The person's filings."""
 

@@ -85,15 +85,15 @@ class SettlementService:
         return await self._compute(bill, status, commit=False, settlement_id="", timeout_s=timeout_s)
 
     async def settle(self, actor: Participant, bill: Bill, key: RequestKey, timeout_s: float) -> SettlementRecord:
-        """``key`` is the bill's msgid. One round trip reads what the bill needs (and claims its stay), the
-        insured region answers, one more commits."""
+        """``key`` is the bill's msgid. One round trip reads what the bill needs, the insured region answers, one
+        more commits (nothing is written before it). A stay (``visit_id``) is the hospital's own numbering: two
+        hospitals' stays never meet, so no claim on one is needed."""
         self._check_bill(actor, bill)
         context = await self.store.prepare(bill)
         if context.earlier:
             return await self._replay(context.earlier, key)
         if context.month_closed:
             raise month_closed(bill.clearing_month)
-        access.require_visit_owner(bill, context.visit_owner)
         settlement_id = ids.settlement_id(self.store.msg_shard(bill.msgid), bill.msgid)
         status = self.filings.status_among(bill, context.filings)
         figures = await self._compute(bill, status, commit=True, settlement_id=settlement_id, timeout_s=timeout_s)

@@ -30,7 +30,7 @@ import enum
 
 from gateway.domain.errors import NotFound, PermissionDenied
 from gateway.domain.participants import AgencyKey, AgencyType, Participant, Role
-from gateway.domain.settlement.records import Bill, FilingRecord
+from gateway.domain.settlement.records import FilingRecord
 from gateway.domain.transfer.kinds import MILITARY_KINDS, agency_type_of
 from gateway.domain.transfer.model import Kind, Transfer
 
@@ -49,7 +49,6 @@ __all__ = [
     "require_hospital",
     "require_insured_agency",
     "require_operator",
-    "require_visit_owner",
     "settlement_not_found",
     "source_agency",
     "target_agency",
@@ -187,14 +186,6 @@ def require_hospital(actor: Participant, hospital_code: str, treatment_region: s
         raise PermissionDenied(
             reason="NOT_PLACE_OF_TREATMENT",
             message=f"hospital {hospital_code} belongs to region {actor.region}, not {treatment_region}",
-        )
-
-
-def require_visit_owner(bill: Bill, owner: str) -> None:
-    """A stay (``mdtrt_id``) belongs to the hospital that first settled under it (``owner``)."""
-    if owner != bill.hospital_code:
-        raise PermissionDenied(
-            reason="VISIT_OF_ANOTHER_HOSPITAL", message=f"stay {bill.visit_id} was settled by another hospital"
         )
 
 

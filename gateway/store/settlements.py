@@ -60,16 +60,13 @@ class SettlementStore:
 
     async def prepare(self, bill: Bill) -> SettleContext:
         shard, settlement_id = self._key_of(bill.msgid)
-        visit = keys.visit(keys.shard_for(bill.visit_id, self.shards), bill.visit_id)
         person_shard, person_key = self.filings.person_index(bill.id_number)
         async with redis_errors():
             pipe = self.client.pipeline(transaction=False)
             pipe.getrange(keys.settlement(shard, settlement_id), 0, 64)
             pipe.exists(keys.month_closed(shard, bill.clearing_month))
-            pipe.set(visit, bill.hospital_code, nx=True)  # a claim stays: the GET after it sees the winner
-            pipe.get(visit)
             pipe.hgetall(keys.person_filings(person_shard, person_key))
-            head, closed, _, owner, entries = await pipe.execute()
+            head, closed, entries = await pipe.execute()
         earlier = None
         if head:
             _, fingerprint, _ = bytes(head).split(b"|", 2)
@@ -77,7 +74,7 @@ class SettlementStore:
         filings = [
             codec.filing_from_entry(text(fid), bill.id_number, raw) for fid, raw in sorted(dict(entries).items())
         ]
-        return SettleContext(earlier, bool(closed), text(owner) if owner else bill.hospital_code, filings)
+        return SettleContext(earlier, bool(closed), filings)
 
     async def recorded(self, shard: int, key: str) -> IdempotencyRecord | None:
         return await _recorded(self.client, shard, key)

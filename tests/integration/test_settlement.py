@@ -261,7 +261,7 @@ async def test_an_unreachable_insured_region_gives_unavailable_and_records_nothi
     assert details is not None  # the gateway sets details on every refusal
     assert reason == "AGENCY_UNAVAILABLE" and "retry" in details
     assert retry_delay(caught.value) == 1.0
-    assert {k for k in keys_in(redis_url) - before if b":visit:" not in k} == set()
+    assert keys_in(redis_url) == before  # nothing at all, not even a claim on the stay (issue 13 point 2)
     # A slow agency: the answer still comes within the hospital's own deadline, as UNAVAILABLE.
     agency.available, agency.answer_delay_s = True, 2.0
     started = asyncio.get_running_loop().time()
@@ -297,17 +297,19 @@ async def test_bad_bills_are_refused_with_nothing_written(
     assert keys_in(redis_url) == before
 
 
-async def test_unknown_region_another_hospitals_stay_and_the_wrong_place(demo: Demo) -> None:
+async def test_unknown_region_the_same_visit_number_at_two_hospitals_and_the_wrong_place(demo: Demo) -> None:
     reason, _, _ = await expect_error(
         stub(demo).Settle(P.SettleRequest(bill=bill(insured="620000")), metadata=ME), grpc.StatusCode.INVALID_ARGUMENT
     )
     assert reason == "UNKNOWN_REGION"
-    await stub(demo).Settle(P.SettleRequest(bill=bill(visit="SHARED")), metadata=ME)
+    # A visit number is the hospital's own: another hospital's stay of the same number is another stay, and
+    # neither settlement touches the other.
+    mine = (await stub(demo).Settle(P.SettleRequest(bill=bill(visit="SHARED")), metadata=ME)).settlement
     theirs = bill(visit="SHARED", hospital_code="H44030000002", msgid=msgid("H44030000002"))
-    reason, _, _ = await expect_error(
-        stub(demo).Settle(P.SettleRequest(bill=theirs), metadata=OTHER), grpc.StatusCode.PERMISSION_DENIED
-    )
-    assert reason == "VISIT_OF_ANOTHER_HOSPITAL"
+    other = (await stub(demo).Settle(P.SettleRequest(bill=theirs), metadata=OTHER)).settlement
+    assert other.settlement_id != mine.settlement_id and other.hospital_code == "H44030000002"
+    again = await stub(demo).GetSettlement(P.GetSettlementRequest(settlement_id=mine.settlement_id), metadata=ME)
+    assert again.settlement == mine
     # A hospital settles only as itself and only in its own region.
     reason, _, _ = await expect_error(
         stub(demo).Settle(P.SettleRequest(bill=bill()), metadata=OTHER), grpc.StatusCode.PERMISSION_DENIED

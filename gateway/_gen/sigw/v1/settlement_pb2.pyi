@@ -510,7 +510,9 @@ class Bill(_message.Message):
     insured_region: _builtins.str
     """参保地医保区划 (insuplc_admdvs)."""
     visit_id: _builtins.str
-    """就诊ID (mdtrt_id): the stay; it belongs to the hospital that first settled under it."""
+    """就诊ID (mdtrt_id): the stay, in the hospital's own numbering (another hospital's stay of the same number is
+    another stay).
+    """
     credential_type: Global___CredentialType.ValueType
     """就诊凭证类型 (mdtrt_cert_type)."""
     insurance_type: _builtins.str
