@@ -392,7 +392,9 @@ def _api_server(
             "!!! DEVELOPMENT IDENTITY MODE: callers name themselves in x-sigw-participant metadata. "
             "Never use this outside development. !!!"
         )
-    identity = IdentityResolver(settings.dev_identity, tls=tls is not None, known_regions=registry.codes)
+    identity = IdentityResolver(
+        settings.dev_identity, tls=tls is not None, known_regions=registry.codes, hospitals=registry.hospitals
+    )
     # One budget per participant, whether it calls over gRPC or the national interface.
     limiter = RateLimiter(settings.rate_per_s, 2 * settings.rate_per_s, clock=monotonic)
     guard = CallGuard(GrpcMetrics(metrics), limiter, identity.rate_key)

@@ -18,7 +18,7 @@ import redis
 
 from adapters.simulated_agency import SimulatedAgencies, SimulatedAgency
 from gateway._gen.sigw.v1 import transfer_pb2_grpc
-from gateway.config import Settings
+from gateway.config import Settings, load_registry
 from gateway.dispatch.dispatcher import DispatchSettings
 from gateway.dispatch.retry import RetryPolicy
 from gateway.domain.calendar import SHANGHAI
@@ -99,12 +99,14 @@ async def start_demo_agencies(act_delay_s: float = 0.0, tls: TlsFolder | None = 
 
 
 def demo_registry(sims: SimulatedAgencies, hospitals: dict[str, Hospital] | None = None) -> Registry:
-    """The demo regions, each agency at its simulated agency's address (and ``hospitals``)."""
+    """The demo regions, each agency at its simulated agency's address, and the hospitals of the regions file
+    (with ``hospitals`` over them)."""
     regions = {
         code: Region(code, name, {t: sims.endpoints[AgencyKey(code, t)] for t in AgencyType})
         for code, name in DEMO_REGIONS.items()
     }
-    return Registry(regions, hospitals or {})
+    listed = load_registry(Path(__file__).resolve().parents[1] / "config" / "regions.toml").hospitals
+    return Registry(regions, {**listed, **(hospitals or {})})
 
 
 async def start_demo(

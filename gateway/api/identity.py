@@ -3,19 +3,22 @@
 With mutual TLS (the default) the caller is the participant its client certificate names (a URI SAN
 ``sigw:participant:<participant>``, see ``gateway.security.pki``); the handshake has already refused callers with no
 certificate, an expired one or one from another CA. A certificate naming a participant of a region the registry
-does not know is refused here. Only on a plain-text loopback server started with ``--insecure --dev-identity``
+does not know is refused here, and so is a hospital the registry does not list under that region (a hospital's
+code is bound to its region: ``hospital:310000:H44030000001`` is nobody when H44030000001 is Shenzhen's). Only on a plain-text loopback server started with ``--insecure --dev-identity``
 may the caller name itself in the ``x-sigw-participant`` metadata instead (development and tests); the server
 says so loudly at start-up.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
 
 from gateway.domain.errors import Unauthenticated
-from gateway.domain.participants import Participant
+from gateway.domain.participants import Participant, Role
+from gateway.domain.regions import Hospital
 from gateway.security import pki
 
 __all__ = ["METADATA_KEY", "IdentityResolver"]
@@ -24,10 +27,18 @@ METADATA_KEY = "x-sigw-participant"
 
 
 class IdentityResolver:
-    def __init__(self, dev_identity: bool, *, tls: bool = False, known_regions: frozenset[str] | None = None) -> None:
+    def __init__(
+        self,
+        dev_identity: bool,
+        *,
+        tls: bool = False,
+        known_regions: frozenset[str] | None = None,
+        hospitals: Mapping[str, Hospital] | None = None,
+    ) -> None:
         self.dev_identity = dev_identity
         self.tls = tls
         self.known_regions = known_regions
+        self.hospitals = hospitals
 
     def caller(self, context: grpc.aio.ServicerContext[Any, Any]) -> Participant:
         if self.tls:
@@ -41,7 +52,7 @@ class IdentityResolver:
             )
         for key, value in context.invocation_metadata() or ():
             if key == METADATA_KEY:
-                return Participant.parse(value if isinstance(value, str) else value.decode())
+                return self._known(Participant.parse(value if isinstance(value, str) else value.decode()))
         raise Unauthenticated(reason="NO_IDENTITY", message=f"name the caller in the {METADATA_KEY} metadata")
 
     def rate_key(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
@@ -66,10 +77,17 @@ class IdentityResolver:
                 raise Unauthenticated(reason="NO_IDENTITY", message="the client certificate names no participant")
             return self._known(Participant.parse(named))
         if self.dev_identity and claimed:
-            return Participant.parse(claimed)
+            return self._known(Participant.parse(claimed))
         raise Unauthenticated(reason="NO_IDENTITY", message="no caller identity")
 
     def _known(self, participant: Participant) -> Participant:
         if participant.region and self.known_regions is not None and participant.region not in self.known_regions:
             raise Unauthenticated(reason="UNKNOWN_PARTICIPANT", message="the certificate names an unknown participant")
+        if participant.role is Role.HOSPITAL and self.hospitals is not None:
+            listed = self.hospitals.get(participant.code)
+            if listed is None or listed.region != participant.region:
+                raise Unauthenticated(
+                    reason="HOSPITAL_NOT_REGISTERED",
+                    message=f"hospital {participant.code} is not registered with sigw under region {participant.region}",
+                )
         return participant

@@ -164,7 +164,6 @@ def may_determine_paying_region(actor: Participant, paying_region: str | None = 
 # file, cancel, list    the insured region's healthcare-security agency (only its own persons)
 # (pre-)settle          a hospital, as itself and as the place of treatment it belongs to
 # cancel, reverse       the hospital that made the settlement
-# a stay (visit id)     the hospital that first settled under it
 # read a settlement     that hospital, the insured region's healthcare-security agency, an operator
 # reconcile             a hospital, for itself
 # close a month, read   an operator (a statement: also any healthcare-security agency)

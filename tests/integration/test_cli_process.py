@@ -56,6 +56,7 @@ class Served:
                 f'[[regions]]\ncode = "{code}"\nhrss = "127.0.0.1:{ports[2 + 2 * i]}"\n'
                 f'healthcare = "127.0.0.1:{ports[3 + 2 * i]}"\n'
             )
+        entries.append('[[hospitals]]\ncode = "H44030000001"\nregion = "440300"\nname = "深圳一院"\nlevel = 3\n')
         self.regions.write_text("\n".join(entries))
         self.log = tmp / "serve.log"
         self.process: subprocess.Popen[bytes] | None = None

@@ -120,7 +120,10 @@ class National:
 @pytest.fixture
 async def national(tmp_path: Path, redis_url: str, clock: FakeClock) -> AsyncIterator[National]:
     agencies = [f"agency:{code}:{t.slug}" for code in DEMO_REGIONS for t in AgencyType]
-    pki.init_pki(tmp_path / "pki", [*agencies, ME, f"hospital:440300:{OTHER}", "hospital:310000:H31000000001"])
+    pki.init_pki(
+        tmp_path / "pki",
+        [*agencies, ME, f"hospital:440300:{OTHER}", "hospital:310000:H31000000001", f"hospital:310000:{HOSPITAL}"],
+    )
     tls = TlsFolder(tmp_path / "pki")
     sims = await start_demo_agencies(tls=tls)
     registry = demo_registry(sims, HOSPITALS)
@@ -419,8 +422,10 @@ async def test_untidy_and_bad_messages(national: National) -> None:
     for body in (b"{not json", b"[1, 2]", "中文".encode()):
         doc = await n.post(body)
         assert doc["infcode"] == -1 and doc["output"] is None and "NOT_JSON" in doc["err_msg"], doc
-    # A registered certificate of another place cannot speak for this hospital.
-    await n.refused("1101", {"data": {}}, "NOT_THIS_HOSPITAL", hospital="hospital:310000:H31000000001")
+    # A certificate of a hospital the registry does not list under its region is nobody; a registered one cannot
+    # speak for another hospital.
+    await n.refused("1101", {"data": {}}, "HOSPITAL_NOT_REGISTERED", hospital="hospital:310000:H31000000001")
+    await n.refused("1101", {"data": {}}, "NOT_THIS_HOSPITAL", hospital=f"hospital:440300:{OTHER}")
     # An ID number that fails its check digit is refused without reaching the agency.
     bad_id = person_id()[:-1] + ("0" if person_id()[-1] != "0" else "1")
     text = await n.refused("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": bad_id}}, "INVALID_INPUT")
@@ -440,6 +445,34 @@ async def test_another_hospital_cannot_touch_the_stay(national: National) -> Non
     doc = await n.call("2204", {"feedetail": [detail("1", visit, psn, EXAM, 1, 25, 25)]}, hospital=other,
                        fixmedins_code=OTHER, sign_no=other_sign, msgid=f"{OTHER}202603020900000002")  # fmt: skip
     assert doc["infcode"] == -1 and "VISIT_NOT_FOUND" in doc["err_msg"]
+
+
+async def test_a_hospitals_code_under_another_region_is_nobody(national: National) -> None:
+    """Issue 13 point 3: a CA-issued certificate naming Shenzhen's hospital under Shanghai reads, reconciles and
+    cancels nothing of the Shenzhen hospital's, over the national interface or gRPC."""
+    n = national
+    psn = (await person(n))["baseinfo"]["psn_no"]
+    data = {"psn_no": psn, "insutype": "310", "begntime": "2026-03-02 08:00:00", "mdtrt_cert_type": "02",
+            "mdtrt_cert_no": person_id()}  # fmt: skip
+    visit = (await n.ok("2201", {"data": data}))["data"]["mdtrt_id"]
+    await n.ok("2204", {"feedetail": [detail("1", visit, psn, EXAM, 1, 25, 25)]})
+    info = (await n.ok("2207", settle_data(visit, psn, "25", med_type="11", chrg_bchno="1")))["setlinfo"]
+    impostor = f"hospital:310000:{HOSPITAL}"
+    for infno, input_ in (
+        ("3260", {"data": {"trt_year": 2026, "trt_month": 3}}),
+        ("2208", {"data": {"setl_id": info["setl_id"], "mdtrt_id": visit, "psn_no": psn}}),
+    ):
+        await n.refused(infno, input_, "HOSPITAL_NOT_REGISTERED", hospital=impostor, mdtrtarea_admvs="310000")
+    channel = grpc.aio.secure_channel(n.gateway.target, n.tls.channel_credentials(impostor))
+    try:
+        stub = settlement_pb2_grpc.SettlementServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.GetSettlement(settlement_pb2.GetSettlementRequest(settlement_id=info["setl_id"]))
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        await channel.close()
+    mine = await n.settlements().GetSettlement(settlement_pb2.GetSettlementRequest(settlement_id=info["setl_id"]))
+    assert mine.settlement.state == settlement_pb2.SETTLEMENT_STATE_SETTLED
 
 
 async def test_a_cancel_naming_another_stay_is_refused_before_anything_is_cancelled(national: National) -> None:

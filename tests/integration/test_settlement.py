@@ -315,11 +315,17 @@ async def test_unknown_region_the_same_visit_number_at_two_hospitals_and_the_wro
         stub(demo).Settle(P.SettleRequest(bill=bill()), metadata=OTHER), grpc.StatusCode.PERMISSION_DENIED
     )
     assert reason == "NOT_THIS_HOSPITAL"
-    elsewhere = as_(f"hospital:510100:{HOSPITAL}")
     reason, _, _ = await expect_error(
-        stub(demo).Settle(P.SettleRequest(bill=bill()), metadata=elsewhere), grpc.StatusCode.PERMISSION_DENIED
+        stub(demo).Settle(P.SettleRequest(bill=bill(treatment_region="510100")), metadata=ME),
+        grpc.StatusCode.PERMISSION_DENIED,
     )
     assert reason == "NOT_PLACE_OF_TREATMENT"
+    # A hospital's code is bound to its region: Shenzhen's code under Chengdu is nobody (issue 13 point 3).
+    elsewhere = as_(f"hospital:510100:{HOSPITAL}")
+    reason, _, _ = await expect_error(
+        stub(demo).Settle(P.SettleRequest(bill=bill()), metadata=elsewhere), grpc.StatusCode.UNAUTHENTICATED
+    )
+    assert reason == "HOSPITAL_NOT_REGISTERED"
 
 
 async def test_reconciliation_matches_or_lists_the_differences(demo: Demo) -> None:
