@@ -9,6 +9,10 @@ gateway's ``TransferService`` back after ``act_delay_s``:
   table with the funds, computed by ``gateway.domain.transfer.pension``; or rejects when it has no record;
 * TRANSFER_INFO (it is the target): completes the transfer.
 
+With TLS, an agency answers only the gateway: every call must come with the gateway's certificate (its
+``sigw:gateway`` URI, ``pki.peer_is_gateway``); a hospital's, a portal's or another agency's certificate, though
+issued by the same CA, gets ``PERMISSION_DENIED`` (``GatewayOnly``). A real agency should check the same.
+
 Contribution records are made up deterministically from the ID number, with each year's credit and interest.
 A person whose ID number has the sequence ``000`` (digits 15-17) has no record anywhere, so the source agency
 rejects the transfer. ``ReportContributionPeriods`` answers from ``DEMO_HISTORIES``, picked by the ID number's
@@ -57,6 +61,7 @@ from gateway.domain.settlement.split import (
 from gateway.domain.transfer.kinds import EMPLOYEE_FUND_KINDS, PENSION_KINDS
 from gateway.domain.transfer.model import Kind
 from gateway.domain.transfer.pension import ContributionYear, compute_funds, pooled_fund
+from gateway.security import pki
 from gateway.security.tls import TlsFolder
 from gateway.wire import transfers as convert
 from gateway.wire.settlements import figures_of, split_to
@@ -70,6 +75,7 @@ __all__ = [
     "AgencyStats",
     "Column",
     "Context",
+    "GatewayOnly",
     "SettlementLedger",
     "SimulatedAgencies",
     "SimulatedAgency",
@@ -582,6 +588,31 @@ def _gateway_down(error: BaseException) -> bool:
     )
 
 
+class GatewayOnly(grpc.aio.ServerInterceptor):
+    """Refuse every call whose verified peer certificate is not the gateway's (``PERMISSION_DENIED``)."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        behavior: Any = handler.unary_unary
+
+        async def gateway_only(request: Any, context: Any) -> Any:
+            if not pki.peer_is_gateway(context.auth_context() or {}):
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, "this agency answers the gateway only")
+            return await behavior(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            gateway_only,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
 class SimulatedAgencies:
     """Several simulated agencies, each on its own port of 127.0.0.1."""
 
@@ -600,7 +631,7 @@ class SimulatedAgencies:
         """Start an agency for each (key, listen address); port 0 picks a free port."""
         for key, listen in wanted:
             agency = SimulatedAgency(key, self.gateway_target, self.act_delay_s, act=self.act)
-            server = grpc.aio.server()
+            server = grpc.aio.server(interceptors=[GatewayOnly()] if self.tls is not None else [])
             agency_pb2_grpc.add_RegionAgencyServiceServicer_to_server(agency, server)
             if self.tls is not None:
                 participant = f"agency:{key.region}:{key.agency_type.slug}"

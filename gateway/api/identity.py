@@ -1,12 +1,12 @@
 """Who is calling: the one place that turns a call into a ``Participant``.
 
 With mutual TLS (the default) the caller is the participant its client certificate names (a URI SAN
-``sigw:participant:<participant>``, see ``gateway.security.pki``); the handshake has already refused callers with no
-certificate, an expired one or one from another CA. A certificate naming a participant of a region the registry
-does not know is refused here, and so is a hospital the registry does not list under that region (a hospital's
-code is bound to its region: ``hospital:310000:H44030000001`` is nobody when H44030000001 is Shenzhen's). Only on a plain-text loopback server started with ``--insecure --dev-identity``
-may the caller name itself in the ``x-sigw-participant`` metadata instead (development and tests); the server
-says so loudly at start-up.
+``sigw:participant:<participant>``, see ``gateway.security.pki``); the handshake has already refused callers with
+no certificate, an expired one or one from another CA. A certificate naming a participant of a region the registry
+does not know is refused here, and so is a hospital the registry does not list under that region (a hospital's code
+is bound to its region: ``hospital:310000:H44030000001`` is nobody when H44030000001 is Shenzhen's). Only on a
+plain-text loopback server started with ``--insecure --dev-identity`` may the caller name itself in the
+``x-sigw-participant`` metadata instead (development and tests); the server says so loudly at start-up.
 """
 
 from __future__ import annotations
@@ -88,6 +88,6 @@ class IdentityResolver:
             if listed is None or listed.region != participant.region:
                 raise Unauthenticated(
                     reason="HOSPITAL_NOT_REGISTERED",
-                    message=f"hospital {participant.code} is not registered with sigw under region {participant.region}",
+                    message=f"hospital {participant.code} is not registered under region {participant.region}",
                 )
         return participant

@@ -51,6 +51,7 @@ __all__ = [
     "participant_from_auth_context",
     "participant_of_cert",
     "participant_of_peer",
+    "peer_is_gateway",
 ]
 
 PARTICIPANT_URI_PREFIX = "sigw:participant:"
@@ -200,11 +201,7 @@ def participant_of_cert(cert_pem_or_der: bytes) -> str:
     must have verified the certificate against the CA.
     """
     cert = _load_cert(cert_pem_or_der)
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
-    except x509.ExtensionNotFound:
-        uris = []
+    uris = _uris(cert)
     named = {u[len(PARTICIPANT_URI_PREFIX) :] for u in uris if u.startswith(PARTICIPANT_URI_PREFIX)}
     if len(named) > 1:
         raise ValueError("certificate names more than one participant")
@@ -215,6 +212,27 @@ def participant_of_cert(cert_pem_or_der: bytes) -> str:
         raise ValueError("certificate names no participant")
     value = common_names[0].value
     return canonical_participant(value if isinstance(value, str) else value.decode("utf-8", "replace"))
+
+
+def _uris(cert: x509.Certificate) -> list[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return list(san.get_values_for_type(x509.UniformResourceIdentifier))
+
+
+def peer_is_gateway(auth_context: Mapping[str, Iterable[bytes]]) -> bool:
+    """Whether the verified peer certificate of a gRPC call is the gateway's (its ``sigw:gateway`` URI and no
+    participant's): how an agency tells that a call comes from sigw and no one else."""
+    pem = next(iter(auth_context.get("x509_pem_cert") or ()), None)
+    if not pem:
+        return False
+    try:
+        uris = _uris(_load_cert(bytes(pem)))
+    except ValueError:
+        return False
+    return GATEWAY_URI in uris and not any(u.startswith(PARTICIPANT_URI_PREFIX) for u in uris)
 
 
 def participant_from_auth_context(auth_context: Mapping[str, Iterable[bytes]]) -> str | None:

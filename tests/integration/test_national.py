@@ -20,7 +20,7 @@ import pytest
 import simplejson
 
 from adapters.simulated_agency import SimulatedAgencies
-from gateway._gen.sigw.v1 import settlement_pb2, settlement_pb2_grpc
+from gateway._gen.sigw.v1 import agency_pb2, agency_pb2_grpc, settlement_pb2, settlement_pb2_grpc
 from gateway.config import Settings
 from gateway.domain.participants import AgencyKey, AgencyType
 from gateway.domain.regions import Hospital
@@ -611,3 +611,24 @@ async def test_bad_statement_files_are_refused_with_the_line_named(national: Nat
     err = await n.refused("9101", {"fsUploadIn": {"in": "not base64!", "filename": "a.zip"}}, "INVALID_FILE")
     assert "fsUploadIn.in" in err
     await n.refused("9101", {"fsUploadIn": {"in": "", "filename": "../a.zip"}}, "INVALID_INPUT")
+
+
+async def test_the_reference_agency_answers_the_gateway_only(national: National) -> None:
+    """Issue 13 point 4: a hospital's certificate (same CA) gets PERMISSION_DENIED from an agency; the gateway's
+    own calls (every settlement above) go through."""
+    n = national
+    key = AgencyKey("310000", AgencyType.HEALTHCARE_SECURITY)
+    channel = grpc.aio.secure_channel(n.sims.endpoints[key], n.tls.channel_credentials(ME))
+    try:
+        stub = agency_pb2_grpc.RegionAgencyServiceStub(channel)
+        for call in (
+            stub.RefundSettlement(agency_pb2.RefundSettlementRequest()),
+            stub.Deliver(agency_pb2.DeliverRequest(message_id="x")),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await call
+            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        await channel.close()
+    assert n.sims.agencies[key].calls == []  # nothing reached the agency's logic
+    assert (await person(n))["baseinfo"]["psn_no"]  # the gateway's call (GetPersonInfo) is answered
