@@ -57,6 +57,7 @@ from gateway.domain.errors import Unavailable
 from gateway.domain.regions import Registry
 from gateway.domain.transfer.machine import Policy
 from gateway.security.crypto import FieldCipher, generate_key_file
+from gateway.security.revocation import CertificateCheck
 from gateway.security.tls import TlsFolder
 from gateway.store.audit import AuditTrail
 from gateway.store.client import check_format, redis_client
@@ -393,7 +394,11 @@ def _api_server(
             "Never use this outside development. !!!"
         )
     identity = IdentityResolver(
-        settings.dev_identity, tls=tls is not None, known_regions=registry.codes, hospitals=registry.hospitals
+        settings.dev_identity,
+        tls=tls is not None,
+        known_regions=registry.codes,
+        hospitals=registry.hospitals,
+        certificates=CertificateCheck(tls.folder, monotonic) if tls is not None else None,
     )
     # One budget per participant, whether it calls over gRPC or the national interface.
     limiter = RateLimiter(settings.rate_per_s, 2 * settings.rate_per_s, clock=monotonic)

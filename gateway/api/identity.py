@@ -20,6 +20,7 @@ from gateway.domain.errors import Unauthenticated
 from gateway.domain.participants import Participant, Role
 from gateway.domain.regions import Hospital
 from gateway.security import pki
+from gateway.security.revocation import CertificateCheck
 
 __all__ = ["METADATA_KEY", "IdentityResolver"]
 
@@ -34,18 +35,17 @@ class IdentityResolver:
         tls: bool = False,
         known_regions: frozenset[str] | None = None,
         hospitals: Mapping[str, Hospital] | None = None,
+        certificates: CertificateCheck | None = None,
     ) -> None:
         self.dev_identity = dev_identity
         self.tls = tls
         self.known_regions = known_regions
         self.hospitals = hospitals
+        self.certificates = certificates
 
     def caller(self, context: grpc.aio.ServicerContext[Any, Any]) -> Participant:
         if self.tls:
-            named = pki.participant_from_auth_context(context.auth_context() or {})
-            if named is None:
-                raise Unauthenticated(reason="NO_IDENTITY", message="the client certificate names no participant")
-            return self._known(Participant.parse(named))
+            return self._of_certificate(pki.peer_certificate(context.auth_context() or {}))
         if not self.dev_identity:
             raise Unauthenticated(
                 reason="NO_IDENTITY", message="no caller identity: this gateway accepts no unauthenticated calls"
@@ -72,13 +72,20 @@ class IdentityResolver:
         """The caller of an HTTP request (the national interface): the verified peer certificate's participant,
         or in development the ``x-sigw-participant`` header."""
         if self.tls:
-            named = pki.participant_of_peer(peer_der) if peer_der else None
-            if named is None:
-                raise Unauthenticated(reason="NO_IDENTITY", message="the client certificate names no participant")
-            return self._known(Participant.parse(named))
+            return self._of_certificate(peer_der)
         if self.dev_identity and claimed:
             return self._known(Participant.parse(claimed))
         raise Unauthenticated(reason="NO_IDENTITY", message="no caller identity")
+
+    def _of_certificate(self, cert: bytes | None) -> Participant:
+        """The participant of a verified peer certificate (PEM or DER): issued by the CA itself, not revoked,
+        naming a known participant."""
+        named = pki.participant_of_peer(cert) if cert else None
+        if cert is None or named is None:
+            raise Unauthenticated(reason="NO_IDENTITY", message="the client certificate names no participant")
+        if self.certificates is not None:
+            self.certificates.check(cert)
+        return self._known(Participant.parse(named))
 
     def _known(self, participant: Participant) -> Participant:
         if participant.region and self.known_regions is not None and participant.region not in self.known_regions:

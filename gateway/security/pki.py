@@ -51,6 +51,7 @@ __all__ = [
     "participant_from_auth_context",
     "participant_of_cert",
     "participant_of_peer",
+    "peer_certificate",
     "peer_is_gateway",
 ]
 
@@ -122,6 +123,7 @@ def init_pki(
         raise ValueError(f"incomplete CA in {folder}: need both ca.pem and ca.key (or neither, to create one)")
     fresh_ca = not ca_cert_path.exists()
     if fresh_ca:
+        (folder / "crl.pem").unlink(missing_ok=True)  # a list signed by an earlier CA means nothing now
         ca_cert_pem, ca_key_pem = _new_ca(moment)
         _write_private(ca_key_path, ca_key_pem)
         _write_public(ca_cert_path, ca_cert_pem)
@@ -222,10 +224,17 @@ def _uris(cert: x509.Certificate) -> list[str]:
     return list(san.get_values_for_type(x509.UniformResourceIdentifier))
 
 
+def peer_certificate(auth_context: Mapping[str, Iterable[bytes]]) -> bytes | None:
+    """The verified peer certificate (PEM) of a gRPC call: after a mutual-TLS handshake gRPC puts it under
+    ``x509_pem_cert``."""
+    pem = next(iter(auth_context.get("x509_pem_cert") or ()), None)
+    return bytes(pem) if pem else None
+
+
 def peer_is_gateway(auth_context: Mapping[str, Iterable[bytes]]) -> bool:
     """Whether the verified peer certificate of a gRPC call is the gateway's (its ``sigw:gateway`` URI and no
     participant's): how an agency tells that a call comes from sigw and no one else."""
-    pem = next(iter(auth_context.get("x509_pem_cert") or ()), None)
+    pem = peer_certificate(auth_context)
     if not pem:
         return False
     try:
@@ -238,12 +247,11 @@ def peer_is_gateway(auth_context: Mapping[str, Iterable[bytes]]) -> bool:
 def participant_from_auth_context(auth_context: Mapping[str, Iterable[bytes]]) -> str | None:
     """The participant of the peer certificate in a gRPC ``context.auth_context()``; ``None`` when there is none.
 
-    After a mutual-TLS handshake gRPC puts the verified peer certificate under ``x509_pem_cert``. ``None`` too
-    when that certificate names no valid participant (for example the gateway's own certificate), so callers
-    treat every ``None`` as "unauthenticated".
+    ``None`` too when that certificate names no valid participant (for example the gateway's own certificate), so
+    callers treat every ``None`` as "unauthenticated".
     """
-    pem = next(iter(auth_context.get("x509_pem_cert") or ()), None)
-    return participant_of_peer(bytes(pem)) if pem else None
+    pem = peer_certificate(auth_context)
+    return participant_of_peer(pem) if pem else None
 
 
 @functools.lru_cache(maxsize=4096)

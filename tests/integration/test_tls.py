@@ -5,14 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from gateway._gen.sigw.v1 import operator_pb2, operator_pb2_grpc, transfer_pb2, transfer_pb2_grpc
+from gateway.cli import main as sigw_main
 from gateway.config import Settings
 from gateway.domain.participants import AgencyType
-from gateway.security import pki
+from gateway.security import pki, revocation
 from gateway.security.tls import TlsFolder
 from gateway.server import Gateway, check_transport, start_gateway
 from tests.conftest import DEMO_REGIONS, FakeClock, demo_registry, start_demo_agencies
@@ -20,6 +26,10 @@ from tests.helpers import error_details, eventually, person_id
 from tests.integration.test_transfer_flow import create_request
 
 S = transfer_pb2
+
+
+def sigw_cli(*args: str) -> int:
+    return sigw_main(list(args))
 PARTICIPANTS = ["agency:310000:hrss", "portal:gov", "operator:alice"]
 
 
@@ -39,7 +49,8 @@ async def secured(tmp_path: Path, redis_url: str, clock: FakeClock) -> AsyncIter
         tls_dir=tmp_path / "pki",
         shards=2,
     )
-    gateway = await start_gateway(settings, registry, clock=clock)
+    # The revocation list is looked at again when the injected monotonic clock has moved (tests move it).
+    gateway = await start_gateway(settings, registry, clock=clock, monotonic=lambda: clock().timestamp())
     sims.connect(gateway.target)
     yield gateway, tls
     await gateway.stop(grace_s=0.2)
@@ -140,3 +151,89 @@ def test_plain_text_only_on_loopback_and_metadata_identity_only_with_it(tmp_path
     with pytest.raises(FileNotFoundError, match="sigw pki init"):
         check_transport(Settings(tls_dir=tmp_path / "missing"))
     assert check_transport(Settings(grpc_listen="[::1]:50051", insecure=True)) is None
+
+
+async def expect_unauthenticated(client: transfer_pb2_grpc.TransferServiceAsyncStub, reason: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await client.GetTransfer(S.GetTransferRequest(transfer_id="T00-20260302-00000000"))
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error_details(caught.value)[0] == reason
+
+
+async def test_a_revoked_certificate_is_refused_from_its_next_call(
+    secured: tuple[Gateway, TlsFolder], clock: FakeClock
+) -> None:
+    """Issue 13 point 5: ``sigw pki revoke`` puts the certificate on the CA's list; the running gateway reads it
+    and refuses the certificate, without a restart."""
+    gateway, tls = secured
+    portal = stub(gateway, tls.channel_credentials("portal:gov"))
+    with pytest.raises(grpc.aio.AioRpcError) as before:
+        await portal.GetTransfer(S.GetTransferRequest(transfer_id="T00-20260302-00000000"))
+    assert before.value.code() != grpc.StatusCode.UNAUTHENTICATED  # the certificate is good so far
+    assert sigw_cli("pki", "revoke", "portal:gov", "--tls-dir", str(tls.folder)) == 0
+    assert revocation.revoked_serials(tls.ca, (tls.folder / "crl.pem").read_bytes())
+    clock.advance(seconds=revocation.RELOAD_S)
+    await expect_unauthenticated(portal, "CERTIFICATE_REVOKED")
+    # Others are not affected.
+    agency = stub(gateway, tls.channel_credentials("agency:310000:hrss"))
+    assert (await agency.CreateTransfer(create_request())).transfer.transfer_id
+
+
+async def test_reissuing_revokes_the_certificate_it_replaces(
+    secured: tuple[Gateway, TlsFolder], clock: FakeClock
+) -> None:
+    gateway, tls = secured
+    old_key, old_cert = tls.pair("operator:alice")
+    assert sigw_cli("pki", "issue", "operator:alice", "--tls-dir", str(tls.folder)) == 0
+    clock.advance(seconds=revocation.RELOAD_S)
+    old = operator_pb2_grpc.OperatorServiceStub(
+        grpc.aio.secure_channel(gateway.target, grpc.ssl_channel_credentials(tls.ca, old_key, old_cert))
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await old.ListDeadLetters(operator_pb2.ListDeadLettersRequest())
+    assert error_details(caught.value)[0] == "CERTIFICATE_REVOKED"
+    new = operator_pb2_grpc.OperatorServiceStub(
+        grpc.aio.secure_channel(gateway.target, tls.channel_credentials("operator:alice"))
+    )
+    await new.ListDeadLetters(operator_pb2.ListDeadLettersRequest())
+
+
+def forged_chain(tls: TlsFolder, participant: str, named: str) -> tuple[bytes, bytes]:
+    """A certificate naming ``named``, signed by an "intermediate" that ``participant``'s own leaf key signed:
+    (key, chain) as an attacker holding one leaf would present them."""
+    leaf_key_pem, leaf_pem = tls.pair(participant)
+    leaf_key = serialization.load_pem_private_key(leaf_key_pem, password=None)
+    leaf = x509.load_pem_x509_certificate(leaf_pem)
+    now = datetime.now(UTC)
+
+    def cert(subject: str, issuer: x509.Name, signer: Any, public: Any, ca: bool) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(issuer)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=10))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            uri = x509.UniformResourceIdentifier(pki.PARTICIPANT_URI_PREFIX + subject)
+            builder = builder.add_extension(x509.SubjectAlternativeName([uri]), critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    middle_key, forged_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    middle = cert("intermediate", leaf.subject, leaf_key, middle_key.public_key(), ca=True)
+    forged = cert(named, middle.subject, middle_key, forged_key.public_key(), ca=False)
+    pem = serialization.Encoding.PEM
+    chain = forged.public_bytes(pem) + middle.public_bytes(pem) + leaf.public_bytes(pem)
+    key = forged_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key, chain
+
+
+async def test_a_chain_through_a_participants_leaf_is_refused(secured: tuple[Gateway, TlsFolder]) -> None:
+    """Issue 13 point 5, path length: a portal's leaf cannot mint an operator. (The TLS handshake already
+    refuses this chain; the identity check would refuse it too: see the unit tests of ``CertificateCheck``.)"""
+    gateway, tls = secured
+    key, chain = forged_chain(tls, "portal:gov", "operator:evil")
+    await refused_at_handshake(gateway, grpc.ssl_channel_credentials(tls.ca, key, chain))
