@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from gateway.api.connections import ConnectionLimits
 from gateway.domain.calendar import WorkingDayCalendar, parse_calendar_file
 from gateway.domain.regions import Registry
 from gateway.domain.settlement.catalogue import Catalogue
@@ -96,6 +97,21 @@ class Settings:
     """Calls a second each participant may make (``SIGW_RATE_PER_S``); bursts up to twice that."""
     max_watches: int = 100
     """Open WatchTransfer streams each participant may hold in one API process (``SIGW_MAX_WATCHES``)."""
+    handshake_timeout_s: float = 5.0
+    """A connection must finish its TLS handshake (and send its first bytes) within this
+    (``SIGW_HANDSHAKE_TIMEOUT_S``)."""
+    idle_timeout_s: float = 300.0
+    """A gRPC connection with no call this long is closed (``SIGW_IDLE_TIMEOUT_S``)."""
+    max_connections: int = 4000
+    """Connections one API process takes (``SIGW_MAX_CONNECTIONS``; kept below the open-file limit)."""
+    max_connections_per_source: int = 200
+    """HTTP connections (national interface, /metrics) one source address may hold
+    (``SIGW_MAX_CONNECTIONS_PER_SOURCE``; raise it behind a proxy, where every client is the proxy)."""
+
+    def connection_limits(self) -> ConnectionLimits:
+        return ConnectionLimits(
+            self.handshake_timeout_s, self.idle_timeout_s, self.max_connections, self.max_connections_per_source
+        )
     clock_start: datetime | None = None
     """For tests and demos only: the clock starts at this instant and runs on (``SIGW_CLOCK_START``, ISO 8601)."""
 

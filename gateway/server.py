@@ -34,6 +34,7 @@ from gateway._gen.sigw.v1 import (
     transfer_pb2,
     transfer_pb2_grpc,
 )
+from gateway.api.connections import ConnectionLimits, raise_fd_limit
 from gateway.api.guard import CallGuard, GrpcMetrics
 from gateway.api.http import HttpSite, StoreGauges, serve_http, start_site
 from gateway.api.identity import IdentityResolver
@@ -261,6 +262,7 @@ async def start_gateway(
     of ``sigw serve``, whose supervisor serves it)."""
     tls = check_transport(settings)
     cipher = load_cipher(settings.key_file)
+    limits = settings.connection_limits().bounded_by(raise_fd_limit())
     embedded = None
     redis_url = settings.redis_url
     if redis_url is None:
@@ -291,8 +293,9 @@ async def start_gateway(
     grpc_port = 0
     if Role.API in roles:
         server, grpc_port, endpoint = _api_server(
-            settings, registry, tls, client, cipher, agencies, transfers, queue, clock, metrics, monotonic, health
-        )
+            settings, registry, tls, client, cipher, agencies, transfers, queue, clock, metrics, monotonic, health,
+            limits,
+        )  # fmt: skip
         await server.start()
         if settings.national_listen:
             national = await start_site(
@@ -300,6 +303,7 @@ async def start_gateway(
                 settings.national_listen,
                 ssl_context=tls.server_ssl_context() if tls else None,
                 reuse_port=True,
+                limits=limits,
             )
 
     dispatcher = sweeper = dispatch_client = None
@@ -355,7 +359,7 @@ async def start_gateway(
         _dispatch_client=dispatch_client,
     )
     if settings.http_listen:
-        gateway._http = await serve_http(settings.http_listen, metrics, lambda: gateway.serving)
+        gateway._http = await serve_http(settings.http_listen, metrics, lambda: gateway.serving, limits)
         gateway.http_port = gateway._http.port
     await gateway._set_serving(False)
     await gateway.check_store()
@@ -379,6 +383,7 @@ def _api_server(
     metrics: CollectorRegistry,
     monotonic: Callable[[], float],
     health: HealthServicer,
+    limits: ConnectionLimits,
 ) -> tuple[grpc.aio.Server, int, NationalEndpoint]:
     """The gRPC server with every servicer, health and reflection, bound (not started); its port; and the
     national interface's endpoint over the same use cases."""
@@ -404,7 +409,13 @@ def _api_server(
     limiter = RateLimiter(settings.rate_per_s, 2 * settings.rate_per_s, clock=monotonic)
     guard = CallGuard(GrpcMetrics(metrics), limiter, identity.rate_key)
     # Several API processes share the port (SO_REUSEPORT, gRPC's default on Linux, said here explicitly).
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 4 * 1024 * 1024), ("grpc.so_reuseport", 1)])
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+            ("grpc.so_reuseport", 1),
+            *limits.grpc_options(),
+        ]
+    )
     watches = StreamLimit(settings.max_watches)
     guard.add_guarded(
         server, transfer_pb2_grpc.add_TransferServiceServicer_to_server, TransferServicer(transfers, identity, watches)

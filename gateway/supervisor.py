@@ -162,7 +162,7 @@ class Supervisor:
         metrics.register(gauges)
         metrics.register(ProcessFigures(self.children))
         if settings.http_listen:
-            http = await serve_http(settings.http_listen, metrics, lambda: self._serving)
+            http = await serve_http(settings.http_listen, metrics, lambda: self._serving, settings.connection_limits())
             cleanup.push_async_callback(http.stop)
             self.http_port = http.port
         self.grpc_listen = self._reserve_port(settings.grpc_listen, cleanup)
@@ -276,7 +276,8 @@ class Supervisor:
         for child in mine:
             assert child.process is not None
             try:
-                await asyncio.wait_for(child.process.wait(), STOP_GRACE_S)
+                async with asyncio.timeout(STOP_GRACE_S):
+                    await child.process.wait()
             except TimeoutError:
                 log.error("%s (pid %d) did not stop within %.0f s: killed", child.name, child.pid, STOP_GRACE_S)
                 child.process.kill()
@@ -322,7 +323,8 @@ async def _accepts(address: str) -> bool:
     """Whether a TCP connection to ``address`` opens (some API process listens)."""
     host, port = address.rsplit(":", 1)
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host.strip("[]"), int(port)), 1.0)
+        async with asyncio.timeout(1.0):
+            _, writer = await asyncio.open_connection(host.strip("[]"), int(port))
     except (OSError, TimeoutError):
         return False
     writer.close()

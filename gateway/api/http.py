@@ -1,8 +1,11 @@
 """HTTP with aiohttp, on the process's asyncio loop: ``/metrics`` (Prometheus text) and ``/healthz`` (200 while
-serving, 503 otherwise), and the site that serves an application (also the national interface)."""
+serving, 503 otherwise), and the site that serves an application (also the national interface). The listening
+socket is ours (``loop.create_server``) so that every connection passes the limits of
+``gateway.api.connections`` before aiohttp sees it."""
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -11,6 +14,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from gateway.api.connections import ConnectionLimits, GuardedProtocol, SourceCounter
 
 __all__ = ["HttpSite", "StoreGauges", "health_app", "serve_http", "start_site"]
 
@@ -39,9 +44,12 @@ class HttpSite:
     """A running aiohttp site; ``port`` is the bound one."""
 
     runner: web.AppRunner
+    server: asyncio.Server
     port: int
+    counter: SourceCounter
 
     async def stop(self) -> None:
+        self.server.close()
         await self.runner.cleanup()
 
 
@@ -62,22 +70,36 @@ def health_app(registry: CollectorRegistry, serving: Callable[[], bool]) -> web.
 
 
 async def start_site(
-    app: web.Application, listen: str, *, ssl_context: ssl.SSLContext | None = None, reuse_port: bool = False
+    app: web.Application,
+    listen: str,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    reuse_port: bool = False,
+    limits: ConnectionLimits | None = None,
 ) -> HttpSite:
-    """Serve ``app`` on ``listen`` (``host:port``, port 0 for a free one); ``OSError`` naming the address when it
-    cannot listen."""
+    """Serve ``app`` on ``listen`` (``host:port``, port 0 for a free one) within ``limits``; ``OSError`` naming the
+    address when it cannot listen."""
+    limits = limits or ConnectionLimits()
     host, port = listen.rsplit(":", 1)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host.strip("[]"), int(port), ssl_context=ssl_context, reuse_port=reuse_port or None)
+    handler = runner.server
+    assert handler is not None
+    counter = SourceCounter(limits)
     try:
-        await site.start()
+        server = await asyncio.get_running_loop().create_server(
+            lambda: GuardedProtocol(handler(), counter), host.strip("[]"), int(port), ssl=ssl_context,
+            ssl_handshake_timeout=limits.handshake_timeout_s if ssl_context else None,
+            reuse_port=reuse_port or None, backlog=128,
+        )  # fmt: skip
     except OSError as error:
         await runner.cleanup()
         raise OSError(error.errno, f"cannot listen on {listen} for HTTP: {error.strerror}") from error
-    return HttpSite(runner, int(runner.addresses[0][1]))
+    return HttpSite(runner, server, int(server.sockets[0].getsockname()[1]), counter)
 
 
-async def serve_http(listen: str, registry: CollectorRegistry, serving: Callable[[], bool]) -> HttpSite:
+async def serve_http(
+    listen: str, registry: CollectorRegistry, serving: Callable[[], bool], limits: ConnectionLimits | None = None
+) -> HttpSite:
     """``/metrics`` and ``/healthz`` on ``listen``."""
-    return await start_site(health_app(registry, serving), listen)
+    return await start_site(health_app(registry, serving), listen, limits=limits)

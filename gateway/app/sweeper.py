@@ -54,4 +54,5 @@ class OverdueSweeper:
             except (OSError, Unavailable) as exc:
                 log.warning("sweep skipped (%s)", type(exc).__name__)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), timeout=self.interval_s)
+                async with asyncio.timeout(self.interval_s):
+                    await self.stopping.wait()

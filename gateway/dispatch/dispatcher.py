@@ -132,7 +132,8 @@ class Dispatcher:
 
     async def pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+            async with asyncio.timeout(seconds):
+                await self.stopping.wait()
 
     async def _create_group(self, stream: str, group: str) -> None:
         try:

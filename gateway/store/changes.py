@@ -56,7 +56,8 @@ class ChangeFeed:
         self._start()
         try:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(entry.subscribed.wait(), timeout_s)
+                async with asyncio.timeout(timeout_s):  # not wait_for, which can swallow a cancellation
+                    await entry.subscribed.wait()
             yield event
         finally:
             entry.waiters.discard(event)

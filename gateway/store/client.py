@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -18,11 +21,40 @@ StreamRows = list[tuple[bytes, dict[bytes, bytes]]]
 """Entries of a stream as redis-py returns them: (entry id, fields)."""
 
 
+SOCKET_TIMEOUT_S = 5.0
+
+
+class _SendsUnderTimeout:
+    """redis-py sends a command under ``asyncio.wait_for`` when the connection has a socket timeout, and Python
+    3.11's ``wait_for`` can swallow the caller's cancellation (gh-86296, fixed in 3.12): a cancelled gRPC handler
+    then runs on as if nothing happened (a watcher that went away would loop for good). This sends under
+    ``asyncio.timeout``, which never does."""
+
+    socket_timeout: float | None
+
+    async def send_packed_command(self, command: bytes | str | Iterable[bytes], check_health: bool = True) -> None:
+        limit, self.socket_timeout = self.socket_timeout, None  # so redis-py does not wrap it in wait_for
+        try:
+            async with asyncio.timeout(limit):
+                await super().send_packed_command(command, check_health)  # type: ignore[misc]
+        except TimeoutError:
+            raise RedisTimeoutError("Timeout writing to socket") from None
+        finally:
+            self.socket_timeout = limit
+
+
+def _sends_under_timeout(base: type[AbstractConnection]) -> type[AbstractConnection]:
+    made: Any = type(f"{base.__name__}UnderTimeout", (_SendsUnderTimeout, base), {})
+    return made  # type: ignore[no-any-return]
+
+
 def redis_client(url: str, max_connections: int) -> aioredis.Redis:
-    """A client whose pool waits (up to 5 s) for a free connection rather than failing under load."""
+    """A client whose pool waits (up to 5 s) for a free connection rather than failing under load, and whose
+    commands keep their callers' cancellations."""
     pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=5, socket_timeout=5, socket_connect_timeout=2
+        url, max_connections=max_connections, timeout=5, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=2
     )
+    pool.connection_class = _sends_under_timeout(pool.connection_class)
     return aioredis.Redis.from_pool(pool)
 
 

@@ -157,8 +157,11 @@ class TransferStore:
             stored = await self.load(transfer_id)
             if stored is None or stored.transfer.version > version:
                 return stored
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow the caller's cancellation (a
+            # watcher that went away would then loop on for good).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await changed.wait()
         return await self.load(transfer_id)
 
     async def due_before(self, day: date, limit: int) -> list[tuple[str, str]]:
