@@ -34,7 +34,7 @@ from gateway._gen.sigw.v1 import (
     transfer_pb2,
     transfer_pb2_grpc,
 )
-from gateway.api.connections import ConnectionLimits, raise_fd_limit
+from gateway.api.connections import ConnectionLimits, DescriptorWatch, raise_fd_limit
 from gateway.api.guard import CallGuard, GrpcMetrics
 from gateway.api.http import HttpSite, StoreGauges, serve_http, start_site
 from gateway.api.identity import IdentityResolver
@@ -145,6 +145,7 @@ class Gateway:
     _dispatch_client: aioredis.Redis | None
     _national: HttpSite | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    descriptors: DescriptorWatch = field(default_factory=lambda: DescriptorWatch(ConnectionLimits()))
     national_port: int = 0
     serving: bool = False
     stopping: bool = False
@@ -180,6 +181,7 @@ class Gateway:
         while not self.stopping:
             await asyncio.sleep(HEALTH_INTERVAL_S)
             await self.check_store()
+            self.descriptors.check()
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stop taking calls (NOT_SERVING first), let in-flight calls finish, then stop delivering."""
@@ -357,6 +359,7 @@ async def start_gateway(
         _embedded=embedded,
         _agencies=agencies,
         _dispatch_client=dispatch_client,
+        descriptors=DescriptorWatch(limits),
     )
     if settings.http_listen:
         gateway._http = await serve_http(settings.http_listen, metrics, lambda: gateway.serving, limits)

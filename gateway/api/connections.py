@@ -10,20 +10,22 @@ timeout for TLS, a connection must send its first bytes within it, and at most `
 source address (more are closed at once). Both sides log when a limit bites (at most once a minute per kind).
 
 At start-up the process's soft file-descriptor limit is raised to its hard one, and ``total`` is kept well below
-it, so the limit grpc enforces is the one that bites first.
+it, so the limit grpc enforces is the one that bites first. grpc does not say when its cap bites, so the health
+monitor counts the process's open descriptors and logs when they reach 90 % of the cap.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import resource
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-__all__ = ["ConnectionLimits", "GuardedProtocol", "SourceCounter", "raise_fd_limit"]
+__all__ = ["ConnectionLimits", "DescriptorWatch", "GuardedProtocol", "SourceCounter", "raise_fd_limit"]
 
 log = logging.getLogger("sigw.connections")
 
@@ -39,6 +41,30 @@ def raise_fd_limit() -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         soft = hard
     return soft
+
+
+@dataclass
+class DescriptorWatch:
+    """Counts the process's open descriptors (Linux) each health round; logs (at most once a minute) when they
+    are near the connection cap."""
+
+    limits: ConnectionLimits
+    _logged: float = float("-inf")
+
+    def check(self) -> int:
+        try:
+            count = len(os.listdir("/proc/self/fd"))
+        except OSError:
+            return 0
+        now = time.monotonic()
+        if count >= 0.9 * self.limits.total and now - self._logged >= _LOG_EVERY_S:
+            self._logged = now
+            log.warning(
+                "connection limit total: %d descriptors open, the cap is %d connections; new ones wait or are "
+                "refused (idle and half-open ones are closed after %.0f s)",
+                count, self.limits.total, self.limits.handshake_timeout_s,
+            )  # fmt: skip
+        return count
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -180,8 +181,20 @@ class GatewayProcess:
     """`sigw serve` in its own process, on fixed loopback ports (so a restart keeps the address)."""
 
     def __init__(
-        self, tmp: Path, redis_url: str, regions_file: Path, claim_idle_ms: int = 1000, workers: int = 0
+        self,
+        tmp: Path,
+        redis_url: str,
+        regions_file: Path,
+        claim_idle_ms: int = 1000,
+        workers: int = 0,
+        *,
+        fd_limit: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
+        """``fd_limit``: the open-file limit (soft and hard) the process tree runs under; ``env``: more
+        ``SIGW_*`` settings."""
+        self.fd_limit = fd_limit
+        self.extra_env = env or {}
         self.grpc_port, self.http_port = free_port(), free_port()
         self.redis_url = redis_url
         self.regions_file = regions_file
@@ -208,7 +221,14 @@ class GatewayProcess:
             "SIGW_KEY_FILE": str(Path(tempfile.gettempdir()) / f"sigw-faults-{os.getpid()}.keys"),
             "SIGW_WORKERS": str(self.workers),
             "SIGW_NATIONAL_LISTEN": "",
+            **self.extra_env,
         }
+        limit = self.fd_limit
+
+        def limited() -> None:
+            if limit is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
         with self.log.open("ab") as log:
             log.write(f"--- start as {instance}\n".encode())
             self.process = subprocess.Popen(
@@ -232,6 +252,7 @@ class GatewayProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
+                preexec_fn=limited if limit is not None else None,
             )
 
     async def ready(self, channel: grpc.aio.Channel, timeout_s: float = 20.0) -> float:
