@@ -393,7 +393,7 @@ def _api_server(
     filing_store = FilingStore(client, settings.shards, cipher)
     filings = FilingService(filing_store, registry.codes, clock)
     settlement_store = SettlementStore(client, settings.shards, cipher, filing_store)
-    audit = AuditTrail(client)
+    audit = AuditTrail(client, cipher)
     settlements = SettlementService(settlement_store, filings, agencies, clock)
     clearing_service = ClearingService(settlement_store, audit, clock)
     if settings.dev_identity:

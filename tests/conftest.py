@@ -77,6 +77,7 @@ class Demo:
     sims: SimulatedAgencies
     channel: grpc.aio.Channel
     clock: FakeClock
+    key_file: Path | None = None
 
     @property
     def transfers(self) -> transfer_pb2_grpc.TransferServiceAsyncStub:
@@ -131,6 +132,7 @@ async def start_demo(
     for agency in sims.agencies.values():
         agency.act = act
     registry = demo_registry(sims)
+    key_file = Path(tempfile.mkdtemp(prefix="sigw-keys-")) / "sigw.keys"
     settings = Settings(
         grpc_listen="127.0.0.1:0",
         http_listen="127.0.0.1:0",
@@ -140,7 +142,7 @@ async def start_demo(
         insecure=True,
         dev_identity=True,
         rate_per_s=rate_per_s,
-        key_file=Path(tempfile.mkdtemp(prefix="sigw-keys-")) / "sigw.keys",
+        key_file=key_file,
         shards=4,
         **(overrides or {}),
     )
@@ -158,7 +160,7 @@ async def start_demo(
         settings, registry, clock=clock, dispatch=dispatch, monotonic=lambda: clock().timestamp()
     )
     sims.connect(gateway.target)
-    return Demo(gateway, sims, grpc.aio.insecure_channel(gateway.target), clock)
+    return Demo(gateway, sims, grpc.aio.insecure_channel(gateway.target), clock, key_file)
 
 
 @pytest.fixture

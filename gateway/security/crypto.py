@@ -64,12 +64,14 @@ _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _RESERVED = frozenset({"active", "lookup"})
 _AAD_PREFIX = b"sigw field v1\x00"
 _LOOKUP_INFO = b"sigw lookup hash v1"
+_AUDIT_INFO = b"sigw audit mac v1"
+AUDIT_MAC_HEX_CHARS = 32
 
 
 class FieldCipher:
     """Encrypts and decrypts personal-data fields; computes lookup hashes. Holds keys: never log it."""
 
-    __slots__ = ("_active", "_aeads", "_lookup")
+    __slots__ = ("_active", "_aeads", "_audit", "_lookup")
 
     def __init__(self, keys: Mapping[str, bytes], active: str, *, lookup_key: bytes) -> None:
         if not keys:
@@ -86,6 +88,8 @@ class FieldCipher:
         self._active = active
         hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_LOOKUP_INFO)
         self._lookup = hkdf.derive(bytes(lookup_key))
+        audit = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_AUDIT_INFO)
+        self._audit = audit.derive(bytes(lookup_key))
 
     @classmethod
     def from_key_file(cls, text: str) -> FieldCipher:
@@ -127,6 +131,11 @@ class FieldCipher:
         except InvalidTag:
             raise ValueError("encrypted field does not authenticate (tampered, or wrong key or context)") from None
         return data.decode("utf-8")
+
+    def audit_mac(self, text: str) -> str:
+        """A MAC of an audit entry's content (32 hex characters), with a key derived from the lookup key: Redis
+        never holds it, so an entry appended or rewritten by anyone but a gateway does not verify."""
+        return hmac.new(self._audit, _utf8(text, "audit entry"), hashlib.sha256).hexdigest()[:AUDIT_MAC_HEX_CHARS]
 
     def lookup_hash(self, value: str) -> str:
         """A keyed, stable, non-reversible hash of ``value`` for lookups (32 hex characters).

@@ -135,9 +135,11 @@ class SettlementStore:
             object=record.settlement_id,
             amounts=f"total {record.figures.total_fen} fund {record.figures.fund_pay_fen}",
         )
+        value = codec.settlement_to_bytes(record, fingerprint, self.cipher)
+        trail = scripts.sealed(trail, self.cipher, record_key=key_list[0], record=value)
         args: list[str | bytes | int] = [
             str(previous_version),
-            codec.settlement_to_bytes(record, fingerprint, self.cipher),
+            value,
             "" if previous_version == 0 else codec.record_to_json(idempotency),
             IDEMPOTENCY_TTL_S,
             int(record.bill.received_at.timestamp() * 1000),
@@ -312,7 +314,9 @@ class FilingStore:
             action=f"filing {idempotency.action}",
             object=filing.filing_id,
         )
-        ops: list[str | bytes | int] = ["SET", 2, codec.filing_to_json(filing, self.cipher)]
+        value = codec.filing_to_json(filing, self.cipher)
+        trail = scripts.sealed(trail, self.cipher, record_key=key_list[1], record=value.encode())
+        ops: list[str | bytes | int] = ["SET", 2, value]
         ops += ["HSET", 3, filing.filing_id, codec.filing_entry(filing)]
         if new:
             ops += ["ZADD", 4, int(filing.created_at.timestamp() * 1000), filing.filing_id]

@@ -101,9 +101,10 @@ class TransferStore:
             stored = StoredTransfer(stored.transfer, stored.timeline, {})
         moved = created or decision.event.from_state != decision.event.to_state
         member = f"{int(t.created_at.timestamp() * 1000):013d}:{t.transfer_id}" if created else ""
+        value = f"{t.version}|".encode() + codec.stored_to_bytes(stored, self.cipher)
         args: list[str | bytes | int] = [
             str(decision.previous_version),
-            f"{t.version}|".encode() + codec.stored_to_bytes(stored, self.cipher),
+            value,
             codec.record_to_json(record) if created else "",
             IDEMPOTENCY_TTL_S,
             member,
@@ -119,13 +120,14 @@ class TransferStore:
         changes = due_changes(decision)
         args += [len(changes)] + [item for change in changes for item in change]
         event_from = decision.event.from_state.name if decision.event.from_state else "NEW"
-        args += scripts.audit_fields(
+        trail = scripts.audit_fields(
             time=decision.event.time,
             actor=decision.event.actor,
             request=scope,
             action=f"transfer {event_from}->{t.state.name}",
             object=t.transfer_id,
         )
+        args += scripts.sealed(trail, self.cipher, record_key=keys.transfer(shard, t.transfer_id), record=value)
         key_list = [
             keys.transfer(shard, t.transfer_id),
             keys.created_by(shard, request_digest(scope)),
