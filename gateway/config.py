@@ -112,6 +112,7 @@ class Settings:
         return ConnectionLimits(
             self.handshake_timeout_s, self.idle_timeout_s, self.max_connections, self.max_connections_per_source
         )
+
     clock_start: datetime | None = None
     """For tests and demos only: the clock starts at this instant and runs on (``SIGW_CLOCK_START``, ISO 8601)."""
 

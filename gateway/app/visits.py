@@ -636,9 +636,9 @@ class VisitService:
     async def confirm(
         self, actor: Participant, hospital: Hospital, year: int, month: int, confirmations: list[Confirmation]
     ) -> None:
-        """3261: the hospital's confirmation (1) or dispute (0) of each settlement of the month it lists. A
-        settlement not of this hospital and month, or confirmed with amounts that are not the platform's, is
-        refused (nothing recorded)."""
+        """3261: the hospital's confirmation (1) or dispute (0) of each settlement of the month it lists (the
+        standing ones 3260 lists). A settlement not of this hospital and month, cancelled, or confirmed with amounts
+        that are not the platform's, is refused (nothing recorded)."""
         access.require_hospital(actor, hospital.code)
         wanted = f"{year:04d}-{month:02d}"
         found = await self.settlement_store.get_many(
@@ -647,8 +647,15 @@ class VisitService:
         problems: list[FieldViolation] = []
         for i, c in enumerate(confirmations):
             record = found.get(c.settlement_id)
-            if record is None or record.hospital_code != hospital.code or record.clearing_month != wanted:
-                problems.append(FieldViolation(f"detail[{i}].setl_sn", f"{c.settlement_id} 不是本机构该月的结算"))
+            if (
+                record is None
+                or record.hospital_code != hospital.code
+                or record.clearing_month != wanted
+                or record.state is not SettlementState.SETTLED
+            ):
+                problems.append(
+                    FieldViolation(f"detail[{i}].setl_sn", f"{c.settlement_id} 不是本机构该月的有效（未撤销）结算")
+                )
             elif c.confirmed and not c.agrees_with(record.figures):
                 problems.append(FieldViolation(f"detail[{i}]", "确认的金额与平台不符：请核对，或以不确认（0）提交"))
         if problems:

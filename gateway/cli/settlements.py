@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +163,11 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     caller, code = _hospital_of(args)
     request = json_format.Parse(Path(args.request).read_text(encoding="utf-8"), settlement_pb2.ReconcileRequest())
     request.hospital_code = request.hospital_code or code
+    if args.month:  # the period: that whole month (a settlement counts in the month sigw received it)
+        first = datetime.strptime(args.month, "%Y-%m").date()
+        last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        request.start_date.CopyFrom(common_pb2.Date(year=first.year, month=first.month, day=first.day))
+        request.end_date.CopyFrom(common_pb2.Date(year=last.year, month=last.month, day=last.day))
     reply = settlement_stub(args, caller).Reconcile(request, timeout=args.timeout)
     g = reply.gateway_totals
     print(
@@ -254,6 +259,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser, mutating: argparse.A
     p.set_defaults(func=cmd_settlement_show)
     p = settlement.add_parser("reconcile", parents=[common], help="compare the hospital's totals (对账)")
     p.add_argument("--request", required=True, help="a ReconcileRequest as protobuf JSON")
+    p.add_argument("--month", help="YYYY-MM: reconcile that whole month instead of the file's period")
     p.set_defaults(func=cmd_reconcile)
 
     clearing_cmd = sub.add_parser("clearing", help="monthly clearing between regions (清算)").add_subparsers(

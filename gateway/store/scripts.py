@@ -37,6 +37,7 @@ def sealed(
     pairs = list(zip(items[::2], items[1::2], strict=True))
     return [*items, "mac", cipher.audit_mac(mac_body(pairs))]
 
+
 _LUA = resources.files("gateway.store").joinpath("lua")
 
 

@@ -584,6 +584,13 @@ async def test_detail_reconciliation_by_file(national: National) -> None:
     assert rows[second["setl_id"]][3:8] == [second["medins_setl_id"], "1", "1", "医药机构对账文件无此结算", "100.10"]
     assert rows[unknown[0]][3:7] == ["", "1", "0", "平台无此结算"]
 
+    # A cancelled settlement is not in the month's clearing details (3260), so it cannot be confirmed (3261).
+    month = {"trt_year": 2026, "trt_month": 3}
+    listed = (await n.ok("3260", {"data": month}))["data"]
+    assert [row["setl_sn"] for row in listed] == [first["setl_id"]]
+    await n.refused(
+        "3261", {"data": month, "detail": [{"setl_sn": second["setl_id"], "cnfm_flag": "1"}]}, "NOT_THIS_MONTH"
+    )
     # The request's totals must be the file's; another hospital's file is as unknown as none.
     err = await n.refused("3202", request(number, Decimal("35.00"), first["fund_pay_sumamt"] + 8, 2), "INVALID_INPUT")
     assert "data.medfee_sumamt" in err and "36.00" in err

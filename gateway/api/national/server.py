@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import ssl
 import time
 from urllib.parse import quote
@@ -54,6 +55,9 @@ class NationalEndpoint:
         self.limiter = limiter
         self.clock = clock
         self.path = path
+        # inf_refmsgid's 10-digit sequence: this process (3 digits) and a counter, so that the API processes
+        # sharing the port never answer with the same one.
+        self._process = os.getpid() % 1000
         self._sequence = itertools.count(1)
         self.requests = Counter(
             "sigw_national_requests",
@@ -118,7 +122,8 @@ class NationalEndpoint:
                 headers={"Content-Disposition": disposition},
             )  # fmt: skip
         answer = envelope.answer(
-            code=code, region=region, sequence=next(self._sequence), received=received,
+            code=code, region=region, sequence=self._process * 10**7 + next(self._sequence) % 10**7,
+            received=received,
             responded=self.clock().astimezone(SHANGHAI), err_msg=err_msg, output=output,
         )  # fmt: skip
         return web.Response(text=envelope.dumps(answer), content_type="application/json", charset="utf-8")
