@@ -61,6 +61,7 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         actor = self.identity.caller(context)
         v = Violations()
         v.text("letter_number", request.letter_number, limit=64)
+        v.identifier("letter_number", request.letter_number)
         v.text("note", request.note, limit=MAX_NOTE)
         key = _step_key(v, request, request.request_id, request.transfer_id)
         transfer = await self.service.send_contact_letter(
@@ -74,6 +75,7 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         actor = self.identity.caller(context)
         v = Violations()
         v.text("account_number", request.account_number, limit=64)
+        v.identifier("account_number", request.account_number)
         v.text("note", request.note, limit=MAX_NOTE)
         key = _step_key(v, request, request.request_id, request.transfer_id)
         transfer = await self.service.open_temporary_account(

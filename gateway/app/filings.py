@@ -9,7 +9,7 @@ from datetime import date
 
 from gateway.app.idempotency import RequestKey, replay
 from gateway.app.ports import Clock, FilingRepository
-from gateway.domain import access
+from gateway.domain import access, idnumber
 from gateway.domain.errors import FailedPrecondition
 from gateway.domain.idempotency import IdempotencyRecord
 from gateway.domain.ids import new_filing_id, shard_of
@@ -76,7 +76,7 @@ class FilingService:
         if earlier is None:
             if filing.state is not FilingState.ACTIVE:
                 raise FailedPrecondition(reason="FILING_NOT_ACTIVE", message=f"filing {filing_id} is cancelled")
-            updated = replace(filing, state=FilingState.CANCELLED, cancel_reason=reason)
+            updated = replace(filing, state=FilingState.CANCELLED, cancel_reason=idnumber.mask_text(reason))
             record = IdempotencyRecord(key.fingerprint, filing_id, "cancel")
             earlier = await self.store.put(updated, key=scope, idempotency=record, new=False, now=self.clock())
             if earlier is None:

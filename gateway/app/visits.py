@@ -160,6 +160,12 @@ def clearing_type(medical_type: MedicalType) -> str:
     return _INPATIENT_CLEARING if medical_type.inpatient else _OUTPATIENT_CLEARING
 
 
+def _issued_number(now: datetime, kind: str, token: str) -> str:
+    """A sign_no or file_qury_no (30 characters): the time, a letter, 15 random characters. The letter keeps the
+    digits from ever running on into something shaped like an ID number."""
+    return f"{now.astimezone(SHANGHAI):%Y%m%d%H%M%S}{kind}{token[:15]}"
+
+
 def _in_scope(record: SettlementRecord, insured_region: str, insurance_type: str, clearing_kind: str) -> bool:
     """Whether a settlement is in a reconciliation's scope (each of the three when given, "" for any)."""
     return (
@@ -209,7 +215,7 @@ class VisitService:
 
     async def sign_in(self, hospital: Hospital, operator: str) -> tuple[str, datetime]:
         now = self.clock()
-        sign_no = f"{now:%Y%m%d%H%M%S}{self.new_token()}"
+        sign_no = _issued_number(now, "S", self.new_token())
         await self.visits.sign_in(sign_no, hospital.code, operator, now)
         return sign_no, now
 
@@ -605,7 +611,7 @@ class VisitService:
     async def keep_file(self, hospital: Hospital, name: str, content: bytes) -> NationalFile:
         """9101 (and 3202's result): keep a file of the hospital's for ``FILE_KEPT`` under a new number."""
         now = self.clock()
-        kept = NationalFile(f"{now:%Y%m%d%H%M%S}{self.new_token()}", hospital.code, name, content, now + FILE_KEPT)
+        kept = NationalFile(_issued_number(now, "F", self.new_token()), hospital.code, name, content, now + FILE_KEPT)
         await self.visits.put_file(kept, FILE_KEPT)
         return kept
 

@@ -33,10 +33,13 @@ __all__ = [
     "age_on",
     "birth_date",
     "check_character",
+    "contains",
     "is_male",
     "is_valid",
     "make_id_number",
     "mask",
+    "mask_name",
+    "mask_text",
     "scrub",
     "validation_error",
 ]
@@ -155,6 +158,27 @@ def scrub(text: str) -> str:
     (GB 11643-1989) are not recognised.
     """
     return _SCRUB_RE.sub(lambda m: mask(m.group(0)), text)
+
+
+def contains(text: str) -> bool:
+    """Whether ``text`` holds anything shaped like an ID number (what :func:`scrub` would mask): identifier
+    fields (request ids, msgids, visit ids, table and voucher numbers) refuse such a value, since an identifier
+    is kept in the clear and in key names."""
+    return _SCRUB_RE.search(text) is not None
+
+
+def mask_name(name: str) -> str:
+    """A person's name masked for free text: the family name kept (``张*``, ``欧阳**``: first character)."""
+    return name[:1] + "*" * (len(name) - 1) if len(name) > 1 else "*"
+
+
+def mask_text(text: str, name: str = "") -> str:
+    """Free text (a note, a reason) as it is stored and shown: ID numbers masked, and the person's own name
+    (``name``, when it has two characters or more) masked wherever it appears."""
+    masked = scrub(text)
+    if len(name) >= 2:
+        masked = masked.replace(name, mask_name(name))
+    return masked
 
 
 def make_id_number(area: str, birth: date, sequence: int) -> str:

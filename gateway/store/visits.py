@@ -11,7 +11,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from gateway.app.ports import NationalFile
-from gateway.domain import ids
+from gateway.domain import ids, idnumber
 from gateway.domain.errors import PermissionDenied
 from gateway.domain.settlement.visit import InsuredPerson, Visit
 from gateway.security.crypto import FieldCipher
@@ -90,7 +90,7 @@ class VisitStore:
         return keys.sign_in(keys.shard_for(sign_no, self.shards), sign_no)
 
     async def sign_in(self, sign_no: str, hospital: str, operator: str, at: datetime) -> None:
-        doc = orjson.dumps([hospital, operator, at.isoformat()])
+        doc = orjson.dumps([hospital, idnumber.scrub(operator), at.isoformat()])
         async with redis_errors():
             await self.client.set(self._sign_key(sign_no), doc, ex=SIGN_IN_TTL_S)
 

@@ -71,6 +71,7 @@ def bill_from(bill: settlement_pb2.Bill, received_at: datetime) -> Bill:
     v.region("bill.insured_region", bill.insured_region)
     if not _VISIT.fullmatch(bill.visit_id):
         v.add("bill.visit_id", "required: 1-40 letters, digits, _ or -")
+    v.identifier("bill.visit_id", bill.visit_id)
     error = idnumber.validation_error(bill.person.id_number)
     if error:
         v.add("bill.person.id_number", error)

@@ -122,6 +122,8 @@ def military_from(req: transfer_pb2.CreateTransferRequest, v: Violations) -> Mil
     for i, number in enumerate(m.voucher_numbers):
         if not _TABLE_NUMBER.fullmatch(number) or not number:
             v.add(f"military.voucher_numbers[{i}]", "1-64 letters, digits or - / . _")
+        else:
+            v.identifier(f"military.voucher_numbers[{i}]", number)
     if start is None or end is None:
         return None
     return MilitaryService(
@@ -148,6 +150,7 @@ def military_to(m: MilitaryService) -> transfer_pb2.MilitaryService:
 def info_from(msg: transfer_pb2.TransferInfo, v: Violations) -> TransferInfo:
     if not _TABLE_NUMBER.fullmatch(msg.table_number):
         v.add("info.table_number", "at most 64 letters, digits or - / . _")
+    v.identifier("info.table_number", msg.table_number)
     for name in (
         "individual_account_fen",
         "pooled_fund_fen",

@@ -10,7 +10,7 @@ from datetime import date
 from google.protobuf.message import Message
 
 from gateway._gen.sigw.v1 import common_pb2
-from gateway.domain import ids
+from gateway.domain import idnumber, ids
 from gateway.domain.errors import FieldViolation, invalid
 from gateway.domain.money import MAX_AMOUNT_FEN
 
@@ -61,9 +61,16 @@ class Violations:
         elif len(value) > limit:
             self.add(field, f"at most {limit} characters")
 
+    def identifier(self, field: str, value: str) -> None:
+        """An identifier is kept in the clear (and in key names): it must not hold an ID number."""
+        if idnumber.contains(value):
+            self.add(field, "must not contain an ID number (identifiers are kept in the clear)")
+
     def request_id(self, value: str) -> None:
         if not _REQUEST_ID.fullmatch(value):
             self.add("request_id", "required: 1-64 characters of A-Z a-z 0-9 _ . : -")
+        else:
+            self.identifier("request_id", value)
 
     def transfer_id(self, value: str, field: str = "transfer_id") -> None:
         if not ids.TRANSFER_ID.fullmatch(value):

@@ -518,9 +518,10 @@ async def download(n: National, number: str, hospital: str = ME) -> bytes:
     message = {"infno": "9102", "msgid": n.msgid(), "mdtrtarea_admvs": "440300", "fixmedins_code": HOSPITAL,
                "sign_no": n.sign_no, "input": {"fsDownloadIn": {"file_qury_no": number, "filename": "r.zip"}}}  # type: ignore[attr-defined]  # fmt: skip
     async with n.session.post(n.url, data=simplejson.dumps(message), ssl=n.tls.client_ssl_context(hospital)) as reply:
-        assert reply.status == 200 and reply.headers["Content-Type"] == "application/octet-stream"
-        assert "result.zip" in reply.headers["Content-Disposition"]
-        return await reply.read()
+        body = await reply.read()
+        assert reply.headers["Content-Type"] == "application/octet-stream", body.decode(errors="replace")
+        assert reply.status == 200 and "result.zip" in reply.headers["Content-Disposition"]
+        return body
 
 
 def result_lines(content: bytes) -> list[list[str]]:

@@ -3,15 +3,16 @@ name is found in any Redis key or value in plain text."""
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import grpc
+import pytest
 import redis
 
 from gateway._gen.sigw.v1 import common_pb2, settlement_pb2, settlement_pb2_grpc, transfer_pb2
 from gateway.domain import idnumber
-from tests.conftest import Demo, as_
-from tests.helpers import eventually, person_id, stream_rows, wait_for_state
+from tests.conftest import Demo, FakeClock, as_, start_demo
+from tests.helpers import error_details, eventually, person_id, stream_rows, wait_for_state
 from tests.integration.test_settlement import ME, bill
 from tests.integration.test_transfer_flow import create_request
 
@@ -86,3 +87,66 @@ async def test_no_id_number_or_name_is_stored_in_plain_text(demo: Demo, redis_ur
     ).transfer
     assert shown.person.id_number_masked == idnumber.mask(ids[0])
     assert idnumber.mask(ids[0]) in shown.timeline[0].note
+
+
+def full_width(text: str) -> str:
+    return text.translate({ord(d): 0xFF10 + int(d) for d in "0123456789"})
+
+
+async def test_id_numbers_in_identifiers_are_refused_and_in_free_text_masked(redis_url: str, clock: FakeClock) -> None:
+    """Issue 13 point 8: an identifier (request id, visit id, voucher number, national msgid) holding an ID
+    number is refused; free text (notes, reasons) is masked before it is stored, full-width digits too, and so is
+    the person's own name."""
+    secret = person_id(sequence=201)
+    d = await start_demo(redis_url, clock, act=False)
+    try:
+
+        async def refused_field(call: Any) -> list[str]:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            return [f for f, _ in error_details(caught.value)[2]]
+
+        assert "request_id" in await refused_field(
+            d.transfers.CreateTransfer(create_request(request_id=f"r-{secret}"), metadata=as_("agency:310000:hrss"))
+        )
+        military = create_request(kind=transfer_pb2.TRANSFER_KIND_MILITARY_PENSION, source="910000",
+                                  request_id="m-1")  # fmt: skip
+        military.military.CopyFrom(
+            transfer_pb2.MilitaryService(
+                service_start=common_pb2.Date(year=2010, month=9, day=1),
+                service_end=common_pb2.Date(year=2026, month=2, day=28),
+                subsidy_fen=100, account_fen=100, voucher_numbers=[f"JT{secret}"],
+            )
+        )  # fmt: skip
+        assert "military.voucher_numbers[0]" in await refused_field(
+            d.transfers.CreateTransfer(military, metadata=as_("military:JUN001"))
+        )
+        settlements = settlement_pb2_grpc.SettlementServiceStub(d.channel)
+        assert "bill.visit_id" in await refused_field(
+            settlements.Settle(settlement_pb2.SettleRequest(bill=bill(visit=f"V{secret}")), metadata=ME)
+        )
+
+        # Free text: masked as stored, the person's name too.
+        request = create_request(request_id="note-1", id_number=person_id(sequence=202))
+        request.note = f"张三 said his number is {full_width(secret)}"
+        t = (await d.transfers.CreateTransfer(request, metadata=as_("agency:310000:hrss"))).transfer
+        rejected = (
+            await d.transfers.RejectTransfer(
+                transfer_pb2.RejectTransferRequest(
+                    request_id="rej-1", transfer_id=t.transfer_id, reason=f"张三 ({secret}) has no record here"
+                ),
+                metadata=as_("agency:310000:hrss"),
+            )
+        ).transfer
+        assert rejected.close_reason == f"张* ({idnumber.mask(secret)}) has no record here"
+        notes = " ".join(e.note for e in rejected.timeline)
+        assert "张三" not in notes and "张*" in notes and idnumber.mask(secret) in notes
+        stored = all_bytes(redis_url)
+        for form in {secret, full_width(secret)}:
+            for encoded in {form.encode(), form.encode("utf-16-le")}:
+                assert not [v[:80] for v in stored if encoded in v], "an ID number is stored in the clear"
+    finally:
+        await d.channel.close()
+        await d.gateway.stop(grace_s=0.2)
+        await d.sims.stop()

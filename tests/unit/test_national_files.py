@@ -90,3 +90,16 @@ def test_the_result_file_lists_each_difference() -> None:
         ["P3", "M01-1", "S01-3", "", "1", "0", "平台无此结算", "0.07", "0.00", "0.00"],
     ]
     assert files.result_file(list[Difference[StatementLine]](), {}, {}) != b""
+
+
+def test_issued_numbers_never_look_like_an_id_number() -> None:
+    """A file_qury_no or sign_no is an identifier (kept in the clear, refused when ID-shaped): even a random
+    token of digits only must not run on from the time's 14 digits into 18."""
+    from datetime import UTC, datetime
+
+    from gateway.app.visits import _issued_number
+    from gateway.domain import idnumber
+
+    for token in ("1234567890123456", "0000000000000000", "deadbeefdeadbeef"):
+        number = _issued_number(datetime(2026, 3, 2, 1, 0, tzinfo=UTC), "F", token)
+        assert len(number) == 30 and number.startswith("20260302090000F") and not idnumber.contains(number)

@@ -587,7 +587,10 @@ def _only(v: Violations, field: str) -> FieldViolation | None:
 def test_request_id_check(value: str) -> None:
     v = Violations()
     v.request_id(value)
-    assert (_only(v, "request_id") is None) == bool(REQUEST_ID.fullmatch(value))
+    # The rule's text: 1-64 of the allowed characters, and nothing shaped like an ID number (17 digits and a
+    # digit or X, not part of a longer run), which would be kept in the clear.
+    id_shaped = re.search(r"(?<![0-9])[0-9]{17}(?:[0-9](?![0-9])|[Xx])", value) is not None
+    assert (_only(v, "request_id") is None) == (bool(REQUEST_ID.fullmatch(value)) and not id_shaped)
     _check_raise(v, value)
 
 

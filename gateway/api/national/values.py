@@ -15,6 +15,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from gateway.domain import idnumber
 from gateway.domain.calendar import SHANGHAI
 from gateway.domain.errors import FieldViolation, invalid
 from gateway.domain.money import MAX_AMOUNT_FEN
@@ -84,6 +85,9 @@ class Reader:
             return ""
         if pattern is not None and not pattern.fullmatch(value):
             self.add(name, "格式不正确")
+            return ""
+        if pattern is IDENTIFIER and idnumber.contains(value):  # identifiers are kept in the clear
+            self.add(name, "不得包含身份证号")
             return ""
         return value
 

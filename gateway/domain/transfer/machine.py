@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from gateway.domain import access
+from gateway.domain import access, idnumber
 from gateway.domain.access import Action
 from gateway.domain.calendar import SHANGHAI, WorkingDayCalendar
 from gateway.domain.errors import FailedPrecondition, FieldViolation, invalid
@@ -158,7 +158,9 @@ def open_transfer(app: Application, transfer_id: str, actor: Participant, now: d
         notice = Notice(NoticeType.TRANSFER_REQUESTED, step.holder, step)
         accepted = "application accepted"
     transfer = replace(draft, steps=(step,))
-    note = _joined(accepted, eligibility_note, continuity.note if continuity else "", app.note)
+    note = idnumber.mask_text(
+        _joined(accepted, eligibility_note, continuity.note if continuity else "", app.note), app.name
+    )
     return Decision(
         transfer=transfer,
         event=Event(time=now, actor=str(actor), from_state=None, to_state=transfer.state, note=note),
@@ -207,6 +209,9 @@ def _advance(
     **changes: object,
 ) -> Decision:
     _require_state(transfer, allowed_from)
+    note = idnumber.mask_text(note, transfer.name)
+    if isinstance(changes.get("close_reason"), str):
+        changes["close_reason"] = idnumber.mask_text(str(changes["close_reason"]), transfer.name)
     steps = tuple(s if s.completed_at else replace(s, completed_at=now) for s in transfer.steps)
     if next_step is not None:
         steps = (*steps, next_step)
@@ -428,7 +433,7 @@ def refuse_transfer_info(transfer: Transfer, actor: Participant, now: datetime, 
             actor=str(actor),
             from_state=transfer.state,
             to_state=transfer.state,
-            note=f"information table refused: {error.message}",
+            note=idnumber.mask_text(f"information table refused: {error.message}", transfer.name),
         ),
         notices=(),
         previous_version=transfer.version,
