@@ -141,14 +141,20 @@ class SettlementService:
     async def reverse(
         self, actor: Participant, key: RequestKey, original_msgid: str, timeout_s: float
     ) -> SettlementRecord:
-        """Reverse (冲正) the settlement a message made, by that message's msgid."""
+        """Reverse (冲正) the settlement a message made, by that message's msgid. A hospital reverses its own
+        messages only: another's msgid gets the same answer as none, without being looked up (so neither the answer
+        nor its time tells whether it exists)."""
+        unknown = NotFound(
+            reason="ORIGINAL_MESSAGE_NOT_FOUND",
+            message=f"no settlement was made under msgid {original_msgid}",
+            metadata={"original_msgid": original_msgid},
+        )
+        access.require_hospital(actor, actor.code)
+        if not original_msgid.startswith(actor.code):
+            raise unknown
         original = await self.store.made_by(original_msgid)
-        if original is None:
-            raise NotFound(
-                reason="ORIGINAL_MESSAGE_NOT_FOUND",
-                message=f"no settlement was made under msgid {original_msgid}",
-                metadata={"original_msgid": original_msgid},
-            )
+        if original is None or original.hospital_code != actor.code:
+            raise unknown
         return await self.cancel(actor, key, original.settlement_id, timeout_s, action="reverse")
 
     async def get(self, actor: Participant, settlement_id: str) -> SettlementRecord:

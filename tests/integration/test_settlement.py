@@ -470,3 +470,30 @@ async def test_imported_settlements_are_read_and_recounted_like_settled_ones(dem
     recount = await stub(demo).RecountMonth(P.RecountMonthRequest(month="2026-02"), metadata=OPERATOR)
     assert recount.settlements_counted == 5 and recount.statement.recount == P.RECOUNT_OUTCOME_MATCHES
     assert sum(p.count for p in recount.statement.pairs) == 5
+
+
+async def test_reversing_another_hospitals_message_tells_nothing(demo: Demo, redis_url: str) -> None:
+    """Issue 13 point 9: another hospital asking to reverse a msgid that exists gets exactly the answer it gets
+    for one that does not, and the settlement's id is in neither; nothing is written."""
+    mine = (await stub(demo).Settle(P.SettleRequest(bill=bill()), metadata=ME)).settlement
+    never = msgid()  # of the same hospital and shape, never used
+
+    async def ask(original: str) -> tuple[str, str, dict[str, str]]:
+        request = P.ReverseMessageRequest(msgid=msgid("H44030000002"), original_msgid=original)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub(demo).ReverseMessage(request, metadata=OTHER)
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        reason, metadata, _ = error_details(caught.value)
+        return (
+            reason,
+            (caught.value.details() or "").replace(original, "<msgid>"),
+            {k: v.replace(original, "<msgid>") for k, v in metadata.items()},
+        )
+
+    before = keys_in(redis_url)
+    existing, missing = await ask(mine.msgid), await ask(never)
+    assert existing == missing and existing[0] == "ORIGINAL_MESSAGE_NOT_FOUND"
+    assert mine.settlement_id not in str(existing)
+    assert keys_in(redis_url) == before
+    still = await stub(demo).GetSettlement(P.GetSettlementRequest(settlement_id=mine.settlement_id), metadata=ME)
+    assert still.settlement.state == P.SETTLEMENT_STATE_SETTLED
