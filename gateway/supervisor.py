@@ -30,7 +30,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -96,11 +96,27 @@ class Child:
         return self.process.pid if self.process else None
 
 
-class ProcessFigures(Collector):
-    """``sigw_process_up{role}`` and ``sigw_process_restarts_total{role}``."""
+@dataclass
+class RedisWatch:
+    """The embedded Redis and its restart record (``sigw serve`` without ``--redis-url``)."""
 
-    def __init__(self, children: list[Child]) -> None:
+    server: EmbeddedRedis
+    restarts: int = 0
+    fast_deaths: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def alive(self) -> bool:
+        return self.server.process is not None and self.server.process.poll() is None
+
+
+class ProcessFigures(Collector):
+    """``sigw_process_up{role}`` and ``sigw_process_restarts_total{role}`` (role ``redis`` for the embedded
+    Redis)."""
+
+    def __init__(self, children: list[Child], redis: Callable[[], RedisWatch | None] = lambda: None) -> None:
         self.children = children
+        self.redis = redis
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         up = GaugeMetricFamily("sigw_process_up", "Gateway processes running, by role.", labels=["role"])
@@ -112,6 +128,10 @@ class ProcessFigures(Collector):
             if mine:
                 up.add_metric([role.value], sum(c.alive for c in mine))
                 restarts.add_metric([role.value], sum(c.restarts for c in mine))
+        watch = self.redis()
+        if watch is not None:
+            up.add_metric(["redis"], int(watch.alive))
+            restarts.add_metric(["redis"], watch.restarts)
         yield up
         yield restarts
 
@@ -129,6 +149,7 @@ class Supervisor:
     http_port: int = 0
     _serving: bool = False
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    redis: RedisWatch | None = None
 
     async def run(self) -> int:
         """Run until SIGINT/SIGTERM (or a crash loop); the exit code. Whatever it started is stopped on the way
@@ -160,7 +181,7 @@ class Supervisor:
         MultiProcessCollector(metrics, path=str(metrics_dir))  # type: ignore[no-untyped-call]
         gauges = StoreGauges()
         metrics.register(gauges)
-        metrics.register(ProcessFigures(self.children))
+        metrics.register(ProcessFigures(self.children, lambda: self.redis))
         if settings.http_listen:
             http = await serve_http(settings.http_listen, metrics, lambda: self._serving, settings.connection_limits())
             cleanup.push_async_callback(http.stop)
@@ -173,6 +194,7 @@ class Supervisor:
             embedded = EmbeddedRedis(settings.data_dir, appendfsync=settings.appendfsync)
             embedded.start()
             cleanup.callback(embedded.stop)
+            self.redis = RedisWatch(embedded)
             redis_url = embedded.url
             log.info("embedded Redis at %s (appendonly, appendfsync %s)", settings.data_dir, settings.appendfsync)
         client = redis_client(redis_url, 4)
@@ -202,6 +224,8 @@ class Supervisor:
             await self._spawn(child)
         tasks = [asyncio.create_task(self._watch(child, metrics_dir)) for child in self.children]
         tasks.append(asyncio.create_task(self._monitor(store, queue, gauges)))
+        if self.redis is not None:
+            tasks.append(asyncio.create_task(self._watch_redis(self.redis)))
         cleanup.push_async_callback(_cancel, tasks)
         log.info(
             "sigw serving gRPC on %s, the national interface on %s (%d API processes, 1 delivery process%s) "
@@ -267,6 +291,32 @@ class Supervisor:
                 return
             child.restarts += 1
             await self._spawn(child)
+
+    async def _watch_redis(self, watch: RedisWatch) -> None:
+        """Start the embedded Redis again (on its append-only file) whenever it dies, with the children's
+        backoff; the API and delivery processes reconnect by themselves (NOT_SERVING meanwhile)."""
+        while not self.stopping:
+            await asyncio.sleep(MONITOR_INTERVAL_S)
+            if watch.alive or self.stopping:
+                continue
+            lived = time.monotonic() - watch.started_at
+            watch.fast_deaths = watch.fast_deaths + 1 if lived < FAST_DEATH_S else 0
+            delay = 0.0 if lived >= STEADY_S else RESTART_BACKOFF_S[min(watch.fast_deaths, len(RESTART_BACKOFF_S) - 1)]
+            code = watch.server.process.returncode if watch.server.process else None
+            log.error("embedded Redis exited %s after %.1f s: starting it again in %.1f s", code, lived, delay)
+            await asyncio.sleep(delay)
+            if self.stopping:
+                return
+            try:
+                # On this thread, not a worker thread: the child's parent-death signal follows the thread that
+                # started it. It blocks the loop until Redis answers (milliseconds, at most its start timeout).
+                watch.server.start()
+            except (RuntimeError, OSError) as error:
+                log.error("embedded Redis did not start again (%s); retrying", error)
+                continue
+            watch.restarts += 1
+            watch.started_at = time.monotonic()
+            log.info("embedded Redis started again (pid %d)", watch.server.process.pid if watch.server.process else 0)
 
     async def _stop_role(self, role: ChildRole) -> None:
         mine = [c for c in self.children if c.role is role and c.alive and c.process is not None]

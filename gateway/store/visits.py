@@ -11,7 +11,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from gateway.app.ports import NationalFile
-from gateway.domain import ids, idnumber
+from gateway.domain import idnumber, ids
 from gateway.domain.errors import PermissionDenied
 from gateway.domain.settlement.visit import InsuredPerson, Visit
 from gateway.security.crypto import FieldCipher

@@ -183,7 +183,7 @@ class GatewayProcess:
     def __init__(
         self,
         tmp: Path,
-        redis_url: str,
+        redis_url: str | None,
         regions_file: Path,
         claim_idle_ms: int = 1000,
         workers: int = 0,
@@ -191,8 +191,9 @@ class GatewayProcess:
         fd_limit: int | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
-        """``fd_limit``: the open-file limit (soft and hard) the process tree runs under; ``env``: more
-        ``SIGW_*`` settings."""
+        """``redis_url`` None: the supervisor's embedded Redis, in ``tmp/data``; ``fd_limit``: the open-file limit
+        (soft and hard) the process tree runs under; ``env``: more ``SIGW_*`` settings."""
+        self.data_dir = tmp / "data"
         self.fd_limit = fd_limit
         self.extra_env = env or {}
         self.grpc_port, self.http_port = free_port(), free_port()
@@ -239,8 +240,7 @@ class GatewayProcess:
                     "serve",
                     "--insecure",
                     "--dev-identity",
-                    "--redis-url",
-                    self.redis_url,
+                    *(["--redis-url", self.redis_url] if self.redis_url else ["--data-dir", str(self.data_dir)]),
                     "--regions-file",
                     str(self.regions_file),
                     "--grpc-listen",
