@@ -93,6 +93,9 @@ class Settings:
     """A delivery another gateway process took and left idle this long is taken over (``SIGW_CLAIM_IDLE_MS``)."""
     sweep_interval_s: float = 60.0
     """How often the overdue sweeper runs (``SIGW_SWEEP_INTERVAL_S``)."""
+    quiet_after_s: float = 600.0
+    """An open step with no answer this long gets its notice once more, once (``SIGW_QUIET_AFTER_S``): so an
+    answer lost in flight (while the gateway stopped, say) does not wait for the overdue reminder."""
     rate_per_s: float = 200.0
     """Calls a second each participant may make (``SIGW_RATE_PER_S``); bursts up to twice that."""
     max_watches: int = 100

@@ -12,7 +12,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -281,7 +281,7 @@ async def start_gateway(
     policy = Policy(
         calendar=load_calendar(settings.calendar_file), known_regions=registry.codes, medical=registry.medical_rules()
     )
-    store = TransferStore(client, settings.shards, cipher)
+    store = TransferStore(client, settings.shards, cipher, timedelta(seconds=settings.quiet_after_s))
     transfers = TransferService(
         store, policy, clock, encode_notice, agencies=agencies, failures=FailureCounterStore(client)
     )

@@ -210,6 +210,15 @@ class TransferRepository(Protocol):
 
     async def due_before(self, day: date, limit: int) -> list[tuple[str, str]]: ...
 
+    quiet_after: timedelta
+    """How long an open step waits for an answer before its notice goes once more."""
+
+    async def quiet_before(self, moment: datetime, limit: int) -> list[tuple[str, str]]:
+        """Open steps (transfer id, step name) quiet since ``quiet_after`` before ``moment``."""
+        ...
+
+    async def forget_quiet(self, transfer_id: str, step: str) -> None: ...
+
     async def list_region(self, region: str, before: str | None, limit: int) -> list[str]: ...
 
     async def counts(self) -> dict[tuple[str, str], int]:

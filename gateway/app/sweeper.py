@@ -32,6 +32,18 @@ class OverdueSweeper:
         self.on_reminded = on_reminded
         self.stopping = asyncio.Event()
 
+    async def sweep_quiet(self) -> list[str]:
+        """One pass over the steps that fell quiet: each one's notice once more; the transfers renotified."""
+        store = self.service.store
+        now = self.service.clock()
+        quiet_for = f"{store.quiet_after.total_seconds() / 60:g} minutes"
+        renotified = []
+        for transfer_id, step in await store.quiet_before(now, self.batch):
+            if await self.service.renotify(transfer_id, step, quiet_for):
+                renotified.append(transfer_id)
+            await store.forget_quiet(transfer_id, step)
+        return renotified
+
     async def sweep(self) -> list[str]:
         """One pass; returns the transfers it reminded, in the order it did (priority first)."""
         store = self.service.store
@@ -51,6 +63,9 @@ class OverdueSweeper:
                 reminded = await self.sweep()
                 if reminded:
                     log.info("reminded %d overdue steps", len(reminded))
+                renotified = await self.sweep_quiet()
+                if renotified:
+                    log.info("sent %d quiet steps' notices once more", len(renotified))
             except (OSError, Unavailable) as exc:
                 log.warning("sweep skipped (%s)", type(exc).__name__)
             with contextlib.suppress(TimeoutError):

@@ -229,6 +229,31 @@ class TransferService:
             actor, key, transfer_id, lambda t, now: machine.cancel(t, actor, now, reason=reason)
         )
 
+    async def renotify(self, transfer_id: str, step_name: str, quiet_for: str) -> Transfer | None:
+        """The quiet sweep: the open step's notice once more, once per step; None when none is owed (the step
+        closed meanwhile, or was renotified)."""
+        for _ in range(_CONFLICT_RETRIES):
+            stored = await self.store.load(transfer_id)
+            step = stored.transfer.open_step if stored else None
+            if stored is None or step is None or step.name.name != step_name:
+                return None
+            scope = f"sigw:renotify|{transfer_id}|{step_name}"
+            if stored.recorded(scope):
+                return None
+            decision = machine.renotify(stored.transfer, self.clock(), quiet_for)
+            try:
+                await self.store.commit(
+                    decision,
+                    scope=scope,
+                    record=IdempotencyRecord(scope, transfer_id),
+                    messages=self._messages(decision),
+                    previous=stored,
+                )
+            except Aborted:
+                continue
+            return decision.transfer
+        return None
+
     async def remind(self, transfer_id: str) -> Transfer | None:
         """The overdue sweeper's reminder for a transfer's open step; None when none is owed (any more)."""
         for _ in range(_CONFLICT_RETRIES):

@@ -15,6 +15,7 @@ key                              type        holds
 ``sigw:{sNN}:idx:<region>``      sorted set  transfers leaving or entering a region (``<created ms>:<id>``)
 ``sigw:{sNN}:counts``            hash        transfers by ``<kind>|<state>`` (for metrics)
 ``sigw:{sNN}:due``               sorted set  open steps not yet reminded, by due date (``<id>|<step>``)
+``sigw:{sNN}:quiet``             sorted set  open steps not yet renotified, by when they fall quiet (ms)
 ``sigw:{sNN}:outbox``            stream      committed messages waiting to be routed (consumer group ``route``)
 ``sigw:{q:<agency>}:<lane>``     stream      an agency's lane (``priority``/``ordinary``), group ``dispatch``
 ``sigw:dlq``                     stream      dead letters: undeliverable messages with their reason
@@ -66,6 +67,7 @@ __all__ = [
     "outbox",
     "person_filings",
     "person_number",
+    "quiet",
     "region_filings",
     "region_index",
     "settlement",
@@ -133,6 +135,11 @@ def audit_seq(shard: int) -> str:
 
 def due(shard: int) -> str:
     return f"{_tag(shard)}:due"
+
+
+def quiet(shard: int) -> str:
+    """Open steps by when they fall quiet (ms): the sweeper sends the notice of one once more."""
+    return f"{_tag(shard)}:quiet"
 
 
 def failures(name: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import cast
 
 import redis.asyncio as aioredis
@@ -25,19 +25,25 @@ IDEMPOTENCY_TTL_S = 30 * 24 * 3600
 """How long idempotency records are kept (30 days)."""
 
 
+QUIET_AFTER = timedelta(minutes=10)
+"""An open step with no answer this long gets its notice once more (``SIGW_QUIET_AFTER_S``)."""
+
+
 def due_member(transfer_id: str, step: Step) -> str:
     return f"{transfer_id}|{step.name.name}"
 
 
-def due_changes(decision: Decision) -> list[tuple[str, ...]]:
-    """How a decision moves the due-step index: steps it closed or reminded leave it, a step it opened joins."""
+def due_changes(decision: Decision, quiet_after: timedelta = QUIET_AFTER) -> list[tuple[str, ...]]:
+    """How a decision moves the due-step index and the quiet-step index: steps it closed or reminded leave
+    both, a step it opened joins both (due on its due day; quiet from ``quiet_after`` after it started)."""
     t, when = decision.transfer, decision.event.time
     changes: list[tuple[str, ...]] = []
     for step in t.steps:
         if step.completed_at == when or step.reminded_at == when:
             changes.append(("REM", due_member(t.transfer_id, step)))
         elif step.started_at == when and step.completed_at is None:
-            changes.append(("ADD", due_member(t.transfer_id, step), f"{step.due:%Y%m%d}"))
+            quiet_ms = int((step.started_at + quiet_after).timestamp() * 1000)
+            changes.append(("ADD", due_member(t.transfer_id, step), f"{step.due:%Y%m%d}", str(quiet_ms)))
     return changes
 
 
@@ -49,10 +55,13 @@ class TransferStore:
     """All transfer reads and writes (implements ``gateway.app.ports.TransferRepository``). A transfer is one key
     read in one round trip; every write is one call of ``commit.lua``."""
 
-    def __init__(self, client: aioredis.Redis, shards: int, cipher: FieldCipher) -> None:
+    def __init__(
+        self, client: aioredis.Redis, shards: int, cipher: FieldCipher, quiet_after: timedelta = QUIET_AFTER
+    ) -> None:
         self.cipher = cipher
         self.client = client
         self.shards = shards
+        self.quiet_after = quiet_after
         self._commit = scripts.script(client, "commit.lua")
         self.changes = ChangeFeed(client)
 
@@ -117,7 +126,7 @@ class TransferStore:
         for message in messages:
             fields = codec.message_fields(message, self.cipher)
             args += [len(fields), *fields]
-        changes = due_changes(decision)
+        changes = due_changes(decision, self.quiet_after)
         args += [len(changes)] + [item for change in changes for item in change]
         event_from = decision.event.from_state.name if decision.event.from_state else "NEW"
         trail = scripts.audit_fields(
@@ -138,6 +147,7 @@ class TransferStore:
             keys.due(shard),
             keys.audit(shard),
             keys.audit_seq(shard),
+            keys.quiet(shard),
         ]
         async with redis_errors():
             result = await self._commit(keys=key_list, args=args)
@@ -180,6 +190,26 @@ class TransferStore:
                     transfer_id, step = member.decode().split("|")
                     found.append((int(value), transfer_id, step))
         return [(tid, step) for _, tid, step in sorted(found)[:limit]]
+
+    async def quiet_before(self, moment: datetime, limit: int) -> list[tuple[str, str]]:
+        """Open steps that started ``quiet_after`` or longer before ``moment`` and are still in the quiet index
+        (transfer id, step name), longest quiet first."""
+        score = int(moment.timestamp() * 1000)
+        found: list[tuple[int, str, str]] = []
+        async with redis_errors():
+            for shard in range(self.shards):
+                rows = cast(
+                    list[tuple[bytes, float]],
+                    await self.client.zrangebyscore(keys.quiet(shard), 0, score, start=0, num=limit, withscores=True),
+                )
+                for member, value in rows:
+                    transfer_id, step = member.decode().split("|")
+                    found.append((int(value), transfer_id, step))
+        return [(tid, step) for _, tid, step in sorted(found)[:limit]]
+
+    async def forget_quiet(self, transfer_id: str, step: str) -> None:
+        async with redis_errors():
+            await self.client.zrem(keys.quiet(shard_of(transfer_id)), f"{transfer_id}|{step}")
 
     async def list_region(self, region: str, before: str | None, limit: int) -> list[str]:
         """Transfer ids of a region, newest first, strictly older than the cursor ``before``."""

@@ -289,3 +289,46 @@ async def test_one_transfers_messages_reach_an_agency_in_order(redis_url: str, c
         await d.channel.close()
         await d.gateway.stop(grace_s=0.2)
         await d.sims.stop()
+
+
+async def test_a_quiet_step_gets_its_notice_once_more(quiet: Demo) -> None:
+    """Issue 13 point 11: an open step with no answer for the quiet time (default 10 minutes) gets its notice
+    again, once, under a new message id, so an answer lost in flight does not wait 15 working days for the
+    overdue reminder; a step that moved on is left alone, and the next step gets its own quiet time."""
+    t = (
+        await quiet.transfers.CreateTransfer(create_request(request_id="q"), metadata=as_("agency:310000:hrss"))
+    ).transfer
+    sweeper = quiet.gateway.sweeper
+    assert sweeper is not None
+    agency = quiet.agency("310000")
+
+    def requested() -> list[str]:
+        return [
+            m.message_id for m in agency.received if m.transfer_notice.type == agency_pb2.NOTICE_TYPE_TRANSFER_REQUESTED
+        ]
+
+    await eventually(lambda: len(requested()) == 1)
+    quiet.clock.advance(minutes=9)
+    assert await sweeper.sweep_quiet() == []  # not quiet long enough
+    quiet.clock.advance(minutes=1)
+    assert await sweeper.sweep_quiet() == [t.transfer_id]
+    await eventually(lambda: len(requested()) == 2)
+    assert len(set(requested())) == 2  # a new message id: the agency, which dedups by id, takes it
+    assert await sweeper.sweep_quiet() == []  # once per step
+    quiet.clock.advance(hours=5)
+    assert await sweeper.sweep_quiet() == []
+    shown = (
+        await quiet.transfers.GetTransfer(S.GetTransferRequest(transfer_id=t.transfer_id), metadata=OPERATOR)
+    ).transfer
+    assert shown.state == S.TRANSFER_STATE_SUBMITTED and "sent again" in shown.timeline[-1].note
+    # The agency answers; the next step (the source's) has a quiet time of its own.
+    await quiet.transfers.SendContactLetter(
+        S.SendContactLetterRequest(request_id="l", transfer_id=t.transfer_id), metadata=as_("agency:310000:hrss")
+    )
+    assert await sweeper.sweep_quiet() == []
+    quiet.clock.advance(minutes=10)
+    assert await sweeper.sweep_quiet() == [t.transfer_id]
+    source = quiet.agency("110000")
+    await eventually(
+        lambda: sum(m.transfer_notice.type == agency_pb2.NOTICE_TYPE_CONTACT_LETTER for m in source.received) == 2
+    )

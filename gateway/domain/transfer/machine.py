@@ -186,6 +186,31 @@ def remind_overdue(transfer: Transfer, now: datetime) -> Decision:
     )
 
 
+# The notice that put each step in its holder's hands (sent once more by :func:`renotify`).
+_OPENING_NOTICE = {
+    StepName.CONTACT_LETTER: NoticeType.TRANSFER_REQUESTED,
+    StepName.TEMPORARY_ACCOUNT: NoticeType.TRANSFER_REQUESTED,
+    StepName.TRANSFER_OUT: NoticeType.CONTACT_LETTER,
+    StepName.TRANSFER_IN: NoticeType.TRANSFER_INFO,
+}
+
+
+def renotify(transfer: Transfer, now: datetime, quiet_for: str) -> Decision:
+    """The notice of the open step once more, to its holder, when the step has had no answer for ``quiet_for``
+    (an answer lost in flight, say while the gateway stopped): the agency dedups by message id, so the new one
+    reaches it, and its answer, keyed by its own request id, is applied once."""
+    step = transfer.open_step
+    if step is None:
+        raise FailedPrecondition(reason="NO_OPEN_STEP", message=f"transfer {transfer.transfer_id} waits on nobody")
+    note = f"no answer to {step.name.name.lower()} for {quiet_for}: its notice sent again to {step.holder}"
+    return Decision(
+        transfer=replace(transfer, updated_at=now, version=transfer.version + 1),
+        event=Event(time=now, actor="sigw:sweeper", from_state=transfer.state, to_state=transfer.state, note=note),
+        notices=(Notice(_OPENING_NOTICE[step.name], step.holder, step, note),),
+        previous_version=transfer.version,
+    )
+
+
 def _require_state(transfer: Transfer, allowed_from: set[State]) -> None:
     if transfer.state not in allowed_from:
         raise FailedPrecondition(

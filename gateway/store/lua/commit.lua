@@ -3,12 +3,14 @@
 -- chain the audit entry, and publish the new version to the transfer's watchers.
 --
 -- KEYS: 1 transfer record, 2 the creating request's record (new transfers), 3 counts hash, 4 source-region index,
---       5 target-region index, 6 outbox stream, 7 due-step index, 8 audit stream, 9 audit counter (one slot)
+--       5 target-region index, 6 outbox stream, 7 due-step index, 8 audit stream, 9 audit counter,
+--       10 quiet-step index (one slot)
 -- ARGV: 1 expected version ("0": must not exist), 2 the record ("<version>|<blob>"), 3 the creating request's
 --       record, 4 its ttl in seconds, 5 index member ("" to leave the index alone), 6 count field to decrement
 --       ("" none), 7 count field to increment ("" none), 8 the change channel, 9 the new version,
 --       then the number of messages, and for each: its number of field/value items, then those items,
---       then the number of due-index changes, each "ADD" member score | "REM" member,
+--       then the number of due-index changes, each "ADD" member due-score quiet-score | "REM" member (both
+--       indexes),
 --       then the audit field/value items.
 -- Returns {"OK"} | {"DUPLICATE", creating request's record} | {"CONFLICT", version}.
 
@@ -46,9 +48,11 @@ i = i + 1
 for _ = 1, changes do
   if ARGV[i] == "ADD" then
     redis.call("ZADD", KEYS[7], tonumber(ARGV[i + 2]), ARGV[i + 1])
-    i = i + 3
+    redis.call("ZADD", KEYS[10], tonumber(ARGV[i + 3]), ARGV[i + 1])
+    i = i + 4
   else
     redis.call("ZREM", KEYS[7], ARGV[i + 1])
+    redis.call("ZREM", KEYS[10], ARGV[i + 1])
     i = i + 2
   end
 end
