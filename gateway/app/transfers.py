@@ -161,8 +161,11 @@ class TransferService:
             except FailedPrecondition as exc:
                 if not record_refusals or exc.reason == "WRONG_STATE":
                     raise
+                recorded = machine.recorded_refusals(e for _, e in stored.timeline)
+                if recorded >= machine.MAX_RECORDED_REFUSALS:
+                    raise  # answered, no longer recorded
                 refusal = exc
-                decision = machine.refuse_transfer_info(stored.transfer, actor, now, exc)
+                decision = machine.refuse_transfer_info(stored.transfer, actor, now, exc, recorded)
             record = IdempotencyRecord(key.fingerprint, transfer_id, refusal=Refusal.of(refusal) if refusal else None)
             try:
                 result = await self.store.commit(

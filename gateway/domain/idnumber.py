@@ -169,7 +169,7 @@ def contains(text: str) -> bool:
 
 def mask_name(name: str) -> str:
     """A person's name masked for free text: the family name kept (``张*``, ``欧阳**``: first character)."""
-    return name[:1] + "*" * (len(name) - 1) if len(name) > 1 else "*"
+    return name[:1] + "*" * max(len(name) - 1, 1) if name else ""
 
 
 def mask_text(text: str, name: str = "") -> str:

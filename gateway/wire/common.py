@@ -9,7 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from gateway._gen.sigw.v1 import common_pb2
 from gateway.domain.participants import AgencyKey, AgencyType
 
-__all__ = ["agency_from", "agency_to", "date_from", "date_to", "mask_name", "timestamp"]
+__all__ = ["agency_from", "agency_to", "date_from", "date_to", "timestamp"]
 
 
 def timestamp(value: datetime) -> Timestamp:
@@ -28,10 +28,6 @@ def agency_to(key: AgencyKey) -> common_pb2.AgencyRef:
 
 def agency_from(ref: common_pb2.AgencyRef) -> AgencyKey:
     return AgencyKey(ref.region_code, AgencyType(ref.agency_type))
-
-
-def mask_name(name: str) -> str:
-    return name[:1] + "*" * max(len(name) - 1, 1) if name else ""
 
 
 def date_from(d: common_pb2.Date) -> date:

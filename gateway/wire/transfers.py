@@ -27,10 +27,11 @@ from gateway.domain.transfer.model import (
 )
 from gateway.domain.transfer.pension import ContributionYear
 from gateway.domain.transfer.relationship import ContributionPeriod, PayingRegion
-from gateway.wire.common import agency_to, date_to, mask_name, timestamp
+from gateway.wire.common import agency_to, date_to, timestamp
 from gateway.wire.validation import MAX_NAME, MAX_NOTE, Violations
 
 __all__ = [
+    "MAX_TIMELINE_SHOWN",
     "application_from",
     "circumstances_to",
     "continuity_to",
@@ -273,13 +274,19 @@ def relationship_region(t: Transfer) -> str:
     return t.target_region if t.state is State.COMPLETED else t.source_region
 
 
+MAX_TIMELINE_SHOWN = 500
+"""Events a transfer view carries (the newest); ``timeline_omitted`` counts the rest."""
+
+
 def transfer_to(t: Transfer, today: date, timeline: list[tuple[str, Event]] | None = None) -> transfer_pb2.Transfer:
     """The public view of a transfer: the person masked, deadlines with overdue flags as of ``today``."""
     msg = transfer_pb2.Transfer(
         transfer_id=t.transfer_id,
         kind=_KIND(t.kind),
         line=_LINE(line_of(t.kind)),
-        person=transfer_pb2.PersonView(id_number_masked=idnumber.mask(t.id_number), name_masked=mask_name(t.name)),
+        person=transfer_pb2.PersonView(
+            id_number_masked=idnumber.mask(t.id_number), name_masked=idnumber.mask_name(t.name)
+        ),
         source_region=t.source_region,
         target_region=t.target_region,
         state=_STATE(t.state),
@@ -289,7 +296,8 @@ def transfer_to(t: Transfer, today: date, timeline: list[tuple[str, Event]] | No
         close_reason=t.close_reason,
         create_time=timestamp(t.created_at),
         update_time=timestamp(t.updated_at),
-        timeline=[event_to(eid, e) for eid, e in timeline or []],
+        timeline=[event_to(eid, e) for eid, e in (timeline or [])[-MAX_TIMELINE_SHOWN:]],
+        timeline_omitted=max(0, len(timeline or []) - MAX_TIMELINE_SHOWN),
     )
     open_step = t.open_step
     if open_step:

@@ -14,6 +14,7 @@ import redis
 from gateway._gen.sigw.v1 import agency_pb2, common_pb2, transfer_pb2
 from gateway.domain.calendar import SHANGHAI
 from gateway.domain.participants import AgencyType
+from gateway.domain.transfer.machine import MAX_RECORDED_REFUSALS
 from tests.conftest import Demo, FakeClock, as_, start_demo
 from tests.helpers import OPERATOR, all_delivered, error_details, eventually, person_id, wait_for_state
 from tests.integration.test_transfer_flow import CircumstancesFields, create_request
@@ -539,3 +540,48 @@ async def test_watch_streams_every_event_until_the_transfer_ends(demo: Demo) -> 
         S.TRANSFER_STATE_FUNDS_SENT,
         S.TRANSFER_STATE_COMPLETED,
     ]
+
+
+async def test_refusals_are_recorded_up_to_a_bound_and_views_carry_the_newest_events(quiet: Demo) -> None:
+    """Issue 13 point 12: a sender repeating a bad information table under new request ids is answered every
+    time, but the timeline records only the first MAX_RECORDED_REFUSALS; and a view carries at most the newest
+    MAX_TIMELINE_SHOWN events, counting the rest in timeline_omitted."""
+    t = (await quiet.transfers.CreateTransfer(create_request(), metadata=SH_HRSS)).transfer
+    await quiet.transfers.SendContactLetter(
+        S.SendContactLetterRequest(request_id="l", transfer_id=t.transfer_id), metadata=SH_HRSS
+    )
+    year = S.ContributionYear(
+        year=2010, first_month=1, last_month=12, monthly_base_fen=500_000, account_credit_fen=480_000, interest_fen=0
+    )
+    info = S.TransferInfo(table_number="XX-1", contributions=[year], individual_account_fen=480_000,
+                          pooled_fund_fen=720_001, funds_fen=1_200_001)  # fmt: skip
+    sent = MAX_RECORDED_REFUSALS + 15
+    for n in range(sent):
+        request = S.SendTransferInfoRequest(request_id=f"bad-{n}", transfer_id=t.transfer_id, info=info)
+        reason, _, _ = await expect_error(
+            quiet.transfers.SendTransferInfo(request, metadata=BJ_HRSS), grpc.StatusCode.FAILED_PRECONDITION
+        )
+        assert reason == "FUNDS_MISMATCH"  # every one answered
+    shown = (
+        await quiet.transfers.GetTransfer(S.GetTransferRequest(transfer_id=t.transfer_id), metadata=OPERATOR)
+    ).transfer
+    refusals = [e.note for e in shown.timeline if e.note.startswith("information table refused")]
+    assert len(refusals) == MAX_RECORDED_REFUSALS and "no longer recorded" in refusals[-1]
+    assert shown.timeline_omitted == 0 and len(shown.timeline) == 2 + MAX_RECORDED_REFUSALS
+
+
+def test_a_view_carries_the_newest_events() -> None:
+    from datetime import UTC, datetime
+
+    from gateway.domain.transfer.model import Event, State
+    from gateway.wire.transfers import MAX_TIMELINE_SHOWN, transfer_to
+    from tests.unit.test_transitions import contacted
+
+    t = contacted()
+    events = [
+        (f"{i:013d}-0", Event(datetime(2026, 3, 2, tzinfo=UTC), "x", State.SUBMITTED, State.SUBMITTED, f"e{i}"))
+        for i in range(MAX_TIMELINE_SHOWN + 7)
+    ]
+    view = transfer_to(t, t.created_at.date(), events)
+    assert len(view.timeline) == MAX_TIMELINE_SHOWN and view.timeline_omitted == 7
+    assert view.timeline[0].note == "e7" and view.timeline[-1].note == f"e{MAX_TIMELINE_SHOWN + 6}"

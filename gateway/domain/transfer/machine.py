@@ -7,6 +7,7 @@ one with its working-day deadline, appends one timeline event and names the noti
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -44,15 +45,18 @@ from gateway.domain.transfer.relationship import (
 from gateway.domain.transfer.unemployment import UnemploymentRules
 
 __all__ = [
+    "MAX_RECORDED_REFUSALS",
     "Policy",
     "cancel",
     "complete",
     "funds_violations",
     "open_temporary_account",
     "open_transfer",
+    "recorded_refusals",
     "refuse_transfer_info",
     "reject",
     "remind_overdue",
+    "renotify",
     "send_contact_letter",
     "send_transfer_info",
 ]
@@ -449,8 +453,24 @@ def send_transfer_info(
     )
 
 
-def refuse_transfer_info(transfer: Transfer, actor: Participant, now: datetime, error: FailedPrecondition) -> Decision:
-    """Record a refused information table on the timeline; the state and the open step stay as they were."""
+MAX_RECORDED_REFUSALS = 20
+"""Refused information tables a transfer's timeline records; later ones are answered but not recorded, so a
+sender repeating a bad table cannot grow the transfer without bound."""
+_REFUSED = "information table refused: "
+
+
+def recorded_refusals(timeline: Iterable[Event]) -> int:
+    return sum(e.note.startswith(_REFUSED) for e in timeline)
+
+
+def refuse_transfer_info(
+    transfer: Transfer, actor: Participant, now: datetime, error: FailedPrecondition, recorded: int = 0
+) -> Decision:
+    """Record a refused information table on the timeline (``recorded`` are there already, fewer than
+    ``MAX_RECORDED_REFUSALS``); the state and the open step stay as they were."""
+    note = f"{_REFUSED}{error.message}"
+    if recorded + 1 >= MAX_RECORDED_REFUSALS:
+        note += f" (refusal {recorded + 1}: later ones are answered but no longer recorded)"
     return Decision(
         transfer=replace(transfer, updated_at=now, version=transfer.version + 1),
         event=Event(
@@ -458,7 +478,7 @@ def refuse_transfer_info(transfer: Transfer, actor: Participant, now: datetime, 
             actor=str(actor),
             from_state=transfer.state,
             to_state=transfer.state,
-            note=idnumber.mask_text(f"information table refused: {error.message}", transfer.name),
+            note=idnumber.mask_text(note, transfer.name),
         ),
         notices=(),
         previous_version=transfer.version,

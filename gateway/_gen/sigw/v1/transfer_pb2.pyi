@@ -643,6 +643,7 @@ class Transfer(_message.Message):
     TEMPORARY_ACCOUNT_FIELD_NUMBER: _builtins.int
     RELATIONSHIP_REGION_FIELD_NUMBER: _builtins.int
     CONTINUITY_FIELD_NUMBER: _builtins.int
+    TIMELINE_OMITTED_FIELD_NUMBER: _builtins.int
     transfer_id: _builtins.str
     kind: Global___TransferKind.ValueType
     line: _common_pb2.InsuranceLine.ValueType
@@ -664,6 +665,10 @@ class Transfer(_message.Message):
     relationship_region: _builtins.str
     """Where the pension relationship is (or stays) once this transfer ends as it stands: the source region for a
     temporary account, else the target once completed. Empty for other lines.
+    """
+    timeline_omitted: _builtins.int
+    """Older events the timeline above leaves out: a view shows the newest 500 (WatchTransfer streams them all,
+    from any event id).
     """
     @_builtins.property
     def person(self) -> Global___PersonView: ...
@@ -721,10 +726,11 @@ class Transfer(_message.Message):
         temporary_account: _builtins.bool = ...,
         relationship_region: _builtins.str = ...,
         continuity: Global___MedicalContinuity | None = ...,
+        timeline_omitted: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "continuity", b"continuity", "create_time", b"create_time", "holder", b"holder", "info", b"info", "military", b"military", "person", b"person", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "close_reason", b"close_reason", "continuity", b"continuity", "create_time", b"create_time", "holder", b"holder", "info", b"info", "kind", b"kind", "line", b"line", "military", b"military", "overdue", b"overdue", "person", b"person", "priority", b"priority", "relationship_region", b"relationship_region", "source_region", b"source_region", "state", b"state", "steps", b"steps", "target_region", b"target_region", "temporary_account", b"temporary_account", "timeline", b"timeline", "transfer_id", b"transfer_id", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "close_reason", b"close_reason", "continuity", b"continuity", "create_time", b"create_time", "holder", b"holder", "info", b"info", "kind", b"kind", "line", b"line", "military", b"military", "overdue", b"overdue", "person", b"person", "priority", b"priority", "relationship_region", b"relationship_region", "source_region", b"source_region", "state", b"state", "steps", b"steps", "target_region", b"target_region", "temporary_account", b"temporary_account", "timeline", b"timeline", "timeline_omitted", b"timeline_omitted", "transfer_id", b"transfer_id", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
