@@ -41,6 +41,7 @@ from gateway.api.identity import IdentityResolver
 from gateway.api.limits import RateLimiter, StreamLimit
 from gateway.api.national.server import NationalEndpoint
 from gateway.api.operator import OperatorServicer
+from gateway.api.pages import PageTokens
 from gateway.api.settlements import SettlementServicer
 from gateway.api.transfers import TransferServicer
 from gateway.app.clearing import ClearingService
@@ -421,7 +422,9 @@ def _api_server(
     )
     watches = StreamLimit(settings.max_watches)
     guard.add_guarded(
-        server, transfer_pb2_grpc.add_TransferServiceServicer_to_server, TransferServicer(transfers, identity, watches)
+        server,
+        transfer_pb2_grpc.add_TransferServiceServicer_to_server,
+        TransferServicer(transfers, identity, watches, PageTokens(cipher)),
     )
     guard.add_guarded(
         server,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
@@ -12,6 +11,7 @@ from google.protobuf.message import Message
 from gateway._gen.sigw.v1 import transfer_pb2, transfer_pb2_grpc
 from gateway.api.identity import IdentityResolver
 from gateway.api.limits import StreamLimit
+from gateway.api.pages import PageTokens
 from gateway.api.settlements import agency_timeout
 from gateway.app.idempotency import RequestKey
 from gateway.app.ports import StoredTransfer, timeline_position
@@ -27,7 +27,6 @@ MAX_PAGE = 100
 DEFAULT_PAGE = 20
 WATCH_POLL_S = 1.0
 """A watch re-reads its transfer at least this often, should a change notice be missed."""
-_CURSOR = re.compile(r"[0-9]{13}:T[0-9]{2}-[0-9]{8}-[0-9A-F]{8}")
 
 
 def _step_key(v: Violations, request: Message, request_id: str, transfer_id: str) -> RequestKey:
@@ -39,10 +38,13 @@ def _step_key(v: Violations, request: Message, request_id: str, transfer_id: str
 
 
 class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
-    def __init__(self, service: TransferService, identity: IdentityResolver, watches: StreamLimit) -> None:
+    def __init__(
+        self, service: TransferService, identity: IdentityResolver, watches: StreamLimit, pages: PageTokens
+    ) -> None:
         self.service = service
         self.identity = identity
         self.watches = watches
+        self.pages = pages
 
     def _view(self, stored: StoredTransfer) -> transfer_pb2.Transfer:
         return convert.transfer_to(stored.transfer, self.service.today(), list(stored.timeline))
@@ -144,15 +146,16 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         v.region("region_code", request.region_code)
         if not 0 <= request.page_size <= MAX_PAGE:
             v.add("page_size", f"must be 0-{MAX_PAGE}")
-        if request.page_token and not _CURSOR.fullmatch(request.page_token):
-            v.add("page_token", "not a token from a previous page")
         state = convert.state_filter(request.state, v)
         kind = convert.kind_filter(request.kind, v)
         v.raise_if_any()
-        page, cursor = await self.service.list_region(
+        # The token is good for this caller and these filters only (AIP-158).
+        scope = f"{actor}|{request.region_code}|{request.state}|{request.kind}|{request.overdue_only}"
+        cursor = self.pages.cursor(request.page_token, scope)
+        page, after = await self.service.list_region(
             actor,
             request.region_code,
-            request.page_token or None,
+            cursor,
             request.page_size or DEFAULT_PAGE,
             state=state,
             kind=kind,
@@ -160,7 +163,7 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         )
         today = self.service.today()
         return transfer_pb2.ListTransfersResponse(
-            transfers=[convert.transfer_to(t, today) for t in page], next_page_token=cursor or ""
+            transfers=[convert.transfer_to(t, today) for t in page], next_page_token=self.pages.issue(after, scope)
         )
 
     async def WatchTransfer(

@@ -56,6 +56,9 @@ Decide = Callable[[Transfer, datetime], Decision]
 
 _CONFLICT_RETRIES = 5
 _LIST_BATCH = 50
+LIST_SCAN_LIMIT = 1000
+"""Index entries one page may read: a filter that matches little gets a short page and a token, not a walk of
+the whole region."""
 
 
 @dataclass(frozen=True)
@@ -317,7 +320,8 @@ class TransferService:
             )
 
         page: list[Transfer] = []
-        while True:
+        scanned = 0
+        while scanned < LIST_SCAN_LIMIT:
             members = await self.store.list_region(region, cursor, max(limit, _LIST_BATCH))
             if not members:
                 return page, None
@@ -325,9 +329,11 @@ class TransferService:
             for member, transfer in zip(members, found, strict=True):
                 if len(page) == limit:
                     return page, cursor
-                cursor = member
+                cursor, scanned = member, scanned + 1
                 if transfer is not None and wanted(transfer):
                     page.append(transfer)
+        # Bounded work per page: a filter that matches little returns a short (even empty) page and a cursor.
+        return page, cursor
 
     async def follow(self, stored: StoredTransfer, timeout_s: float) -> StoredTransfer:
         """The transfer once it changed from ``stored`` (read with :meth:`read` first, which checks the caller may

@@ -5,16 +5,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import grpc
 import pytest
 import redis
 
 from gateway._gen.sigw.v1 import agency_pb2, common_pb2, transfer_pb2
+from gateway.app.transfers import LIST_SCAN_LIMIT
 from gateway.domain.calendar import SHANGHAI
-from gateway.domain.participants import AgencyType
+from gateway.domain.idempotency import IdempotencyRecord
+from gateway.domain.ids import new_transfer_id
+from gateway.domain.participants import AgencyType, Participant
+from gateway.domain.transfer import machine
 from gateway.domain.transfer.machine import MAX_RECORDED_REFUSALS
+from gateway.wire import transfers as convert
 from tests.conftest import Demo, FakeClock, as_, start_demo
 from tests.helpers import OPERATOR, all_delivered, error_details, eventually, person_id, wait_for_state
 from tests.integration.test_transfer_flow import CircumstancesFields, create_request
@@ -523,6 +528,59 @@ async def test_listing_pages_through_a_region_newest_first_with_filters(quiet: D
         quiet.transfers.ListTransfers(S.ListTransfersRequest(region_code="310000"), metadata=as_("agency:440300:hrss")),
         grpc.StatusCode.PERMISSION_DENIED,
     )
+
+
+async def test_page_tokens_are_opaque_bound_to_their_request_and_pages_do_bounded_work(quiet: Demo) -> None:
+    """Issue 13 point 13 (AIP-158): a page token cannot be read or made, is refused with other filters or by
+    another caller, and a filter that matches nothing answers after reading at most LIST_SCAN_LIMIT index
+    entries, with a token to go on, instead of walking the region's whole index."""
+    total = LIST_SCAN_LIMIT + 60
+    AGENCY = Participant.parse("agency:310000:hrss")
+    store = quiet.gateway.store
+    for i in range(total):  # made in bulk through the store, as the gateway makes them (no agency acts)
+        quiet.clock.advance(seconds=1)
+        app = convert.application_from(create_request(request_id=f"b{i}", id_number=person_id(sequence=i % 900)))
+        decision = machine.open_transfer(
+            app, new_transfer_id(i % 4, quiet.clock()), AGENCY, quiet.clock(), quiet.gateway.transfers.policy
+        )
+        await store.commit(decision, scope=f"b{i}", record=IdempotencyRecord("f", decision.transfer.transfer_id),
+                           messages=[], previous=None)  # fmt: skip
+    first = await quiet.transfers.ListTransfers(
+        S.ListTransfersRequest(region_code="310000", page_size=2), metadata=SH_HRSS
+    )
+    token = first.next_page_token
+    assert token and first.transfers[-1].transfer_id not in token  # opaque: the cursor is not to be read
+
+    def listing(**fields: Any) -> S.ListTransfersRequest:
+        return S.ListTransfersRequest(region_code="310000", page_size=2, **fields)
+
+    for changed, caller in (
+        (listing(page_token=token, kind=S.TRANSFER_KIND_UNEMPLOYMENT), SH_HRSS),  # other filters
+        (listing(page_token=token), OPERATOR),  # another caller
+        (listing(page_token=token[:-2] + "AA"), SH_HRSS),  # edited
+        (listing(page_token="9999999999999:T00-20260302-00000000"), SH_HRSS),  # made up
+    ):
+        reason, _, violations = await expect_error(quiet.transfers.ListTransfers(changed, metadata=caller),
+                                                   grpc.StatusCode.INVALID_ARGUMENT)  # fmt: skip
+        assert reason == "INVALID_PAGE_TOKEN" and [f for f, _ in violations] == ["page_token"]
+    second = await quiet.transfers.ListTransfers(
+        S.ListTransfersRequest(region_code="310000", page_size=5, page_token=token), metadata=SH_HRSS
+    )  # the page size may change between pages
+    assert len(second.transfers) == 5 and not {t.transfer_id for t in second.transfers} & {
+        t.transfer_id for t in first.transfers
+    }
+    # Nothing is CANCELLED: the first page reads at most LIST_SCAN_LIMIT entries and hands over a token; the
+    # walk still ends, having seen every entry once.
+    pages, token = 0, ""
+    while True:
+        page = await quiet.transfers.ListTransfers(
+            listing(state=S.TRANSFER_STATE_CANCELLED, page_token=token), metadata=SH_HRSS
+        )
+        assert not page.transfers
+        pages, token = pages + 1, page.next_page_token
+        if not token:
+            break
+    assert pages == -(-total // LIST_SCAN_LIMIT)  # ceil: every page but the last read the whole budget
 
 
 # --------------------------------------------------------------------------------------------- watch

@@ -31,6 +31,7 @@ from gateway._gen.sigw.v1 import common_pb2, operator_pb2, settlement_pb2, trans
 from gateway.api.identity import METADATA_KEY, IdentityResolver
 from gateway.api.limits import StreamLimit
 from gateway.api.operator import OperatorServicer
+from gateway.api.pages import PageTokens
 from gateway.api.settlements import SettlementServicer
 from gateway.api.transfers import TransferServicer
 from gateway.domain import idnumber
@@ -41,6 +42,7 @@ from gateway.domain.money import MAX_AMOUNT_FEN
 from gateway.domain.participants import Participant
 from gateway.domain.settlement.records import Bill
 from gateway.domain.transfer.model import Application, Kind, State, TransferInfo
+from gateway.security.crypto import FieldCipher
 from gateway.wire.settlements import bill_from, check_msgid
 from gateway.wire.transfers import application_from, info_from, kind_filter, state_filter
 from gateway.wire.validation import Violations, fingerprint
@@ -789,10 +791,13 @@ class Context:
         return False
 
 
+PAGES = PageTokens(FieldCipher({"k1": bytes(range(32))}, "k1", lookup_key=b"L" * 32))
+
+
 def _servicers() -> dict[str, Any]:
     identity = IdentityResolver(dev_identity=True)
     return {
-        "TransferService": TransferServicer(FakeService(), identity, StreamLimit(10)),  # type: ignore[arg-type]
+        "TransferService": TransferServicer(FakeService(), identity, StreamLimit(10), PAGES),  # type: ignore[arg-type]
         "SettlementService": SettlementServicer(FakeService(), Probe(), Probe(), identity),  # type: ignore[arg-type]
         "OperatorService": OperatorServicer(Probe(), identity),  # type: ignore[arg-type]
     }
