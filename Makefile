@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck proto proto-lint clean bench bench-priority
+.PHONY: run test lint typecheck proto proto-lint clean bench bench-priority bench-watches
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,3 +44,7 @@ bench: $(STAMP)
 ## bench-priority: 20,000 ordinary messages for slow agencies, then military ones: each lane's queue wait
 bench-priority: $(STAMP)
 	$(BIN)/python -m bench.bench_priority
+
+## bench-watches: a bystander's p99 with no watch open and with 2,000 WatchTransfer streams open
+bench-watches: $(STAMP)
+	$(BIN)/python -m bench.bench_watches

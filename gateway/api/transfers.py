@@ -25,8 +25,10 @@ __all__ = ["TransferServicer"]
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
-WATCH_POLL_S = 1.0
-"""A watch re-reads its transfer at least this often, should a change notice be missed."""
+WATCH_POLL_S = 15.0
+"""A watch re-reads its transfer at least this often, should a change notice be missed (rare: the process's one
+reader re-subscribes after a reconnect, and a watch reads once more after subscribing). Every second, as it was,
+2,000 open watches made 4,000 reads a second and a bystander's p99 forty times its idle value."""
 
 
 def _step_key(v: Violations, request: Message, request_id: str, transfer_id: str) -> RequestKey:
