@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import hmac
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -29,7 +28,7 @@ from gateway.app.ports import (
     TransferRepository,
     agency_error,
 )
-from gateway.domain import access
+from gateway.domain import access, ids
 from gateway.domain.access import Action
 from gateway.domain.calendar import SHANGHAI
 from gateway.domain.errors import Aborted, FailedPrecondition, FieldViolation, ResourceExhausted, invalid
@@ -107,7 +106,7 @@ class TransferService:
         today = decision.event.time.astimezone(SHANGHAI).date()
         out = []
         for notice in decision.notices:
-            message_id = uuid.uuid4().hex
+            message_id = ids.new_message_id()
             out.append(
                 OutboundMessage(
                     message_id=message_id,

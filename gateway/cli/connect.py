@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import uuid
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from gateway._gen.sigw.v1 import (
     transfer_pb2_grpc,
 )
 from gateway.api.identity import METADATA_KEY
+from gateway.domain.ids import new_message_id
 from gateway.security.tls import TlsFolder
 
 __all__ = [
@@ -76,7 +76,7 @@ def operator_stub(args: argparse.Namespace, participant: str) -> operator_pb2_gr
 
 
 def request_id_of(args: argparse.Namespace) -> str:
-    return args.request_id or uuid.uuid4().hex
+    return args.request_id or new_message_id()
 
 
 def day(text: str) -> common_pb2.Date:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import uuid
 from datetime import datetime
 
 from gateway.domain.calendar import SHANGHAI
@@ -34,6 +35,7 @@ __all__ = [
     "VISIT_ID",
     "msgid_time",
     "new_filing_id",
+    "new_message_id",
     "new_transfer_id",
     "scoped_msgid",
     "settlement_id",
@@ -86,6 +88,12 @@ def scoped_msgid(hospital_code: str, msgid: str) -> str:
     """A national msgid as sigw keys it: as sent when it starts with the hospital's code (the national shape),
     else prefixed with it, so two hospitals' msgids of other shapes never collide."""
     return msgid if msgid.startswith(hospital_code) else f"{hospital_code}-{msgid}"
+
+
+def new_message_id() -> str:
+    """A random id for a message (or a request the CLI makes): a UUID in its hyphenated form, whose groups of at
+    most 12 characters never run into 18 digits, so it is never refused as holding an ID number, nor masked."""
+    return str(uuid.uuid4())
 
 
 def unscoped_msgid(hospital_code: str, scoped: str) -> str:

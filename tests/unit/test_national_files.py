@@ -103,3 +103,14 @@ def test_issued_numbers_never_look_like_an_id_number() -> None:
     for token in ("1234567890123456", "0000000000000000", "deadbeefdeadbeef"):
         number = _issued_number(datetime(2026, 3, 2, 1, 0, tzinfo=UTC), "F", token)
         assert len(number) == 30 and number.startswith("20260302090000F") and not idnumber.contains(number)
+
+
+def test_message_ids_never_look_like_an_id_number() -> None:
+    """Agencies build their answers' request ids from message ids (the reference agency: ``sim-<message id>``),
+    and a request id holding anything shaped like an ID number is refused: a message id must never be one. A
+    32-digit-hex UUID had an 18-digit run about once in 300."""
+    from gateway.domain import idnumber, ids
+
+    made = {ids.new_message_id() for _ in range(20_000)}
+    assert len(made) == 20_000 and not [m for m in made if idnumber.contains(m)]
+    assert all(max(len(run) for run in m.split("-")) <= 12 for m in made)
