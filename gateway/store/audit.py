@@ -12,8 +12,9 @@ chain) or re-ordered (``seq`` out of order); with the key, an entry whose MAC do
 rewritten by someone without the key); then re-reads each record and names one that is not in the state its last
 entry names (edited or deleted behind the trail's back); and against an anchor (``sigw audit anchor``: each
 chain's head, signed with the same key, kept outside Redis) a chain cut back, deleted or rewritten since. What
-stays undetectable: a whole chain rewritten by someone holding the key, and, without an anchor, a chain's newest
-entries removed together with the records they describe.
+stays undetectable: a whole chain rewritten by someone holding the key, and, after the newest anchor, entries
+removed, re-ordered or replayed (the MAC covers an entry's content, not ``seq`` or the previous hash, which the
+script sets) together with the records rolled back to match.
 """
 
 from __future__ import annotations

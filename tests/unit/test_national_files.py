@@ -114,3 +114,23 @@ def test_message_ids_never_look_like_an_id_number() -> None:
     made = {ids.new_message_id() for _ in range(20_000)}
     assert len(made) == 20_000 and not [m for m in made if idnumber.contains(m)]
     assert all(max(len(run) for run in m.split("-")) <= 12 for m in made)
+
+
+def test_a_file_holding_an_id_number_is_refused_before_it_is_kept() -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        files.check_no_id_numbers(
+            zipped(("a.txt", LINE.replace("31000000000000000001", "110105199006151234").encode()))
+        )
+    assert refused.value.reason == "INVALID_FILE"
+    files.check_no_id_numbers(zipped(("a.txt", LINE.encode())))  # psn_no and amounts only: kept
+
+
+def test_a_national_msgid_is_no_id_number_but_another_shape_may_be() -> None:
+    from gateway.api.national.values import Reader
+
+    standard = "H440300000AB" + "20260302090000" + "0001"  # a code ending in letters: 18 digits of time follow
+    r = Reader({"msgid": standard, "other": "X110105199006151234"})
+    assert r.msgid("msgid") == standard and r.msgid("other") == ""
+    assert [v.field for v in r.problems] == ["other"]
+    with pytest.raises(InvalidArgument):
+        files.content_of([1, -129])

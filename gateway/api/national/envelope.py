@@ -19,7 +19,7 @@ from typing import Any
 
 import simplejson
 
-from gateway.api.national.values import IDENTIFIER, REGION, TRANSACTION_NUMBER, Reader
+from gateway.api.national.values import REGION, TRANSACTION_NUMBER, Reader
 from gateway.domain import idnumber
 from gateway.domain.errors import InvalidArgument, SigwError
 
@@ -143,7 +143,7 @@ def parse(doc: object) -> Envelope:
         raise InvalidArgument(reason="NOT_JSON", message="the body is not a JSON object")
     r = Reader(doc)
     infno = r.text("infno", required=True, limit=5, pattern=TRANSACTION_NUMBER)
-    msgid = r.text("msgid", required=True, limit=30, pattern=IDENTIFIER)
+    msgid = r.msgid("msgid")
     treatment = r.text("mdtrtarea_admvs", required=True, limit=6, pattern=REGION)
     insured = r.text("insuplc_admdvs", limit=6, pattern=REGION)
     hospital = r.text("fixmedins_code", required=True, limit=12, pattern=_HOSPITAL)

@@ -510,7 +510,7 @@ async def cancel_settlement(call: Call) -> Mapping[str, Any]:
 async def reverse(call: Call) -> None:
     r = call.node("data")
     r.text("psn_no", limit=30)
-    original = r.text("omsgid", required=True, limit=30, pattern=IDENTIFIER)
+    original = r.msgid("omsgid")
     infno = r.text("oinfno", required=True, limit=5, pattern=TRANSACTION_NUMBER)
     r.raise_if_any()
     await call.service.reverse(
@@ -637,12 +637,15 @@ def _file_owner(call: Call, r: Reader) -> None:
 async def upload_file(call: Call) -> Mapping[str, Any]:
     r = call.node("fsUploadIn")
     name = r.text("filename", required=True, limit=200, pattern=_FILE_NAME)
+    if idnumber.contains(name):
+        r.add("filename", "不得包含身份证号")
     _file_owner(call, r)
     r.raise_if_any()
     content = files.content_of(r.data.get("in"))
     if not content:
         r.add("in", "文件内容为空")
         r.raise_if_any()
+    files.check_no_id_numbers(content)
     kept = await call.service.keep_file(call.hospital, name, content)
     return {"file_qury_no": kept.file_number, "filename": kept.name, "dld_endtime": _time(kept.expires)}
 
