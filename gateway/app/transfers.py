@@ -234,43 +234,21 @@ class TransferService:
             actor, key, transfer_id, lambda t, now: machine.cancel(t, actor, now, reason=reason)
         )
 
-    async def renotify(self, transfer_id: str, step_name: str, quiet_for: str) -> Transfer | None:
-        """The quiet sweep: the open step's notice once more, once per step; None when none is owed (the step
-        closed meanwhile, or was renotified)."""
+    async def _sweeper_decision(
+        self, transfer_id: str, kind: str, step_name: str | None, decide: Decide
+    ) -> Transfer | None:
+        """A sweeper's decision on a transfer's open step (of ``step_name``, when given), once per step (recorded
+        under ``sigw:<kind>|<transfer>|<step>``); None when none is owed (any more)."""
         for _ in range(_CONFLICT_RETRIES):
             stored = await self.store.load(transfer_id)
             step = stored.transfer.open_step if stored else None
-            if stored is None or step is None or step.name.name != step_name:
+            if stored is None or step is None or step_name not in (None, step.name.name):
                 return None
-            scope = f"sigw:renotify|{transfer_id}|{step_name}"
-            if stored.recorded(scope):
-                return None
-            decision = machine.renotify(stored.transfer, self.clock(), quiet_for)
-            try:
-                await self.store.commit(
-                    decision,
-                    scope=scope,
-                    record=IdempotencyRecord(scope, transfer_id),
-                    messages=self._messages(decision),
-                    previous=stored,
-                )
-            except Aborted:
-                continue
-            return decision.transfer
-        return None
-
-    async def remind(self, transfer_id: str) -> Transfer | None:
-        """The overdue sweeper's reminder for a transfer's open step; None when none is owed (any more)."""
-        for _ in range(_CONFLICT_RETRIES):
-            stored = await self.store.load(transfer_id)
-            step = stored.transfer.open_step if stored else None
-            if stored is None or step is None:
-                return None
-            scope = f"sigw:sweeper|{transfer_id}|{step.name.name}"
+            scope = f"sigw:{kind}|{transfer_id}|{step.name.name}"
             if stored.recorded(scope):
                 return None
             try:
-                decision = machine.remind_overdue(stored.transfer, self.clock())
+                decision = decide(stored.transfer, self.clock())
             except FailedPrecondition:
                 return None
             try:
@@ -285,6 +263,17 @@ class TransferService:
                 continue
             return decision.transfer
         return None
+
+    async def renotify(self, transfer_id: str, step_name: str, quiet_for: str) -> Transfer | None:
+        """The quiet sweep: the open step's notice once more, once per step; None when none is owed (the step
+        closed meanwhile, or was renotified)."""
+        return await self._sweeper_decision(
+            transfer_id, "renotify", step_name, lambda t, now: machine.renotify(t, now, quiet_for)
+        )
+
+    async def remind(self, transfer_id: str) -> Transfer | None:
+        """The overdue sweeper's reminder for a transfer's open step; None when none is owed (any more)."""
+        return await self._sweeper_decision(transfer_id, "sweeper", None, machine.remind_overdue)
 
     # -------------------------------------------------------------------------------------------- reads
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import cast
 
@@ -176,36 +177,29 @@ class TransferStore:
                     await changed.wait()
         return await self.load(transfer_id)
 
-    async def due_before(self, day: date, limit: int) -> list[tuple[str, str]]:
-        """Open, not yet reminded steps due before ``day``: (transfer id, step name), earliest first."""
-        score = int(f"{day:%Y%m%d}") - 1
+    async def _steps_before(self, index: Callable[[int], str], score: int, limit: int) -> list[tuple[str, str]]:
+        """(transfer id, step name) of a step index (``keys.due`` or ``keys.quiet``) scored ``score`` or lower,
+        lowest first, over every shard."""
         found: list[tuple[int, str, str]] = []
         async with redis_errors():
             for shard in range(self.shards):
                 rows = cast(
                     list[tuple[bytes, float]],
-                    await self.client.zrangebyscore(keys.due(shard), 0, score, start=0, num=limit, withscores=True),
+                    await self.client.zrangebyscore(index(shard), 0, score, start=0, num=limit, withscores=True),
                 )
                 for member, value in rows:
                     transfer_id, step = member.decode().split("|")
                     found.append((int(value), transfer_id, step))
         return [(tid, step) for _, tid, step in sorted(found)[:limit]]
 
+    async def due_before(self, day: date, limit: int) -> list[tuple[str, str]]:
+        """Open, not yet reminded steps due before ``day``: (transfer id, step name), earliest first."""
+        return await self._steps_before(keys.due, int(f"{day:%Y%m%d}") - 1, limit)
+
     async def quiet_before(self, moment: datetime, limit: int) -> list[tuple[str, str]]:
         """Open steps that started ``quiet_after`` or longer before ``moment`` and are still in the quiet index
         (transfer id, step name), longest quiet first."""
-        score = int(moment.timestamp() * 1000)
-        found: list[tuple[int, str, str]] = []
-        async with redis_errors():
-            for shard in range(self.shards):
-                rows = cast(
-                    list[tuple[bytes, float]],
-                    await self.client.zrangebyscore(keys.quiet(shard), 0, score, start=0, num=limit, withscores=True),
-                )
-                for member, value in rows:
-                    transfer_id, step = member.decode().split("|")
-                    found.append((int(value), transfer_id, step))
-        return [(tid, step) for _, tid, step in sorted(found)[:limit]]
+        return await self._steps_before(keys.quiet, int(moment.timestamp() * 1000), limit)
 
     async def forget_quiet(self, transfer_id: str, step: str) -> None:
         async with redis_errors():
