@@ -10,9 +10,9 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from gateway._gen.sigw.v1 import agency_pb2, agency_pb2_grpc, common_pb2, settlement_pb2
+from gateway._gen.sigw.v1 import agency_pb2, agency_pb2_grpc, common_pb2, portal_pb2, settlement_pb2
 from gateway.app.ports import AgencyCallFailed
-from gateway.domain.participants import AgencyKey, AgencyType
+from gateway.domain.participants import AgencyKey, AgencyType, Destination, PortalKey
 from gateway.domain.regions import Registry
 from gateway.domain.settlement.records import Bill, CredentialType, Figures, SettlementRecord
 from gateway.domain.settlement.split import FilingStatus
@@ -29,7 +29,7 @@ _SERVICE_CONFIG = json.dumps(
     {
         "methodConfig": [
             {
-                "name": [{"service": "sigw.v1.RegionAgencyService"}],
+                "name": [{"service": "sigw.v1.RegionAgencyService"}, {"service": "sigw.v1.NotifyService"}],
                 "retryPolicy": {
                     "maxAttempts": 3,
                     "initialBackoff": "0.05s",
@@ -43,6 +43,7 @@ _SERVICE_CONFIG = json.dumps(
 )
 _DELIVER = "/sigw.v1.RegionAgencyService/Deliver"
 _DELIVER_BATCH = "/sigw.v1.RegionAgencyService/DeliverBatch"
+_NOTIFY = "/sigw.v1.NotifyService/Notify"
 _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 
 
@@ -111,28 +112,36 @@ class AgencyClients:
     def has_healthcare_agency(self, region: str) -> bool:
         return self.registry.endpoint(AgencyKey(region, AgencyType.HEALTHCARE_SECURITY)) is not None
 
-    async def deliver(self, agency: AgencyKey, body: bytes, timeout_s: float) -> bool:
-        """Deliver one encoded ``DeliverRequest``; True when the agency already had it."""
-        endpoint = self.registry.endpoint(agency)
+    async def deliver(self, destination: Destination, body: bytes, timeout_s: float) -> bool:
+        """Deliver one encoded ``DeliverRequest`` to an agency (or ``NotifyRequest`` to a portal); True when it
+        already had it."""
+        endpoint = self.registry.endpoint(destination)
         if endpoint is None:
-            raise AgencyCallFailed("NOT_FOUND", f"no endpoint for agency {agency}")
-        call: grpc.aio.UnaryUnaryMultiCallable[bytes, agency_pb2.DeliverResponse] = self._channel(endpoint).unary_unary(
-            _DELIVER, request_serializer=None, response_deserializer=agency_pb2.DeliverResponse.FromString
+            raise AgencyCallFailed("NOT_FOUND", f"no endpoint for {destination}")
+        channel = self._channel(endpoint)
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, agency_pb2.DeliverResponse | portal_pb2.NotifyResponse] = (
+            channel.unary_unary(
+                _NOTIFY, request_serializer=None, response_deserializer=portal_pb2.NotifyResponse.FromString
+            )
+            if isinstance(destination, PortalKey)
+            else channel.unary_unary(
+                _DELIVER, request_serializer=None, response_deserializer=agency_pb2.DeliverResponse.FromString
+            )
         )
         try:
-            reply: agency_pb2.DeliverResponse = await call(body, timeout=timeout_s)
+            reply = await call(body, timeout=timeout_s)
         except grpc.aio.AioRpcError as error:
             raise failure(error) from error
         return bool(reply.duplicate)
 
     async def deliver_batch(
-        self, agency: AgencyKey, bodies: list[bytes], timeout_s: float
+        self, destination: Destination, bodies: list[bytes], timeout_s: float
     ) -> list[bool | AgencyCallFailed]:
         """Deliver encoded ``DeliverRequest``s in one ``DeliverBatch`` call: for each, whether the agency already
         had it, or how it failed."""
-        endpoint = self.registry.endpoint(agency)
-        if endpoint is None:
-            raise AgencyCallFailed("NOT_FOUND", f"no endpoint for agency {agency}")
+        endpoint = self.registry.endpoint(destination)
+        if endpoint is None or isinstance(destination, PortalKey):
+            raise AgencyCallFailed("NOT_FOUND", f"no batch endpoint for {destination}")
         call: grpc.aio.UnaryUnaryMultiCallable[bytes, agency_pb2.DeliverBatchResponse] = self._channel(
             endpoint
         ).unary_unary(

@@ -69,7 +69,7 @@ from gateway.store.limits import FailureCounterStore
 from gateway.store.settlements import FilingStore, SettlementStore
 from gateway.store.transfers import TransferStore
 from gateway.store.visits import VisitStore
-from gateway.wire.transfers import encode_notice
+from gateway.wire.transfers import NoticeEncoding
 
 __all__ = [
     "API_CONNECTIONS",
@@ -284,9 +284,15 @@ async def start_gateway(
     )
     store = TransferStore(client, settings.shards, cipher, timedelta(seconds=settings.quiet_after_s))
     transfers = TransferService(
-        store, policy, clock, encode_notice, agencies=agencies, failures=FailureCounterStore(client)
+        store,
+        policy,
+        clock,
+        NoticeEncoding(registry),
+        agencies=agencies,
+        failures=FailureCounterStore(client),
+        notice_portal=registry.notice_portal,
     )
-    queue = DeliveryQueueStore(client, registry.agencies())
+    queue = DeliveryQueueStore(client, registry.destinations())
     metrics = CollectorRegistry()
     gauges = StoreGauges()
     metrics.register(gauges)
@@ -312,7 +318,7 @@ async def start_gateway(
     dispatcher = sweeper = dispatch_client = None
     if Role.DELIVERY in roles:
         # The dispatcher's blocking reads get their own pool, so they never take a connection an RPC needs.
-        dispatch_client = redis_client(redis_url, settings.shards + 2 * len(registry.agencies()) * 2 + 16)
+        dispatch_client = redis_client(redis_url, settings.shards + 2 * len(registry.destinations()) * 2 + 16)
         dispatcher = Dispatcher(
             dispatch_client,
             registry,
@@ -424,7 +430,7 @@ def _api_server(
     guard.add_guarded(
         server,
         transfer_pb2_grpc.add_TransferServiceServicer_to_server,
-        TransferServicer(transfers, identity, watches, PageTokens(cipher)),
+        TransferServicer(transfers, identity, watches, PageTokens(cipher), registry),
     )
     guard.add_guarded(
         server,

@@ -200,7 +200,10 @@ class Supervisor:
         client = redis_client(redis_url, 4)
         cleanup.push_async_callback(client.aclose)
         await check_format(client)  # a database of another layout: refused here, before any child starts
-        store, queue = TransferStore(client, settings.shards, cipher), DeliveryQueueStore(client, registry.agencies())
+        store, queue = (
+            TransferStore(client, settings.shards, cipher),
+            DeliveryQueueStore(client, registry.destinations()),
+        )
 
         child_settings = replace(
             settings,

@@ -12,7 +12,7 @@ from gateway.api.identity import IdentityResolver
 from gateway.app.deliveries import DeliveryService
 from gateway.app.ports import QueuedMessage
 from gateway.domain import access
-from gateway.domain.participants import Participant
+from gateway.domain.participants import Participant, PortalKey
 from gateway.domain.transfer.model import LANES
 from gateway.wire.common import agency_from, agency_to
 from gateway.wire.validation import Violations, valid_stream_id
@@ -33,7 +33,6 @@ def message_to(m: QueuedMessage) -> operator_pb2.QueuedMessage:
     msg = operator_pb2.QueuedMessage(
         entry_id=m.entry_id,
         message_id=m.message_id,
-        recipient=agency_to(m.recipient),
         lane=m.lane,
         notice=m.notice,
         transfer_id=m.transfer_id,
@@ -41,6 +40,10 @@ def message_to(m: QueuedMessage) -> operator_pb2.QueuedMessage:
         reason=m.reason,
         attempts=list(m.attempts),
     )
+    if isinstance(m.recipient, PortalKey):
+        msg.recipient_portal = m.recipient.code
+    else:
+        msg.recipient.CopyFrom(agency_to(m.recipient))
     if m.dead_ms is not None:
         msg.dead_time.CopyFrom(_time(m.dead_ms))
     return msg

@@ -17,6 +17,7 @@ from gateway.app.idempotency import RequestKey
 from gateway.app.ports import StoredTransfer, timeline_position
 from gateway.app.transfers import TransferService
 from gateway.domain import access, idnumber
+from gateway.domain.transfer.explain import Directory, explain
 from gateway.wire import transfers as convert
 from gateway.wire.validation import MAX_NAME, MAX_NOTE, Violations, fingerprint, valid_stream_id
 
@@ -41,12 +42,18 @@ def _step_key(v: Violations, request: Message, request_id: str, transfer_id: str
 
 class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
     def __init__(
-        self, service: TransferService, identity: IdentityResolver, watches: StreamLimit, pages: PageTokens
+        self,
+        service: TransferService,
+        identity: IdentityResolver,
+        watches: StreamLimit,
+        pages: PageTokens,
+        directory: Directory,
     ) -> None:
         self.service = service
         self.identity = identity
         self.watches = watches
         self.pages = pages
+        self.directory = directory
 
     def _view(self, stored: StoredTransfer) -> transfer_pb2.Transfer:
         return convert.transfer_to(stored.transfer, self.service.today(), list(stored.timeline))
@@ -204,8 +211,11 @@ class TransferServicer(transfer_pb2_grpc.TransferServiceServicer):
         if error:
             v.add("id_number", error)
         v.raise_if_any()
-        transfer = await self.service.query_status(actor, request.transfer_id, request.id_number)
-        return transfer_pb2.QueryTransferStatusResponse(transfer=self._view(transfer))
+        stored = await self.service.query_status(actor, request.transfer_id, request.id_number)
+        view = explain(stored.transfer, list(stored.timeline), self.service.today(), self.directory)
+        return transfer_pb2.QueryTransferStatusResponse(
+            transfer=self._view(stored), status=convert.applicant_status_to(view)
+        )
 
     async def DeterminePayingRegion(
         self, request: transfer_pb2.DeterminePayingRegionRequest, context: Context

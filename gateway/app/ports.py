@@ -13,7 +13,7 @@ from typing import Protocol
 
 from gateway.domain.errors import FailedPrecondition, Unavailable
 from gateway.domain.idempotency import IdempotencyRecord, request_digest
-from gateway.domain.participants import AgencyKey, Participant
+from gateway.domain.participants import Destination, Participant
 from gateway.domain.settlement.clearing import PairTotals, SettledAmounts
 from gateway.domain.settlement.records import (
     Bill,
@@ -78,12 +78,13 @@ class AgencyGateway(Protocol):
 
     def has_healthcare_agency(self, region: str) -> bool: ...
 
-    async def deliver(self, agency: AgencyKey, body: bytes, timeout_s: float) -> bool:
-        """Deliver one encoded message; True when the agency already had it. Raises ``AgencyCallFailed``."""
+    async def deliver(self, destination: Destination, body: bytes, timeout_s: float) -> bool:
+        """Deliver one encoded message (to an agency, or a result notice to a portal); True when the recipient
+        already had it. Raises ``AgencyCallFailed``."""
         ...
 
     async def deliver_batch(
-        self, agency: AgencyKey, bodies: list[bytes], timeout_s: float
+        self, destination: Destination, bodies: list[bytes], timeout_s: float
     ) -> list[bool | AgencyCallFailed]:
         """Deliver several encoded messages in one call, in order: per message, True when the agency already had
         it, or how it failed. Raises ``AgencyCallFailed`` when the call failed as a whole (``UNIMPLEMENTED``: the
@@ -125,7 +126,7 @@ class OutboundMessage:
     """A message for the dispatcher: who gets it, on which lane, and the encoded request."""
 
     message_id: str
-    recipient: AgencyKey
+    recipient: Destination
     lane: str
     notice: str
     transfer_id: str
@@ -360,11 +361,11 @@ class FilingRepository(Protocol):
 
 @dataclass(frozen=True)
 class QueuedMessage:
-    """A message waiting on an agency's lane, or a dead letter, as an operator sees it (no body)."""
+    """A message waiting on an agency's or a portal's lane, or a dead letter, as an operator sees it (no body)."""
 
     entry_id: str
     message_id: str
-    recipient: AgencyKey
+    recipient: Destination
     lane: str
     notice: str
     transfer_id: str
@@ -377,7 +378,7 @@ class QueuedMessage:
 class DeliveryQueue(Protocol):
     """The agencies' lanes and the dead letters."""
 
-    async def queued(self, agency: AgencyKey | None, lane: str | None, limit: int) -> list[QueuedMessage]:
+    async def queued(self, agency: Destination | None, lane: str | None, limit: int) -> list[QueuedMessage]:
         """Waiting messages, oldest first."""
         ...
 

@@ -34,11 +34,12 @@ from gateway.domain.calendar import SHANGHAI
 from gateway.domain.errors import Aborted, FailedPrecondition, FieldViolation, ResourceExhausted, invalid
 from gateway.domain.idempotency import IdempotencyRecord, Refusal
 from gateway.domain.ids import new_transfer_id
-from gateway.domain.participants import AgencyType, Participant
+from gateway.domain.participants import AgencyKey, AgencyType, Destination, Participant, PortalKey
 from gateway.domain.transfer import machine
 from gateway.domain.transfer.kinds import agency_type_of
 from gateway.domain.transfer.machine import Policy
 from gateway.domain.transfer.model import (
+    Addressee,
     Application,
     Circumstances,
     Decision,
@@ -89,8 +90,12 @@ class TransferService:
         agencies: AgencyGateway | None = None,
         failures: FailureCounter | None = None,
         status_limits: StatusQueryLimits | None = None,
+        notice_portal: Callable[[str], PortalKey | None] = lambda code: None,
     ) -> None:
         self.store = store
+        self.notice_portal = notice_portal
+        """The portal that tells an applicant (Art. 16), by the code the application names ("" for the default);
+        None: no portal takes notices, and applicants read their status by query only."""
         self.policy = policy
         self.clock = clock
         self.encode = encode
@@ -106,11 +111,16 @@ class TransferService:
         today = decision.event.time.astimezone(SHANGHAI).date()
         out = []
         for notice in decision.notices:
+            recipient: Destination | None = notice.recipient if isinstance(notice.recipient, AgencyKey) else None
+            if isinstance(notice.recipient, Addressee):
+                recipient = self.notice_portal(t.contact.portal)
+            if recipient is None:
+                continue
             message_id = ids.new_message_id()
             out.append(
                 OutboundMessage(
                     message_id=message_id,
-                    recipient=notice.recipient,
+                    recipient=recipient,
                     lane=t.lane,
                     notice=notice.type.name,
                     transfer_id=t.transfer_id,
@@ -127,6 +137,11 @@ class TransferService:
 
     async def create(self, actor: Participant, key: RequestKey, app: Application) -> StoredTransfer:
         """Open a transfer: one commit, which also refuses a repeated key (then the first outcome answers)."""
+        if app.contact.portal and self.notice_portal(app.contact.portal) is None:
+            raise invalid(
+                [FieldViolation("contact.portal", f"no portal {app.contact.portal!r} takes notices")],
+                reason="UNKNOWN_PORTAL",
+            )
         scope = key.scope(actor)
         shard = self.store.shard_for(scope)
         now = self.clock()

@@ -184,7 +184,11 @@ def print_statement(statement: settlement_pb2.ClearingStatement, as_csv: bool) -
 
 
 def print_queued(m: operator_pb2.QueuedMessage) -> None:
-    agency = f"{m.recipient.region_code}:{'hrss' if m.recipient.agency_type == 1 else 'healthcare'}"
+    agency = (
+        f"portal:{m.recipient_portal}"
+        if m.recipient_portal
+        else f"{m.recipient.region_code}:{'hrss' if m.recipient.agency_type == 1 else 'healthcare'}"
+    )
     queued = time_text(m.enqueue_time)
     print(f"{m.entry_id:<22} {m.lane:<9} {agency:<18} {m.notice:<20} {m.transfer_id:<22} queued {queued}")
     if m.reason:

@@ -125,7 +125,7 @@ class Dispatcher:
         self.consumer = settings.consumer
         self.cipher = cipher
         self.stopping = asyncio.Event()
-        self.workers = {agency: AgencyWorker(self, agency) for agency in registry.agencies()}
+        self.workers = {d: AgencyWorker(self, d) for d in registry.destinations()}
 
     def stop(self) -> None:
         self.stopping.set()

@@ -80,11 +80,12 @@ class OutboxRouter:
         for _, fields in entries:
             if not fields:
                 continue
-            recipient = codec.parse_agency(fields[b"recipient"].decode())
+            recipient = codec.parse_destination(fields[b"recipient"].decode())
             if recipient in self.d.workers:
-                pipe.xadd(keys.agency_lane(str(recipient), lane_of(fields)), cast(dict[Any, Any], fields))
+                lane = keys.agency_lane(str(recipient), lane_of(fields))
+                pipe.xadd(lane, cast(dict[Any, Any], fields))
             else:
-                self.d.add_dead_letter(pipe, fields, f"no endpoint for agency {recipient}", [])
+                self.d.add_dead_letter(pipe, fields, f"no endpoint for {recipient}", [])
         await pipe.execute()
         done = self.d.client.pipeline(transaction=True)
         ids = [entry_id for entry_id, _ in entries]

@@ -17,7 +17,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop
 from gateway.app.ports import AgencyCallFailed
 from gateway.dispatch.circuit import CircuitBreaker, CircuitState
 from gateway.dispatch.retry import BackoffWithPushback, is_transient
-from gateway.domain.participants import AgencyKey
+from gateway.domain.participants import Destination, PortalKey
 from gateway.store import codec, keys
 from gateway.store.client import StreamRows
 
@@ -57,7 +57,7 @@ class AgencyWorker:
     """Delivers one agency's messages: priority lane first, a guaranteed share for the ordinary lane, behind
     the agency's own circuit breaker and concurrency limit."""
 
-    def __init__(self, dispatcher: Dispatcher, agency: AgencyKey) -> None:
+    def __init__(self, dispatcher: Dispatcher, agency: Destination) -> None:
         self.d = dispatcher
         self.agency = agency
         s = dispatcher.settings
@@ -68,8 +68,9 @@ class AgencyWorker:
         self.waiting: dict[bytes, _Entry] = {}  # read, not delivered yet: failed transiently, or resumed
         self.priority_run = 0
         self.next_claim = 0.0
-        self.batching = True
-        """Several messages per call (DeliverBatch), until the agency says it does not implement it."""
+        self.batching = not isinstance(agency, PortalKey)
+        """Several messages per call (DeliverBatch), until the agency says it does not implement it (a portal's
+        NotifyService takes one notice per call)."""
         self.seconds_per_message = 0.0
         """How long the agency's calls took per message (moving average)."""
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from gateway.domain.errors import Unauthenticated
 
-__all__ = ["AgencyKey", "AgencyType", "Participant", "Role"]
+__all__ = ["AgencyKey", "AgencyType", "Destination", "Participant", "PortalKey", "Role"]
 
 _REGION = re.compile(r"[0-9]{6}")
 _CODE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
@@ -55,6 +55,20 @@ class AgencyKey:
 
     def __str__(self) -> str:
         return f"{self.region}:{self.agency_type.slug}"
+
+
+@dataclass(frozen=True)
+class PortalKey:
+    """A portal that takes applicants' result notices (``NotifyService``), by its participant code."""
+
+    code: str
+
+    def __str__(self) -> str:
+        return f"portal:{self.code}"
+
+
+Destination = AgencyKey | PortalKey
+"""Whom the dispatcher delivers to: an agency (``RegionAgencyService``) or a portal (``NotifyService``)."""
 
 
 class Role(enum.StrEnum):

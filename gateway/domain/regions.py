@@ -9,6 +9,8 @@ A TOML text listing each region::
     healthcare = "127.0.0.1:50062"  # the healthcare-security agency (medical, maternity)
     medical_waiting_months = 6      # optional: the waiting period after a medical gap over 3 months (43号)
     continuity_enrolment_months = 24  # optional: enrolment employee <-> resident continuity needs here
+    hrss_phone = "12333"            # optional: how applicants reach the agencies (default: the national
+    healthcare_phone = "12393"      #   hotlines 12333 and 12393)
 
 and the designated hospitals (定点医疗机构) that settle non-local care, each with its region and level::
 
@@ -17,6 +19,13 @@ and the designated hospitals (定点医疗机构) that settle non-local care, ea
     region = "440300"          # its place of treatment (a region above)
     name = "深圳市第一人民医院（演示）"
     level = 3                  # hosp_lv: 1, 2 or 3
+
+and the portals that tell applicants the result of their transfers (Art. 16), each serving ``NotifyService``::
+
+    [[portals]]
+    code = "gov"               # the portal's participant code (portal:gov)
+    name = "社会保险服务平台（演示）"
+    notify = "127.0.0.1:50070" # where it takes result notices; the first portal listed is the default
 
 Pure: the caller reads the file.
 """
@@ -28,14 +37,19 @@ import tomllib
 from dataclasses import dataclass, field
 
 from gateway.domain.errors import FieldViolation, invalid
-from gateway.domain.participants import AgencyKey, AgencyType
+from gateway.domain.participants import AgencyKey, AgencyType, Destination, PortalKey
 from gateway.domain.transfer.medical import MedicalContinuityRules
 
-__all__ = ["Hospital", "Region", "Registry"]
+__all__ = ["NATIONAL_HOTLINES", "Hospital", "Portal", "Region", "Registry"]
 
 _REGION = re.compile(r"[0-9]{6}")
 _ENDPOINT = re.compile(r"[\w.\-\[\]:]+:[0-9]{1,5}")
 _HOSPITAL = re.compile(r"[A-Z0-9]{12}")
+_PORTAL = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+_PHONE = re.compile(r"[0-9+\-() ]{3,32}")
+
+NATIONAL_HOTLINES = {AgencyType.HRSS: "12333", AgencyType.HEALTHCARE_SECURITY: "12393"}
+"""人社服务热线 12333 and 医保服务热线 12393: the default telephone numbers applicants are given."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,20 @@ class Region:
     """The waiting period this region applies after a medical gap of more than 3 months (default 6)."""
     continuity_enrolment_months: int | None = None
     """The continuous enrolment employee <-> resident medical continuity needs here (default 24)."""
+    phones: dict[AgencyType, str] = field(default_factory=dict)
+    """How applicants reach the agencies, where not the national hotline."""
+
+
+@dataclass(frozen=True)
+class Portal:
+    code: str
+    name: str
+    notify: str
+    """Its ``NotifyService`` endpoint."""
+
+    @property
+    def key(self) -> PortalKey:
+        return PortalKey(self.code)
 
 
 @dataclass(frozen=True)
@@ -63,17 +91,42 @@ class Registry:
 
     regions: dict[str, Region]
     hospitals: dict[str, Hospital] = field(default_factory=dict)
+    portals: dict[str, Portal] = field(default_factory=dict)
+    """In file order: the first takes the notices of applications that name no portal."""
 
     @property
     def codes(self) -> frozenset[str]:
         return frozenset(self.regions)
 
-    def endpoint(self, agency: AgencyKey) -> str | None:
-        region = self.regions.get(agency.region)
-        return region.endpoints.get(agency.agency_type) if region else None
+    def endpoint(self, destination: Destination) -> str | None:
+        if isinstance(destination, PortalKey):
+            portal = self.portals.get(destination.code)
+            return portal.notify if portal else None
+        region = self.regions.get(destination.region)
+        return region.endpoints.get(destination.agency_type) if region else None
 
     def agencies(self) -> list[AgencyKey]:
         return [AgencyKey(r.code, t) for r in self.regions.values() for t in r.endpoints]
+
+    def destinations(self) -> list[Destination]:
+        """Everyone the dispatcher delivers to: the agencies, then the portals."""
+        return [*self.agencies(), *(p.key for p in self.portals.values())]
+
+    def notice_portal(self, code: str = "") -> PortalKey | None:
+        """The portal that tells an applicant: the one the application names, else the first listed."""
+        if code:
+            return PortalKey(code) if code in self.portals else None
+        return next((p.key for p in self.portals.values()), None)
+
+    def region_name(self, code: str) -> str:
+        region = self.regions.get(code)
+        return region.name if region else code
+
+    def agency_phone(self, agency: AgencyKey) -> str:
+        region = self.regions.get(agency.region)
+        if region is None:
+            return ""
+        return region.phones.get(agency.agency_type, NATIONAL_HOTLINES[agency.agency_type])
 
     def medical_rules(self) -> MedicalContinuityRules:
         """The regions' own continuity figures over the 43号 defaults."""
@@ -117,7 +170,17 @@ class Registry:
                     )
                     value = None
                 months[key] = value
-            regions[code] = Region(code, str(entry.get("name", code)), endpoints, **months)
+            phones = {}
+            for agency_type in AgencyType:
+                phone = entry.get(f"{agency_type.slug}_phone")
+                if phone is None:
+                    continue
+                if not _PHONE.fullmatch(str(phone)):
+                    problems.append(
+                        FieldViolation(f"regions[{i}].{agency_type.slug}_phone", "must be a telephone number")
+                    )
+                phones[agency_type] = str(phone)
+            regions[code] = Region(code, str(entry.get("name", code)), endpoints, phones=phones, **months)
         hospitals: dict[str, Hospital] = {}
         for i, entry in enumerate(data.get("hospitals", [])):
             code, region, level = str(entry.get("code", "")), str(entry.get("region", "")), entry.get("level")
@@ -129,6 +192,15 @@ class Registry:
                 problems.append(FieldViolation(f"hospitals[{i}].level", "must be 1, 2 or 3"))
             else:
                 hospitals[code] = Hospital(code, region, str(entry.get("name", code)), int(level))
+        portals: dict[str, Portal] = {}
+        for i, entry in enumerate(data.get("portals", [])):
+            code, notify = str(entry.get("code", "")), str(entry.get("notify", ""))
+            if not _PORTAL.fullmatch(code) or code in portals:
+                problems.append(FieldViolation(f"portals[{i}].code", "must be a new portal code"))
+            elif not _ENDPOINT.fullmatch(notify):
+                problems.append(FieldViolation(f"portals[{i}].notify", "must be host:port"))
+            else:
+                portals[code] = Portal(code, str(entry.get("name", code)), notify)
         if problems:
             raise invalid(problems, reason="BAD_REGISTRY")
-        return cls(regions, hospitals)
+        return cls(regions, hospitals, portals)

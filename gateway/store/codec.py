@@ -6,7 +6,7 @@ import base64
 import enum
 import json
 import zlib
-from dataclasses import fields
+from dataclasses import astuple, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -17,7 +17,7 @@ from gateway.domain import idnumber
 from gateway.domain.calendar import CHINA_STANDARD_TIME
 from gateway.domain.errors import FieldViolation
 from gateway.domain.idempotency import IdempotencyRecord, Refusal
-from gateway.domain.participants import AgencyKey, AgencyType
+from gateway.domain.participants import AgencyKey, AgencyType, Destination, PortalKey
 from gateway.domain.settlement.catalogue import CatalogueEntry
 from gateway.domain.settlement.records import (
     Bill,
@@ -41,6 +41,7 @@ from gateway.domain.settlement.visit import (
 from gateway.domain.transfer.model import (
     Circumstances,
     CollectionSource,
+    Contact,
     Event,
     Kind,
     MedicalContinuity,
@@ -63,6 +64,7 @@ __all__ = [
     "message_fields",
     "open_body",
     "parse_agency",
+    "parse_destination",
     "person_from_text",
     "person_to_text",
     "queued_from_fields",
@@ -87,6 +89,12 @@ def _agency(key: AgencyKey) -> str:
 def parse_agency(text: str) -> AgencyKey:
     region, slug = text.split(":")
     return AgencyKey(region, AgencyType.from_slug(slug))
+
+
+def parse_destination(text: str) -> Destination:
+    """A recipient as written in stream fields and lane keys: ``110000:hrss``, or ``portal:gov``."""
+    kind, _, code = text.partition(":")
+    return PortalKey(code) if kind == "portal" else parse_agency(text)
 
 
 def _time(value: str | None) -> datetime | None:
@@ -227,6 +235,9 @@ def stored_to_bytes(stored: StoredTransfer, cipher: FieldCipher) -> bytes:
     if t.continuity:
         c = t.continuity
         doc["co"] = [int(c.continuous), c.waiting_months, c.months_to_pay, c.note]
+    if t.contact != Contact():
+        contact = orjson.dumps(astuple(t.contact)).decode()
+        doc["ct"] = cipher.encrypt(contact, context=f"transfer:{t.transfer_id}:contact")
     return zlib.compress(orjson.dumps(doc), 1)
 
 
@@ -258,6 +269,9 @@ def stored_from_bytes(blob: bytes, cipher: FieldCipher) -> StoredTransfer:
         military=_military_of(d["m"]) if "m" in d else None,
         temporary_account=bool(d.get("ta")),
         continuity=MedicalContinuity(bool(continuity[0]), *continuity[1:]) if continuity else None,
+        contact=Contact(*orjson.loads(cipher.decrypt(d["ct"], context=f"transfer:{tid}:contact")))
+        if "ct" in d
+        else Contact(),
     )
     timeline = []
     for n, (us, actor, before, after, note) in enumerate(d["ev"], start=1):
@@ -307,7 +321,7 @@ def message_fields(message: OutboundMessage, cipher: FieldCipher) -> list[str | 
         "message_id",
         message.message_id,
         "recipient",
-        _agency(message.recipient),
+        str(message.recipient),  # 110000:hrss for an agency, portal:gov for a portal
         "lane",
         message.lane,
         "notice",
@@ -327,7 +341,7 @@ def queued_from_fields(entry_id: bytes, raw: dict[bytes, bytes]) -> QueuedMessag
     return QueuedMessage(
         entry_id=entry_id.decode(),
         message_id=f.get("message_id", ""),
-        recipient=parse_agency(f["recipient"]),
+        recipient=parse_destination(f["recipient"]),
         lane=f.get("lane", "ordinary"),
         notice=f.get("notice", ""),
         transfer_id=f.get("transfer_id", ""),

@@ -8,7 +8,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 
 from gateway.app.ports import QueuedMessage
-from gateway.domain.participants import AgencyKey
+from gateway.domain.participants import Destination
 from gateway.store import codec, keys
 from gateway.store.client import StreamRows, redis_errors
 
@@ -18,16 +18,17 @@ MAX_REDRIVE = 10_000
 
 
 class DeliveryQueueStore:
-    def __init__(self, client: aioredis.Redis, agencies: list[AgencyKey]) -> None:
+    def __init__(self, client: aioredis.Redis, agencies: list[Destination]) -> None:
         self.client = client
         self.agencies = agencies
 
-    async def queued(self, agency: AgencyKey | None, lane: str | None, limit: int) -> list[QueuedMessage]:
+    async def queued(self, agency: Destination | None, lane: str | None, limit: int) -> list[QueuedMessage]:
         streams = [(a, ln) for a in self.agencies if agency in (None, a) for ln in keys.LANES if lane in (None, ln)]
         found: list[QueuedMessage] = []
         async with redis_errors():
             for a, ln in streams:
-                rows = cast(StreamRows, await self.client.xrange(keys.agency_lane(str(a), ln), count=limit))
+                lane_key = keys.agency_lane(str(a), ln)
+                rows = cast(StreamRows, await self.client.xrange(lane_key, count=limit))
                 found += [codec.queued_from_fields(eid, f) for eid, f in rows]
         found.sort(key=lambda m: m.enqueued_ms)
         return found[:limit]

@@ -148,7 +148,8 @@ def failures(name: str) -> str:
 
 
 def agency_lane(agency: str, lane: str) -> str:
-    """An agency's lane stream; ``agency`` is ``<region>:<agency slug>``. Both lanes share one slot."""
+    """An agency's lane stream; ``agency`` is ``<region>:<agency slug>`` (a portal's: ``portal:<code>``). Both
+    lanes share one slot."""
     return f"{PREFIX}:{{q:{agency}}}:{lane}"
 
 

@@ -6,13 +6,17 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from gateway._gen.sigw.v1 import agency_pb2, common_pb2, transfer_pb2
-from gateway.domain import idnumber
+from gateway._gen.sigw.v1 import agency_pb2, common_pb2, portal_pb2, transfer_pb2
+from gateway.domain import idnumber, mobile
+from gateway.domain.participants import AgencyKey
+from gateway.domain.transfer.explain import AgencyContact, ApplicantView, Directory, notice_text
 from gateway.domain.transfer.kinds import line_of
 from gateway.domain.transfer.model import (
+    Addressee,
     Application,
     Circumstances,
     CollectionSource,
+    Contact,
     Event,
     Kind,
     Line,
@@ -32,13 +36,14 @@ from gateway.wire.validation import MAX_NAME, MAX_NOTE, Violations
 
 __all__ = [
     "MAX_TIMELINE_SHOWN",
+    "NoticeEncoding",
+    "applicant_status_to",
     "application_from",
     "circumstances_to",
     "continuity_to",
     "contribution_from",
     "contribution_to",
     "deliver_request",
-    "encode_notice",
     "event_to",
     "info_from",
     "info_to",
@@ -59,6 +64,7 @@ _LINE = common_pb2.InsuranceLine.ValueType
 _STATE = transfer_pb2.TransferState.ValueType
 _REGION = re.compile(r"[0-9]{6}")
 _TABLE_NUMBER = re.compile(r"[\w\-/.]{0,64}")
+_PORTAL = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 
 
 def application_from(req: transfer_pb2.CreateTransferRequest) -> Application:
@@ -85,9 +91,11 @@ def application_from(req: transfer_pb2.CreateTransferRequest) -> Application:
         v.region("circumstances.hukou_region", c.hukou_region)
     v.text("note", req.note, limit=MAX_NOTE)
     military = military_from(req, v)
+    contact = contact_from(req.contact, v)
     v.raise_if_any()
     return Application(
         military=military,
+        contact=contact,
         kind=Kind(req.kind),
         id_number=req.person.id_number,
         name=req.person.name,
@@ -106,6 +114,18 @@ def application_from(req: transfer_pb2.CreateTransferRequest) -> Application:
         ),
         note=req.note,
     )
+
+
+def contact_from(msg: transfer_pb2.ApplicantContact, v: Violations) -> Contact:
+    for name, number in (("contact.mobile", msg.mobile), ("contact.employer_mobile", msg.employer_mobile)):
+        if number and not mobile.is_mobile(number):
+            v.add(name, "must be a mainland mobile number: 11 digits starting with 1")
+    v.text("contact.employer_name", msg.employer_name, limit=MAX_NAME)
+    if msg.employer_mobile and not msg.employer_name:
+        v.add("contact.employer_name", "required with contact.employer_mobile")
+    if msg.portal and not _PORTAL.fullmatch(msg.portal):
+        v.add("contact.portal", "must be a portal's participant code")
+    return Contact(msg.mobile, msg.employer_name, msg.employer_mobile, msg.portal)
 
 
 def military_from(req: transfer_pb2.CreateTransferRequest, v: Violations) -> MilitaryService | None:
@@ -311,6 +331,53 @@ def transfer_to(t: Transfer, today: date, timeline: list[tuple[str, Event]] | No
         msg.continuity.CopyFrom(continuity_to(t.continuity))
     msg.temporary_account = t.temporary_account
     msg.relationship_region = relationship_region(t)
+    c = t.contact
+    if c != Contact():
+        msg.contact.CopyFrom(
+            transfer_pb2.ContactView(
+                mobile_masked=mobile.mask(c.mobile),
+                employer_name=c.employer_name,
+                employer_mobile_masked=mobile.mask(c.employer_mobile),
+                portal=c.portal,
+            )
+        )
+    return msg
+
+
+def _agency_contact_to(a: AgencyContact) -> transfer_pb2.AgencyContact:
+    return transfer_pb2.AgencyContact(agency=agency_to(a.agency), name=a.name, phone=a.phone)
+
+
+def applicant_status_to(view: ApplicantView) -> transfer_pb2.ApplicantStatus:
+    """The applicant's view on the wire (``QueryTransferStatusResponse.status``)."""
+    msg = transfer_pb2.ApplicantStatus(
+        kind_text=view.kind_text,
+        source_region_name=view.source_name,
+        target_region_name=view.target_name,
+        state_text=view.state_text,
+        summary=view.summary,
+        ended=view.ended,
+        step_text=view.step_text,
+        working_days=view.working_days,
+        deadline_text=view.deadline_text,
+        overdue=view.overdue,
+        overdue_steps=[
+            transfer_pb2.OverdueStep(
+                text=s.text, agency=_agency_contact_to(s.agency), due_date=date_to(s.due), done=s.done
+            )
+            for s in view.overdue_steps
+        ],
+        actions=list(view.actions),
+        agencies=[_agency_contact_to(a) for a in view.agencies],
+        history=[
+            transfer_pb2.StatusHistoryEntry(time=timestamp(h.time), text=h.text)
+            for h in view.history[-MAX_TIMELINE_SHOWN:]
+        ],
+    )
+    if view.acting is not None:
+        msg.acting_agency.CopyFrom(_agency_contact_to(view.acting))
+    if view.due is not None:
+        msg.due_date.CopyFrom(date_to(view.due))
     return msg
 
 
@@ -337,12 +404,51 @@ def deliver_request(message_id: str, t: Transfer, notice: Notice, today: date) -
     )
     if notice.step:
         body.step.CopyFrom(step_to(notice.step, today))
+    assert isinstance(notice.recipient, AgencyKey)
     return agency_pb2.DeliverRequest(message_id=message_id, recipient=agency_to(notice.recipient), transfer_notice=body)
 
 
-def encode_notice(message_id: str, t: Transfer, notice: Notice, today: date) -> bytes:
-    """The serialized ``DeliverRequest`` for a notice (implements ``gateway.app.ports.NoticeEncoder``)."""
-    return deliver_request(message_id, t, notice, today).SerializeToString()
+def notify_request(
+    message_id: str, t: Transfer, notice: Notice, addressee: Addressee, today: date, directory: Directory
+) -> portal_pb2.NotifyRequest:
+    """The result notice a portal receives for the person or the employer: the full mobile number to send to, the
+    person masked."""
+    employer = addressee is Addressee.EMPLOYER
+    body = portal_pb2.ResultNotice(
+        type=agency_pb2.NoticeType.ValueType(notice.type),
+        addressee=portal_pb2.Addressee.ValueType(addressee),
+        mobile=t.contact.employer_mobile if employer else t.contact.mobile,
+        employer_name=t.contact.employer_name if employer else "",
+        transfer_id=t.transfer_id,
+        kind=_KIND(t.kind),
+        person=transfer_pb2.PersonView(
+            id_number_masked=idnumber.mask(t.id_number), name_masked=idnumber.mask_name(t.name)
+        ),
+        source_region=t.source_region,
+        target_region=t.target_region,
+        state=_STATE(t.state),
+        reason=t.close_reason,
+        text=notice_text(t, notice.type, notice.step, directory),
+        time=timestamp(t.updated_at),
+    )
+    if notice.step:
+        body.step.CopyFrom(step_to(notice.step, today))
+    return portal_pb2.NotifyRequest(message_id=message_id, notice=body)
+
+
+class NoticeEncoding:
+    """Encodes each notice for its recipient (implements ``gateway.app.ports.NoticeEncoder``): a
+    ``DeliverRequest`` for an agency, a ``NotifyRequest`` for the applicant's portal (its words need the
+    registry's region names and telephone numbers)."""
+
+    def __init__(self, directory: Directory) -> None:
+        self.directory = directory
+
+    def __call__(self, message_id: str, t: Transfer, notice: Notice, today: date) -> bytes:
+        if isinstance(notice.recipient, Addressee):
+            request = notify_request(message_id, t, notice, notice.recipient, today, self.directory)
+            return request.SerializeToString()
+        return deliver_request(message_id, t, notice, today).SerializeToString()
 
 
 def period_from(msg: transfer_pb2.ContributionPeriod) -> ContributionPeriod:

@@ -30,6 +30,8 @@ S = transfer_pb2
 
 def sigw_cli(*args: str) -> int:
     return sigw_main(list(args))
+
+
 PARTICIPANTS = ["agency:310000:hrss", "portal:gov", "operator:alice"]
 
 

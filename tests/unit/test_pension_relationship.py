@@ -14,6 +14,7 @@ from gateway.domain.idnumber import age_on, is_male, make_id_number
 from gateway.domain.participants import AgencyKey, AgencyType, Participant
 from gateway.domain.transfer.machine import Policy, open_temporary_account, open_transfer, send_contact_letter
 from gateway.domain.transfer.model import (
+    Addressee,
     Application,
     Circumstances,
     CollectionSource,
@@ -123,7 +124,8 @@ def test_the_transfer_ends_in_a_temporary_account() -> None:
     )
     # the old region, where the relationship stays, is told; nothing moves
     assert [(n.type, n.recipient) for n in done.notices] == [
-        (NoticeType.TEMPORARY_ACCOUNT_OPENED, AgencyKey(BEIJING, AgencyType.HRSS))
+        (NoticeType.TEMPORARY_ACCOUNT_OPENED, AgencyKey(BEIJING, AgencyType.HRSS)),
+        (NoticeType.TEMPORARY_ACCOUNT_OPENED, Addressee.PERSON),  # and so is the person (Art. 16)
     ]
     assert done.transfer.info is None
 

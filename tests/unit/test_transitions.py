@@ -24,6 +24,7 @@ from gateway.domain.transfer.machine import (
     send_transfer_info,
 )
 from gateway.domain.transfer.model import (
+    Addressee,
     Application,
     Circumstances,
     CollectionSource,
@@ -211,7 +212,10 @@ def test_happy_path_employee_pension() -> None:
     assert [(n.type, n.recipient) for n in d1.notices] == [(NoticeType.TRANSFER_REQUESTED, key(TARGET))]
     assert [(n.type, n.recipient) for n in d2.notices] == [(NoticeType.CONTACT_LETTER, key(SOURCE))]
     assert [(n.type, n.recipient) for n in d3.notices] == [(NoticeType.TRANSFER_INFO, key(TARGET))]
-    assert [(n.type, n.recipient) for n in d4.notices] == [(NoticeType.TRANSFER_COMPLETED, key(SOURCE))]
+    assert [(n.type, n.recipient) for n in d4.notices] == [
+        (NoticeType.TRANSFER_COMPLETED, key(SOURCE)),
+        (NoticeType.TRANSFER_COMPLETED, Addressee.PERSON),  # the person is told the result (Art. 16)
+    ]
     assert d1.notices[0].step == d1.transfer.steps[0]
     assert d2.notices[0].step == d2.transfer.steps[1]
     assert d3.notices[0].step == d3.transfer.steps[2]
@@ -334,7 +338,8 @@ def test_reject_from_each_open_state(state: State, actor: str, other: str) -> No
     assert d.event.note == "rejected: no contribution record"
     assert d.event.actor == f"agency:{actor}:hrss"
     assert [(n.type, n.recipient, n.note) for n in d.notices] == [
-        (NoticeType.TRANSFER_CLOSED, key(other), "no contribution record")
+        (NoticeType.TRANSFER_CLOSED, key(other), "no contribution record"),
+        (NoticeType.TRANSFER_CLOSED, Addressee.PERSON, ""),
     ]
     assert len(d.transfer.steps) == len(transfer.steps)  # no new step
     assert d.transfer.steps[-1].completed_at == T3  # the open step is closed
@@ -346,7 +351,7 @@ def test_reject_inside_one_region_notifies_nobody() -> None:
     transfer = opened(Kind.INSTITUTION_ENTERPRISE_PENSION, circ, source=TARGET)
     d = reject(transfer, agency(TARGET), T1, reason="duplicate")
     assert d.transfer.state is State.REJECTED
-    assert d.notices == ()
+    assert [n.recipient for n in d.notices] == [Addressee.PERSON]  # no agency; the person is told
 
 
 def test_cancel_before_the_letter_tells_nobody() -> None:
@@ -355,7 +360,7 @@ def test_cancel_before_the_letter_tells_nobody() -> None:
     assert d.transfer.close_reason == "applicant withdrew"
     assert d.event.note == "cancelled: applicant withdrew"
     assert (d.event.from_state, d.event.to_state) == (State.SUBMITTED, State.CANCELLED)
-    assert d.notices == ()
+    assert [(n.type, n.recipient) for n in d.notices] == [(NoticeType.TRANSFER_CLOSED, Addressee.PERSON)]
     assert d.transfer.steps[0].completed_at == T1
 
 
@@ -363,7 +368,8 @@ def test_cancel_after_the_letter_tells_the_source() -> None:
     d = cancel(contacted(), agency(TARGET), T2, reason="applicant withdrew")
     assert d.transfer.state is State.CANCELLED
     assert [(n.type, n.recipient, n.note) for n in d.notices] == [
-        (NoticeType.TRANSFER_CLOSED, key(SOURCE), "applicant withdrew")
+        (NoticeType.TRANSFER_CLOSED, key(SOURCE), "applicant withdrew"),
+        (NoticeType.TRANSFER_CLOSED, Addressee.PERSON, ""),
     ]
     assert [s.completed_at for s in d.transfer.steps] == [T1, T2]
 

@@ -40,6 +40,7 @@ from gateway.domain.errors import FieldViolation, InvalidArgument, PermissionDen
 from gateway.domain.ids import msgid_time
 from gateway.domain.money import MAX_AMOUNT_FEN
 from gateway.domain.participants import Participant
+from gateway.domain.regions import Registry
 from gateway.domain.settlement.records import Bill
 from gateway.domain.transfer.model import Application, Kind, State, TransferInfo
 from gateway.security.crypto import FieldCipher
@@ -797,7 +798,7 @@ PAGES = PageTokens(FieldCipher({"k1": bytes(range(32))}, "k1", lookup_key=b"L" *
 def _servicers() -> dict[str, Any]:
     identity = IdentityResolver(dev_identity=True)
     return {
-        "TransferService": TransferServicer(FakeService(), identity, StreamLimit(10), PAGES),  # type: ignore[arg-type]
+        "TransferService": TransferServicer(FakeService(), identity, StreamLimit(10), PAGES, Registry({})),  # type: ignore[arg-type]
         "SettlementService": SettlementServicer(FakeService(), Probe(), Probe(), identity),  # type: ignore[arg-type]
         "OperatorService": OperatorServicer(Probe(), identity),  # type: ignore[arg-type]
     }

@@ -20,6 +20,7 @@ from gateway.domain.transfer.kinds import EMPLOYEE_FUND_KINDS, MEDICAL_KINDS, De
 from gateway.domain.transfer.medical import MedicalContinuityRules, continuity_of
 from gateway.domain.transfer.model import (
     MILITARY_AREA,
+    Addressee,
     Application,
     Circumstances,
     CollectionSource,
@@ -59,6 +60,7 @@ __all__ = [
     "renotify",
     "send_contact_letter",
     "send_transfer_info",
+    "tell_applicant",
 ]
 
 
@@ -140,6 +142,7 @@ def open_transfer(app: Application, transfer_id: str, actor: Participant, now: d
         military=app.military,
         temporary_account=temporary is not None,
         continuity=continuity,
+        contact=app.contact,
     )
     if temporary is not None:
         step = _start_step(app.kind, StepName.TEMPORARY_ACCOUNT, access.target_agency(draft), now, policy)
@@ -185,7 +188,10 @@ def remind_overdue(transfer: Transfer, now: datetime) -> Decision:
             transfer, steps=(*transfer.steps[:-1], reminded), updated_at=now, version=transfer.version + 1
         ),
         event=Event(time=now, actor="sigw:sweeper", from_state=transfer.state, to_state=transfer.state, note=note),
-        notices=(Notice(NoticeType.STEP_OVERDUE, step.holder, reminded, note),),
+        notices=(
+            Notice(NoticeType.STEP_OVERDUE, step.holder, reminded, note),
+            *tell_applicant(transfer, NoticeType.STEP_OVERDUE, reminded),
+        ),
         previous_version=transfer.version,
     )
 
@@ -235,8 +241,10 @@ def _advance(
     next_step: Step | None,
     notices: tuple[Notice, ...],
     note: str,
+    tell: NoticeType | None = None,
     **changes: object,
 ) -> Decision:
+    """The transition, with ``notices`` to agencies and, with ``tell``, the result notice to the applicant."""
     _require_state(transfer, allowed_from)
     note = idnumber.mask_text(note, transfer.name)
     if isinstance(changes.get("close_reason"), str):
@@ -245,6 +253,8 @@ def _advance(
     if next_step is not None:
         steps = (*steps, next_step)
     updated = replace(transfer, state=to, steps=steps, updated_at=now, version=transfer.version + 1, **changes)  # type: ignore[arg-type]
+    if tell is not None:
+        notices = (*notices, *tell_applicant(updated, tell))
     return Decision(
         transfer=updated,
         event=Event(time=now, actor=str(actor), from_state=transfer.state, to_state=to, note=note),
@@ -309,6 +319,7 @@ def open_temporary_account(
         next_step=None,
         notices=_notices_to(access.source_agency(transfer), NoticeType.TEMPORARY_ACCOUNT_OPENED, text),
         note=text,
+        tell=NoticeType.TEMPORARY_ACCOUNT_OPENED,
     )
 
 
@@ -499,6 +510,7 @@ def complete(transfer: Transfer, actor: Participant, now: datetime, *, note: str
             access.source_agency(transfer), NoticeType.TRANSFER_COMPLETED, "transfer completed: end the membership"
         ),
         note=text,
+        tell=NoticeType.TRANSFER_COMPLETED,
     )
 
 
@@ -506,6 +518,13 @@ def _notices_to(agency: AgencyKey, kind: NoticeType, note: str) -> tuple[Notice,
     """A notice for an agency; none for the military area, whose agencies follow their transfers through the
     gateway and run no RegionAgencyService."""
     return () if agency.region == MILITARY_AREA else (Notice(kind, agency, None, note),)
+
+
+def tell_applicant(transfer: Transfer, kind: NoticeType, step: Step | None = None) -> tuple[Notice, ...]:
+    """The result notice (Art. 16) for the person, and for the employer where the application names one."""
+    employer = transfer.contact.employer_mobile or transfer.contact.employer_name
+    addressees = (Addressee.PERSON, Addressee.EMPLOYER) if employer else (Addressee.PERSON,)
+    return tuple(Notice(kind, addressee, step) for addressee in addressees)
 
 
 def _other_party(transfer: Transfer, actor: Participant) -> AgencyKey:
@@ -526,6 +545,7 @@ def reject(transfer: Transfer, actor: Participant, now: datetime, *, reason: str
         next_step=None,
         notices=notices,
         note=f"rejected: {reason}",
+        tell=NoticeType.TRANSFER_CLOSED,
         close_reason=reason,
     )
 
@@ -546,5 +566,6 @@ def cancel(transfer: Transfer, actor: Participant, now: datetime, *, reason: str
         next_step=None,
         notices=notices,
         note=f"cancelled: {reason}",
+        tell=NoticeType.TRANSFER_CLOSED,
         close_reason=reason,
     )

@@ -13,9 +13,11 @@ from gateway.domain.transfer.pension import ContributionYear
 __all__ = [
     "LANES",
     "MILITARY_AREA",
+    "Addressee",
     "Application",
     "Circumstances",
     "CollectionSource",
+    "Contact",
     "Decision",
     "Event",
     "Kind",
@@ -102,6 +104,13 @@ class NoticeType(enum.IntEnum):
     TRANSFER_CLOSED = 5
     STEP_OVERDUE = 6
     TEMPORARY_ACCOUNT_OPENED = 7
+
+
+class Addressee(enum.IntEnum):
+    """Whom a result notice (Art. 16) is for; a portal delivers it to them."""
+
+    PERSON = 1
+    EMPLOYER = 2
 
 
 class CollectionSource(enum.IntEnum):
@@ -208,6 +217,18 @@ class MilitaryService:
 
 
 @dataclass(frozen=True)
+class Contact:
+    """How the person, and the employer where the application names one, are told the result (Art. 16). Kept
+    encrypted; shown masked."""
+
+    mobile: str = ""
+    employer_name: str = ""
+    employer_mobile: str = ""
+    portal: str = ""
+    """The portal (participant code) that tells them; empty for the registry's first."""
+
+
+@dataclass(frozen=True)
 class Application:
     """A validated request to open a transfer."""
 
@@ -219,6 +240,7 @@ class Application:
     circumstances: Circumstances = field(default_factory=Circumstances)
     note: str = ""
     military: MilitaryService | None = None
+    contact: Contact = field(default_factory=Contact)
 
 
 @dataclass(frozen=True)
@@ -245,6 +267,7 @@ class Transfer:
     temporary_account: bool = False
     """66号 Art. 5 applies: the target region opens a temporary account; the relationship stays at the source."""
     continuity: MedicalContinuity | None = None
+    contact: Contact = field(default_factory=Contact)
 
     @property
     def priority(self) -> bool:
@@ -281,10 +304,11 @@ class Event:
 
 @dataclass(frozen=True)
 class Notice:
-    """An outbound message the dispatcher must deliver to ``recipient``."""
+    """An outbound message the dispatcher must deliver to ``recipient``: an agency, or the applicant or employer
+    (through a portal)."""
 
     type: NoticeType
-    recipient: AgencyKey
+    recipient: AgencyKey | Addressee
     step: Step | None = None
     note: str = ""
 

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from gateway._gen.sigw.v1 import common_pb2 as sigw_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16sigw/v1/operator.proto\x12\x07sigw.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14sigw/v1/common.proto\"\x92\x02\n\rQueuedMessage\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12%\n\trecipient\x18\x03 \x01(\x0b\x32\x12.sigw.v1.AgencyRef\x12\x0c\n\x04lane\x18\x04 \x01(\t\x12\x0e\n\x06notice\x18\x05 \x01(\t\x12\x13\n\x0btransfer_id\x18\x06 \x01(\t\x12\x30\n\x0c\x65nqueue_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x10\n\x08\x61ttempts\x18\t \x03(\t\x12-\n\tdead_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x11ListQueuedRequest\x12\"\n\x06\x61gency\x18\x01 \x01(\x0b\x32\x12.sigw.v1.AgencyRef\x12\x0c\n\x04lane\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\"\xb7\x01\n\x12ListQueuedResponse\x12(\n\x08messages\x18\x01 \x03(\x0b\x32\x16.sigw.v1.QueuedMessage\x12\x43\n\rdepth_by_lane\x18\x02 \x03(\x0b\x32,.sigw.v1.ListQueuedResponse.DepthByLaneEntry\x1a\x32\n\x10\x44\x65pthByLaneEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"?\n\x16ListDeadLettersRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x16\n\x0e\x61\x66ter_entry_id\x18\x02 \x01(\t\"C\n\x17ListDeadLettersResponse\x12(\n\x08messages\x18\x01 \x03(\x0b\x32\x16.sigw.v1.QueuedMessage\"O\n\x19RedriveDeadLettersRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tentry_ids\x18\x02 \x03(\t\x12\x0b\n\x03\x61ll\x18\x03 \x01(\x08\".\n\x1aRedriveDeadLettersResponse\x12\x10\n\x08redriven\x18\x01 \x01(\x05\x32\x8d\x02\n\x0fOperatorService\x12\x45\n\nListQueued\x12\x1a.sigw.v1.ListQueuedRequest\x1a\x1b.sigw.v1.ListQueuedResponse\x12T\n\x0fListDeadLetters\x12\x1f.sigw.v1.ListDeadLettersRequest\x1a .sigw.v1.ListDeadLettersResponse\x12]\n\x12RedriveDeadLetters\x12\".sigw.v1.RedriveDeadLettersRequest\x1a#.sigw.v1.RedriveDeadLettersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16sigw/v1/operator.proto\x12\x07sigw.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14sigw/v1/common.proto\"\xac\x02\n\rQueuedMessage\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12%\n\trecipient\x18\x03 \x01(\x0b\x32\x12.sigw.v1.AgencyRef\x12\x18\n\x10recipient_portal\x18\x0b \x01(\t\x12\x0c\n\x04lane\x18\x04 \x01(\t\x12\x0e\n\x06notice\x18\x05 \x01(\t\x12\x13\n\x0btransfer_id\x18\x06 \x01(\t\x12\x30\n\x0c\x65nqueue_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x10\n\x08\x61ttempts\x18\t \x03(\t\x12-\n\tdead_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x11ListQueuedRequest\x12\"\n\x06\x61gency\x18\x01 \x01(\x0b\x32\x12.sigw.v1.AgencyRef\x12\x0c\n\x04lane\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\"\xb7\x01\n\x12ListQueuedResponse\x12(\n\x08messages\x18\x01 \x03(\x0b\x32\x16.sigw.v1.QueuedMessage\x12\x43\n\rdepth_by_lane\x18\x02 \x03(\x0b\x32,.sigw.v1.ListQueuedResponse.DepthByLaneEntry\x1a\x32\n\x10\x44\x65pthByLaneEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"?\n\x16ListDeadLettersRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x16\n\x0e\x61\x66ter_entry_id\x18\x02 \x01(\t\"C\n\x17ListDeadLettersResponse\x12(\n\x08messages\x18\x01 \x03(\x0b\x32\x16.sigw.v1.QueuedMessage\"O\n\x19RedriveDeadLettersRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tentry_ids\x18\x02 \x03(\t\x12\x0b\n\x03\x61ll\x18\x03 \x01(\x08\".\n\x1aRedriveDeadLettersResponse\x12\x10\n\x08redriven\x18\x01 \x01(\x05\x32\x8d\x02\n\x0fOperatorService\x12\x45\n\nListQueued\x12\x1a.sigw.v1.ListQueuedRequest\x1a\x1b.sigw.v1.ListQueuedResponse\x12T\n\x0fListDeadLetters\x12\x1f.sigw.v1.ListDeadLettersRequest\x1a .sigw.v1.ListDeadLettersResponse\x12]\n\x12RedriveDeadLetters\x12\".sigw.v1.RedriveDeadLettersRequest\x1a#.sigw.v1.RedriveDeadLettersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,21 +36,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTQUEUEDRESPONSE_DEPTHBYLANEENTRY']._loaded_options = None
   _globals['_LISTQUEUEDRESPONSE_DEPTHBYLANEENTRY']._serialized_options = b'8\001'
   _globals['_QUEUEDMESSAGE']._serialized_start=91
-  _globals['_QUEUEDMESSAGE']._serialized_end=365
-  _globals['_LISTQUEUEDREQUEST']._serialized_start=367
-  _globals['_LISTQUEUEDREQUEST']._serialized_end=451
-  _globals['_LISTQUEUEDRESPONSE']._serialized_start=454
-  _globals['_LISTQUEUEDRESPONSE']._serialized_end=637
-  _globals['_LISTQUEUEDRESPONSE_DEPTHBYLANEENTRY']._serialized_start=587
-  _globals['_LISTQUEUEDRESPONSE_DEPTHBYLANEENTRY']._serialized_end=637
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=639
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=702
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=704
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=771
-  _globals['_REDRIVEDEADLETTERSREQUEST']._serialized_start=773
-  _globals['_REDRIVEDEADLETTERSREQUEST']._serialized_end=852
-  _globals['_REDRIVEDEADLETTERSRESPONSE']._serialized_start=854
-  _globals['_REDRIVEDEADLETTERSRESPONSE']._serialized_end=900
-  _globals['_OPERATORSERVICE']._serialized_start=903
-  _globals['_OPERATORSERVICE']._serialized_end=1172
+  _globals['_QUEUEDMESSAGE']._serialized_end=391
+  _globals['_LISTQUEUEDREQUEST']._serialized_start=393
+  _globals['_LISTQUEUEDREQUEST']._serialized_end=477
+  _globals['_LISTQUEUEDRESPONSE']._serialized_start=480
+  _globals['_LISTQUEUEDRESPONSE']._serialized_end=663
+  _globals['_LISTQUEUEDRESPONSE_DEPTHBYLANEENTRY']._serialized_start=613
+  _globals['_LISTQUEUEDRESPONSE_DEPTHBYLANEENTRY']._serialized_end=663
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=665
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=728
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=730
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=797
+  _globals['_REDRIVEDEADLETTERSREQUEST']._serialized_start=799
+  _globals['_REDRIVEDEADLETTERSREQUEST']._serialized_end=878
+  _globals['_REDRIVEDEADLETTERSRESPONSE']._serialized_start=880
+  _globals['_REDRIVEDEADLETTERSRESPONSE']._serialized_end=926
+  _globals['_OPERATORSERVICE']._serialized_start=929
+  _globals['_OPERATORSERVICE']._serialized_end=1198
 # @@protoc_insertion_point(module_scope)

@@ -29,6 +29,7 @@ class QueuedMessage(_message.Message):
     ENTRY_ID_FIELD_NUMBER: _builtins.int
     MESSAGE_ID_FIELD_NUMBER: _builtins.int
     RECIPIENT_FIELD_NUMBER: _builtins.int
+    RECIPIENT_PORTAL_FIELD_NUMBER: _builtins.int
     LANE_FIELD_NUMBER: _builtins.int
     NOTICE_FIELD_NUMBER: _builtins.int
     TRANSFER_ID_FIELD_NUMBER: _builtins.int
@@ -40,6 +41,8 @@ class QueuedMessage(_message.Message):
     """The stream entry id (for a dead letter: what to re-drive)."""
     message_id: _builtins.str
     """The message id agencies dedup on."""
+    recipient_portal: _builtins.str
+    """The portal a result notice is for (its participant code, e.g. "gov")."""
     lane: _builtins.str
     """"priority" or "ordinary"."""
     notice: _builtins.str
@@ -48,7 +51,9 @@ class QueuedMessage(_message.Message):
     reason: _builtins.str
     """Dead letters only: why, and each failed attempt ("<ms> <code>: <detail>")."""
     @_builtins.property
-    def recipient(self) -> _common_pb2.AgencyRef: ...
+    def recipient(self) -> _common_pb2.AgencyRef:
+        """The agency it is for; unset for a portal's result notice (then recipient_portal)."""
+
     @_builtins.property
     def enqueue_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -61,6 +66,7 @@ class QueuedMessage(_message.Message):
         entry_id: _builtins.str = ...,
         message_id: _builtins.str = ...,
         recipient: _common_pb2.AgencyRef | None = ...,
+        recipient_portal: _builtins.str = ...,
         lane: _builtins.str = ...,
         notice: _builtins.str = ...,
         transfer_id: _builtins.str = ...,
@@ -71,7 +77,7 @@ class QueuedMessage(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["dead_time", b"dead_time", "enqueue_time", b"enqueue_time", "recipient", b"recipient"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "dead_time", b"dead_time", "enqueue_time", b"enqueue_time", "entry_id", b"entry_id", "lane", b"lane", "message_id", b"message_id", "notice", b"notice", "reason", b"reason", "recipient", b"recipient", "transfer_id", b"transfer_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "dead_time", b"dead_time", "enqueue_time", b"enqueue_time", "entry_id", b"entry_id", "lane", b"lane", "message_id", b"message_id", "notice", b"notice", "reason", b"reason", "recipient", b"recipient", "recipient_portal", b"recipient_portal", "transfer_id", b"transfer_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -59,7 +59,7 @@ class OperatorServiceServicer:
     """
 
     def ListQueued(self, request, context):
-        """Messages waiting (or in flight) for agencies, oldest first.
+        """Messages waiting (or in flight) for agencies and portals, oldest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -36,7 +36,7 @@ class OperatorServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> OperatorServiceAsyncStub: ...
     ListQueued: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ListQueuedRequest, _operator_pb2.ListQueuedResponse]
-    """Messages waiting (or in flight) for agencies, oldest first."""
+    """Messages waiting (or in flight) for agencies and portals, oldest first."""
     ListDeadLetters: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ListDeadLettersRequest, _operator_pb2.ListDeadLettersResponse]
     """Messages that could not be delivered, with their reason and attempt history, oldest first."""
     RedriveDeadLetters: _grpc.UnaryUnaryMultiCallable[_operator_pb2.RedriveDeadLettersRequest, _operator_pb2.RedriveDeadLettersResponse]
@@ -52,7 +52,7 @@ class OperatorServiceAsyncStub(OperatorServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListQueued: _aio.UnaryUnaryMultiCallable[_operator_pb2.ListQueuedRequest, _operator_pb2.ListQueuedResponse]  # type: ignore[assignment]
-    """Messages waiting (or in flight) for agencies, oldest first."""
+    """Messages waiting (or in flight) for agencies and portals, oldest first."""
     ListDeadLetters: _aio.UnaryUnaryMultiCallable[_operator_pb2.ListDeadLettersRequest, _operator_pb2.ListDeadLettersResponse]  # type: ignore[assignment]
     """Messages that could not be delivered, with their reason and attempt history, oldest first."""
     RedriveDeadLetters: _aio.UnaryUnaryMultiCallable[_operator_pb2.RedriveDeadLettersRequest, _operator_pb2.RedriveDeadLettersResponse]  # type: ignore[assignment]
@@ -71,7 +71,7 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _operator_pb2.ListQueuedRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.ListQueuedResponse, _abc.Awaitable[_operator_pb2.ListQueuedResponse]]:
-        """Messages waiting (or in flight) for agencies, oldest first."""
+        """Messages waiting (or in flight) for agencies and portals, oldest first."""
 
     @_abc_1.abstractmethod
     def ListDeadLetters(

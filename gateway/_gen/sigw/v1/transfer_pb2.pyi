@@ -644,6 +644,7 @@ class Transfer(_message.Message):
     RELATIONSHIP_REGION_FIELD_NUMBER: _builtins.int
     CONTINUITY_FIELD_NUMBER: _builtins.int
     TIMELINE_OMITTED_FIELD_NUMBER: _builtins.int
+    CONTACT_FIELD_NUMBER: _builtins.int
     transfer_id: _builtins.str
     kind: Global___TransferKind.ValueType
     line: _common_pb2.InsuranceLine.ValueType
@@ -702,6 +703,10 @@ class Transfer(_message.Message):
     def continuity(self) -> Global___MedicalContinuity:
         """Medical kinds: the continuity outcome (医保办发〔2021〕43号)."""
 
+    @_builtins.property
+    def contact(self) -> Global___ContactView:
+        """How the person (and employer) are told the result, masked; unset when the application gave none."""
+
     def __init__(
         self,
         *,
@@ -727,14 +732,85 @@ class Transfer(_message.Message):
         relationship_region: _builtins.str = ...,
         continuity: Global___MedicalContinuity | None = ...,
         timeline_omitted: _builtins.int = ...,
+        contact: Global___ContactView | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "continuity", b"continuity", "create_time", b"create_time", "holder", b"holder", "info", b"info", "military", b"military", "person", b"person", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "contact", b"contact", "continuity", b"continuity", "create_time", b"create_time", "holder", b"holder", "info", b"info", "military", b"military", "person", b"person", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "close_reason", b"close_reason", "continuity", b"continuity", "create_time", b"create_time", "holder", b"holder", "info", b"info", "kind", b"kind", "line", b"line", "military", b"military", "overdue", b"overdue", "person", b"person", "priority", b"priority", "relationship_region", b"relationship_region", "source_region", b"source_region", "state", b"state", "steps", b"steps", "target_region", b"target_region", "temporary_account", b"temporary_account", "timeline", b"timeline", "timeline_omitted", b"timeline_omitted", "transfer_id", b"transfer_id", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "close_reason", b"close_reason", "contact", b"contact", "continuity", b"continuity", "create_time", b"create_time", "holder", b"holder", "info", b"info", "kind", b"kind", "line", b"line", "military", b"military", "overdue", b"overdue", "person", b"person", "priority", b"priority", "relationship_region", b"relationship_region", "source_region", b"source_region", "state", b"state", "steps", b"steps", "target_region", b"target_region", "temporary_account", b"temporary_account", "timeline", b"timeline", "timeline_omitted", b"timeline_omitted", "transfer_id", b"transfer_id", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Transfer: _TypeAlias = Transfer  # noqa: Y015
+
+@_typing.final
+class ApplicantContact(_message.Message):
+    """How the person, and the employer where the application names one, are told the result of the transfer
+    (Art. 16). The gateway keeps it encrypted and shows it masked; only the portal that tells them receives it
+    in full.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MOBILE_FIELD_NUMBER: _builtins.int
+    EMPLOYER_NAME_FIELD_NUMBER: _builtins.int
+    EMPLOYER_MOBILE_FIELD_NUMBER: _builtins.int
+    PORTAL_FIELD_NUMBER: _builtins.int
+    mobile: _builtins.str
+    """手机号码: 11 digits starting with 1; may be empty (the person then reads the result on a status page)."""
+    employer_name: _builtins.str
+    """用人单位名称, where the application names an employer."""
+    employer_mobile: _builtins.str
+    """The employer's contact mobile number (11 digits), where it wants to be told."""
+    portal: _builtins.str
+    """The portal that tells them (its participant code, a [[portals]] entry of the registry); empty for the
+    registry's first.
+    """
+    def __init__(
+        self,
+        *,
+        mobile: _builtins.str = ...,
+        employer_name: _builtins.str = ...,
+        employer_mobile: _builtins.str = ...,
+        portal: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["employer_mobile", b"employer_mobile", "employer_name", b"employer_name", "mobile", b"mobile", "portal", b"portal"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplicantContact: _TypeAlias = ApplicantContact  # noqa: Y015
+
+@_typing.final
+class ContactView(_message.Message):
+    """An ApplicantContact as parties see it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MOBILE_MASKED_FIELD_NUMBER: _builtins.int
+    EMPLOYER_NAME_FIELD_NUMBER: _builtins.int
+    EMPLOYER_MOBILE_MASKED_FIELD_NUMBER: _builtins.int
+    PORTAL_FIELD_NUMBER: _builtins.int
+    mobile_masked: _builtins.str
+    """e.g. "138****5678"."""
+    employer_name: _builtins.str
+    employer_mobile_masked: _builtins.str
+    portal: _builtins.str
+    def __init__(
+        self,
+        *,
+        mobile_masked: _builtins.str = ...,
+        employer_name: _builtins.str = ...,
+        employer_mobile_masked: _builtins.str = ...,
+        portal: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["employer_mobile_masked", b"employer_mobile_masked", "employer_name", b"employer_name", "mobile_masked", b"mobile_masked", "portal", b"portal"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContactView: _TypeAlias = ContactView  # noqa: Y015
 
 @_typing.final
 class CreateTransferRequest(_message.Message):
@@ -748,6 +824,7 @@ class CreateTransferRequest(_message.Message):
     CIRCUMSTANCES_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
     MILITARY_FIELD_NUMBER: _builtins.int
+    CONTACT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key (AIP-155), at most 64 characters."""
     kind: Global___TransferKind.ValueType
@@ -765,6 +842,10 @@ class CreateTransferRequest(_message.Message):
     def military(self) -> Global___MilitaryService:
         """Required for the military kinds, whose source_region is "910000"."""
 
+    @_builtins.property
+    def contact(self) -> Global___ApplicantContact:
+        """How the person (and employer) want to be told the result (Art. 16); optional."""
+
     def __init__(
         self,
         *,
@@ -776,10 +857,11 @@ class CreateTransferRequest(_message.Message):
         circumstances: Global___Circumstances | None = ...,
         note: _builtins.str = ...,
         military: Global___MilitaryService | None = ...,
+        contact: Global___ApplicantContact | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "military", b"military", "person", b"person"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "contact", b"contact", "military", b"military", "person", b"person"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "kind", b"kind", "military", b"military", "note", b"note", "person", b"person", "request_id", b"request_id", "source_region", b"source_region", "target_region", b"target_region"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["circumstances", b"circumstances", "contact", b"contact", "kind", b"kind", "military", b"military", "note", b"note", "person", b"person", "request_id", b"request_id", "source_region", b"source_region", "target_region", b"target_region"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1215,20 +1297,205 @@ class QueryTransferStatusResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TRANSFER_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def transfer(self) -> Global___Transfer: ...
+    @_builtins.property
+    def status(self) -> Global___ApplicantStatus:
+        """The same transfer in the applicant's words (zh-CN), everything a status page shows (Arts. 16, 30)."""
+
     def __init__(
         self,
         *,
         transfer: Global___Transfer | None = ...,
+        status: Global___ApplicantStatus | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["transfer", b"transfer"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status", "transfer", b"transfer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["transfer", b"transfer"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status", "transfer", b"transfer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___QueryTransferStatusResponse: _TypeAlias = QueryTransferStatusResponse  # noqa: Y015
+
+@_typing.final
+class AgencyContact(_message.Message):
+    """An agency as an applicant reaches it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    PHONE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """e.g. "上海市社会保险经办机构"."""
+    phone: _builtins.str
+    """Telephone: the region's own number, else the national hotline (12333 人社, 12393 医保)."""
+    @_builtins.property
+    def agency(self) -> _common_pb2.AgencyRef: ...
+    def __init__(
+        self,
+        *,
+        agency: _common_pb2.AgencyRef | None = ...,
+        name: _builtins.str = ...,
+        phone: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "name", b"name", "phone", b"phone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgencyContact: _TypeAlias = AgencyContact  # noqa: Y015
+
+@_typing.final
+class OverdueStep(_message.Message):
+    """A step that was, or is, past its working-day deadline."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEP_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    AGENCY_FIELD_NUMBER: _builtins.int
+    DUE_DATE_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    step: Global___StepName.ValueType
+    text: _builtins.str
+    """e.g. "转出参保信息和资金"."""
+    done: _builtins.bool
+    """Finished (late); false while still open."""
+    @_builtins.property
+    def agency(self) -> Global___AgencyContact: ...
+    @_builtins.property
+    def due_date(self) -> _common_pb2.Date: ...
+    def __init__(
+        self,
+        *,
+        step: Global___StepName.ValueType = ...,
+        text: _builtins.str = ...,
+        agency: Global___AgencyContact | None = ...,
+        due_date: _common_pb2.Date | None = ...,
+        done: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "due_date", b"due_date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "done", b"done", "due_date", b"due_date", "step", b"step", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OverdueStep: _TypeAlias = OverdueStep  # noqa: Y015
+
+@_typing.final
+class StatusHistoryEntry(_message.Message):
+    """One timeline entry in plain words."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["text", b"text", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatusHistoryEntry: _TypeAlias = StatusHistoryEntry  # noqa: Y015
+
+@_typing.final
+class ApplicantStatus(_message.Message):
+    """A transfer as the person reads it: every text in simplified Chinese, meant to be shown as it is."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_TEXT_FIELD_NUMBER: _builtins.int
+    SOURCE_REGION_NAME_FIELD_NUMBER: _builtins.int
+    TARGET_REGION_NAME_FIELD_NUMBER: _builtins.int
+    STATE_TEXT_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    ENDED_FIELD_NUMBER: _builtins.int
+    ACTING_AGENCY_FIELD_NUMBER: _builtins.int
+    STEP_TEXT_FIELD_NUMBER: _builtins.int
+    DUE_DATE_FIELD_NUMBER: _builtins.int
+    WORKING_DAYS_FIELD_NUMBER: _builtins.int
+    DEADLINE_TEXT_FIELD_NUMBER: _builtins.int
+    OVERDUE_FIELD_NUMBER: _builtins.int
+    OVERDUE_STEPS_FIELD_NUMBER: _builtins.int
+    ACTIONS_FIELD_NUMBER: _builtins.int
+    AGENCIES_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    kind_text: _builtins.str
+    """e.g. "企业职工基本养老保险关系转移"."""
+    source_region_name: _builtins.str
+    target_region_name: _builtins.str
+    state_text: _builtins.str
+    """Where it stands, in a few words, e.g. "联系函已发出，等待转出地转出"."""
+    summary: _builtins.str
+    """One sentence: who is doing what by when, or the outcome with its reason."""
+    ended: _builtins.bool
+    step_text: _builtins.str
+    """What that agency must do, e.g. "发出联系函"."""
+    working_days: _builtins.int
+    deadline_text: _builtins.str
+    """The deadline explained, working days included."""
+    overdue: _builtins.bool
+    @_builtins.property
+    def acting_agency(self) -> Global___AgencyContact:
+        """The agency that must act now; unset once the transfer has ended."""
+
+    @_builtins.property
+    def due_date(self) -> _common_pb2.Date:
+        """The last day (Asia/Shanghai) it has, and the working days it was given."""
+
+    @_builtins.property
+    def overdue_steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___OverdueStep]: ...
+    @_builtins.property
+    def actions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What the person may need to do."""
+
+    @_builtins.property
+    def agencies(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgencyContact]:
+        """How to reach the agencies of this transfer (source, then target)."""
+
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusHistoryEntry]:
+        """The timeline in plain words, oldest first (the newest 500)."""
+
+    def __init__(
+        self,
+        *,
+        kind_text: _builtins.str = ...,
+        source_region_name: _builtins.str = ...,
+        target_region_name: _builtins.str = ...,
+        state_text: _builtins.str = ...,
+        summary: _builtins.str = ...,
+        ended: _builtins.bool = ...,
+        acting_agency: Global___AgencyContact | None = ...,
+        step_text: _builtins.str = ...,
+        due_date: _common_pb2.Date | None = ...,
+        working_days: _builtins.int = ...,
+        deadline_text: _builtins.str = ...,
+        overdue: _builtins.bool = ...,
+        overdue_steps: _abc.Iterable[Global___OverdueStep] | None = ...,
+        actions: _abc.Iterable[_builtins.str] | None = ...,
+        agencies: _abc.Iterable[Global___AgencyContact] | None = ...,
+        history: _abc.Iterable[Global___StatusHistoryEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acting_agency", b"acting_agency", "due_date", b"due_date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acting_agency", b"acting_agency", "actions", b"actions", "agencies", b"agencies", "deadline_text", b"deadline_text", "due_date", b"due_date", "ended", b"ended", "history", b"history", "kind_text", b"kind_text", "overdue", b"overdue", "overdue_steps", b"overdue_steps", "source_region_name", b"source_region_name", "state_text", b"state_text", "step_text", b"step_text", "summary", b"summary", "target_region_name", b"target_region_name", "working_days", b"working_days"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplicantStatus: _TypeAlias = ApplicantStatus  # noqa: Y015
 
 @_typing.final
 class OpenTemporaryAccountRequest(_message.Message):
