@@ -35,6 +35,7 @@ import grpc
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from adapters.demo_policies import DEMO_ACCOUNT_BALANCE_FEN, policy_for
+from adapters.gateway_only import GatewayOnly
 from gateway._gen.sigw.v1 import (
     agency_pb2,
     agency_pb2_grpc,
@@ -61,7 +62,6 @@ from gateway.domain.settlement.split import (
 from gateway.domain.transfer.kinds import EMPLOYEE_FUND_KINDS, PENSION_KINDS
 from gateway.domain.transfer.model import Kind
 from gateway.domain.transfer.pension import ContributionYear, compute_funds, pooled_fund
-from gateway.security import pki
 from gateway.security.tls import TlsFolder
 from gateway.wire import transfers as convert
 from gateway.wire.settlements import figures_of, split_to
@@ -75,7 +75,6 @@ __all__ = [
     "AgencyStats",
     "Column",
     "Context",
-    "GatewayOnly",
     "SettlementLedger",
     "SimulatedAgencies",
     "SimulatedAgency",
@@ -586,31 +585,6 @@ def _gateway_down(error: BaseException) -> bool:
         grpc.StatusCode.ABORTED,
         grpc.StatusCode.DEADLINE_EXCEEDED,
     )
-
-
-class GatewayOnly(grpc.aio.ServerInterceptor):
-    """Refuse every call whose verified peer certificate is not the gateway's (``PERMISSION_DENIED``)."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        behavior: Any = handler.unary_unary
-
-        async def gateway_only(request: Any, context: Any) -> Any:
-            if not pki.peer_is_gateway(context.auth_context() or {}):
-                await context.abort(grpc.StatusCode.PERMISSION_DENIED, "this agency answers the gateway only")
-            return await behavior(request, context)
-
-        return grpc.unary_unary_rpc_method_handler(
-            gateway_only,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
 
 
 class SimulatedAgencies:

@@ -51,6 +51,9 @@ class Settings:
     national_listen: str = "127.0.0.1:8443"
     """Where hospitals' national JSON interface listens, HTTPS with the same mutual TLS as the gRPC port
     (``SIGW_NATIONAL_LISTEN``; empty: not served). Shared by the API processes like the gRPC port."""
+    portal_listen: str = "127.0.0.1:8000"
+    """Where ``--demo`` serves the applicants' status page (``sigw portal``, ``SIGW_PORTAL_LISTEN``; empty: no
+    portal)."""
     national_path: str = "/fsi/api/rsfComIfsService/callService"
     """The HTTP path of the national interface (``SIGW_NATIONAL_PATH``), as the national platform names it."""
     catalogue_dir: Path = Path("config/catalogues")

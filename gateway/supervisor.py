@@ -6,12 +6,13 @@
     ├── redis-server           the embedded Redis, unless a Redis is configured
     ├── api-1 … api-N          sigw serve --role api       gRPC servicers, all on one port (SO_REUSEPORT)
     ├── delivery               sigw serve --role delivery  dispatcher and overdue sweeper
-    └── agencies               sigw agencies               the simulated agencies (--demo only)
+    ├── agencies               sigw agencies               the simulated agencies (--demo only)
+    └── portal                 sigw portal                 the applicants' status page (--demo only)
 
 The supervisor makes no gRPC object (children are started fresh by ``exec``, never forked from a process with
 gRPC threads). Every child runs under ``setpriv --pdeathsig KILL`` (none outlives a crashed supervisor) in a
 process group of its own (a terminal's Ctrl-C reaches only the supervisor, which then stops them in order: the
-API first, so no call is cut off, then delivery, the agencies and Redis). A child that dies is started again
+API first, so no call is cut off, then delivery, the agencies, the portal and Redis). A child that dies is started again
 after a backoff; one that keeps dying at once stops the whole tree with an error.
 
 Metrics: each child writes its samples to ``<data_dir>/metrics`` (prometheus_client's multiprocess mode); the
@@ -67,6 +68,7 @@ class ChildRole(enum.StrEnum):
     API = "api"
     DELIVERY = "delivery"
     AGENCIES = "agencies"
+    PORTAL = "portal"
 
 
 def api_workers(settings: Settings) -> int:
@@ -158,7 +160,10 @@ class Supervisor:
             await self._start(cleanup)
             await self._stop.wait()
             self.stopping = True
-            log.info("shutting down: API processes first, then delivery%s", ", agencies" if self.settings.demo else "")
+            log.info(
+                "shutting down: API processes first, then delivery%s",
+                ", agencies, portal" if self.settings.demo else "",
+            )
             for role in ChildRole:
                 await self._stop_role(role)
         if self.failed:
@@ -222,6 +227,8 @@ class Supervisor:
         if settings.demo:
             agencies = [sys.executable, "-m", "gateway.cli", "agencies", "--gateway", _dialable(self.grpc_listen)]
             self.children.append(Child("agencies", ChildRole.AGENCIES, agencies, env))
+            if settings.portal_listen:
+                self.children.append(Child("portal", ChildRole.PORTAL, self._portal_argv(), env))
         cleanup.callback(self._kill_all)
         for child in self.children:
             await self._spawn(child)
@@ -236,9 +243,18 @@ class Supervisor:
             self.grpc_listen,
             self.national_listen or "(none)",
             workers,
-            ", simulated agencies" if settings.demo else "",
+            f", simulated agencies, the status page on http://{settings.portal_listen}/"
+            if settings.demo and settings.portal_listen
+            else "",
             settings.http_listen or "(none)",
         )
+
+    def _portal_argv(self) -> list[str]:
+        s = self.settings
+        argv = [sys.executable, "-m", "gateway.cli", "portal", "--gateway", _dialable(self.grpc_listen)]
+        argv += ["--listen", s.portal_listen, "--regions-file", str(s.regions_file), "--tls-dir", str(s.tls_dir)]
+        argv += ["--data-dir", str(s.data_dir.parent / "portal")]
+        return [*argv, "--insecure"] if s.insecure else argv
 
     def _kill_all(self) -> None:
         for child in self.children:

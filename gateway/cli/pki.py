@@ -51,7 +51,7 @@ def cmd_pki_issue(args: argparse.Namespace) -> int:
         (folder / "ca.key").read_bytes(),
         args.participant,
         valid_days=args.valid_days,
-        server=args.participant.startswith("agency:"),
+        server=pki.serves(args.participant),
     )
     stem = pki.file_stem(args.participant)
     (folder / f"{stem}.key").write_bytes(key)

@@ -74,6 +74,10 @@ def print_transfer(t: transfer_pb2.Transfer) -> None:
     print(f"state     {state}{'   OVERDUE' if t.overdue else ''}   holder: {holder}")
     if t.close_reason:
         print(f"reason    {t.close_reason}")
+    if t.HasField("contact"):
+        c = t.contact
+        employer = f"; employer {c.employer_name} {c.employer_mobile_masked}".rstrip() if c.employer_name else ""
+        print(f"told      {c.mobile_masked or '-'}{employer} (portal {c.portal or 'default'})")
     if t.relationship_region:
         stays = "stays at" if t.temporary_account else "is at"
         temporary = f"; temporary account at {t.target_region} (66号 Art. 5)" if t.temporary_account else ""

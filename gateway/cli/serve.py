@@ -15,7 +15,7 @@ from typing import Any
 from gateway.config import Settings, load_registry
 from gateway.domain import idnumber
 
-__all__ = ["ScrubbingFilter", "add_commands", "cmd_agencies", "cmd_serve", "setup_logging"]
+__all__ = ["ScrubbingFilter", "add_commands", "cmd_agencies", "cmd_serve", "setup_logging", "until_signalled"]
 
 
 class ScrubbingFilter(logging.Filter):
@@ -35,7 +35,7 @@ def setup_logging(process: str = "") -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler])
 
 
-async def _until_signalled(stopped: Callable[[], Awaitable[None]]) -> None:
+async def until_signalled(stopped: Callable[[], Awaitable[None]]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -68,7 +68,7 @@ async def _serve(settings: Settings, role: str | None) -> None:
         log.info("shutting down: NOT_SERVING, finishing in-flight calls")
         await gateway.stop()
 
-    await _until_signalled(stopped)
+    await until_signalled(stopped)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -117,7 +117,7 @@ async def _agencies(settings: Settings, gateway_target: str, act_delay_s: float,
     logging.getLogger("sigw").info(
         "simulated agencies of %d regions answering %s", len(registry.regions), gateway_target
     )
-    await _until_signalled(simulated.stop)
+    await until_signalled(simulated.stop)
 
 
 def cmd_agencies(args: argparse.Namespace) -> int:

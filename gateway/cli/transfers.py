@@ -61,6 +61,12 @@ def cmd_create(args: argparse.Namespace) -> int:
         source_region=args.from_region,
         target_region=args.to_region,
         note=args.note or "",
+        contact=transfer_pb2.ApplicantContact(
+            mobile=args.mobile or "",
+            employer_name=args.employer or "",
+            employer_mobile=args.employer_mobile or "",
+            portal=args.portal or "",
+        ),
         circumstances=transfer_pb2.Circumstances(
             drawing_benefits=args.drawing_benefits,
             hukou_moved=args.hukou_moved,
@@ -108,6 +114,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         timeout=args.timeout,
     )
     print_transfer(reply.transfer)
+    print(f"applicant {reply.status.state_text}: {reply.status.summary}")
     return 0
 
 
@@ -267,6 +274,11 @@ def add_commands(sub: Any, common: argparse.ArgumentParser, mutating: argparse.A
     create.add_argument("--gap-months", type=int, default=0, help="medical: months without enrolment between regions")
     create.add_argument("--collection-source", choices=sorted(COLLECTION_SOURCES), help="pension-collection only")
     create.add_argument("--note")
+    told = create.add_argument_group("result notices (Art. 16): how the person and employer are told")
+    told.add_argument("--mobile", help="the person's mobile number (11 digits)")
+    told.add_argument("--employer", help="the employer's name")
+    told.add_argument("--employer-mobile", help="the employer's contact mobile number")
+    told.add_argument("--portal", help="the portal that tells them (default: the registry's first)")
     military = create.add_argument_group("military transfers (Art. 17): --from 910000, --as military:CODE")
     military.add_argument("--service-start", help="YYYY-MM-DD")
     military.add_argument("--service-end", help="YYYY-MM-DD")

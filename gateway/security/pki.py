@@ -9,7 +9,7 @@ Layout of the folder ``init_pki`` fills (participant ``:`` written as ``_`` in f
 
     ca.pem, ca.key                            the CA (basicConstraints CA:true, keyUsage keyCertSign)
     gateway.pem, gateway.key                  the gateway: server and client auth (it also calls agencies)
-    agency_110000_hrss.pem, ....key           agencies: client and server auth (they serve RegionAgencyService)
+    agency_110000_hrss.pem, ....key           agencies, portals: client and server auth (they serve the gateway)
     hospital_440300_H44030000001.pem, ....key every other participant: client auth only
 
 Keys are EC P-256 in unencrypted PKCS#8 PEM, written with mode 0600; signatures are ECDSA with SHA-256.
@@ -53,6 +53,7 @@ __all__ = [
     "participant_of_peer",
     "peer_certificate",
     "peer_is_gateway",
+    "serves",
 ]
 
 PARTICIPANT_URI_PREFIX = "sigw:participant:"
@@ -144,7 +145,7 @@ def init_pki(
     ensure("gateway", _GATEWAY_CN, GATEWAY_URI, server=True)
     issued: dict[str, IssuedIdentity] = {}
     for name in dict.fromkeys(names):
-        cert_path, key_path = ensure(file_stem(name), name, PARTICIPANT_URI_PREFIX + name, server=_serves(name))
+        cert_path, key_path = ensure(file_stem(name), name, PARTICIPANT_URI_PREFIX + name, server=serves(name))
         issued[name] = IssuedIdentity(name, cert_path, key_path)
     return issued
 
@@ -268,9 +269,10 @@ def participant_of_peer(cert_pem_or_der: bytes) -> str | None:
 # --- internals --------------------------------------------------------------------------------------------------
 
 
-def _serves(participant: str) -> bool:
-    """Agencies serve ``RegionAgencyService``, so their certificates allow server auth too."""
-    return Participant.parse(participant).role is Role.AGENCY
+def serves(participant: str) -> bool:
+    """Agencies serve ``RegionAgencyService`` and portals ``NotifyService``, so their certificates allow server
+    auth too."""
+    return Participant.parse(participant).role in (Role.AGENCY, Role.PORTAL)
 
 
 def _check_valid_days(valid_days: int) -> None:

@@ -1,0 +1,2 @@
+"""The applicants' portal (``sigw portal``): the status page people open, and the ``NotifyService`` that takes
+the gateway's result notices (Art. 16)."""

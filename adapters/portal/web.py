@@ -1,0 +1,282 @@
+"""The applicants' status page (Arts. 16, 29, 30): a person enters the transfer number and ID number (POST, never
+in a URL or a log) and reads, in Chinese, where the transfer stands, who must act by when, what they may need to
+do, the notices they were sent and how to reach the agencies.
+
+Served by ``sigw portal`` with aiohttp and Jinja2 (``aiohttp-jinja2``), the HTTP stack the national interface
+already uses. The page needs no JavaScript; it calls the gateway's ``QueryTransferStatus`` with the portal's
+own certificate, like any portal, and shows the gateway's ``ApplicantStatus`` as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import unicodedata
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import grpc
+import jinja2
+from aiohttp import web
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from adapters.portal.notices import NoticeBook, ReceivedNotice
+from gateway._gen.sigw.v1 import common_pb2, portal_pb2, transfer_pb2, transfer_pb2_grpc
+from gateway.api.identity import METADATA_KEY
+from gateway.domain import idnumber, ids
+from gateway.domain.calendar import SHANGHAI
+
+__all__ = ["ClientFailures", "GatewayLookup", "Lookup", "build_app"]
+
+log = logging.getLogger("sigw.portal")
+
+_HERE = Path(__file__).parent
+TEXT_COOKIE = "text"
+"""``large`` for the large-type mode (Art. 30), set by the header's link, kept a year."""
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What the gateway answered a status query."""
+
+    reply: transfer_pb2.QueryTransferStatusResponse | None = None
+    code: grpc.StatusCode = grpc.StatusCode.OK
+    retry_after_s: float = 0.0
+
+
+class GatewayLookup:
+    """The gateway's ``QueryTransferStatus``, called as this portal (its certificate; a development gateway
+    reads the participant from metadata instead)."""
+
+    def __init__(self, target: str, participant: str, credentials: grpc.ChannelCredentials | None) -> None:
+        self.channel = (
+            grpc.aio.secure_channel(target, credentials)
+            if credentials is not None
+            else grpc.aio.insecure_channel(target)
+        )
+        self.stub = transfer_pb2_grpc.TransferServiceStub(self.channel)
+        self.metadata = None if credentials is not None else ((METADATA_KEY, participant),)
+
+    async def query(self, transfer_id: str, id_number: str) -> Lookup:
+        request = transfer_pb2.QueryTransferStatusRequest(transfer_id=transfer_id, id_number=id_number)
+        try:
+            reply = await self.stub.QueryTransferStatus(request, timeout=5.0, metadata=self.metadata)
+        except grpc.aio.AioRpcError as error:
+            return Lookup(code=error.code(), retry_after_s=_retry_delay(error))
+        return Lookup(reply)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+def _retry_delay(error: grpc.aio.AioRpcError) -> float:
+    status = rpc_status.from_call(error)
+    for detail in status.details if status else ():
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return float(info.retry_delay.seconds)
+    return 0.0
+
+
+@dataclass
+class ClientFailures:
+    """Failed queries per client address: after ``limit`` within ``window_s`` the portal itself refuses that
+    address until the window passes, so one visitor cannot use up the portal's allowance at the gateway (which
+    counts failures per portal) and lock everybody else out."""
+
+    limit: int = 5
+    window_s: float = 900.0
+    clock: Callable[[], float] = time.monotonic
+    _seen: dict[str, deque[float]] = field(default_factory=dict)
+
+    def _recent(self, client: str) -> deque[float]:
+        times = self._seen.setdefault(client, deque())
+        while times and times[0] <= self.clock() - self.window_s:
+            times.popleft()
+        return times
+
+    def wait_s(self, client: str) -> float:
+        """Seconds until ``client`` may query again (0: now)."""
+        times = self._recent(client)
+        return times[0] + self.window_s - self.clock() if len(times) >= self.limit else 0.0
+
+    def add(self, client: str) -> None:
+        self._recent(client).append(self.clock())
+        if len(self._seen) > 100_000:  # forget the quiet ones rather than grow without bound
+            for quiet in [c for c, t in self._seen.items() if not t]:
+                del self._seen[quiet]
+
+
+# ----------------------------------------------------------------------------------------------- the form
+
+
+def _normalized(value: str) -> str:
+    """What a person typed, as the gateway expects it: full-width digits and letters made ASCII (NFKC), spaces
+    dropped, letters upper case (a final ``x`` of an ID number is ``X``)."""
+    return "".join(unicodedata.normalize("NFKC", value).split()).upper()
+
+
+def form_errors(transfer_id: str, id_number: str) -> dict[str, str]:
+    """The form's problems by field, in Chinese; empty when both look right."""
+    errors = {}
+    if not transfer_id:
+        errors["transfer_id"] = "请输入转移编号。"
+    elif not ids.TRANSFER_ID.fullmatch(transfer_id):
+        errors["transfer_id"] = "转移编号的格式不对。它由字母T、数字和连字符组成，例如 T03-20260302-8F3A2C1D。"
+    if not id_number:
+        errors["id_number"] = "请输入身份证号码。"
+    elif len(id_number) != 18:
+        errors["id_number"] = f"身份证号码应为18位，您输入了{len(id_number)}位。"
+    elif not idnumber.is_valid(id_number):
+        errors["id_number"] = "身份证号码不正确，请逐位核对（最后一位可能是数字或字母X）。"
+    return errors
+
+
+def _minutes(seconds: float) -> int:
+    return max(1, math.ceil(seconds / 60))
+
+
+# ----------------------------------------------------------------------------------------------- filters
+
+
+def _day(d: common_pb2.Date) -> str:
+    return f"{d.year}年{d.month}月{d.day}日" if d.year else ""
+
+
+def _when(value: Timestamp | datetime) -> str:
+    moment = value if isinstance(value, datetime) else value.ToDatetime(tzinfo=UTC)
+    local = moment.astimezone(SHANGHAI)
+    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
+
+
+def _iso(value: Timestamp | datetime) -> str:
+    moment = value if isinstance(value, datetime) else value.ToDatetime(tzinfo=UTC)
+    return moment.astimezone(SHANGHAI).isoformat(timespec="minutes")
+
+
+def _addressee(notice: ReceivedNotice) -> str:
+    if notice.addressee == portal_pb2.ADDRESSEE_EMPLOYER:
+        return f"用人单位（{notice.employer_name}）"
+    return "本人"
+
+
+# ----------------------------------------------------------------------------------------------- handlers
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+@web.middleware
+async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.update(_SECURITY_HEADERS)
+    if request.method == "POST":
+        response.headers["Cache-Control"] = "no-store"  # a person's status stays out of every cache
+    return response
+
+
+LOOKUP_KEY = web.AppKey("lookup", GatewayLookup)
+BOOK_KEY = web.AppKey("book", NoticeBook)
+FAILURES_KEY = web.AppKey("failures", ClientFailures)
+
+
+def _large(request: web.Request) -> bool:
+    wanted = request.query.get("text")
+    if wanted in ("large", "normal"):
+        return wanted == "large"
+    return request.cookies.get(TEXT_COOKIE) == "large"
+
+
+def _page(request: web.Request, template: str, http_status: int = 200, **context: Any) -> web.Response:
+    large = _large(request)
+    response = aiohttp_jinja2.render_template(template, request, {"large": large, **context}, status=http_status)
+    wanted = request.query.get("text")
+    if wanted in ("large", "normal"):
+        response.set_cookie(TEXT_COOKIE, wanted, max_age=365 * 24 * 3600, httponly=True, samesite="Strict")
+    return response
+
+
+async def form_page(request: web.Request) -> web.Response:
+    return _page(request, "form.html", errors={}, values={})
+
+
+def _client(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+async def status_page(request: web.Request) -> web.Response:
+    posted = await request.post()
+    transfer_id = _normalized(str(posted.get("transfer_id", "")))[:64]
+    id_number = _normalized(str(posted.get("id_number", "")))[:64]
+    values = {"transfer_id": transfer_id}  # the ID number is never written back into a page
+    errors = form_errors(transfer_id, id_number)
+    if errors:
+        return _page(request, "form.html", 400, errors=errors, values=values)
+    failures = request.app[FAILURES_KEY]
+    wait = failures.wait_s(_client(request))
+    if wait:
+        return _too_many(request, values, wait)
+    lookup = await request.app[LOOKUP_KEY].query(transfer_id, id_number)
+    if lookup.code is grpc.StatusCode.NOT_FOUND:
+        failures.add(_client(request))
+        problem = (
+            "没有找到与这个转移编号和身份证号码相符的转移。请核对两项后再试；仍查不到的，请联系受理您申请的经办机构。"
+        )
+        return _page(request, "form.html", 404, errors={}, problem=problem, values=values)
+    if lookup.code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return _too_many(request, values, lookup.retry_after_s or failures.window_s)
+    if lookup.reply is None:
+        log.warning("status query failed at the gateway: %s", lookup.code.name)
+        problem = "系统暂时无法查询，请稍后再试。您的申请不受影响。"
+        return _page(request, "form.html", 503, errors={}, problem=problem, values=values)
+    notices = await request.app[BOOK_KEY].of_transfer(lookup.reply.transfer.transfer_id)
+    return _page(request, "status.html", transfer=lookup.reply.transfer, status=lookup.reply.status, notices=notices)
+
+
+def _too_many(request: web.Request, values: dict[str, str], wait_s: float) -> web.Response:
+    problem = f"查询失败的次数过多。为保护您的信息，请在{_minutes(wait_s)}分钟后再试。"
+    response = _page(request, "form.html", 429, errors={}, problem=problem, values=values)
+    response.headers["Retry-After"] = str(math.ceil(wait_s))
+    return response
+
+
+async def back_to_form(_: web.Request) -> web.Response:
+    """A status is only ever the answer to the form (its data never goes in a URL)."""
+    raise web.HTTPSeeOther("/")
+
+
+async def healthz(_: web.Request) -> web.Response:
+    return web.Response(text="SERVING\n")
+
+
+def build_app(lookup: GatewayLookup, book: NoticeBook, failures: ClientFailures) -> web.Application:
+    app = web.Application(middlewares=[_headers], client_max_size=16 * 1024)
+    app[LOOKUP_KEY], app[BOOK_KEY], app[FAILURES_KEY] = lookup, book, failures
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(_HERE / "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters.update(day=_day, when=_when, iso=_iso, addressee=_addressee)
+    app.router.add_get("/", form_page)
+    app.router.add_post("/status", status_page)
+    app.router.add_get("/status", back_to_form)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_static("/static", _HERE / "static")
+    return app
