@@ -16,6 +16,8 @@ import grpc
 import pytest
 import redis
 
+from adapters.portal.server import PortalServer, PortalSettings
+from adapters.portal.web import ClientFailures
 from adapters.simulated_agency import SimulatedAgencies, SimulatedAgency
 from gateway._gen.sigw.v1 import transfer_pb2_grpc
 from gateway.config import Settings, load_registry
@@ -23,7 +25,7 @@ from gateway.dispatch.dispatcher import DispatchSettings
 from gateway.dispatch.retry import RetryPolicy
 from gateway.domain.calendar import SHANGHAI
 from gateway.domain.participants import AgencyKey, AgencyType
-from gateway.domain.regions import Hospital, Region, Registry
+from gateway.domain.regions import Hospital, Portal, Region, Registry
 from gateway.security.tls import TlsFolder
 from gateway.server import Gateway, start_gateway
 from gateway.store.embedded import EmbeddedRedis
@@ -78,6 +80,7 @@ class Demo:
     channel: grpc.aio.Channel
     clock: FakeClock
     key_file: Path | None = None
+    portal: PortalServer | None = None
 
     @property
     def transfers(self) -> transfer_pb2_grpc.TransferServiceAsyncStub:
@@ -99,15 +102,34 @@ async def start_demo_agencies(act_delay_s: float = 0.0, tls: TlsFolder | None = 
     return sims
 
 
-def demo_registry(sims: SimulatedAgencies, hospitals: dict[str, Hospital] | None = None) -> Registry:
-    """The demo regions, each agency at its simulated agency's address, and the hospitals of the regions file
-    (with ``hospitals`` over them)."""
+def demo_registry(
+    sims: SimulatedAgencies, hospitals: dict[str, Hospital] | None = None, portals: dict[str, Portal] | None = None
+) -> Registry:
+    """The demo regions, each agency at its simulated agency's address, the hospitals of the regions file (with
+    ``hospitals`` over them) and ``portals``."""
     regions = {
         code: Region(code, name, {t: sims.endpoints[AgencyKey(code, t)] for t in AgencyType})
         for code, name in DEMO_REGIONS.items()
     }
     listed = load_registry(Path(__file__).resolve().parents[1] / "config" / "regions.toml").hospitals
-    return Registry(regions, {**listed, **(hospitals or {})})
+    return Registry(regions, {**listed, **(hospitals or {})}, portals or {})
+
+
+async def start_portal(
+    data_dir: Path, failures: ClientFailures | None = None, notify: str = "127.0.0.1:0"
+) -> PortalServer:
+    """The applicants' portal (portal:gov) on ephemeral loopback ports, plain text; point it at a gateway with
+    ``portal.lookup.connect``."""
+    settings = PortalSettings(
+        gateway="127.0.0.1:1",
+        listen="127.0.0.1:0",
+        notify_listen=notify,
+        data_dir=data_dir,
+        failures=failures or ClientFailures(),
+    )
+    portal = PortalServer(settings)
+    await portal.start()
+    return portal
 
 
 async def start_demo(
@@ -123,15 +145,18 @@ async def start_demo(
     rate_per_s: float = 100_000.0,
     breaker_clock: Callable[[], float] | None = None,
     overrides: dict[str, Any] | None = None,
+    portal: PortalServer | None = None,
 ) -> Demo:
     """A gateway on ``redis_url`` with simulated agencies for the demo regions, all on ephemeral loopback ports.
     Time is ``clock``'s: the domain's, and the rate limiter's seconds (so a bucket refills only when a test moves
     the clock); ``breaker_clock`` (default: real monotonic time) drives the circuit breakers' open periods;
-    ``overrides`` sets other ``Settings`` fields."""
+    ``overrides`` sets other ``Settings`` fields; with ``portal`` (see ``start_portal``) the registry's portal:gov
+    is it, and it calls this gateway."""
     sims = await start_demo_agencies(act_delay_s=act_delay_s)
     for agency in sims.agencies.values():
         agency.act = act
-    registry = demo_registry(sims)
+    portals = {"gov": Portal("gov", "服务平台", f"127.0.0.1:{portal.notify_port}")} if portal else {}
+    registry = demo_registry(sims, portals=portals)
     key_file = Path(tempfile.mkdtemp(prefix="sigw-keys-")) / "sigw.keys"
     settings = Settings(
         grpc_listen="127.0.0.1:0",
@@ -160,7 +185,9 @@ async def start_demo(
         settings, registry, clock=clock, dispatch=dispatch, monotonic=lambda: clock().timestamp()
     )
     sims.connect(gateway.target)
-    return Demo(gateway, sims, grpc.aio.insecure_channel(gateway.target), clock, key_file)
+    if portal is not None:
+        portal.lookup.connect(gateway.target)
+    return Demo(gateway, sims, grpc.aio.insecure_channel(gateway.target), clock, key_file, portal)
 
 
 @pytest.fixture

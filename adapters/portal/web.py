@@ -57,13 +57,18 @@ class GatewayLookup:
     reads the participant from metadata instead)."""
 
     def __init__(self, target: str, participant: str, credentials: grpc.ChannelCredentials | None) -> None:
+        self.credentials = credentials
+        self.metadata = None if credentials is not None else ((METADATA_KEY, participant),)
+        self.connect(target)
+
+    def connect(self, target: str) -> None:
+        """Call the gateway at ``target`` from now on (tests start the portal before the gateway)."""
         self.channel = (
-            grpc.aio.secure_channel(target, credentials)
-            if credentials is not None
+            grpc.aio.secure_channel(target, self.credentials)
+            if self.credentials is not None
             else grpc.aio.insecure_channel(target)
         )
         self.stub = transfer_pb2_grpc.TransferServiceStub(self.channel)
-        self.metadata = None if credentials is not None else ((METADATA_KEY, participant),)
 
     async def query(self, transfer_id: str, id_number: str) -> Lookup:
         request = transfer_pb2.QueryTransferStatusRequest(transfer_id=transfer_id, id_number=id_number)
