@@ -4,7 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck proto proto-lint clean bench bench-priority bench-watches
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: run test lint typecheck proto proto-lint clean bench bench-priority bench-watches browser screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +20,18 @@ run: $(STAMP)
 	$(BIN)/sigw serve --demo
 
 ## test: lint, type-check, check the generated code and the proto, then run the whole test suite
-test: $(STAMP) lint typecheck proto-lint
+test: $(STAMP) browser lint typecheck proto-lint
 	$(BIN)/python -m pytest -q
+
+## browser: Debian's Chromium and a Chinese font for the browser tests (installed once; needs root and apt)
+browser:
+	@test -x $(CHROMIUM) -a -n "$$(fc-list :lang=zh 2>/dev/null)" || { \
+		echo "installing Debian's chromium and fonts-wqy-microhei for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei; }
+
+## screenshots: the status page at phone and desktop sizes into docs/screenshots (the README shows them)
+screenshots: $(STAMP) browser
+	SIGW_SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/browser -k screenshots
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway adapters tests scripts bench

@@ -3,8 +3,10 @@ agencies' own calls (the simulated agencies stay passive): for the portal's inte
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 
+from adapters.portal.server import PortalServer
 from gateway._gen.sigw.v1 import common_pb2, transfer_pb2
 from tests.conftest import Demo, as_
 from tests.helpers import person_id
@@ -18,6 +20,12 @@ MOBILE, EMPLOYER_MOBILE = "13812345678", "13987654321"
 EMPLOYER = "上海某某科技有限公司"
 
 STATES = ("submitted", "contact_sent", "funds_sent", "completed", "rejected", "cancelled", "temporary_account")
+
+
+def kept(portal: PortalServer) -> int:
+    """Notices in the portal's file, read as another process would."""
+    with sqlite3.connect(portal.settings.data_dir / "notices.sqlite3") as db:
+        return int(db.execute("SELECT count(*) FROM notices").fetchone()[0])
 
 
 @dataclass(frozen=True)

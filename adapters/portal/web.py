@@ -170,7 +170,7 @@ def _iso(value: Timestamp | datetime) -> str:
 
 def _addressee(notice: ReceivedNotice) -> str:
     if notice.addressee == portal_pb2.ADDRESSEE_EMPLOYER:
-        return f"用人单位（{notice.employer_name}）"
+        return f"用人单位{notice.employer_name}"
     return "本人"
 
 

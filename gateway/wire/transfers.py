@@ -428,7 +428,7 @@ def notify_request(
         target_region=t.target_region,
         state=_STATE(t.state),
         reason=t.close_reason,
-        text=notice_text(t, notice.type, notice.step, directory),
+        text=notice_text(t, notice.type, notice.step, directory, addressee),
         time=timestamp(t.updated_at),
     )
     if notice.step:

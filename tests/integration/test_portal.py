@@ -3,7 +3,6 @@ page over real HTTP, the status query's guard, and the applicant's status on the
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from gateway._gen.sigw.v1 import agency_pb2, portal_pb2, portal_pb2_grpc, transf
 from gateway.app.transfers import StatusQueryLimits
 from tests.conftest import Demo, FakeClock, start_demo, start_portal
 from tests.helpers import eventually, person_id
-from tests.portal_cases import EMPLOYER_MOBILE, MOBILE, TARGET, transfer_in
+from tests.portal_cases import EMPLOYER_MOBILE, MOBILE, TARGET, kept, transfer_in
 
 S = transfer_pb2
 
@@ -55,17 +54,11 @@ async def _notices(portal: PortalServer, transfer_id: str) -> list[tuple[int, st
     return [(n.addressee, n.mobile_masked, n.text) for n in await portal.book.of_transfer(transfer_id)]
 
 
-def _kept(portal: PortalServer) -> int:
-    """Notices in the portal's file, read as another process would."""
-    with sqlite3.connect(portal.settings.data_dir / "notices.sqlite3") as db:
-        return int(db.execute("SELECT count(*) FROM notices").fetchone()[0])
-
-
 async def test_a_completed_transfer_tells_the_person_and_the_employer_and_the_page_shows_it(with_portal: Demo) -> None:
     portal = with_portal.portal
     assert portal is not None
     case = await transfer_in(with_portal, "completed", 11)
-    await eventually(lambda: _kept(portal) == 2)
+    await eventually(lambda: kept(portal) == 2)
     notices = await _notices(portal, case.transfer_id)
     assert sorted(n[:2] for n in notices) == [
         (portal_pb2.ADDRESSEE_PERSON, MOBILE[:3] + "****" + MOBILE[7:]),
@@ -89,7 +82,7 @@ async def test_a_rejected_transfer_tells_the_person_the_reason(with_portal: Demo
     portal = with_portal.portal
     assert portal is not None
     case = await transfer_in(with_portal, "rejected", 12)
-    await eventually(lambda: _kept(portal) == 2)
+    await eventually(lambda: kept(portal) == 2)
     notices = await _notices(portal, case.transfer_id)
     person = [text for who, _, text in notices if who == portal_pb2.ADDRESSEE_PERSON]
     assert person and "不予转移" in person[0] and "缴费记录与信息表不一致" in person[0]
@@ -106,7 +99,7 @@ async def test_steps_between_tell_nobody_and_an_overdue_step_tells_the_person(wi
     sweeper = with_portal.gateway.sweeper
     assert sweeper is not None
     assert await sweeper.sweep() == [case.transfer_id]
-    await eventually(lambda: _kept(portal) == 2)
+    await eventually(lambda: kept(portal) == 2)
     texts = [text for *_, text in await _notices(portal, case.transfer_id)]
     assert all("超过期限" in t and "北京市社会保险经办机构" in t for t in texts), texts
     _, html, _ = await _post(with_portal, case.transfer_id, case.id_number)
@@ -123,10 +116,10 @@ async def test_a_notice_waits_in_the_outbox_while_the_portal_is_down(
     demo = await start_demo(redis_url, clock, act=False, portal=first)
     try:
         case = await transfer_in(demo, "cancelled", 14)
-        assert _kept(first) == 0
+        assert kept(first) == 0
         portal = await start_portal(tmp_path / "portal", notify=f"127.0.0.1:{first.notify_port}")
         try:
-            await eventually(lambda: _kept(portal) == 2)
+            await eventually(lambda: kept(portal) == 2)
             texts = [text for *_, text in await _notices(portal, case.transfer_id)]
             assert all("已撤销" in t and "本人撤回申请" in t for t in texts)
         finally:

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
-from gateway.domain import access
+from gateway.domain import access, idnumber
 from gateway.domain.calendar import SHANGHAI
 from gateway.domain.participants import AgencyKey, AgencyType
 from gateway.domain.transfer.model import (
     MILITARY_AREA,
+    Addressee,
     Event,
     Kind,
     NoticeType,
@@ -251,24 +252,27 @@ def explain(t: Transfer, timeline: list[tuple[str, Event]], today: date, directo
     )
 
 
-def notice_text(t: Transfer, kind: NoticeType, step: Step | None, directory: Directory) -> str:
-    """The words of a result notice (Art. 16), as the person (or employer) reads it in a text message."""
-    what = KIND_TEXT[t.kind]
+def notice_text(
+    t: Transfer, kind: NoticeType, step: Step | None, directory: Directory, addressee: Addressee = Addressee.PERSON
+) -> str:
+    """The words of a result notice (Art. 16), as the person (or the employer) reads it in a text message."""
+    whose = "您的" if addressee is Addressee.PERSON else f"贵单位职工{idnumber.mask_name(t.name)}的"
+    what = whose + KIND_TEXT[t.kind]
     if kind is NoticeType.TRANSFER_COMPLETED:
-        return f"您的{what}（编号{t.transfer_id}）已办结：已转入{directory.region_name(t.target_region)}。"
+        return f"{what}（编号{t.transfer_id}）已办结：已转入{directory.region_name(t.target_region)}。"
     if kind is NoticeType.TEMPORARY_ACCOUNT_OPENED:
         return (
-            f"您的{what}（编号{t.transfer_id}）已办结：关系保留在{directory.region_name(t.source_region)}，"
-            f"{directory.region_name(t.target_region)}为您建立了临时缴费账户。"
+            f"{what}（编号{t.transfer_id}）已办结：关系保留在{directory.region_name(t.source_region)}，"
+            f"{directory.region_name(t.target_region)}建立了临时缴费账户。"
         )
     if kind is NoticeType.TRANSFER_CLOSED and t.state is State.REJECTED:
-        return f"您的{what}（编号{t.transfer_id}）不予转移。原因：{t.close_reason}"
+        return f"{what}（编号{t.transfer_id}）不予转移。原因：{t.close_reason}"
     if kind is NoticeType.TRANSFER_CLOSED:
-        return f"您的{what}（编号{t.transfer_id}）已撤销。原因：{t.close_reason}"
+        return f"{what}（编号{t.transfer_id}）已撤销。原因：{t.close_reason}"
     if kind is NoticeType.STEP_OVERDUE and step is not None:
         acting = _contact(step.holder, directory)
         return (
-            f"您的{what}（编号{t.transfer_id}）中，{acting.name}{_STEP_TEXT[step.name]}已超过期限"
+            f"{what}（编号{t.transfer_id}）中，{acting.name}{_STEP_TEXT[step.name]}已超过期限"
             f"（应于{chinese_date(step.due)}前办结），系统已提醒办理。咨询电话：{acting.phone}。"
         )
-    return f"您的{what}（编号{t.transfer_id}）：{STATE_TEXT[t.state]}。"
+    return f"{what}（编号{t.transfer_id}）：{STATE_TEXT[t.state]}。"
