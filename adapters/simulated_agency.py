@@ -62,6 +62,7 @@ from gateway.domain.settlement.split import (
 from gateway.domain.transfer.kinds import EMPLOYEE_FUND_KINDS, PENSION_KINDS
 from gateway.domain.transfer.model import Kind
 from gateway.domain.transfer.pension import ContributionYear, compute_funds, pooled_fund
+from gateway.security import pki
 from gateway.security.tls import TlsFolder
 from gateway.wire import transfers as convert
 from gateway.wire.settlements import figures_of, split_to
@@ -92,7 +93,7 @@ Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 _STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 NO_RECORD_SEQUENCE = "000"
-PARTICIPANT_METADATA = "x-sigw-participant"
+PARTICIPANT_METADATA = pki.PARTICIPANT_METADATA_KEY
 
 
 # Interest credited to individual accounts (记账利率), percent a year. 2016-2024 are the rates the ministry

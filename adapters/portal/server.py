@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from aiohttp import web
 
 from adapters.gateway_only import GatewayOnly
 from adapters.portal.notices import NoticeBook
 from adapters.portal.service import NotifyServicer
 from adapters.portal.web import ClientFailures, GatewayLookup, build_app
 from gateway._gen.sigw.v1 import portal_pb2_grpc
-from gateway.api.http import HttpSite, start_site
 from gateway.security.tls import TlsFolder
 
 __all__ = ["PortalServer", "PortalSettings"]
@@ -46,7 +46,8 @@ class PortalServer:
         self.grpc = grpc.aio.server(interceptors=[GatewayOnly()] if tls else [])
         portal_pb2_grpc.add_NotifyServiceServicer_to_server(NotifyServicer(self.book), self.grpc)
         self.app = build_app(self.lookup, self.book, settings.failures)
-        self.site: HttpSite | None = None
+        self.runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)  # no access log
+        self.site: web.TCPSite | None = None
         self.http_port = self.notify_port = 0
 
     async def start(self) -> None:
@@ -56,9 +57,11 @@ class PortalServer:
         else:
             self.notify_port = self.grpc.add_insecure_port(s.notify_listen)
         await self.grpc.start()
-        self.site = await start_site(self.app, s.listen)  # the gateway's connection limits, no access log
-        self.http_port = self.site.port
-        host = s.listen.rsplit(":", 1)[0]
+        await self.runner.setup()
+        host, port = s.listen.rsplit(":", 1)
+        self.site = web.TCPSite(self.runner, host.strip("[]"), int(port))
+        await self.site.start()
+        self.http_port = int(self.runner.addresses[0][1])
         log.info(
             "portal %s: status page on http://%s:%d/, notices on %s, gateway %s",
             s.participant,
@@ -69,8 +72,7 @@ class PortalServer:
         )
 
     async def stop(self) -> None:
-        if self.site is not None:
-            await self.site.stop()
+        await self.runner.cleanup()
         await self.grpc.stop(grace=1.0)
         await self.lookup.close()
         self.book.close()

@@ -30,9 +30,9 @@ from grpc_status import rpc_status
 
 from adapters.portal.notices import NoticeBook, ReceivedNotice
 from gateway._gen.sigw.v1 import common_pb2, portal_pb2, transfer_pb2, transfer_pb2_grpc
-from gateway.api.identity import METADATA_KEY
 from gateway.domain import idnumber, ids
 from gateway.domain.calendar import SHANGHAI
+from gateway.security.pki import PARTICIPANT_METADATA_KEY
 
 __all__ = ["ClientFailures", "GatewayLookup", "Lookup", "build_app"]
 
@@ -58,7 +58,7 @@ class GatewayLookup:
 
     def __init__(self, target: str, participant: str, credentials: grpc.ChannelCredentials | None) -> None:
         self.credentials = credentials
-        self.metadata = None if credentials is not None else ((METADATA_KEY, participant),)
+        self.metadata = None if credentials is not None else ((PARTICIPANT_METADATA_KEY, participant),)
         self.connect(target)
 
     def connect(self, target: str) -> None:

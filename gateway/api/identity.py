@@ -24,7 +24,7 @@ from gateway.security.revocation import CertificateCheck
 
 __all__ = ["METADATA_KEY", "IdentityResolver"]
 
-METADATA_KEY = "x-sigw-participant"
+METADATA_KEY = pki.PARTICIPANT_METADATA_KEY
 
 
 class IdentityResolver:

@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_SERVER_NAMES",
     "DEFAULT_VALID_DAYS",
     "GATEWAY_URI",
+    "PARTICIPANT_METADATA_KEY",
     "PARTICIPANT_URI_PREFIX",
     "IssuedIdentity",
     "canonical_participant",
@@ -55,6 +56,9 @@ __all__ = [
     "peer_is_gateway",
     "serves",
 ]
+
+PARTICIPANT_METADATA_KEY = "x-sigw-participant"
+"""Where a development caller names itself (a gateway in ``--dev-identity`` mode reads it; never in production)."""
 
 PARTICIPANT_URI_PREFIX = "sigw:participant:"
 """Prefix of the URI subject alternative name that carries the participant."""

@@ -181,9 +181,7 @@ def test_a_notice_reaches_the_portal_with_the_full_mobile_and_the_person_masked(
     assert "已转入上海市" in to_person.notice.text
     to_employer = portal_pb2.NotifyRequest.FromString(encode("m-2", done.transfer, employer, T0.date()))
     assert to_employer.notice.mobile == "13987654321" and to_employer.notice.employer_name == "上海某某科技有限公司"
-    assert to_employer.notice.text.startswith(
-        "贵单位职工王**的失业保险关系转移"
-    )  # of its employee
+    assert to_employer.notice.text.startswith("贵单位职工王**的失业保险关系转移")  # of its employee
     agency_notice = next(n for n in done.notices if isinstance(n.recipient, AgencyKey))
     deliver = agency_pb2.DeliverRequest.FromString(encode("m-3", done.transfer, agency_notice, T0.date()))
     assert deliver.transfer_notice.transfer.person.id_number == ID  # agencies get the full number, as before

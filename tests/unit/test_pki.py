@@ -109,26 +109,27 @@ def test_cert_names_participant_in_cn_and_uri(pki_dir: Path, participant: str) -
     assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
 
 
-def test_server_auth_only_for_gateway_and_agencies(pki_dir: Path) -> None:
+def test_server_auth_only_for_the_gateway_and_the_participants_it_calls(pki_dir: Path) -> None:
     both = {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
     assert _eku(_cert(pki_dir / "gateway.pem")) == both
     assert _eku(_cert(pki_dir / "agency_110000_hrss.pem")) == both
     assert _eku(_cert(pki_dir / "agency_110000_healthcare.pem")) == both
-    for stem in ("military_JUN001", "hospital_440300_H44030000001", "portal_gov", "operator_alice"):
+    assert _eku(_cert(pki_dir / "portal_gov.pem")) == both  # it serves NotifyService
+    for stem in ("military_JUN001", "hospital_440300_H44030000001", "operator_alice"):
         assert _eku(_cert(pki_dir / f"{stem}.pem")) == {ExtendedKeyUsageOID.CLIENT_AUTH}, stem
 
 
 def test_gateway_and_agency_certs_verify_as_servers(pki_dir: Path) -> None:
     ca = _cert(pki_dir / "ca.pem")
-    for stem in ("gateway", "agency_110000_hrss"):
+    for stem in ("gateway", "agency_110000_hrss", "portal_gov"):
         leaf = _cert(pki_dir / f"{stem}.pem")
         for name in (DNSName("localhost"), IPAddress(ipaddress.ip_address("127.0.0.1"))):
             PolicyBuilder().store(Store([ca])).time(NOW).build_server_verifier(name).verify(leaf, [])
         with pytest.raises(VerificationError):
             PolicyBuilder().store(Store([ca])).time(NOW).build_server_verifier(DNSName("example.org")).verify(leaf, [])
-    portal = _cert(pki_dir / "portal_gov.pem")
+    hospital = _cert(pki_dir / "hospital_440300_H44030000001.pem")
     with pytest.raises(VerificationError, match="EKU"):
-        PolicyBuilder().store(Store([ca])).time(NOW).build_server_verifier(DNSName("localhost")).verify(portal, [])
+        PolicyBuilder().store(Store([ca])).time(NOW).build_server_verifier(DNSName("localhost")).verify(hospital, [])
 
 
 def test_gateway_cert_names_no_participant(pki_dir: Path) -> None:
