@@ -47,6 +47,10 @@ async def test_no_id_number_or_name_is_stored_in_plain_text(demo: Demo, redis_ur
     # Transfers, one with an ID number typed into a free-text note.
     first = create_request(request_id="p-1", id_number=ids[0])
     first.note = f"applicant {ids[0]} called"
+    mobiles = ["13812345678", "13987654321"]
+    first.contact.CopyFrom(
+        transfer_pb2.ApplicantContact(mobile=mobiles[0], employer_name="某公司", employer_mobile=mobiles[1])
+    )
     t = (await demo.transfers.CreateTransfer(first, metadata=as_("agency:310000:hrss"))).transfer
     second = create_request(request_id="p-2", id_number=ids[1])
     second.person.name = NAMES[2]
@@ -75,10 +79,10 @@ async def test_no_id_number_or_name_is_stored_in_plain_text(demo: Demo, redis_ur
 
     stored = all_bytes(redis_url)
     assert len(stored) > 100
-    for secret in [*ids, *NAMES]:
+    for secret in [*ids, *NAMES, *mobiles]:
         for form in {secret.encode(), secret.encode("utf-16-le")}:
             leaks = [value[:80] for value in stored if form in value]
-            assert not leaks, f"{idnumber.mask(secret) if secret in ids else '<name>'} stored in plain text: {leaks}"
+            assert not leaks, f"{idnumber.mask(secret) if secret in ids else '<secret>'} stored in plain text: {leaks}"
     # The gateway still reads it all back.
     shown = (
         await demo.transfers.GetTransfer(
@@ -86,6 +90,7 @@ async def test_no_id_number_or_name_is_stored_in_plain_text(demo: Demo, redis_ur
         )
     ).transfer
     assert shown.person.id_number_masked == idnumber.mask(ids[0])
+    assert shown.contact.mobile_masked == "138****5678" and shown.contact.employer_mobile_masked == "139****4321"
     assert idnumber.mask(ids[0]) in shown.timeline[0].note
 
 

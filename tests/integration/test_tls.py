@@ -14,7 +14,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gateway._gen.sigw.v1 import operator_pb2, operator_pb2_grpc, transfer_pb2, transfer_pb2_grpc
+from adapters.portal.server import PortalServer, PortalSettings
+from gateway._gen.sigw.v1 import (
+    operator_pb2,
+    operator_pb2_grpc,
+    portal_pb2,
+    portal_pb2_grpc,
+    transfer_pb2,
+    transfer_pb2_grpc,
+)
 from gateway.cli import main as sigw_main
 from gateway.config import Settings
 from gateway.domain.participants import AgencyType
@@ -239,3 +247,29 @@ async def test_a_chain_through_a_participants_leaf_is_refused(secured: tuple[Gat
     gateway, tls = secured
     key, chain = forged_chain(tls, "portal:gov", "operator:evil")
     await refused_at_handshake(gateway, grpc.ssl_channel_credentials(tls.ca, key, chain))
+
+
+async def test_a_portal_takes_notices_from_the_gateways_certificate_only(tmp_path: Path) -> None:
+    pki.init_pki(tmp_path / "pki", ["agency:310000:hrss", "portal:gov"])
+    tls = TlsFolder(tmp_path / "pki")
+    portal = PortalServer(
+        PortalSettings(listen="127.0.0.1:0", notify_listen="127.0.0.1:0", tls=tls, data_dir=tmp_path / "portal")
+    )
+    await portal.start()
+    notice = portal_pb2.NotifyRequest(
+        message_id="m-1", notice=portal_pb2.ResultNotice(transfer_id="T01-20260302-0000ABCD", text="已办结")
+    )
+    target = f"127.0.0.1:{portal.notify_port}"
+    try:
+        for caller, allowed in (("agency:310000:hrss", False), (None, True)):  # None: the gateway
+            async with grpc.aio.secure_channel(target, tls.channel_credentials(caller)) as channel:
+                call = portal_pb2_grpc.NotifyServiceStub(channel).Notify(notice)
+                if allowed:
+                    assert not (await call).duplicate
+                else:
+                    with pytest.raises(grpc.aio.AioRpcError) as caught:
+                        await call
+                    assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
+        assert len(await portal.book.of_transfer("T01-20260302-0000ABCD")) == 1
+    finally:
+        await portal.stop()
