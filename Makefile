@@ -23,11 +23,13 @@ run: $(STAMP)
 test: $(STAMP) browser lint typecheck proto-lint
 	$(BIN)/python -m pytest -q
 
-## browser: Debian's Chromium and a Chinese font for the browser tests (installed once; needs root and apt)
+## browser: Debian's Chromium and a Chinese font for the browser tests, promtool for the alert rules (installed
+## once; needs root and apt)
 browser:
-	@test -x $(CHROMIUM) -a -n "$$(fc-list :lang=zh 2>/dev/null)" || { \
-		echo "installing Debian's chromium and fonts-wqy-microhei for the browser tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei; }
+	@test -x $(CHROMIUM) -a -n "$$(fc-list :lang=zh 2>/dev/null)" -a -x /usr/bin/promtool || { \
+		echo "installing Debian's chromium, fonts-wqy-microhei and prometheus (promtool) for the tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium fonts-wqy-microhei prometheus; }
 
 ## screenshots: the status page at phone and desktop sizes into docs/screenshots (the README shows them)
 screenshots: $(STAMP) browser

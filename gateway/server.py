@@ -36,7 +36,7 @@ from gateway._gen.sigw.v1 import (
 )
 from gateway.api.connections import ConnectionLimits, DescriptorWatch, raise_fd_limit
 from gateway.api.guard import CallGuard, GrpcMetrics
-from gateway.api.http import HttpSite, StoreGauges, serve_http, start_site
+from gateway.api.http import CertificateGauges, HttpSite, StoreGauges, serve_http, start_site
 from gateway.api.identity import IdentityResolver
 from gateway.api.limits import RateLimiter, StreamLimit
 from gateway.api.national.server import NationalEndpoint
@@ -166,8 +166,7 @@ class Gateway:
         try:
             await self.redis.ping()
             if self._http is not None:
-                self.gauges.transfers = await self.store.counts()
-                self.gauges.lane_depths = await self.queue.lane_depths()
+                await self.gauges.refresh(self.store, self.queue, self.transfers.today())
             ok = True
         except (RedisError, OSError, Unavailable) as exc:
             ok = False
@@ -296,6 +295,7 @@ async def start_gateway(
     metrics = CollectorRegistry()
     gauges = StoreGauges()
     metrics.register(gauges)
+    metrics.register(CertificateGauges(tls))
     health = HealthServicer()
 
     server = national = None

@@ -33,6 +33,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -41,8 +42,9 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
-from gateway.api.http import StoreGauges, serve_http
+from gateway.api.http import CertificateGauges, StoreGauges, serve_http
 from gateway.config import Settings, load_registry
+from gateway.domain.calendar import SHANGHAI
 from gateway.domain.errors import Unavailable
 from gateway.server import check_transport, load_cipher
 from gateway.store.client import check_format, redis_client
@@ -186,6 +188,7 @@ class Supervisor:
         MultiProcessCollector(metrics, path=str(metrics_dir))  # type: ignore[no-untyped-call]
         gauges = StoreGauges()
         metrics.register(gauges)
+        metrics.register(CertificateGauges(check_transport(settings)))
         metrics.register(ProcessFigures(self.children, lambda: self.redis))
         if settings.http_listen:
             http = await serve_http(settings.http_listen, metrics, lambda: self._serving, settings.connection_limits())
@@ -356,8 +359,7 @@ class Supervisor:
         """/healthz is 200 while Redis answers and every role has a live process; refresh the store gauges."""
         while not self.stopping:
             try:
-                gauges.transfers = await store.counts()
-                gauges.lane_depths = await queue.lane_depths()
+                await gauges.refresh(store, queue, datetime.now(SHANGHAI).date())
                 store_ok = True
             except (RedisError, OSError, Unavailable):
                 store_ok = False

@@ -226,6 +226,10 @@ class TransferRepository(Protocol):
         """Transfers by (kind name, state name)."""
         ...
 
+    async def overdue_unreminded(self, day: date) -> int:
+        """Open steps due before ``day`` whose holder the sweeper has not reminded yet (normally 0 after a sweep)."""
+        ...
+
 
 @dataclass(frozen=True)
 class SettleContext:
@@ -389,6 +393,22 @@ class DeliveryQueue(Protocol):
         ...
 
     async def lane_depths(self) -> dict[str, int]: ...
+
+    async def figures(self, now_ms: int) -> QueueFigures:
+        """What the operators' gauges show of the lanes, the dead letters and the store."""
+        ...
+
+
+@dataclass(frozen=True)
+class QueueFigures:
+    lane_depths: dict[str, int]
+    """Messages waiting or in flight per lane, over all recipients."""
+    oldest_s: dict[str, float]
+    """Per lane: how long the oldest waiting message has waited (0 when none): the delivery lag."""
+    dead_letters: int
+    memory_used_bytes: int
+    memory_max_bytes: int
+    """Redis's ``maxmemory`` (0: no limit)."""
 
 
 class OperatorAudit(Protocol):

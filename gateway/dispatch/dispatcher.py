@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from redis.exceptions import RedisError, ResponseError
 
 from gateway.app.ports import AgencyGateway
@@ -102,6 +102,13 @@ class DispatchMetrics:
         )
         self.circuit_opened = Counter(
             "sigw_circuit_opened_total", "Times an agency's circuit opened.", ["agency"], registry=registry
+        )
+        self.circuit_open = Gauge(
+            "sigw_circuit_open",
+            "1 while a recipient's circuit is open or half open (its deliveries paused), else 0.",
+            ["agency"],
+            registry=registry,
+            multiprocess_mode="max",
         )
 
 

@@ -145,6 +145,10 @@ class AgencyWorker:
                 self.in_flight[group[0].entry_id] = task
                 task.add_done_callback(self._forget(group))
 
+    def _show_circuit(self) -> None:
+        shut = self.breaker.state is CircuitState.CLOSED
+        self.d.metrics.circuit_open.labels(str(self.agency)).set(0 if shut else 1)
+
     def _behind(self, entry: _Entry) -> bool:
         """Another message of the same transfer is in flight, or waits from earlier in the lane."""
         if not entry.transfer_id:
@@ -297,6 +301,7 @@ class AgencyWorker:
             self.d.metrics.wait.labels(entry.lane).observe(waited)
         if taken:
             self.breaker.record_success()
+            self._show_circuit()
             await self._acknowledge(taken)
 
     async def _acknowledge(self, taken: list[_Entry]) -> None:
@@ -318,6 +323,7 @@ class AgencyWorker:
         if is_transient(failed) and age_s < self.d.settings.max_age_s:
             was_open = self.breaker.state is CircuitState.OPEN
             self.breaker.record_failure()
+            self._show_circuit()
             if self.breaker.state is CircuitState.OPEN and not was_open:
                 self.d.metrics.circuit_opened.labels(str(self.agency)).inc()
                 log.warning("agency %s unreachable (%s): circuit open", self.agency, failed.code)

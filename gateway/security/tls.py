@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from cryptography import x509
 
 from gateway.security import pki
 
@@ -34,6 +35,16 @@ class TlsFolder:
         """(key, certificate) of a participant, or of the gateway for None."""
         stem = "gateway" if participant is None else pki.file_stem(participant)
         return (self.folder / f"{stem}.key").read_bytes(), (self.folder / f"{stem}.pem").read_bytes()
+
+    def expiries(self) -> dict[str, float]:
+        """When the CA's and the gateway's certificates expire (Unix seconds), for those present."""
+        found = {}
+        for name in ("ca", "gateway"):
+            path = self.folder / f"{name}.pem"
+            if path.exists():
+                cert = x509.load_pem_x509_certificate(path.read_bytes())
+                found[name] = cert.not_valid_after_utc.timestamp()
+        return found
 
     def has(self, participant: str) -> bool:
         return (self.folder / f"{pki.file_stem(participant)}.pem").exists()

@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from gateway.app.ports import QueuedMessage
+from gateway.app.ports import QueuedMessage, QueueFigures
 from gateway.domain.participants import Destination
 from gateway.store import codec, keys
 from gateway.store.client import StreamRows, redis_errors
@@ -58,6 +58,27 @@ class DeliveryQueueStore:
                 pipe.xdel(keys.DEAD_LETTERS, entry_id)
                 await pipe.execute()
         return [eid.decode() for eid, _ in rows]
+
+    async def figures(self, now_ms: int) -> QueueFigures:
+        streams = [(lane, keys.agency_lane(str(d), lane)) for d in self.agencies for lane in keys.LANES]
+        async with redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for _, stream in streams:
+                pipe.xlen(stream)
+                pipe.xrange(stream, count=1)
+            pipe.xlen(keys.DEAD_LETTERS)
+            pipe.info("memory")
+            replies = await pipe.execute()
+        depths, oldest = dict.fromkeys(keys.LANES, 0), dict.fromkeys(keys.LANES, 0.0)
+        for i, (lane, _) in enumerate(streams):
+            depths[lane] += int(replies[2 * i])
+            for _, fields in cast(StreamRows, replies[2 * i + 1]):
+                waited = max(0, now_ms - int(fields.get(b"enqueued_ms", now_ms))) / 1000
+                oldest[lane] = max(oldest[lane], waited)
+        memory = cast(dict[str, Any], replies[-1])
+        return QueueFigures(
+            depths, oldest, int(replies[-2]), int(memory.get("used_memory", 0)), int(memory.get("maxmemory", 0))
+        )
 
     async def lane_depths(self) -> dict[str, int]:
         """Messages waiting (or in flight) per lane, over all agencies."""

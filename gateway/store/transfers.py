@@ -196,6 +196,13 @@ class TransferStore:
         """Open, not yet reminded steps due before ``day``: (transfer id, step name), earliest first."""
         return await self._steps_before(keys.due, int(f"{day:%Y%m%d}") - 1, limit)
 
+    async def overdue_unreminded(self, day: date) -> int:
+        async with redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for shard in range(self.shards):
+                pipe.zcount(keys.due(shard), 0, int(f"{day:%Y%m%d}") - 1)
+            return sum(int(n) for n in await pipe.execute())
+
     async def quiet_before(self, moment: datetime, limit: int) -> list[tuple[str, str]]:
         """Open steps that started ``quiet_after`` or longer before ``moment`` and are still in the quiet index
         (transfer id, step name), longest quiet first."""
