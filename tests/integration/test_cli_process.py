@@ -66,6 +66,7 @@ class Served:
             **os.environ,
             "SIGW_CALENDAR_FILE": "",
             "SIGW_NATIONAL_LISTEN": "127.0.0.1:0",
+            "SIGW_PORTAL_LISTEN": "",  # no demo portal on the fixed port 8000
             "SIGW_CLOCK_START": "2026-03-02T09:00:00+08:00",
             "SIGW_KEY_FILE": str(self.data.parent / "sigw.keys"),
         }
