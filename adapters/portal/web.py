@@ -16,7 +16,7 @@ import unicodedata
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +25,13 @@ import grpc
 import jinja2
 from aiohttp import web
 from google.protobuf.timestamp_pb2 import Timestamp
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
+from adapters.agency_client import failure
 from adapters.portal.notices import NoticeBook, ReceivedNotice
 from gateway._gen.sigw.v1 import common_pb2, portal_pb2, transfer_pb2, transfer_pb2_grpc
 from gateway.domain import idnumber, ids
 from gateway.domain.calendar import SHANGHAI
+from gateway.domain.transfer.explain import chinese_date
 from gateway.security.pki import PARTICIPANT_METADATA_KEY
 
 __all__ = ["ClientFailures", "GatewayLookup", "Lookup", "build_app"]
@@ -75,21 +75,11 @@ class GatewayLookup:
         try:
             reply = await self.stub.QueryTransferStatus(request, timeout=5.0, metadata=self.metadata)
         except grpc.aio.AioRpcError as error:
-            return Lookup(code=error.code(), retry_after_s=_retry_delay(error))
+            return Lookup(code=error.code(), retry_after_s=failure(error).retry_after_s or 0.0)
         return Lookup(reply)
 
     async def close(self) -> None:
         await self.channel.close()
-
-
-def _retry_delay(error: grpc.aio.AioRpcError) -> float:
-    status = rpc_status.from_call(error)
-    for detail in status.details if status else ():
-        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            info = error_details_pb2.RetryInfo()
-            detail.Unpack(info)
-            return float(info.retry_delay.seconds)
-    return 0.0
 
 
 @dataclass
@@ -154,13 +144,13 @@ def _minutes(seconds: float) -> int:
 
 
 def _day(d: common_pb2.Date) -> str:
-    return f"{d.year}年{d.month}月{d.day}日" if d.year else ""
+    return chinese_date(date(d.year, d.month, d.day)) if d.year else ""
 
 
 def _when(value: Timestamp | datetime) -> str:
     moment = value if isinstance(value, datetime) else value.ToDatetime(tzinfo=UTC)
     local = moment.astimezone(SHANGHAI)
-    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
+    return f"{chinese_date(local.date())} {local:%H:%M}"
 
 
 def _iso(value: Timestamp | datetime) -> str:
