@@ -5,6 +5,7 @@ to it and get ``AgencyCallFailed`` back for any call an agency did not answer as
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import grpc
 from google.rpc import error_details_pb2
@@ -12,12 +13,13 @@ from grpc_status import rpc_status
 
 from gateway._gen.sigw.v1 import agency_pb2, agency_pb2_grpc, common_pb2, portal_pb2, settlement_pb2
 from gateway.app.ports import AgencyCallFailed
-from gateway.domain.participants import AgencyKey, AgencyType, Destination, PortalKey
+from gateway.domain.participants import AgencyKey, AgencyType, Destination, PortalKey, participant_of
 from gateway.domain.regions import Registry
 from gateway.domain.settlement.records import Bill, CredentialType, Figures, SettlementRecord
 from gateway.domain.settlement.split import FilingStatus
 from gateway.domain.settlement.visit import InsuredPerson
 from gateway.domain.transfer.relationship import ContributionPeriod
+from gateway.security.pki import participant_host
 from gateway.wire import settlements as wire
 from gateway.wire.transfers import period_from
 
@@ -85,26 +87,30 @@ class AgencyClients:
 
     def __init__(self, registry: Registry, credentials: grpc.ChannelCredentials | None = None) -> None:
         self.registry = registry
-        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._channels: dict[tuple[str, Destination], grpc.aio.Channel] = {}
         self._credentials = credentials
 
-    def _channel(self, endpoint: str) -> grpc.aio.Channel:
-        channel = self._channels.get(endpoint)
+    def _channel(self, endpoint: str, destination: Destination) -> grpc.aio.Channel:
+        """The channel to ``destination`` at ``endpoint``; over TLS its certificate must name ``destination``
+        (``pki.participant_host``), so no other participant's certificate passes for it."""
+        channel = self._channels.get((endpoint, destination))
         if channel is None:
-            options = [("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)]
+            options: list[tuple[str, Any]] = [("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)]
+            if self._credentials is not None:
+                options.append(("grpc.ssl_target_name_override", participant_host(participant_of(destination))))
             channel = (
                 grpc.aio.secure_channel(endpoint, self._credentials, options=options)
                 if self._credentials is not None
                 else grpc.aio.insecure_channel(endpoint, options=options)
             )
-            self._channels[endpoint] = channel
+            self._channels[endpoint, destination] = channel
         return channel
 
     def _stub(self, agency: AgencyKey) -> agency_pb2_grpc.RegionAgencyServiceAsyncStub:
         endpoint = self.registry.endpoint(agency)
         if endpoint is None:
             raise AgencyCallFailed("NOT_FOUND", f"no endpoint for agency {agency}")
-        return agency_pb2_grpc.RegionAgencyServiceStub(self._channel(endpoint))
+        return agency_pb2_grpc.RegionAgencyServiceStub(self._channel(endpoint, agency))
 
     def hrss_regions(self) -> list[str]:
         return sorted(a.region for a in self.registry.agencies() if a.agency_type is AgencyType.HRSS)
@@ -118,7 +124,7 @@ class AgencyClients:
         endpoint = self.registry.endpoint(destination)
         if endpoint is None:
             raise AgencyCallFailed("NOT_FOUND", f"no endpoint for {destination}")
-        channel = self._channel(endpoint)
+        channel = self._channel(endpoint, destination)
         call: grpc.aio.UnaryUnaryMultiCallable[bytes, agency_pb2.DeliverResponse | portal_pb2.NotifyResponse] = (
             channel.unary_unary(
                 _NOTIFY, request_serializer=None, response_deserializer=portal_pb2.NotifyResponse.FromString
@@ -143,7 +149,7 @@ class AgencyClients:
         if endpoint is None or isinstance(destination, PortalKey):
             raise AgencyCallFailed("NOT_FOUND", f"no batch endpoint for {destination}")
         call: grpc.aio.UnaryUnaryMultiCallable[bytes, agency_pb2.DeliverBatchResponse] = self._channel(
-            endpoint
+            endpoint, destination
         ).unary_unary(
             _DELIVER_BATCH, request_serializer=None, response_deserializer=agency_pb2.DeliverBatchResponse.FromString
         )

@@ -146,18 +146,20 @@ async def start_demo(
     breaker_clock: Callable[[], float] | None = None,
     overrides: dict[str, Any] | None = None,
     portal: PortalServer | None = None,
+    portal_code: str = "gov",
+    key_file: Path | None = None,
 ) -> Demo:
     """A gateway on ``redis_url`` with simulated agencies for the demo regions, all on ephemeral loopback ports.
     Time is ``clock``'s: the domain's, and the rate limiter's seconds (so a bucket refills only when a test moves
     the clock); ``breaker_clock`` (default: real monotonic time) drives the circuit breakers' open periods;
     ``overrides`` sets other ``Settings`` fields; with ``portal`` (see ``start_portal``) the registry's portal:gov
-    is it, and it calls this gateway."""
+    (or ``portal_code``) is it, and it calls this gateway."""
     sims = await start_demo_agencies(act_delay_s=act_delay_s)
     for agency in sims.agencies.values():
         agency.act = act
-    portals = {"gov": Portal("gov", "服务平台", f"127.0.0.1:{portal.notify_port}")} if portal else {}
+    portals = {portal_code: Portal(portal_code, "服务平台", f"127.0.0.1:{portal.notify_port}")} if portal else {}
     registry = demo_registry(sims, portals=portals)
-    key_file = Path(tempfile.mkdtemp(prefix="sigw-keys-")) / "sigw.keys"
+    key_file = key_file or Path(tempfile.mkdtemp(prefix="sigw-keys-")) / "sigw.keys"
     settings = Settings(
         grpc_listen="127.0.0.1:0",
         http_listen="127.0.0.1:0",

@@ -34,8 +34,9 @@ class Case:
     id_number: str
 
 
-async def transfer_in(demo: Demo, state: str, sequence: int) -> Case:
-    """A transfer Beijing -> Shanghai brought to ``state`` (one of ``STATES``), with a contact and an employer."""
+async def transfer_in(demo: Demo, state: str, sequence: int, portal: str = "") -> Case:
+    """A transfer Beijing -> Shanghai brought to ``state`` (one of ``STATES``), with a contact and an employer
+    (told through ``portal``: default the registry's first)."""
     temporary = state == "temporary_account"
     id_number = WOMAN_55 if temporary else person_id(sequence)
     request = S.CreateTransferRequest(
@@ -45,7 +46,9 @@ async def transfer_in(demo: Demo, state: str, sequence: int) -> Case:
         target_region="310000",
         person=common_pb2.Person(id_number=id_number, name="王小明"),
         circumstances=S.Circumstances(hukou_region="110000") if temporary else None,
-        contact=S.ApplicantContact(mobile=MOBILE, employer_name=EMPLOYER, employer_mobile=EMPLOYER_MOBILE),
+        contact=S.ApplicantContact(
+            mobile=MOBILE, employer_name=EMPLOYER, employer_mobile=EMPLOYER_MOBILE, portal=portal
+        ),
     )
     t = (await demo.transfers.CreateTransfer(request, metadata=TARGET)).transfer
     tid = t.transfer_id

@@ -62,6 +62,8 @@ class PortalServer:
         self.site = web.TCPSite(self.runner, host.strip("[]"), int(port))
         await self.site.start()
         self.http_port = int(self.runner.addresses[0][1])
+        if not s.tls:
+            log.warning("!!! PLAIN TEXT: NotifyService takes notices from any caller. Loopback development only. !!!")
         log.info(
             "portal %s: status page on http://%s:%d/, notices on %s, gateway %s",
             s.participant,

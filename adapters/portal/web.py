@@ -31,6 +31,8 @@ from adapters.portal.notices import NoticeBook, ReceivedNotice
 from gateway._gen.sigw.v1 import common_pb2, portal_pb2, transfer_pb2, transfer_pb2_grpc
 from gateway.domain import idnumber, ids
 from gateway.domain.calendar import SHANGHAI
+from gateway.domain.participants import AgencyType
+from gateway.domain.regions import NATIONAL_HOTLINES
 from gateway.domain.transfer.explain import chinese_date
 from gateway.security.pki import PARTICIPANT_METADATA_KEY
 
@@ -49,6 +51,8 @@ class Lookup:
 
     reply: transfer_pb2.QueryTransferStatusResponse | None = None
     code: grpc.StatusCode = grpc.StatusCode.OK
+    reason: str = ""
+    """The ``ErrorInfo`` reason of a refusal."""
     retry_after_s: float = 0.0
 
 
@@ -59,10 +63,14 @@ class GatewayLookup:
     def __init__(self, target: str, participant: str, credentials: grpc.ChannelCredentials | None) -> None:
         self.credentials = credentials
         self.metadata = None if credentials is not None else ((PARTICIPANT_METADATA_KEY, participant),)
+        self._replaced: list[grpc.aio.Channel] = []
+        self.channel: grpc.aio.Channel | None = None
         self.connect(target)
 
     def connect(self, target: str) -> None:
         """Call the gateway at ``target`` from now on (tests start the portal before the gateway)."""
+        if self.channel is not None:
+            self._replaced.append(self.channel)
         self.channel = (
             grpc.aio.secure_channel(target, self.credentials)
             if self.credentials is not None
@@ -75,23 +83,28 @@ class GatewayLookup:
         try:
             reply = await self.stub.QueryTransferStatus(request, timeout=5.0, metadata=self.metadata)
         except grpc.aio.AioRpcError as error:
-            return Lookup(code=error.code(), retry_after_s=failure(error).retry_after_s or 0.0)
+            failed = failure(error)
+            return Lookup(code=error.code(), reason=failed.reason, retry_after_s=failed.retry_after_s or 0.0)
         return Lookup(reply)
 
     async def close(self) -> None:
-        await self.channel.close()
+        for channel in [*self._replaced, self.channel]:
+            if channel is not None:
+                await channel.close()
 
 
 @dataclass
 class ClientFailures:
     """Failed queries per client address: after ``limit`` within ``window_s`` the portal itself refuses that
     address until the window passes, so one visitor cannot use up the portal's allowance at the gateway (which
-    counts failures per portal) and lock everybody else out."""
+    counts failures per portal) and lock everybody else out. A query counts as failed from the moment it starts
+    until it succeeds, so parallel queries cannot all pass the check together."""
 
     limit: int = 5
     window_s: float = 900.0
     clock: Callable[[], float] = time.monotonic
     _seen: dict[str, deque[float]] = field(default_factory=dict)
+    _next_sweep: float = 0.0
 
     def _recent(self, client: str) -> deque[float]:
         times = self._seen.setdefault(client, deque())
@@ -99,16 +112,33 @@ class ClientFailures:
             times.popleft()
         return times
 
-    def wait_s(self, client: str) -> float:
-        """Seconds until ``client`` may query again (0: now)."""
+    def attempt(self, client: str) -> float:
+        """Count a query by ``client``; the seconds it must wait instead (0: go ahead, and call :meth:`succeeded`
+        if the query finds the transfer)."""
+        self._sweep()
         times = self._recent(client)
-        return times[0] + self.window_s - self.clock() if len(times) >= self.limit else 0.0
+        if len(times) >= self.limit:
+            return times[0] + self.window_s - self.clock()
+        times.append(self.clock())
+        return 0.0
 
-    def add(self, client: str) -> None:
-        self._recent(client).append(self.clock())
-        if len(self._seen) > 100_000:  # forget the quiet ones rather than grow without bound
-            for quiet in [c for c, t in self._seen.items() if not t]:
-                del self._seen[quiet]
+    def succeeded(self, client: str) -> None:
+        """Take back the attempt of a query that found its transfer (or was refused by the gateway untried)."""
+        times = self._seen.get(client)
+        if times:
+            times.pop()
+
+    def clients(self) -> int:
+        """How many addresses are remembered (bounded: quiet ones are forgotten once their window has passed)."""
+        return len(self._seen)
+
+    def _sweep(self) -> None:
+        now = self.clock()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self.window_s
+        for quiet in [c for c, times in self._seen.items() if not times or times[-1] <= now - self.window_s]:
+            del self._seen[quiet]
 
 
 # ----------------------------------------------------------------------------------------------- the form
@@ -178,7 +208,15 @@ _SECURITY_HEADERS = {
 
 @web.middleware
 async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as raised:  # redirects and 404s carry the same headers
+        _secure(request, raised)
+        raise
+    return _secure(request, response)
+
+
+def _secure(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
     response.headers.update(_SECURITY_HEADERS)
     if request.method == "POST":
         response.headers["Cache-Control"] = "no-store"  # a person's status stays out of every cache
@@ -222,19 +260,24 @@ async def status_page(request: web.Request) -> web.Response:
     errors = form_errors(transfer_id, id_number)
     if errors:
         return _page(request, "form.html", 400, errors=errors, values=values)
-    failures = request.app[FAILURES_KEY]
-    wait = failures.wait_s(_client(request))
+    failures, client = request.app[FAILURES_KEY], _client(request)
+    wait = failures.attempt(client)
     if wait:
+        log.info("status query refused: too many failures from this address")
         return _too_many(request, values, wait)
     lookup = await request.app[LOOKUP_KEY].query(transfer_id, id_number)
-    if lookup.code is grpc.StatusCode.NOT_FOUND:
-        failures.add(_client(request))
+    if lookup.code is grpc.StatusCode.NOT_FOUND:  # the attempt stays counted
+        log.info("status query found nothing")
         problem = (
             "没有找到与这个转移编号和身份证号码相符的转移。请核对两项后再试；仍查不到的，请联系受理您申请的经办机构。"
         )
         return _page(request, "form.html", 404, errors={}, problem=problem, values=values)
+    failures.succeeded(client)
     if lookup.code is grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return _too_many(request, values, lookup.retry_after_s or failures.window_s)
+        log.info("status query refused by the gateway: %s", lookup.reason or "rate limited")
+        if lookup.reason == "TOO_MANY_FAILED_QUERIES":
+            return _too_many(request, values, lookup.retry_after_s or failures.window_s)
+        return _busy(request, values, lookup.retry_after_s)
     if lookup.reply is None:
         log.warning("status query failed at the gateway: %s", lookup.code.name)
         problem = "系统暂时无法查询，请稍后再试。您的申请不受影响。"
@@ -245,6 +288,18 @@ async def status_page(request: web.Request) -> web.Response:
 
 def _too_many(request: web.Request, values: dict[str, str], wait_s: float) -> web.Response:
     problem = f"查询失败的次数过多。为保护您的信息，请在{_minutes(wait_s)}分钟后再试。"
+    return _refused(request, values, problem, wait_s)
+
+
+def _busy(request: web.Request, values: dict[str, str], wait_s: float) -> web.Response:
+    """The gateway is busy (its plain rate limit, not the failure guard): try again shortly."""
+    wait_s = max(wait_s, 1.0)
+    later = f"{math.ceil(wait_s)}秒" if wait_s < 60 else f"{_minutes(wait_s)}分钟"
+    problem = f"查询的人较多，系统正忙。请在{later}后再试。您的申请不受影响。"
+    return _refused(request, values, problem, wait_s)
+
+
+def _refused(request: web.Request, values: dict[str, str], problem: str, wait_s: float) -> web.Response:
     response = _page(request, "form.html", 429, errors={}, problem=problem, values=values)
     response.headers["Retry-After"] = str(math.ceil(wait_s))
     return response
@@ -269,6 +324,10 @@ def build_app(lookup: GatewayLookup, book: NoticeBook, failures: ClientFailures)
         undefined=jinja2.StrictUndefined,
     )
     env.filters.update(day=_day, when=_when, iso=_iso, addressee=_addressee)
+    env.globals["hotlines"] = {
+        "hrss": NATIONAL_HOTLINES[AgencyType.HRSS],
+        "healthcare": NATIONAL_HOTLINES[AgencyType.HEALTHCARE_SECURITY],
+    }
     app.router.add_get("/", form_page)
     app.router.add_post("/status", status_page)
     app.router.add_get("/status", back_to_form)

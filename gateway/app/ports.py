@@ -389,7 +389,8 @@ class DeliveryQueue(Protocol):
     async def dead_letters(self, after: str | None, limit: int) -> list[QueuedMessage]: ...
 
     async def redrive(self, entry_ids: list[str] | None) -> list[str]:
-        """Put dead letters (all when None) back on their lanes; the entry ids re-driven."""
+        """Put dead letters (all when None) back on their lanes; the entry ids re-driven. A dead letter for a
+        recipient the registry no longer lists stays (no worker would deliver it)."""
         ...
 
     async def lane_depths(self) -> dict[str, int]: ...
@@ -416,12 +417,15 @@ class OperatorAudit(Protocol):
 
 
 class FailureCounter(Protocol):
-    """Failed attempts per key within a window, shared by every gateway process."""
+    """Failed attempts per key within a window, shared by every gateway process. An attempt counts as a failure
+    from the moment it starts (so parallel attempts cannot all pass the check) until it is forgiven."""
 
-    async def counts(self, keys: list[str]) -> list[int]: ...
+    async def attempt(self, keys: list[str], window_s: int) -> list[int]:
+        """Count one attempt under each key (a key's window starts with its first attempt); the counts after it."""
+        ...
 
-    async def add(self, keys: list[str], window_s: int) -> None:
-        """Count one failure under each key; a key's window starts with its first failure."""
+    async def forgive(self, keys: list[str]) -> None:
+        """Take back one attempt under each key: it succeeded, or it was refused without being tried."""
         ...
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +52,8 @@ from gateway.domain.transfer.model import (
 from gateway.domain.transfer.relationship import ContributionPeriod, PayingRegion, determine_paying_region
 
 __all__ = ["PayingRegionAnswer", "StatusQueryLimits", "TransferService"]
+
+log = logging.getLogger("sigw.transfers")
 
 Decide = Callable[[Transfer, datetime], Decision]
 
@@ -114,8 +117,11 @@ class TransferService:
             recipient: Destination | None = notice.recipient if isinstance(notice.recipient, AgencyKey) else None
             if isinstance(notice.recipient, Addressee):
                 recipient = self.notice_portal(t.contact.portal)
+                if recipient is None and t.contact.portal:
+                    log.warning("portal %s left the registry: the default portal tells the applicant", t.contact.portal)
+                    recipient = self.notice_portal("")
             if recipient is None:
-                continue
+                continue  # no portal takes notices: the applicant reads the result by status query
             message_id = ids.new_message_id()
             out.append(
                 OutboundMessage(
@@ -350,18 +356,23 @@ class TransferService:
         access.may_query_status(actor)
         limits = self.status_limits
         counted = [f"transfer:{transfer_id}", f"portal:{actor}"]
-        if self.failures is not None:
-            failures = await self.failures.counts(counted)
-            if failures[0] >= limits.per_transfer or failures[1] >= limits.per_portal:
-                raise ResourceExhausted(
-                    reason="TOO_MANY_FAILED_QUERIES",
-                    message="too many failed status queries; try again later",
-                    retry_after_s=float(limits.window_s),
-                )
+        if self.failures is None:
+            return await self._own_transfer(transfer_id, id_number)
+        counts = await self.failures.attempt(counted, limits.window_s)
+        if counts[0] > limits.per_transfer or counts[1] > limits.per_portal:
+            await self.failures.forgive(counted)  # refused untried: not a failure of its own
+            raise ResourceExhausted(
+                reason="TOO_MANY_FAILED_QUERIES",
+                message="too many failed status queries; try again later",
+                retry_after_s=float(limits.window_s),
+            )
+        stored = await self._own_transfer(transfer_id, id_number)  # a wrong number keeps its attempt counted
+        await self.failures.forgive(counted)
+        return stored
+
+    async def _own_transfer(self, transfer_id: str, id_number: str) -> StoredTransfer:
         stored = await self.store.load(transfer_id)
         if stored is None or not hmac.compare_digest(stored.transfer.id_number.encode(), id_number.encode()):
-            if self.failures is not None:
-                await self.failures.add(counted, limits.window_s)
             raise access.not_found(transfer_id)
         return stored
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import load_registry
+from gateway.domain.participants import participant_of
 
 __all__ = ["DEMO_PARTICIPANTS", "add_commands", "cmd_pki_init", "cmd_pki_issue", "cmd_pki_revoke"]
 
@@ -28,9 +29,9 @@ def cmd_pki_init(args: argparse.Namespace) -> int:
     from gateway.security import pki
 
     registry = load_registry(args.regions_file)
-    agencies = [f"agency:{a.region}:{a.agency_type.slug}" for a in registry.agencies()]
+    serving = [participant_of(d) for d in registry.destinations()]  # the agencies and the portals of the registry
     issued = pki.init_pki(
-        args.tls_dir, [*agencies, *DEMO_PARTICIPANTS, *(args.participant or [])], valid_days=args.valid_days
+        args.tls_dir, [*serving, *DEMO_PARTICIPANTS, *(args.participant or [])], valid_days=args.valid_days
     )
     print(f"development PKI in {args.tls_dir}: CA, gateway and {len(issued)} participants")
     return 0

@@ -6,23 +6,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.config import Settings, load_registry
-from gateway.domain import idnumber
+from gateway.domain import idnumber, mobile
+from gateway.domain.regions import Registry
+
+if TYPE_CHECKING:
+    from adapters.portal.server import PortalServer
 
 __all__ = ["ScrubbingFilter", "add_commands", "cmd_agencies", "cmd_serve", "setup_logging", "until_signalled"]
 
 
 class ScrubbingFilter(logging.Filter):
-    """No ID number leaves through the logs unmasked."""
+    """No ID number or mobile number leaves through the logs unmasked."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = idnumber.scrub(record.getMessage())
+        record.msg = mobile.scrub(idnumber.scrub(record.getMessage()))
         record.args = ()
         return True
 
@@ -64,11 +69,38 @@ async def _serve(settings: Settings, role: str | None) -> None:
             ", simulated agencies" if settings.demo else "",
         )
 
+    portal = await _demo_portal(settings, registry, gateway.grpc_port) if settings.demo and not role else None
+
     async def stopped() -> None:
         log.info("shutting down: NOT_SERVING, finishing in-flight calls")
         await gateway.stop()
+        if portal is not None:
+            await portal.stop()
+        log.info("stopped")
 
     await until_signalled(stopped)
+
+
+async def _demo_portal(settings: Settings, registry: Registry, grpc_port: int) -> PortalServer | None:
+    """``--single --demo``: the registry's first portal in this process too (the supervisor runs it as a child)."""
+    from adapters.portal.server import PortalServer, PortalSettings
+    from gateway.server import check_transport
+
+    first = next(iter(registry.portals.values()), None)
+    if first is None or not settings.portal_listen:
+        return None
+    portal = PortalServer(
+        PortalSettings(
+            gateway=f"127.0.0.1:{grpc_port}",
+            listen=settings.portal_listen,
+            notify_listen=first.notify,
+            participant=str(first.key),
+            tls=check_transport(settings),
+            data_dir=settings.data_dir.parent / "portal",
+        )
+    )
+    await portal.start()
+    return portal
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -165,6 +197,11 @@ def add_commands(sub: Any, common: argparse.ArgumentParser, mutating: argparse.A
     agencies.add_argument("--regions-file", type=Path, help="region registry (default config/regions.toml)")
     agencies.add_argument("--tls-dir", type=Path, help="PKI folder of `sigw pki init` (default var/pki)")
     agencies.add_argument("--insecure", action="store_true", help="plain text (the gateway serves --insecure)")
-    agencies.add_argument("--act-delay", type=float, default=0.2, help="seconds before an agency answers a notice")
+    agencies.add_argument(
+        "--act-delay",
+        type=float,
+        default=float(os.environ.get("SIGW_DEMO_ACT_DELAY", "0.2")),
+        help="seconds before an agency answers a notice (default 0.2, env SIGW_DEMO_ACT_DELAY)",
+    )
     agencies.add_argument("--passive", action="store_true", help="take deliveries, never answer them (benchmarks)")
     agencies.set_defaults(func=cmd_agencies)

@@ -61,12 +61,6 @@ def cmd_create(args: argparse.Namespace) -> int:
         source_region=args.from_region,
         target_region=args.to_region,
         note=args.note or "",
-        contact=transfer_pb2.ApplicantContact(
-            mobile=args.mobile or "",
-            employer_name=args.employer or "",
-            employer_mobile=args.employer_mobile or "",
-            portal=args.portal or "",
-        ),
         circumstances=transfer_pb2.Circumstances(
             drawing_benefits=args.drawing_benefits,
             hukou_moved=args.hukou_moved,
@@ -81,6 +75,14 @@ def cmd_create(args: argparse.Namespace) -> int:
             ),
         ),
     )
+    contact = transfer_pb2.ApplicantContact(
+        mobile=args.mobile or "",
+        employer_name=args.employer or "",
+        employer_mobile=args.employer_mobile or "",
+        portal=args.portal or "",
+    )
+    if contact.ByteSize():  # left unset otherwise, so a retried command carries the same request
+        request.contact.CopyFrom(contact)
     if military:
         if not (args.service_start and args.service_end and args.voucher):
             raise SystemExit("a military transfer needs --service-start, --service-end and --voucher")

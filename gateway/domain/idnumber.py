@@ -29,6 +29,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from gateway.domain import mobile
+
 __all__ = [
     "age_on",
     "birth_date",
@@ -173,9 +175,9 @@ def mask_name(name: str) -> str:
 
 
 def mask_text(text: str, name: str = "") -> str:
-    """Free text (a note, a reason) as it is stored and shown: ID numbers masked, and the person's own name
-    (``name``, when it has two characters or more) masked wherever it appears."""
-    masked = scrub(text)
+    """Free text (a note, a reason) as it is stored and shown: ID numbers and mobile numbers masked, and the
+    person's own name (``name``, when it has two characters or more) masked wherever it appears."""
+    masked = mobile.scrub(scrub(text))
     if len(name) >= 2:
         masked = masked.replace(name, mask_name(name))
     return masked

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["is_mobile", "mask"]
+__all__ = ["is_mobile", "mask", "scrub"]
 
 _MOBILE = re.compile(r"1[3-9][0-9]{9}")
+_IN_TEXT = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
 
 
 def is_mobile(text: str) -> bool:
     return _MOBILE.fullmatch(text) is not None
+
+
+def scrub(text: str) -> str:
+    """``text`` with every mobile number in it (11 digits, not part of a longer number) masked."""
+    return _IN_TEXT.sub(lambda m: mask(m.group(0)), text)
 
 
 def mask(mobile: str) -> str:

@@ -22,10 +22,24 @@ from dataclasses import dataclass
 
 from gateway.domain.errors import Unauthenticated
 
-__all__ = ["AgencyKey", "AgencyType", "Destination", "Participant", "PortalKey", "Role"]
+__all__ = [
+    "AgencyKey",
+    "AgencyType",
+    "Destination",
+    "Participant",
+    "PortalKey",
+    "Role",
+    "is_participant_code",
+    "participant_of",
+]
 
 _REGION = re.compile(r"[0-9]{6}")
 _CODE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+
+
+def is_participant_code(code: str) -> bool:
+    """Whether ``code`` can name a portal, military agency or operator (``portal:<code>``)."""
+    return _CODE.fullmatch(code) is not None
 
 
 class AgencyType(enum.IntEnum):
@@ -69,6 +83,11 @@ class PortalKey:
 
 Destination = AgencyKey | PortalKey
 """Whom the dispatcher delivers to: an agency (``RegionAgencyService``) or a portal (``NotifyService``)."""
+
+
+def participant_of(destination: Destination) -> str:
+    """The destination as a participant (its certificate's name): ``agency:310000:hrss``, ``portal:gov``."""
+    return f"agency:{destination}" if isinstance(destination, AgencyKey) else str(destination)
 
 
 class Role(enum.StrEnum):

@@ -37,7 +37,7 @@ import tomllib
 from dataclasses import dataclass, field
 
 from gateway.domain.errors import FieldViolation, invalid
-from gateway.domain.participants import AgencyKey, AgencyType, Destination, PortalKey
+from gateway.domain.participants import AgencyKey, AgencyType, Destination, PortalKey, is_participant_code
 from gateway.domain.transfer.medical import MedicalContinuityRules
 
 __all__ = ["NATIONAL_HOTLINES", "Hospital", "Portal", "Region", "Registry"]
@@ -45,7 +45,6 @@ __all__ = ["NATIONAL_HOTLINES", "Hospital", "Portal", "Region", "Registry"]
 _REGION = re.compile(r"[0-9]{6}")
 _ENDPOINT = re.compile(r"[\w.\-\[\]:]+:[0-9]{1,5}")
 _HOSPITAL = re.compile(r"[A-Z0-9]{12}")
-_PORTAL = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 _PHONE = re.compile(r"[0-9+\-() ]{3,32}")
 
 NATIONAL_HOTLINES = {AgencyType.HRSS: "12333", AgencyType.HEALTHCARE_SECURITY: "12393"}
@@ -195,7 +194,7 @@ class Registry:
         portals: dict[str, Portal] = {}
         for i, entry in enumerate(data.get("portals", [])):
             code, notify = str(entry.get("code", "")), str(entry.get("notify", ""))
-            if not _PORTAL.fullmatch(code) or code in portals:
+            if not is_participant_code(code) or code in portals:
                 problems.append(FieldViolation(f"portals[{i}].code", "must be a new portal code"))
             elif not _ENDPOINT.fullmatch(notify):
                 problems.append(FieldViolation(f"portals[{i}].notify", "must be host:port"))

@@ -136,20 +136,26 @@ def init_pki(
         ca_cert_pem, ca_key_pem = ca_cert_path.read_bytes(), ca_key_path.read_bytes()
     ca_cert, ca_key = _load_ca(ca_cert_pem, ca_key_pem)
 
-    def ensure(stem: str, common_name: str, uri: str, *, server: bool) -> tuple[Path, Path]:
+    def ensure(stem: str, common_name: str, uri: str, *, server: bool, names: Sequence[str]) -> tuple[Path, Path]:
         cert_path, key_path = folder / f"{stem}.pem", folder / f"{stem}.key"
-        if fresh_ca or not _usable_leaf(cert_path, key_path, ca_cert):
+        if fresh_ca or not _usable_leaf(cert_path, key_path, ca_cert, names):
             cert_pem, key_pem = _issue_leaf(
-                ca_cert, ca_key, common_name, uri, server_names, valid_days, moment, server=server, client=True
+                ca_cert, ca_key, common_name, uri, names, valid_days, moment, server=server, client=True
             )
             _write_private(key_path, key_pem)
             _write_public(cert_path, cert_pem)
         return cert_path, key_path
 
-    ensure("gateway", _GATEWAY_CN, GATEWAY_URI, server=True)
+    ensure("gateway", _GATEWAY_CN, GATEWAY_URI, server=True, names=server_names)
     issued: dict[str, IssuedIdentity] = {}
     for name in dict.fromkeys(names):
-        cert_path, key_path = ensure(file_stem(name), name, PARTICIPANT_URI_PREFIX + name, server=serves(name))
+        cert_path, key_path = ensure(
+            file_stem(name),
+            name,
+            PARTICIPANT_URI_PREFIX + name,
+            server=serves(name),
+            names=_names_of(name, server_names, server=serves(name)),
+        )
         issued[name] = IssuedIdentity(name, cert_path, key_path)
     return issued
 
@@ -176,7 +182,7 @@ def issue(
         ca_key,
         name,
         PARTICIPANT_URI_PREFIX + name,
-        server_names,
+        _names_of(name, server_names, server=server),
         valid_days,
         _utc(now),
         server=server,
@@ -277,6 +283,21 @@ def serves(participant: str) -> bool:
     """Agencies serve ``RegionAgencyService`` and portals ``NotifyService``, so their certificates allow server
     auth too."""
     return Participant.parse(participant).role in (Role.AGENCY, Role.PORTAL)
+
+
+PARTICIPANT_HOST_SUFFIX = ".participant.sigw"
+
+
+def participant_host(participant: str) -> str:
+    """The DNS name a serving participant's certificate carries besides its addresses, and the name the gateway
+    expects when it dials that participant (``grpc.ssl_target_name_override``): so a certificate of one
+    participant cannot serve as another's, whatever address the registry gives. ``agency:310000:hrss`` is
+    ``agency.310000.hrss.participant.sigw``."""
+    return canonical_participant(participant).replace(":", ".").lower() + PARTICIPANT_HOST_SUFFIX
+
+
+def _names_of(participant: str, server_names: Sequence[str], *, server: bool) -> list[str]:
+    return [*server_names, participant_host(participant)] if server else list(server_names)
 
 
 def _check_valid_days(valid_days: int) -> None:
@@ -440,18 +461,29 @@ def _issue_leaf(
     return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 
-def _usable_leaf(cert_path: Path, key_path: Path, ca_cert: x509.Certificate) -> bool:
-    """Whether an existing certificate + key pair can be kept: both there, the certificate signed by our CA, and
-    the key the certificate's."""
+def _usable_leaf(cert_path: Path, key_path: Path, ca_cert: x509.Certificate, names: Sequence[str]) -> bool:
+    """Whether an existing certificate + key pair can be kept: both there, the certificate signed by our CA and
+    naming the DNS names it should (certificates from before participant host names get replaced), and the key
+    the certificate's."""
     if not (cert_path.exists() and key_path.exists()):
         return False
     try:
         cert = _load_cert(cert_path.read_bytes())
         cert.verify_directly_issued_by(ca_cert)
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    except (ValueError, TypeError, InvalidSignature):
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
         return False
-    return key.public_key() == cert.public_key()
+    dns = set(san.get_values_for_type(x509.DNSName))
+    return key.public_key() == cert.public_key() and {n for n in names if _is_dns(n)} <= dns
+
+
+def _is_dns(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return True
+    return False
 
 
 def _write_private(path: Path, data: bytes) -> None:

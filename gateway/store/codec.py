@@ -6,7 +6,7 @@ import base64
 import enum
 import json
 import zlib
-from dataclasses import astuple, fields
+from dataclasses import asdict, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -149,6 +149,11 @@ def _step_row(step: Step) -> list[Any]:
     ]
 
 
+def _contact_of(plain: str) -> Contact:
+    stored = orjson.loads(plain)
+    return Contact(**stored) if isinstance(stored, dict) else Contact(*stored)  # a list: written before names
+
+
 def _step_of(row: list[Any]) -> Step:
     name, holder, started, working_days, due, provisional, completed, reminded = row
     return Step(
@@ -228,6 +233,8 @@ def stored_to_bytes(stored: StoredTransfer, cipher: FieldCipher) -> bytes:
         doc["i"] = _info_doc(t.info)
     if t.close_reason:
         doc["cr"] = t.close_reason
+    if t.closed_by:
+        doc["cb"] = t.closed_by
     if t.military:
         doc["m"] = _military_doc(t.military)
     if t.temporary_account:
@@ -236,7 +243,7 @@ def stored_to_bytes(stored: StoredTransfer, cipher: FieldCipher) -> bytes:
         c = t.continuity
         doc["co"] = [int(c.continuous), c.waiting_months, c.months_to_pay, c.note]
     if t.contact != Contact():
-        contact = orjson.dumps(astuple(t.contact)).decode()
+        contact = orjson.dumps(asdict(t.contact)).decode()
         doc["ct"] = cipher.encrypt(contact, context=f"transfer:{t.transfer_id}:contact")
     return zlib.compress(orjson.dumps(doc), 1)
 
@@ -264,14 +271,13 @@ def stored_from_bytes(blob: bytes, cipher: FieldCipher) -> StoredTransfer:
         updated_at=_at(d["ua"]),
         info=_info_of(d["i"]) if "i" in d else None,
         close_reason=d.get("cr", ""),
+        closed_by=d.get("cb", ""),
         version=d["v"],
         originator=d["o"],
         military=_military_of(d["m"]) if "m" in d else None,
         temporary_account=bool(d.get("ta")),
         continuity=MedicalContinuity(bool(continuity[0]), *continuity[1:]) if continuity else None,
-        contact=Contact(*orjson.loads(cipher.decrypt(d["ct"], context=f"transfer:{tid}:contact")))
-        if "ct" in d
-        else Contact(),
+        contact=_contact_of(cipher.decrypt(d["ct"], context=f"transfer:{tid}:contact")) if "ct" in d else Contact(),
     )
     timeline = []
     for n, (us, actor, before, after, note) in enumerate(d["ev"], start=1):

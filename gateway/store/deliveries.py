@@ -48,6 +48,8 @@ class DeliveryQueueStore:
                 rows = []
                 for eid in entry_ids:
                     rows += cast(StreamRows, await self.client.xrange(keys.DEAD_LETTERS, min=eid, max=eid))
+            known = {str(d).encode() for d in self.agencies}
+            rows = [(eid, fields) for eid, fields in rows if fields[b"recipient"] in known]  # others have no worker
             for entry_id, fields in rows:
                 back: dict[Any, Any] = {
                     k: v for k, v in fields.items() if k not in (b"reason", b"attempts", b"dead_ms")

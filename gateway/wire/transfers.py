@@ -8,7 +8,7 @@ from datetime import date
 
 from gateway._gen.sigw.v1 import agency_pb2, common_pb2, portal_pb2, transfer_pb2
 from gateway.domain import idnumber, mobile
-from gateway.domain.participants import AgencyKey
+from gateway.domain.participants import AgencyKey, is_participant_code
 from gateway.domain.transfer.explain import AgencyContact, ApplicantView, Directory, notice_text
 from gateway.domain.transfer.kinds import line_of
 from gateway.domain.transfer.model import (
@@ -64,7 +64,6 @@ _LINE = common_pb2.InsuranceLine.ValueType
 _STATE = transfer_pb2.TransferState.ValueType
 _REGION = re.compile(r"[0-9]{6}")
 _TABLE_NUMBER = re.compile(r"[\w\-/.]{0,64}")
-_PORTAL = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 
 
 def application_from(req: transfer_pb2.CreateTransferRequest) -> Application:
@@ -123,7 +122,9 @@ def contact_from(msg: transfer_pb2.ApplicantContact, v: Violations) -> Contact:
     v.text("contact.employer_name", msg.employer_name, limit=MAX_NAME)
     if msg.employer_mobile and not msg.employer_name:
         v.add("contact.employer_name", "required with contact.employer_mobile")
-    if msg.portal and not _PORTAL.fullmatch(msg.portal):
+    if msg.employer_name and not msg.employer_mobile:
+        v.add("contact.employer_mobile", "required with contact.employer_name: the employer is told there")
+    if msg.portal and not is_participant_code(msg.portal):
         v.add("contact.portal", "must be a portal's participant code")
     return Contact(msg.mobile, msg.employer_name, msg.employer_mobile, msg.portal)
 
@@ -363,7 +364,12 @@ def applicant_status_to(view: ApplicantView) -> transfer_pb2.ApplicantStatus:
         overdue=view.overdue,
         overdue_steps=[
             transfer_pb2.OverdueStep(
-                text=s.text, agency=_agency_contact_to(s.agency), due_date=date_to(s.due), done=s.done
+                step=transfer_pb2.StepName.ValueType(s.step),
+                text=s.text,
+                agency=_agency_contact_to(s.agency),
+                due_date=date_to(s.due),
+                done=s.done,
+                status_text=s.status_text,
             )
             for s in view.overdue_steps
         ],

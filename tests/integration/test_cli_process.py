@@ -45,8 +45,10 @@ def sigw(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 class Served:
-    def __init__(self, tmp: Path) -> None:
-        ports = free_ports(10)
+    def __init__(self, tmp: Path, *, single: bool = False, portal: bool = False) -> None:
+        ports = free_ports(12)
+        self.single = single
+        self.portal = f"127.0.0.1:{ports[10]}" if portal else ""
         self.grpc, self.http = f"127.0.0.1:{ports[0]}", f"127.0.0.1:{ports[1]}"
         self.data = tmp / "data"
         self.regions = tmp / "regions.toml"
@@ -57,6 +59,8 @@ class Served:
                 f'healthcare = "127.0.0.1:{ports[3 + 2 * i]}"\n'
             )
         entries.append('[[hospitals]]\ncode = "H44030000001"\nregion = "440300"\nname = "深圳一院"\nlevel = 3\n')
+        if portal:
+            entries.append(f'[[portals]]\ncode = "gov"\nnotify = "127.0.0.1:{ports[11]}"\n')
         self.regions.write_text("\n".join(entries))
         self.log = tmp / "serve.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -66,7 +70,7 @@ class Served:
             **os.environ,
             "SIGW_CALENDAR_FILE": "",
             "SIGW_NATIONAL_LISTEN": "127.0.0.1:0",
-            "SIGW_PORTAL_LISTEN": "",  # no demo portal on the fixed port 8000
+            "SIGW_PORTAL_LISTEN": self.portal,  # never the fixed port 8000
             "SIGW_CLOCK_START": "2026-03-02T09:00:00+08:00",
             "SIGW_KEY_FILE": str(self.data.parent / "sigw.keys"),
         }
@@ -87,6 +91,7 @@ class Served:
                 str(self.data),
                 "--regions-file",
                 str(self.regions),
+                *(["--single"] if self.single else []),
             ],
             cwd=ROOT,
             stdout=self.log.open("ab"),
@@ -115,6 +120,28 @@ def served(tmp_path: Path) -> Iterator[Served]:
     yield s
     if s.process is not None:
         s.stop()
+
+
+def test_a_single_process_demo_serves_the_status_page_too(tmp_path: Path) -> None:
+    import urllib.request
+
+    served = Served(tmp_path, single=True, portal=True)
+    served.start()
+    try:
+        deadline = time.monotonic() + PATIENCE_S
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://{served.portal}/", timeout=5) as page:
+                    html = page.read().decode()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert "转移编号" in html and 'lang="zh-CN"' in html
+    finally:
+        assert served.stop() == 0
+    assert "stopped" in served.log.read_text()
 
 
 def test_a_person_at_the_cli_drives_a_transfer_to_completion_and_it_survives_a_restart(served: Served) -> None:

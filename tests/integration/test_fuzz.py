@@ -53,7 +53,7 @@ from gateway.domain import idnumber
 from gateway.domain.transfer.kinds import agency_type_of
 from gateway.domain.transfer.model import Kind
 from tests.conftest import DEMO_REGIONS, Demo, FakeClock, as_, start_demo
-from tests.helpers import error_details
+from tests.helpers import error_details, eventually
 from tests.integration.test_transfer_rules import expect_error, keys_in
 
 S = transfer_pb2
@@ -1156,6 +1156,8 @@ async def test_bug_a_stream_id_beyond_uint64_is_invalid_argument(quiet: Demo, re
             target_region="310000",
         )
         t = (await quiet.transfers.CreateTransfer(create, metadata=as_("agency:310000:hrss"))).transfer
+        # its notice routed and delivered first, so the keys compared below are only this call's to change
+        await eventually(lambda: quiet.agency("310000").received)
 
         async def first() -> None:
             watch = S.WatchTransferRequest(transfer_id=t.transfer_id, after_event_id=STREAM_ID_BEYOND_UINT64)

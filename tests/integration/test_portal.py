@@ -3,7 +3,8 @@ page over real HTTP, the status query's guard, and the applicant's status on the
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import aiohttp
@@ -12,10 +13,10 @@ import pytest
 
 from adapters.portal.server import PortalServer
 from adapters.portal.web import ClientFailures
-from gateway._gen.sigw.v1 import agency_pb2, portal_pb2, portal_pb2_grpc, transfer_pb2
+from gateway._gen.sigw.v1 import agency_pb2, operator_pb2, operator_pb2_grpc, portal_pb2, portal_pb2_grpc, transfer_pb2
 from gateway.app.transfers import StatusQueryLimits
 from tests.conftest import Demo, FakeClock, start_demo, start_portal
-from tests.helpers import eventually, person_id
+from tests.helpers import OPERATOR, error_details, eventually, person_id
 from tests.portal_cases import EMPLOYER_MOBILE, MOBILE, TARGET, kept, transfer_in
 
 S = transfer_pb2
@@ -59,6 +60,8 @@ async def test_a_completed_transfer_tells_the_person_and_the_employer_and_the_pa
     assert portal is not None
     case = await transfer_in(with_portal, "completed", 11)
     await eventually(lambda: kept(portal) == 2)
+    await _drained(with_portal)
+    assert kept(portal) == 2  # one each, nothing more on the way
     notices = await _notices(portal, case.transfer_id)
     assert sorted(n[:2] for n in notices) == [
         (portal_pb2.ADDRESSEE_PERSON, MOBILE[:3] + "****" + MOBILE[7:]),
@@ -68,6 +71,7 @@ async def test_a_completed_transfer_tells_the_person_and_the_employer_and_the_pa
     status, html, headers = await _post(with_portal, case.transfer_id, case.id_number)
     assert status == 200
     assert "转移已完成" in html and "已发送的通知" in html and "已转入上海市" in html
+    assert "大字版（返回查询页）" in html  # the result is in no URL: the type-size link says where it leads
     assert "138****5678" in html and MOBILE not in html  # masked on the page, as everywhere
     assert case.id_number not in html and case.id_number[:4] + "*" * 10 + case.id_number[14:] in html
     assert headers["Cache-Control"] == "no-store" and "frame-ancestors 'none'" in headers["Content-Security-Policy"]
@@ -83,6 +87,8 @@ async def test_a_rejected_transfer_tells_the_person_the_reason(with_portal: Demo
     assert portal is not None
     case = await transfer_in(with_portal, "rejected", 12)
     await eventually(lambda: kept(portal) == 2)
+    await _drained(with_portal)
+    assert kept(portal) == 2
     notices = await _notices(portal, case.transfer_id)
     person = [text for who, _, text in notices if who == portal_pb2.ADDRESSEE_PERSON]
     assert person and "不予转移" in person[0] and "缴费记录与信息表不一致" in person[0]
@@ -117,6 +123,17 @@ async def test_a_notice_waits_in_the_outbox_while_the_portal_is_down(
     try:
         case = await transfer_in(demo, "cancelled", 14)
         assert kept(first) == 0
+        operator = operator_pb2_grpc.OperatorServiceStub(demo.channel)
+
+        async def waiting() -> list[operator_pb2.QueuedMessage]:
+            reply = await operator.ListQueued(operator_pb2.ListQueuedRequest(), metadata=OPERATOR)
+            return [m for m in reply.messages if m.transfer_id == case.transfer_id]
+
+        await eventually(lambda: _count(waiting(), 2))
+        # the operator sees whom they wait for: the portal, not an agency
+        assert {(m.recipient_portal, m.HasField("recipient"), m.notice) for m in await waiting()} == {
+            ("gov", False, "TRANSFER_CLOSED")
+        }
         portal = await start_portal(tmp_path / "portal", notify=f"127.0.0.1:{first.notify_port}")
         try:
             await eventually(lambda: kept(portal) == 2)
@@ -126,6 +143,61 @@ async def test_a_notice_waits_in_the_outbox_while_the_portal_is_down(
             await portal.stop()
     finally:
         demo.portal = None
+        await _stop(demo)
+
+
+async def _count(messages: Awaitable[list[operator_pb2.QueuedMessage]], n: int) -> bool:
+    return len(await messages) == n
+
+
+async def _drained(demo: Demo) -> None:
+    """Every lane is empty: whatever was sent has arrived."""
+
+    async def empty() -> bool:
+        return not any((await demo.gateway.queue.lane_depths()).values())
+
+    await eventually(empty)
+
+
+async def test_a_notice_for_a_portal_the_registry_no_longer_lists_goes_to_the_first_listed(
+    redis_url: str, clock: FakeClock, tmp_path: Path
+) -> None:
+    portal = await start_portal(tmp_path / "p")
+    before = await start_demo(redis_url, clock, act=False, portal=portal, portal_code="app")
+    case = await transfer_in(before, "funds_sent", 22, portal="app")
+    before.portal = None
+    await _stop(before)
+    # the same store and keys; the registry lists gov only now
+    after = await start_demo(redis_url, clock, act=False, portal=portal, key_file=before.key_file)
+    try:
+        done = S.CompleteTransferRequest(request_id="d", transfer_id=case.transfer_id)
+        await after.transfers.CompleteTransfer(done, metadata=TARGET)
+        await eventually(lambda: kept(portal) == 2)
+        await _drained(after)
+        assert kept(portal) == 2  # person and employer, once each
+    finally:
+        await _stop(after)
+
+
+async def test_without_portals_applicants_are_told_nothing_and_a_named_portal_is_refused(
+    redis_url: str, clock: FakeClock
+) -> None:
+    demo = await start_demo(redis_url, clock, act=False)  # no [[portals]]
+    try:
+        case = await transfer_in(demo, "completed", 23)
+        source = demo.agency("110000")
+        await eventually(
+            lambda: any(m.transfer_notice.type == agency_pb2.NOTICE_TYPE_TRANSFER_COMPLETED for m in source.received)
+        )
+        await _drained(demo)
+        got = await demo.transfers.GetTransfer(S.GetTransferRequest(transfer_id=case.transfer_id), metadata=TARGET)
+        assert got.transfer.state == S.TRANSFER_STATE_COMPLETED  # the person reads it by status query
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await transfer_in(demo, "submitted", 24, portal="app")
+        assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        reason, _, violations = error_details(caught.value)
+        assert reason == "UNKNOWN_PORTAL" and [f for f, _ in violations] == ["contact.portal"]
+    finally:
         await _stop(demo)
 
 
@@ -161,8 +233,13 @@ async def test_bad_input_names_each_field_in_chinese(with_portal: Demo) -> None:
     assert 'aria-invalid="true"' in html and 'aria-describedby="transfer_id-hint transfer_id-error"' in html
     assert "身份证号码应为18位，您输入了17位" in html and "转移编号的格式不对" in html
     assert "11010519491231002" not in html  # the ID number is never written back
-    async with aiohttp.ClientSession() as session, session.get(_page_url(with_portal, "/status")) as r:
-        assert r.url.path == "/"  # a status is only the answer to the form
+    async with aiohttp.ClientSession() as session:
+        async with session.get(_page_url(with_portal, "/status")) as r:
+            assert r.url.path == "/"  # a status is only the answer to the form
+        async with session.get(_page_url(with_portal, "/status"), allow_redirects=False) as r:
+            assert r.status == 303 and r.headers["X-Content-Type-Options"] == "nosniff"
+        async with session.get(_page_url(with_portal, "/nowhere")) as r:
+            assert r.status == 404 and "frame-ancestors" in r.headers["Content-Security-Policy"]
 
 
 async def test_the_portal_refuses_a_visitor_after_five_failures_and_says_when_to_try_again(
@@ -197,6 +274,69 @@ async def test_the_gateways_guard_reaches_the_page_with_its_delay(
         assert status == 429 and "15分钟后再试" in html and headers["Retry-After"] == str(limits.window_s)
     finally:
         await _stop(demo)
+
+
+async def test_parallel_guesses_get_no_more_tries_at_the_gateway_than_one_after_another(with_portal: Demo) -> None:
+    case = await transfer_in(with_portal, "submitted", 19)
+    limits = StatusQueryLimits()
+    portal = (("x-sigw-participant", "portal:gov"),)
+
+    async def guess(n: int) -> grpc.StatusCode:
+        request = S.QueryTransferStatusRequest(transfer_id=case.transfer_id, id_number=person_id(100 + n))
+        try:
+            await with_portal.transfers.QueryTransferStatus(request, metadata=portal)
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+        return grpc.StatusCode.OK
+
+    codes = await asyncio.gather(*(guess(n) for n in range(4 * limits.per_transfer)))
+    assert codes.count(grpc.StatusCode.NOT_FOUND) == limits.per_transfer  # every other one was refused untried
+    assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 3 * limits.per_transfer
+
+
+async def test_parallel_posts_get_no_more_tries_at_the_portal_than_one_after_another(
+    redis_url: str, clock: FakeClock, tmp_path: Path
+) -> None:
+    portal = await start_portal(tmp_path / "p", ClientFailures(limit=3))
+    demo = await start_demo(redis_url, clock, act=False, portal=portal)
+    try:
+        case = await transfer_in(demo, "submitted", 20)
+        answers = await asyncio.gather(*(_post(demo, case.transfer_id, person_id(200 + n)) for n in range(12)))
+        statuses = [status for status, _, _ in answers]
+        assert statuses.count(404) == 3 and statuses.count(429) == 9
+        assert (await _post(demo, case.transfer_id, case.id_number))[0] == 429  # this address waits now
+    finally:
+        await _stop(demo)
+
+
+async def test_a_busy_gateway_reads_as_busy_not_as_a_lock(redis_url: str, clock: FakeClock, tmp_path: Path) -> None:
+    portal = await start_portal(tmp_path / "p")
+    demo = await start_demo(redis_url, clock, act=False, portal=portal, rate_per_s=1.0)  # bursts of 2 per caller
+    try:
+        case = await transfer_in(demo, "submitted", 21)
+        for _ in range(2):
+            assert (await _post(demo, case.transfer_id, case.id_number))[0] == 200
+        status, html, headers = await _post(demo, case.transfer_id, case.id_number)
+        assert status == 429 and "系统正忙" in html and "1秒后再试" in html and headers["Retry-After"] == "1"
+        assert "查询失败的次数过多" not in html
+        clock.advance(seconds=1)
+        assert (await _post(demo, case.transfer_id, case.id_number))[0] == 200  # neither guard counted it
+    finally:
+        await _stop(demo)
+
+
+def test_the_portal_forgets_quiet_visitors_once_their_window_passed() -> None:
+    seconds = [0.0]
+    failures = ClientFailures(limit=2, window_s=60, clock=lambda: seconds[0])
+    for n in range(50):
+        assert failures.attempt(f"10.0.0.{n}") == 0.0
+    assert failures.clients() == 50
+    seconds[0] = 61
+    assert failures.attempt("10.0.1.1") == 0.0
+    assert failures.clients() == 1
+    assert failures.attempt("10.0.1.1") == 0.0 and failures.attempt("10.0.1.1") == 60.0  # two in the window
+    failures.succeeded("10.0.1.1")
+    assert failures.attempt("10.0.1.1") == 0.0  # a query that found its transfer is not a failure
 
 
 async def test_the_status_reply_carries_the_applicants_view(with_portal: Demo) -> None:

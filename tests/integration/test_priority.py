@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -332,3 +332,27 @@ async def test_a_quiet_step_gets_its_notice_once_more(quiet: Demo) -> None:
     await eventually(
         lambda: sum(m.transfer_notice.type == agency_pb2.NOTICE_TYPE_CONTACT_LETTER for m in source.received) == 2
     )
+
+
+async def test_a_dead_letter_for_a_recipient_the_registry_no_longer_lists_stays_dead(redis_url: str) -> None:
+    import redis.asyncio as aioredis
+
+    from gateway.domain.participants import AgencyKey, AgencyType, PortalKey
+    from gateway.store import keys
+    from gateway.store.deliveries import DeliveryQueueStore
+
+    listed = AgencyKey("310000", AgencyType.HRSS)
+    def letter(recipient: str) -> dict[Any, Any]:
+        return {"lane": "ordinary", "message_id": "m", "reason": "no", "attempts": "1", "recipient": recipient}
+
+    sync = redis.Redis.from_url(redis_url)
+    kept = cast(bytes, sync.xadd(keys.DEAD_LETTERS, letter(str(listed)))).decode()
+    gone = sync.xadd(keys.DEAD_LETTERS, letter("portal:gone"))
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        queue = DeliveryQueueStore(client, [listed, PortalKey("gov")])
+        assert await queue.redrive(None) == [kept]  # no worker would deliver to portal:gone
+    finally:
+        await client.aclose()
+    assert [eid for eid, _ in stream_rows(sync, keys.DEAD_LETTERS)] == [gone]
+    assert sync.xlen(keys.agency_lane(str(listed), "ordinary")) == 1

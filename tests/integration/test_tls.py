@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from adapters.agency_client import AgencyClients
 from adapters.portal.server import PortalServer, PortalSettings
 from gateway._gen.sigw.v1 import (
     operator_pb2,
@@ -23,9 +24,11 @@ from gateway._gen.sigw.v1 import (
     transfer_pb2,
     transfer_pb2_grpc,
 )
+from gateway.app.ports import AgencyCallFailed
 from gateway.cli import main as sigw_main
 from gateway.config import Settings
-from gateway.domain.participants import AgencyType
+from gateway.domain.participants import AgencyKey, AgencyType, PortalKey
+from gateway.domain.regions import Portal, Region, Registry
 from gateway.security import pki, revocation
 from gateway.security.tls import TlsFolder
 from gateway.server import Gateway, check_transport, start_gateway
@@ -272,4 +275,32 @@ async def test_a_portal_takes_notices_from_the_gateways_certificate_only(tmp_pat
                     assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
         assert len(await portal.book.of_transfer("T01-20260302-0000ABCD")) == 1
     finally:
+        await portal.stop()
+
+
+async def test_the_gateway_takes_no_other_participants_certificate_for_the_one_it_dials(tmp_path: Path) -> None:
+    """A portal's certificate (server auth, signed by the same CA) at the address the registry gives an agency:
+    the gateway refuses to deliver the agency's notice there, and still delivers the portal's own."""
+    pki.init_pki(tmp_path / "pki", ["agency:310000:hrss", "portal:gov"])
+    tls = TlsFolder(tmp_path / "pki")
+    portal = PortalServer(
+        PortalSettings(listen="127.0.0.1:0", notify_listen="127.0.0.1:0", tls=tls, data_dir=tmp_path / "portal")
+    )
+    await portal.start()
+    address = f"127.0.0.1:{portal.notify_port}"
+    registry = Registry(
+        {"310000": Region("310000", "上海市", {AgencyType.HRSS: address})}, {}, {"gov": Portal("gov", "平台", address)}
+    )
+    clients = AgencyClients(registry, tls.channel_credentials())
+    notice = portal_pb2.NotifyRequest(
+        message_id="m-1", notice=portal_pb2.ResultNotice(transfer_id="T01-20260302-0000ABCD", text="已办结")
+    ).SerializeToString()
+    try:
+        with pytest.raises(AgencyCallFailed) as caught:
+            await clients.deliver(AgencyKey("310000", AgencyType.HRSS), notice, timeout_s=5)
+        assert caught.value.code == "UNAVAILABLE"  # the handshake fails: the certificate names portal:gov
+        assert await clients.deliver(PortalKey("gov"), notice, timeout_s=5) is False
+        assert len(await portal.book.of_transfer("T01-20260302-0000ABCD")) == 1
+    finally:
+        await clients.close()
         await portal.stop()

@@ -19,6 +19,7 @@ from gateway.domain.transfer.machine import (
     Policy,
     cancel,
     complete,
+    open_temporary_account,
     open_transfer,
     reject,
     remind_overdue,
@@ -28,6 +29,7 @@ from gateway.domain.transfer.machine import (
 from gateway.domain.transfer.model import (
     Addressee,
     Application,
+    Circumstances,
     Contact,
     Decision,
     Kind,
@@ -102,7 +104,7 @@ def test_the_person_and_the_named_employer_are_told_each_result_and_nobody_of_th
 
 
 def test_an_overdue_step_is_told_to_its_holder_and_to_the_person_once() -> None:
-    d1 = funds_sent()[0]
+    d1 = funds_sent(Contact("13812345678"))[0]
     step = d1.transfer.open_step
     assert step is not None
     late = datetime.combine(step.due + timedelta(days=1), datetime.min.time(), SHANGHAI).replace(hour=10)
@@ -219,3 +221,91 @@ def test_every_state_has_words() -> None:
     from gateway.domain.transfer.explain import KIND_TEXT, STATE_TEXT
 
     assert set(STATE_TEXT) == set(State) and set(KIND_TEXT) == set(Kind)
+
+
+def test_the_employer_is_told_only_at_a_mobile_number_of_its_own() -> None:
+    for contact in (NO_CONTACT, Contact("13812345678"), Contact(employer_name="上海某某科技有限公司")):
+        d3 = funds_sent(contact)[2]
+        done = complete(d3.transfer, TARGET, T0 + timedelta(days=3))
+        assert [n.recipient for n in done.notices if isinstance(n.recipient, Addressee)] == [Addressee.PERSON]
+
+
+def test_a_medical_transfer_outs_deadline_counts_from_the_acceptance_and_says_so() -> None:
+    # 43号: the old region transfers within 10 working days of accepting the application, not of the letter.
+    app = Application(Kind.EMPLOYEE_MEDICAL, ID, "王小明", BEIJING, SH)
+    target = Participant.agency_of(AgencyKey(SH, AgencyType.HEALTHCARE_SECURITY))
+    d1 = open_transfer(app, "T-1", target, T0, POLICY)
+    d2 = send_contact_letter(d1.transfer, target, T0 + timedelta(days=3), POLICY)  # Thursday 5 March
+    step = d2.transfer.open_step
+    assert step is not None and step.working_days == 10
+    assert step.due == date(2026, 3, 16)  # 10 working days after Monday 2 March (no holiday in March 2026)
+    view = explain(d2.transfer, [("1", d1.event), ("2", d2.event)], T0.date(), REGISTRY)
+    assert view.deadline_text.startswith("自2026年3月2日受理申请起，应在10个工作日内办结，最迟2026年3月16日")
+    assert "3月5日" not in view.deadline_text
+
+
+def test_a_temporary_account_case_waits_for_the_account_not_a_contact_letter() -> None:
+    app = Application(
+        Kind.EMPLOYEE_PENSION, "110105197005100022", "李梅", BEIJING, SH, Circumstances(hukou_region=BEIJING)
+    )
+    d1 = open_transfer(app, "T-1", TARGET, T0, POLICY)
+    view = explain(d1.transfer, [("1", d1.event)], T0.date(), REGISTRY)
+    assert view.state_text == "已受理，等待转入地建立临时缴费账户" and "联系函" not in view.state_text
+    done = open_temporary_account(d1.transfer, TARGET, T0 + timedelta(days=1), account_number="LS-1")
+    assert explain(done.transfer, [], T0.date(), REGISTRY).state_text == "已建立临时缴费账户，关系保留在转出地"
+
+
+def test_a_rejection_names_the_deciding_agency_its_phone_and_masks_numbers_in_the_reason() -> None:
+    d3 = funds_sent()[2]
+    reason = "资金与缴费记录不符，请致电13812345678核对"
+    rejected = reject(d3.transfer, SOURCE, T0 + timedelta(days=3), reason=reason)
+    view = explain(rejected.transfer, [], T0.date(), REGISTRY)
+    assert view.summary.startswith("北京市社会保险经办机构决定不予转移。")
+    assert "咨询电话：010-12333" in view.summary  # Beijing's own number, from the registry
+    assert "138****5678" in view.summary and "13812345678" not in view.summary
+    text = notice_text(rejected.transfer, NoticeType.TRANSFER_CLOSED, None, REGISTRY)
+    assert "北京市社会保险经办机构决定不予转移" in text and "13812345678" not in text
+
+
+def test_a_step_cut_short_by_a_rejection_reads_as_ended_not_as_finished_late() -> None:
+    d1 = funds_sent()[0]
+    step = d1.transfer.open_step
+    assert step is not None
+    late = datetime.combine(step.due + timedelta(days=2), datetime.min.time(), SHANGHAI)
+    rejected = reject(d1.transfer, TARGET, late, reason="材料不全")
+    (overdue,) = explain(rejected.transfer, [], late.date(), REGISTRY).overdue_steps
+    assert not overdue.done and overdue.status_text == "未办结，申请已终止"
+    d2 = send_contact_letter(d1.transfer, TARGET, late, POLICY)  # finished, late
+    (finished,) = explain(d2.transfer, [], late.date(), REGISTRY).overdue_steps
+    assert finished.done and finished.status_text == "已逾期办结"
+
+
+def test_the_view_says_the_agency_was_reminded_only_once_it_was() -> None:
+    d1 = funds_sent()[0]
+    step = d1.transfer.open_step
+    assert step is not None
+    late = datetime.combine(step.due + timedelta(days=1), datetime.min.time(), SHANGHAI).replace(hour=10)
+    before = explain(d1.transfer, [], late.date(), REGISTRY)
+    assert any("系统会提醒经办机构" in a for a in before.actions)
+    reminded = remind_overdue(d1.transfer, late).transfer
+    after = explain(reminded, [], late.date(), REGISTRY)
+    assert any("系统已提醒经办机构" in a for a in after.actions)
+    assert not any("系统已提醒" in a for a in before.actions)
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        (Kind.UNEMPLOYMENT, "失业保险关系已转入上海市"),
+        (Kind.EMPLOYEE_MEDICAL, "医疗保险关系已转入上海市"),
+    ],
+)
+def test_a_completion_says_what_moved_for_the_kind(kind: Kind, words: str) -> None:
+    d3 = funds_sent()[2]
+    from dataclasses import replace
+
+    agency_type = AgencyType.HEALTHCARE_SECURITY if kind is Kind.EMPLOYEE_MEDICAL else AgencyType.HRSS
+    actor = Participant.agency_of(AgencyKey(SH, agency_type))
+    done = complete(replace(d3.transfer, kind=kind), actor, T0 + timedelta(days=3))
+    assert words in explain(done.transfer, [], T0.date(), REGISTRY).summary
+    assert words in notice_text(done.transfer, NoticeType.TRANSFER_COMPLETED, None, REGISTRY)

@@ -105,7 +105,9 @@ def test_cert_names_participant_in_cn_and_uri(pki_dir: Path, participant: str) -
     assert leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == participant
     san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.UniformResourceIdentifier) == [f"sigw:participant:{participant}"]
-    assert san.get_values_for_type(x509.DNSName) == ["localhost"]
+    # A participant that serves also carries its own name, which the gateway expects when it dials it.
+    own = [participant.replace(":", ".").lower() + ".participant.sigw"] if pki.serves(participant) else []
+    assert san.get_values_for_type(x509.DNSName) == ["localhost", *own]
     assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
 
 
@@ -143,7 +145,7 @@ def test_gateway_cert_names_no_participant(pki_dir: Path) -> None:
 def test_custom_server_names(tmp_path: Path) -> None:
     pki.init_pki(tmp_path, ["agency:310000:hrss"], server_names=["agency.sh.example", "10.1.2.3", "::1"], now=NOW)
     san = _cert(tmp_path / "agency_310000_hrss.pem").extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    assert san.value.get_values_for_type(x509.DNSName) == ["agency.sh.example"]
+    assert san.value.get_values_for_type(x509.DNSName) == ["agency.sh.example", "agency.310000.hrss.participant.sigw"]
     assert [str(ip) for ip in san.value.get_values_for_type(x509.IPAddress)] == ["10.1.2.3", "::1"]
 
 
@@ -343,3 +345,24 @@ def test_participant_from_auth_context(pki_dir: Path) -> None:
     gateway = (pki_dir / "gateway.pem").read_bytes()
     assert pki.participant_from_auth_context({"x509_pem_cert": [gateway]}) is None
     assert pki.participant_from_auth_context({"x509_pem_cert": [b"garbage"]}) is None
+
+
+def test_a_serving_certificate_without_its_participant_name_is_issued_again(tmp_path: Path) -> None:
+    pki.init_pki(tmp_path, ["agency:310000:hrss"], now=NOW)
+    path = tmp_path / "agency_310000_hrss.pem"
+    ca = (tmp_path / "ca.pem").read_bytes(), (tmp_path / "ca.key").read_bytes()
+    old, key = pki._issue_leaf(  # as issued before participants' own names
+        *pki._load_ca(*ca),
+        "agency:310000:hrss",
+        "sigw:participant:agency:310000:hrss",
+        ["localhost"],
+        30,
+        NOW,
+        server=True,
+        client=True,
+    )
+    path.write_bytes(old)
+    (tmp_path / "agency_310000_hrss.key").write_bytes(key)
+    pki.init_pki(tmp_path, ["agency:310000:hrss"], now=NOW)
+    san = _cert(path).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "agency.310000.hrss.participant.sigw" in san.get_values_for_type(x509.DNSName)

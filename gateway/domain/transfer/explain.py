@@ -13,7 +13,9 @@ from typing import Protocol
 
 from gateway.domain import access, idnumber
 from gateway.domain.calendar import SHANGHAI
-from gateway.domain.participants import AgencyKey, AgencyType
+from gateway.domain.participants import AgencyKey, AgencyType, Participant
+from gateway.domain.transfer.kinds import MEDICAL_KINDS, PENSION_KINDS, counts_from_acceptance
+from gateway.domain.transfer.machine import REMINDER_NOTE, RESENT_NOTE
 from gateway.domain.transfer.model import (
     MILITARY_AREA,
     Addressee,
@@ -95,11 +97,13 @@ class AgencyContact:
 
 @dataclass(frozen=True)
 class OverdueStep:
+    step: StepName
     text: str
     agency: AgencyContact
     due: date
     done: bool
-    """Finished, late; False while still open."""
+    """Finished, late, by its agency; False while still open or when the transfer ended without it."""
+    status_text: str
 
 
 @dataclass(frozen=True)
@@ -144,11 +148,14 @@ def _contact(agency: AgencyKey, directory: Directory) -> AgencyContact:
     return AgencyContact(agency, name, directory.agency_phone(agency))
 
 
-def _deadline_text(step: Step) -> str:
-    started = chinese_date(step.started_at.astimezone(SHANGHAI).date())
-    text = (
-        f"{started}开始办理，应在{step.working_days}个工作日内办结，最迟{chinese_date(step.due)}（{_WORKING_DAYS}）。"
-    )
+def _deadline_text(t: Transfer, step: Step) -> str:
+    if counts_from_acceptance(t.kind, step.name):
+        accepted = chinese_date(t.created_at.astimezone(SHANGHAI).date())
+        counted = f"自{accepted}受理申请起，应在{step.working_days}个工作日内办结"
+    else:
+        started = chinese_date(step.started_at.astimezone(SHANGHAI).date())
+        counted = f"{started}开始办理，应在{step.working_days}个工作日内办结"
+    text = f"{counted}，最迟{chinese_date(step.due)}（{_WORKING_DAYS}）。"
     if step.provisional:
         text += "该年度的节假日安排尚未公布，期限暂按周末计算，公布后可能推后。"
     return text
@@ -177,8 +184,10 @@ def _actions(t: Transfer, today: date) -> tuple[str, ...]:
         )
     else:
         found.append("目前您无需办理任何手续，经办机构之间会直接办理，结果会通知您。")
-        if t.overdue(today):
-            found.append("办理已超过规定期限，系统已提醒经办机构。如有疑问，可拨打下方电话咨询正在办理的经办机构。")
+        step = t.open_step
+        if step is not None and step.overdue(today):
+            told = "系统已提醒经办机构" if step.reminded_at else "系统会提醒经办机构"
+            found.append(f"办理已超过规定期限，{told}。如有疑问，可拨打下方电话咨询正在办理的经办机构。")
     return tuple(found)
 
 
@@ -190,9 +199,9 @@ def _history_text(event: Event, transfer: Transfer) -> str:
         return "转入地经办机构受理了申请"
     if before is after:
         note = event.note
-        if "overdue" in note:
+        if REMINDER_NOTE in note:
             return "办理超过规定期限，系统提醒了经办机构"
-        if "sent again" in note:
+        if RESENT_NOTE in note:
             return "经办机构一直未答复，系统再次通知了经办机构"
         return "经办机构退回了不符合要求的转移信息，正在重新办理"
     return {
@@ -206,13 +215,55 @@ def _history_text(event: Event, transfer: Transfer) -> str:
     }[after]
 
 
+def _state_text(t: Transfer) -> str:
+    step = t.open_step
+    if t.state is State.SUBMITTED and step is not None and step.name is StepName.TEMPORARY_ACCOUNT:
+        return "已受理，等待转入地建立临时缴费账户"
+    return STATE_TEXT[t.state]
+
+
+def _completed_text(kind: Kind, target: str) -> str:
+    """What a completed transfer means for the person, by kind."""
+    if kind is Kind.PENSION_COLLECTION:
+        return f"养老保险关系和资金已归集到{target}，转移已完成。"
+    if kind in PENSION_KINDS:
+        return f"养老保险关系和资金已转入{target}，缴费年限累计计算，转移已完成。"
+    if kind in MEDICAL_KINDS:
+        return f"医疗保险关系已转入{target}，缴费年限累计计算，今后在{target}享受医保待遇。"
+    if kind is Kind.UNEMPLOYMENT:
+        return f"失业保险关系已转入{target}，缴费时间累计计算，转移已完成。"
+    return f"{KIND_TEXT[kind]}已转入{target}，转移已完成。"
+
+
+def _closing_agency(t: Transfer, directory: Directory) -> AgencyContact | None:
+    """The agency that rejected or cancelled ``t``; None when no agency did (a portal, for the person)."""
+    if not t.closed_by:
+        return None
+    agency = Participant.parse(t.closed_by).agency
+    return _contact(agency, directory) if agency is not None else None
+
+
+def _closed_text(t: Transfer, directory: Directory) -> str:
+    """A rejection or cancellation in words: who decided, why, and whom to call."""
+    closer = _closing_agency(t, directory)
+    who = closer.name if closer else "经办机构"
+    call = f"咨询电话：{closer.phone}。" if closer and closer.phone else ""
+    reason = _free_text(t.close_reason, t)
+    if t.state is State.REJECTED:
+        return f"{who}决定不予转移。原因：{reason}。{call}"
+    return f"这项转移申请已撤销。原因：{reason}。{call}"
+
+
+def _free_text(text: str, t: Transfer) -> str:
+    """An agency's words as a person reads them: ID numbers, mobile numbers and the person's name masked."""
+    return idnumber.mask_text(text, t.name).rstrip("。.")
+
+
 def _summary(t: Transfer, acting: AgencyContact | None, step: Step | None, source: str, target: str) -> str:
     if t.state is State.COMPLETED:
-        return f"您的{KIND_TEXT[t.kind]}已从{source}转入{target}，转移已完成。"
-    if t.state is State.REJECTED:
-        return f"经办机构决定不予转移。原因：{t.close_reason}"
-    if t.state is State.CANCELLED:
-        return f"这项转移申请已撤销。原因：{t.close_reason}"
+        return _completed_text(t.kind, target)
+    if t.state in (State.REJECTED, State.CANCELLED):
+        return ""  # said by explain(), which has the directory
     if t.state is State.TEMPORARY_ACCOUNT:
         return f"您的养老保险关系保留在{source}，{target}为您建立了临时缴费账户。"
     if acting is None or step is None:
@@ -227,29 +278,41 @@ def explain(t: Transfer, timeline: list[tuple[str, Event]], today: date, directo
     step = t.open_step
     acting = _contact(step.holder, directory) if step else None
     parties = [access.source_agency(t), access.target_agency(t)]
-    overdue_steps = tuple(
-        OverdueStep(_STEP_TEXT[s.name], _contact(s.holder, directory), s.due, s.completed_at is not None)
-        for s in t.steps
-        if s.overdue(today)
-    )
+    summary = _summary(t, acting, step, source, target) or _closed_text(t, directory)
+    overdue_steps = tuple(_overdue_step(t, s, directory) for s in t.steps if s.overdue(today))
     return ApplicantView(
         kind_text=KIND_TEXT[t.kind],
         source_name=source,
         target_name=target,
-        state_text=STATE_TEXT[t.state],
-        summary=_summary(t, acting, step, source, target),
+        state_text=_state_text(t),
+        summary=summary,
         ended=t.state.ended,
         acting=acting,
         step_text=_STEP_TEXT[step.name] if step else "",
         due=step.due if step else None,
         working_days=step.working_days if step else 0,
-        deadline_text=_deadline_text(step) if step else "",
+        deadline_text=_deadline_text(t, step) if step else "",
         overdue=t.overdue(today),
         overdue_steps=overdue_steps,
         actions=_actions(t, today),
         agencies=tuple(_contact(a, directory) for a in parties),
         history=tuple(HistoryEntry(e.time, _history_text(e, t)) for _, e in timeline),
     )
+
+
+def _overdue_step(t: Transfer, step: Step, directory: Directory) -> OverdueStep:
+    finished = step.completed_at is not None and not (step is t.steps[-1] and t.state.ended and not _completed(t))
+    if step.completed_at is None:
+        status = "仍未办结"
+    elif finished:
+        status = "已逾期办结"
+    else:
+        status = "未办结，申请已终止"
+    return OverdueStep(step.name, _STEP_TEXT[step.name], _contact(step.holder, directory), step.due, finished, status)
+
+
+def _completed(t: Transfer) -> bool:
+    return t.state in (State.COMPLETED, State.TEMPORARY_ACCOUNT)
 
 
 def notice_text(
@@ -259,20 +322,18 @@ def notice_text(
     whose = "您的" if addressee is Addressee.PERSON else f"贵单位职工{idnumber.mask_name(t.name)}的"
     what = whose + KIND_TEXT[t.kind]
     if kind is NoticeType.TRANSFER_COMPLETED:
-        return f"{what}（编号{t.transfer_id}）已办结：已转入{directory.region_name(t.target_region)}。"
+        return f"{what}（编号{t.transfer_id}）已办结：{_completed_text(t.kind, directory.region_name(t.target_region))}"
     if kind is NoticeType.TEMPORARY_ACCOUNT_OPENED:
         return (
             f"{what}（编号{t.transfer_id}）已办结：关系保留在{directory.region_name(t.source_region)}，"
             f"{directory.region_name(t.target_region)}建立了临时缴费账户。"
         )
-    if kind is NoticeType.TRANSFER_CLOSED and t.state is State.REJECTED:
-        return f"{what}（编号{t.transfer_id}）不予转移。原因：{t.close_reason}"
     if kind is NoticeType.TRANSFER_CLOSED:
-        return f"{what}（编号{t.transfer_id}）已撤销。原因：{t.close_reason}"
+        return f"{what}（编号{t.transfer_id}）：{_closed_text(t, directory)}"
     if kind is NoticeType.STEP_OVERDUE and step is not None:
         acting = _contact(step.holder, directory)
         return (
             f"{what}（编号{t.transfer_id}）中，{acting.name}{_STEP_TEXT[step.name]}已超过期限"
-            f"（应于{chinese_date(step.due)}前办结），系统已提醒办理。咨询电话：{acting.phone}。"
+            f"（最迟应于{chinese_date(step.due)}办结），系统已提醒办理。咨询电话：{acting.phone}。"
         )
     return f"{what}（编号{t.transfer_id}）：{STATE_TEXT[t.state]}。"

@@ -34,6 +34,7 @@ __all__ = [
     "StepDays",
     "agency_type_of",
     "check_eligibility",
+    "counts_from_acceptance",
     "line_of",
 ]
 
@@ -119,8 +120,13 @@ class DeadlineRules:
         return days
 
     def counts_from_acceptance(self, kind: Kind, step: StepName) -> bool:
-        """Whether the step's deadline counts from the application's acceptance rather than the step's start."""
-        return kind in MEDICAL_KINDS and step is StepName.TRANSFER_OUT
+        return counts_from_acceptance(kind, step)
+
+
+def counts_from_acceptance(kind: Kind, step: StepName) -> bool:
+    """Whether the step's deadline counts from the application's acceptance rather than the step's start: a
+    medical transfer-out (43号: the old region transfers within 10 working days of the acceptance)."""
+    return kind in MEDICAL_KINDS and step is StepName.TRANSFER_OUT
 
 
 def line_of(kind: Kind) -> Line:

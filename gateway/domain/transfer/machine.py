@@ -47,6 +47,8 @@ from gateway.domain.transfer.unemployment import UnemploymentRules
 
 __all__ = [
     "MAX_RECORDED_REFUSALS",
+    "REMINDER_NOTE",
+    "RESENT_NOTE",
     "Policy",
     "cancel",
     "complete",
@@ -75,6 +77,12 @@ class Policy:
     temporary_accounts: TemporaryAccountRules = field(default_factory=TemporaryAccountRules)
     medical: MedicalContinuityRules = field(default_factory=MedicalContinuityRules)
     unemployment: UnemploymentRules = field(default_factory=UnemploymentRules)
+
+
+REMINDER_NOTE = "reminder sent to"
+"""In the timeline note of an overdue step's reminder (which stays in its state); the applicant's view reads it."""
+RESENT_NOTE = "its notice sent again to"
+"""In the timeline note of a notice sent again after no answer."""
 
 
 def _joined(*notes: str) -> str:
@@ -182,7 +190,7 @@ def remind_overdue(transfer: Transfer, now: datetime) -> Decision:
     if step is None or step.reminded_at is not None or not step.overdue(now.astimezone(SHANGHAI).date()):
         raise FailedPrecondition(reason="NOT_OVERDUE", message=f"transfer {transfer.transfer_id} owes no reminder")
     reminded = replace(step, reminded_at=now)
-    note = f"{step.name.name.lower()} overdue since {step.due}: reminder sent to {step.holder}"
+    note = f"{step.name.name.lower()} overdue since {step.due}: {REMINDER_NOTE} {step.holder}"
     return Decision(
         transfer=replace(
             transfer, steps=(*transfer.steps[:-1], reminded), updated_at=now, version=transfer.version + 1
@@ -212,7 +220,7 @@ def renotify(transfer: Transfer, now: datetime, quiet_for: str) -> Decision:
     step = transfer.open_step
     if step is None:
         raise FailedPrecondition(reason="NO_OPEN_STEP", message=f"transfer {transfer.transfer_id} waits on nobody")
-    note = f"no answer to {step.name.name.lower()} for {quiet_for}: its notice sent again to {step.holder}"
+    note = f"no answer to {step.name.name.lower()} for {quiet_for}: {RESENT_NOTE} {step.holder}"
     return Decision(
         transfer=replace(transfer, updated_at=now, version=transfer.version + 1),
         event=Event(time=now, actor="sigw:sweeper", from_state=transfer.state, to_state=transfer.state, note=note),
@@ -522,8 +530,9 @@ def _notices_to(agency: AgencyKey, kind: NoticeType, note: str) -> tuple[Notice,
 
 def tell_applicant(transfer: Transfer, kind: NoticeType, step: Step | None = None) -> tuple[Notice, ...]:
     """The result notice (Art. 16) for the person, and for the employer where the application names one."""
-    employer = transfer.contact.employer_mobile or transfer.contact.employer_name
-    addressees = (Addressee.PERSON, Addressee.EMPLOYER) if employer else (Addressee.PERSON,)
+    # The person always (the portal reaches them by mobile, or by ID number in its app); the employer at the
+    # mobile number the application gave for it.
+    addressees = (Addressee.PERSON, Addressee.EMPLOYER) if transfer.contact.employer_mobile else (Addressee.PERSON,)
     return tuple(Notice(kind, addressee, step) for addressee in addressees)
 
 
@@ -547,6 +556,7 @@ def reject(transfer: Transfer, actor: Participant, now: datetime, *, reason: str
         note=f"rejected: {reason}",
         tell=NoticeType.TRANSFER_CLOSED,
         close_reason=reason,
+        closed_by=str(actor),
     )
 
 
@@ -568,4 +578,5 @@ def cancel(transfer: Transfer, actor: Participant, now: datetime, *, reason: str
         note=f"cancelled: {reason}",
         tell=NoticeType.TRANSFER_CLOSED,
         close_reason=reason,
+        closed_by=str(actor),
     )

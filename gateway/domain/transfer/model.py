@@ -260,6 +260,8 @@ class Transfer:
     updated_at: datetime
     info: TransferInfo | None = None
     close_reason: str = ""
+    closed_by: str = ""
+    """The participant (written form) that rejected or cancelled it."""
     version: int = 1
     originator: str = ""
     """The participant that opened it."""

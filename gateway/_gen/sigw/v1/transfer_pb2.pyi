@@ -758,9 +758,9 @@ class ApplicantContact(_message.Message):
     mobile: _builtins.str
     """手机号码: 11 digits starting with 1; may be empty (the person then reads the result on a status page)."""
     employer_name: _builtins.str
-    """用人单位名称, where the application names an employer."""
+    """用人单位名称, where the application names an employer; then employer_mobile is required."""
     employer_mobile: _builtins.str
-    """The employer's contact mobile number (11 digits), where it wants to be told."""
+    """The employer's contact mobile number (11 digits): where the employer is told. Requires employer_name."""
     portal: _builtins.str
     """The portal that tells them (its participant code, a [[portals]] entry of the registry); empty for the
     registry's first.
@@ -1359,11 +1359,14 @@ class OverdueStep(_message.Message):
     AGENCY_FIELD_NUMBER: _builtins.int
     DUE_DATE_FIELD_NUMBER: _builtins.int
     DONE_FIELD_NUMBER: _builtins.int
+    STATUS_TEXT_FIELD_NUMBER: _builtins.int
     step: Global___StepName.ValueType
     text: _builtins.str
     """e.g. "转出参保信息和资金"."""
     done: _builtins.bool
-    """Finished (late); false while still open."""
+    """Finished (late) by its agency; false while still open or when the transfer ended without it."""
+    status_text: _builtins.str
+    """Where the step stands, in words: "仍未办结", "已逾期办结" or "未办结，申请已终止"."""
     @_builtins.property
     def agency(self) -> Global___AgencyContact: ...
     @_builtins.property
@@ -1376,10 +1379,11 @@ class OverdueStep(_message.Message):
         agency: Global___AgencyContact | None = ...,
         due_date: _common_pb2.Date | None = ...,
         done: _builtins.bool = ...,
+        status_text: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "due_date", b"due_date"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "done", b"done", "due_date", b"due_date", "step", b"step", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "done", b"done", "due_date", b"due_date", "status_text", b"status_text", "step", b"step", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
