@@ -65,6 +65,7 @@ from gateway.domain.transfer.pension import ContributionYear, compute_funds, poo
 from gateway.security import pki
 from gateway.security.tls import TlsFolder
 from gateway.wire import transfers as convert
+from gateway.wire.reflection import enable_reflection
 from gateway.wire.settlements import figures_of, split_to
 from gateway.wire.status import to_status
 
@@ -608,6 +609,7 @@ class SimulatedAgencies:
             agency = SimulatedAgency(key, self.gateway_target, self.act_delay_s, act=self.act)
             server = grpc.aio.server(interceptors=[GatewayOnly()] if self.tls is not None else [])
             agency_pb2_grpc.add_RegionAgencyServiceServicer_to_server(agency, server)
+            enable_reflection([agency_pb2.DESCRIPTOR.services_by_name["RegionAgencyService"].full_name], server)
             if self.tls is not None:
                 participant = f"agency:{key.region}:{key.agency_type.slug}"
                 agency.credentials = self.tls.channel_credentials(participant)

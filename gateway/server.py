@@ -19,14 +19,12 @@ import grpc
 import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, Counter
 from redis.exceptions import RedisError
 
 from adapters.agency_client import AgencyClients
 from adapters.simulated_agency import SimulatedAgencies
 from gateway._gen.sigw.v1 import (
-    agency_pb2,
     operator_pb2,
     operator_pb2_grpc,
     settlement_pb2,
@@ -69,6 +67,7 @@ from gateway.store.limits import FailureCounterStore
 from gateway.store.settlements import FilingStore, SettlementStore
 from gateway.store.transfers import TransferStore
 from gateway.store.visits import VisitStore
+from gateway.wire.reflection import enable_reflection
 from gateway.wire.transfers import NoticeEncoding
 
 __all__ = [
@@ -443,15 +442,7 @@ def _api_server(
         OperatorServicer(DeliveryService(queue, audit, clock), identity),
     )
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    reflection.enable_server_reflection(
-        (
-            *SERVICES,
-            agency_pb2.DESCRIPTOR.services_by_name["RegionAgencyService"].full_name,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ),
-        server,
-    )
+    enable_reflection((*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     port = (
         server.add_secure_port(settings.grpc_listen, tls.server_credentials())
         if tls

@@ -9,6 +9,7 @@ command's default caller in its help.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -37,6 +38,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except grpc.RpcError as error:
         print(describe_rpc_error(error), file=sys.stderr)
         return 1
+    except FileNotFoundError as error:  # a configuration file: run from the project, or name it
+        print(
+            f"error: {error.strerror}: {error.filename} (run from the project folder, or name the file)",
+            file=sys.stderr,
+        )
+        return 2
+    except BrokenPipeError:  # the reader went away (`sigw transfer list | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 141
     except KeyboardInterrupt:
         return 130
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,11 @@ def channel(args: argparse.Namespace, participant: str) -> grpc.Channel:
     serving ``--insecure --dev-identity``, which reads the caller from the metadata)."""
     tls = TlsFolder(args.tls_dir)
     if not tls.exists():
+        print(
+            f"note: no PKI in {args.tls_dir}: plain text, calling as {participant} (only a gateway serving "
+            "--insecure --dev-identity accepts that; `sigw pki init` or --tls-dir for mutual TLS)",
+            file=sys.stderr,
+        )
         return grpc.intercept_channel(grpc.insecure_channel(args.target), NameCaller(participant))
     if not participant or not tls.has(participant):
         raise SystemExit(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -51,10 +51,12 @@ def date_text(d: common_pb2.Date) -> str:
 
 
 def time_text(ts: Any) -> str:
-    """A timestamp in Asia/Shanghai, the time the agencies work in."""
+    """A timestamp (a UTC instant on the wire) in Asia/Shanghai, the time the agencies work in, with its offset:
+    ``2026-03-02 09:00:00+08:00``."""
     if not ts.seconds:
         return "-"
-    return f"{ts.ToDatetime(tzinfo=UTC).astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S}"
+    moment: datetime = ts.ToDatetime(tzinfo=UTC)
+    return moment.astimezone(SHANGHAI).isoformat(sep=" ", timespec="seconds")
 
 
 def yuan(fen: int) -> str:

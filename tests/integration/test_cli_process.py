@@ -298,3 +298,35 @@ def test_a_hospital_settles_cancels_reconciles_and_an_operator_clears_with_the_c
     assert closed.splitlines()[0].startswith("row,month,insured_region") and len(closed.splitlines()) == 1
     late = sigw("settlement", "settle", *target, "--bill", str(bill_file), "--msgid", msgid[:-1] + "2", check=False)
     assert late.returncode == 1 and "MONTH_CLOSED" in late.stderr
+
+
+def test_a_missing_regions_file_is_named_without_a_traceback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "regions"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**PLAIN, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "config/regions.toml" in result.stderr
+
+
+def test_sigw_stops_quietly_when_its_reader_goes_away(tmp_path: Path) -> None:
+    regions = tmp_path / "regions.toml"  # far more than a pipe holds, so the write outlives the reader
+    regions.write_text(
+        "".join(f'[[regions]]\ncode = "{110000 + n:06d}"\nhrss = "127.0.0.1:{1024 + n}"\n' for n in range(6000))
+    )
+    reader = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "regions", "--regions-file", str(regions)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=PLAIN,
+    )
+    assert reader.stdout is not None and reader.stderr is not None
+    reader.stdout.readline()
+    reader.stdout.close()  # like `| head -1`
+    assert reader.wait(timeout=60) == 141
+    assert b"Traceback" not in reader.stderr.read()

@@ -9,8 +9,10 @@ import urllib.request
 from pathlib import Path
 
 import grpc
+import pytest
+from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 
 from gateway._gen.sigw.v1 import transfer_pb2
 from gateway.store.embedded import EmbeddedRedis
@@ -48,17 +50,44 @@ async def test_metrics_use_go_grpc_prometheus_names_and_count_transfers(demo: De
     assert person_id() not in text and t.transfer_id not in text
 
 
-async def test_reflection_lists_the_services(demo: Demo) -> None:
-    stub = reflection_pb2_grpc.ServerReflectionStub(demo.channel)
-    replies = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
-    names = {s.name async for reply in replies for s in reply.list_services_response.service}
-    assert {
+async def _listed(channel: grpc.aio.Channel, version: str) -> set[str]:
+    """The services a server lists over reflection ``version`` (v1 or v1alpha: the same messages)."""
+    call = channel.stream_stream(
+        f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    replies = call(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    return {s.name async for reply in replies for s in reply.list_services_response.service}
+
+
+@pytest.mark.parametrize("version", ["v1", "v1alpha"])
+async def test_reflection_lists_exactly_the_services_each_server_serves(demo: Demo, version: str) -> None:
+    reflection = {"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"}
+    assert await _listed(demo.channel, version) == {
         "sigw.v1.TransferService",
         "sigw.v1.SettlementService",
         "sigw.v1.OperatorService",
-        "sigw.v1.RegionAgencyService",
         "grpc.health.v1.Health",
-    } <= names
+        *reflection,
+    }  # not RegionAgencyService: agencies serve that
+    agency = demo.sims.endpoints[next(iter(demo.sims.endpoints))]
+    async with grpc.aio.insecure_channel(agency) as channel:
+        assert await _listed(channel, version) == {"sigw.v1.RegionAgencyService", *reflection}
+
+
+async def test_reflection_v1_describes_a_service(demo: Demo) -> None:
+    call = demo.channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    ask = reflection_pb2.ServerReflectionRequest(file_containing_symbol="sigw.v1.TransferService")
+    [reply] = [r async for r in call(iter([ask]))]
+    files = [
+        descriptor_pb2.FileDescriptorProto.FromString(f) for f in reply.file_descriptor_response.file_descriptor_proto
+    ]
+    assert any(service.name == "TransferService" for f in files if f.package == "sigw.v1" for service in f.service)
 
 
 async def test_health_is_not_serving_while_redis_is_away_and_recovers(tmp_path: Path, clock: FakeClock) -> None:

@@ -342,6 +342,7 @@ async def test_a_dead_letter_for_a_recipient_the_registry_no_longer_lists_stays_
     from gateway.store.deliveries import DeliveryQueueStore
 
     listed = AgencyKey("310000", AgencyType.HRSS)
+
     def letter(recipient: str) -> dict[Any, Any]:
         return {"lane": "ordinary", "message_id": "m", "reason": "no", "attempts": "1", "recipient": recipient}
 

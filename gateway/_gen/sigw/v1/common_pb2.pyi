@@ -131,7 +131,14 @@ Global___Person: _TypeAlias = Person  # noqa: Y015
 
 @_typing.final
 class Date(_message.Message):
-    """A calendar date in Asia/Shanghai."""
+    """Times in the sigw contract. Every google.protobuf.Timestamp field is an instant (UTC on the wire, as
+    Timestamp always is; show it in Asia/Shanghai, as the CLI and the status page do). Every Date field is a
+    calendar day in Asia/Shanghai: deadlines (due_date), settlement and clearing days and months, service
+    periods. Working days are counted on the Chinese calendar (weekends, public holidays and swapped working
+    days as the State Council announces them).
+
+    A calendar date in Asia/Shanghai.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
