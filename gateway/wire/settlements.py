@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from typing import cast
 
 from gateway._gen.sigw.v1 import agency_pb2, common_pb2, settlement_pb2
 from gateway.domain import idnumber, ids
@@ -57,6 +58,11 @@ def check_msgid(v: Violations, field: str, msgid: str, hospital: str | None = No
     return when
 
 
+def _class(value: int) -> CatalogueClass:
+    """The item's class; a value outside A-C stays as sent, for ``bill_errors`` to report."""
+    return CatalogueClass(value) if value in CatalogueClass._value2member_map_ else cast(CatalogueClass, value)
+
+
 def bill_from(bill: settlement_pb2.Bill, received_at: datetime) -> Bill:
     """A validated bill received at ``received_at`` (its settlement month); ``InvalidArgument`` naming every bad
     field otherwise."""
@@ -90,17 +96,15 @@ def bill_from(bill: settlement_pb2.Bill, received_at: datetime) -> Bill:
         v.add("bill.discharge_date", "in the future")
     if when and when.date() > today:
         v.add("bill.msgid", "names a time in the future")
-    items = []
-    for i, item in enumerate(bill.items):
-        if item.catalogue_class not in (1, 2, 3):
-            v.add(f"bill.items[{i}].catalogue_class", "must be A, B or C")
-            continue
-        items.append(
-            BillItem(item.code, item.name, CatalogueClass(item.catalogue_class), item.amount_fen, item.self_pay_percent)
-        )
+    # Every item is checked, a bad class among them included (bill_errors names it), so one answer lists
+    # every bad field of the bill.
+    items = [
+        BillItem(item.code, item.name, _class(item.catalogue_class), item.amount_fen, item.self_pay_percent)
+        for item in bill.items
+    ]
     if not bill.items:
         v.add("bill.items", "required: the itemised bill")
-    elif len(items) == len(bill.items):
+    else:
         for path, description in bill_errors(items, bill.total_fen):
             v.add(f"bill.{path}", description)
     v.raise_if_any()

@@ -978,3 +978,23 @@ def test_reconcile_accepts_periods_up_to_92_days(days: int) -> None:
     )
     with pytest.raises(ReachedService):
         call_handler("SettlementService", "Reconcile", request, "hospital:440300:H44030000001", False)
+
+
+@FEWER
+@given(valid_bills())
+def test_a_bill_with_four_bad_fields_names_all_four(bill: P.Bill) -> None:
+    while len(bill.items) < 3:
+        bill.items.append(P.BillItem(code="X", name="药", catalogue_class=P.CatalogueClass.ValueType(1)))
+    bill.hospital_level = 7
+    bill.items[0].catalogue_class = P.CatalogueClass.ValueType(9)
+    bill.items[1].amount_fen = -1
+    bill.items[2].self_pay_percent = 150
+    _, error = outcome(bill_from, bill, RECEIVED)
+    assert error is not None
+    named = {v.field for v in error.violations}
+    assert {
+        "bill.hospital_level",
+        "bill.items[0].catalogue_class",
+        "bill.items[1].amount_fen",
+        "bill.items[2].self_pay_percent",
+    } <= named
