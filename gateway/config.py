@@ -119,6 +119,9 @@ class Settings:
             self.handshake_timeout_s, self.idle_timeout_s, self.max_connections, self.max_connections_per_source
         )
 
+    log_calls: bool = False
+    """Log every gRPC call (``SIGW_LOG_CALLS=1``): request id, participant, method, code, duration. Calls that do
+    not end OK are always logged."""
     clock_start: datetime | None = None
     """For tests and demos only: the clock starts at this instant and runs on (``SIGW_CLOCK_START``, ISO 8601)."""
 

@@ -416,7 +416,7 @@ def _api_server(
     )
     # One budget per participant, whether it calls over gRPC or the national interface.
     limiter = RateLimiter(settings.rate_per_s, 2 * settings.rate_per_s, clock=monotonic)
-    guard = CallGuard(GrpcMetrics(metrics), limiter, identity.rate_key)
+    guard = CallGuard(GrpcMetrics(metrics), limiter, identity.rate_key, log_calls=settings.log_calls)
     # Several API processes share the port (SO_REUSEPORT, gRPC's default on Linux, said here explicitly).
     server = grpc.aio.server(
         options=[

@@ -91,11 +91,18 @@ class CallGuard:
     """Every call: rate limit per caller, undecodable bodies refused, errors mapped, metrics recorded."""
 
     def __init__(
-        self, metrics: GrpcMetrics, limiter: RateLimiter | None = None, caller_key: Callable[[Any], str] | None = None
+        self,
+        metrics: GrpcMetrics,
+        limiter: RateLimiter | None = None,
+        caller_key: Callable[[Any], str] | None = None,
+        *,
+        log_calls: bool = False,
     ) -> None:
         self.metrics = metrics
         self.limiter = limiter
         self.caller_key = caller_key
+        self.log_calls = log_calls
+        """Log every call; otherwise only the calls that did not end OK."""
 
     def add_guarded(self, server: grpc.aio.Server, add: Callable[[Any, Any], None], servicer: Any) -> None:
         """``add(servicer, server)`` (a generated ``add_…Servicer_to_server``) with every method guarded."""
@@ -126,10 +133,23 @@ class CallGuard:
             )
         raise ValueError(f"{service}/{method}: only unary and server-streaming methods are guarded")
 
-    def _observe(self, kind: str, service: str, method: str, code: grpc.StatusCode, started: float) -> None:
+    def _observe(
+        self, kind: str, service: str, method: str, code: grpc.StatusCode, started: float, request: Any, context: Any
+    ) -> None:
         labels = (kind, service, method, code.name)
+        seconds = time.perf_counter() - started
         self.metrics.handled.labels(*labels).inc()
-        self.metrics.seconds.labels(*labels).observe(time.perf_counter() - started)
+        self.metrics.seconds.labels(*labels).observe(seconds)
+        if code is grpc.StatusCode.OK and not self.log_calls:
+            return
+        call = {
+            "request_id": _request_id(request, context),
+            "participant": self.caller_key(context) if self.caller_key is not None else "",
+            "method": f"/{service}/{method}",
+            "code": code.name,
+            "duration_ms": round(seconds * 1000, 3),
+        }
+        log.info("call %s %s", method, code.name, extra=call)
 
     async def _fail(self, context: Any, exc: BaseException) -> grpc.StatusCode:
         """Abort the call for ``exc``; return the code it ends with."""
@@ -156,7 +176,7 @@ class CallGuard:
                     raise
                 await self._fail(context, exc)
             finally:
-                self._observe("unary", service, method, code, started)
+                self._observe("unary", service, method, code, started, request, context)
 
         return wrapped
 
@@ -177,9 +197,21 @@ class CallGuard:
                     raise
                 await self._fail(context, exc)
             finally:
-                self._observe("server_stream", service, method, code, started)
+                self._observe("server_stream", service, method, code, started, request, context)
 
         return wrapped
+
+
+REQUEST_ID_METADATA_KEY = "x-request-id"
+
+
+def _request_id(request: Any, context: Any) -> str:
+    """The call's request id in the logs: the caller's ``x-request-id``, else the request's own idempotency key
+    (``request_id`` or ``msgid``), else empty."""
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_METADATA_KEY:
+            return str(value)[:128]
+    return str(getattr(request, "request_id", "") or getattr(request, "msgid", ""))[:128]
 
 
 def _code_of(exc: BaseException, context: Any) -> grpc.StatusCode:

@@ -13,31 +13,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.cli.logs import setup_logging
 from gateway.config import Settings, load_registry
-from gateway.domain import idnumber, mobile
 from gateway.domain.regions import Registry
 
 if TYPE_CHECKING:
     from adapters.portal.server import PortalServer
 
-__all__ = ["ScrubbingFilter", "add_commands", "cmd_agencies", "cmd_serve", "setup_logging", "until_signalled"]
-
-
-class ScrubbingFilter(logging.Filter):
-    """No ID number or mobile number leaves through the logs unmasked."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = mobile.scrub(idnumber.scrub(record.getMessage()))
-        record.args = ()
-        return True
-
-
-def setup_logging(process: str = "") -> None:
-    handler = logging.StreamHandler()
-    handler.addFilter(ScrubbingFilter())
-    name = f" [{process}]" if process else ""
-    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s %(name)s{name} %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
+__all__ = ["add_commands", "cmd_agencies", "cmd_serve", "setup_logging", "until_signalled"]
 
 
 async def until_signalled(stopped: Callable[[], Awaitable[None]]) -> None:
