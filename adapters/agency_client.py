@@ -5,6 +5,7 @@ to it and get ``AgencyCallFailed`` back for any call an agency did not answer as
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -85,10 +86,17 @@ class AgencyClients:
     """Channels to the registry's agencies, over mutual TLS with the gateway's certificate (plain text only for
     ``credentials=None``, in development)."""
 
-    def __init__(self, registry: Registry, credentials: grpc.ChannelCredentials | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        credentials: grpc.ChannelCredentials | None = None,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+    ) -> None:
         self.registry = registry
         self._channels: dict[tuple[str, Destination], grpc.aio.Channel] = {}
         self._credentials = credentials
+        self._interceptors = list(interceptors)
+        """The tracing interceptors, when the gateway traces."""
 
     def _channel(self, endpoint: str, destination: Destination) -> grpc.aio.Channel:
         """The channel to ``destination`` at ``endpoint``; over TLS its certificate must name ``destination``
@@ -99,9 +107,9 @@ class AgencyClients:
             if self._credentials is not None:
                 options.append(("grpc.ssl_target_name_override", participant_host(participant_of(destination))))
             channel = (
-                grpc.aio.secure_channel(endpoint, self._credentials, options=options)
+                grpc.aio.secure_channel(endpoint, self._credentials, options=options, interceptors=self._interceptors)
                 if self._credentials is not None
-                else grpc.aio.insecure_channel(endpoint, options=options)
+                else grpc.aio.insecure_channel(endpoint, options=options, interceptors=self._interceptors)
             )
             self._channels[endpoint, destination] = channel
         return channel

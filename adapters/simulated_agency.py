@@ -446,12 +446,12 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
             opened = transfer_pb2.OpenTemporaryAccountRequest(
                 request_id=request_id, transfer_id=tid, account_number=f"LS-{self.key.region}-{tid[-8:]}"
             )
-            answer = partial(stub.OpenTemporaryAccount, opened, metadata=self._metadata())
+            answer = partial(stub.OpenTemporaryAccount, opened, metadata=self._metadata(request.traceparent))
         elif notice.type == agency_pb2.NOTICE_TYPE_TRANSFER_REQUESTED:
             letter = transfer_pb2.SendContactLetterRequest(
                 request_id=request_id, transfer_id=tid, letter_number=f"LXH-{self.key.region}-{tid[-8:]}"
             )
-            answer = partial(stub.SendContactLetter, letter, metadata=self._metadata())
+            answer = partial(stub.SendContactLetter, letter, metadata=self._metadata(request.traceparent))
         elif notice.type == agency_pb2.NOTICE_TYPE_CONTACT_LETTER:
             if details.person.id_number[14:17] == NO_RECORD_SEQUENCE:
                 refusal = transfer_pb2.RejectTransferRequest(
@@ -459,15 +459,15 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
                     transfer_id=tid,
                     reason=f"no contribution record for this person at {self.key.region}",
                 )
-                answer = partial(stub.RejectTransfer, refusal, metadata=self._metadata())
+                answer = partial(stub.RejectTransfer, refusal, metadata=self._metadata(request.traceparent))
             else:
                 table = transfer_pb2.SendTransferInfoRequest(
                     request_id=request_id, transfer_id=tid, info=transfer_info_for(details)
                 )
-                answer = partial(stub.SendTransferInfo, table, metadata=self._metadata())
+                answer = partial(stub.SendTransferInfo, table, metadata=self._metadata(request.traceparent))
         elif notice.type == agency_pb2.NOTICE_TYPE_TRANSFER_INFO:
             done = transfer_pb2.CompleteTransferRequest(request_id=request_id, transfer_id=tid)
-            answer = partial(stub.CompleteTransfer, done, metadata=self._metadata())
+            answer = partial(stub.CompleteTransfer, done, metadata=self._metadata(request.traceparent))
         else:
             return
         await self._send(answer)
@@ -571,8 +571,10 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
             periods=demo_periods(request.person.id_number, self.key.region)
         )
 
-    def _metadata(self) -> tuple[tuple[str, str], ...]:
-        return ((PARTICIPANT_METADATA, self.participant),)
+    def _metadata(self, traceparent: str = "") -> tuple[tuple[str, str], ...]:
+        """Who calls (development identity), and the trace the answer joins (the message's ``traceparent``)."""
+        traced = (("traceparent", traceparent),) if traceparent else ()
+        return ((PARTICIPANT_METADATA, self.participant), *traced)
 
     async def close(self) -> None:
         for task in list(self._tasks):

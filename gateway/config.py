@@ -119,6 +119,9 @@ class Settings:
             self.handshake_timeout_s, self.idle_timeout_s, self.max_connections, self.max_connections_per_source
         )
 
+    otlp_endpoint: str = ""
+    """Send traces over OTLP/gRPC to this collector (``SIGW_OTLP_ENDPOINT``, e.g. ``127.0.0.1:4317``); empty: no
+    tracing at all (no interceptor, no cost)."""
     log_calls: bool = False
     """Log every gRPC call (``SIGW_LOG_CALLS=1``): request id, participant, method, code, duration. Calls that do
     not end OK are always logged."""

@@ -14,11 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
+from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, Counter
 from redis.exceptions import RedisError
 
@@ -40,12 +42,12 @@ from gateway.api.limits import RateLimiter, StreamLimit
 from gateway.api.national.server import NationalEndpoint
 from gateway.api.operator import OperatorServicer
 from gateway.api.pages import PageTokens
-from gateway.api.settlements import SettlementServicer
+from gateway.api.settlements import SettlementMetrics, SettlementServicer
 from gateway.api.transfers import TransferServicer
 from gateway.app.clearing import ClearingService
 from gateway.app.deliveries import DeliveryService
 from gateway.app.filings import FilingService
-from gateway.app.ports import Clock
+from gateway.app.ports import Clock, NoTracing
 from gateway.app.settlements import SettlementService
 from gateway.app.sweeper import OverdueSweeper
 from gateway.app.transfers import TransferService
@@ -68,6 +70,7 @@ from gateway.store.settlements import FilingStore, SettlementStore
 from gateway.store.transfers import TransferStore
 from gateway.store.visits import VisitStore
 from gateway.wire.reflection import enable_reflection
+from gateway.wire.tracing import OpenTelemetryTracing, otlp_provider
 from gateway.wire.transfers import NoticeEncoding
 
 __all__ = [
@@ -145,6 +148,8 @@ class Gateway:
     _dispatch_client: aioredis.Redis | None
     _national: HttpSite | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _exporting: TracerProvider | None = None
+    """The OTLP exporter's provider this gateway made (flushed and closed when it stops)."""
     descriptors: DescriptorWatch = field(default_factory=lambda: DescriptorWatch(ConnectionLimits()))
     national_port: int = 0
     serving: bool = False
@@ -213,6 +218,8 @@ class Gateway:
             await self._dispatch_client.aclose()
         if self._embedded:
             self._embedded.stop()
+        if self._exporting is not None:
+            self._exporting.shutdown()
 
 
 def load_cipher(key_file: Path) -> FieldCipher:
@@ -257,10 +264,12 @@ async def start_gateway(
     dispatch: DispatchSettings | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     roles: frozenset[Role] = ALL_ROLES,
+    tracer_provider: TracerProvider | None = None,
 ) -> Gateway:
     """Start a gateway process with ``roles``: ``clock`` is the domain's time (deadlines, records), ``monotonic``
     the rate limiter's seconds (tests inject both). With no ``settings.http_listen`` it serves no HTTP (a worker
-    of ``sigw serve``, whose supervisor serves it)."""
+    of ``sigw serve``, whose supervisor serves it). Traces go to ``tracer_provider`` (a test's), else over OTLP
+    to ``settings.otlp_endpoint``, else nowhere."""
     tls = check_transport(settings)
     cipher = load_cipher(settings.key_file)
     limits = settings.connection_limits().bounded_by(raise_fd_limit())
@@ -276,7 +285,13 @@ async def start_gateway(
         await check_format(client)
     except (RedisError, OSError):
         log.warning("store unreachable at start: its format is checked when it answers")  # NOT_SERVING meanwhile
-    agencies = AgencyClients(registry, tls.channel_credentials() if tls else None)
+    exporting = None
+    if tracer_provider is None and settings.otlp_endpoint:
+        tracer_provider = exporting = otlp_provider(settings.otlp_endpoint)
+    tracing = OpenTelemetryTracing(tracer_provider) if tracer_provider is not None else None
+    agencies = AgencyClients(
+        registry, tls.channel_credentials() if tls else None, tracing.client_interceptors() if tracing else ()
+    )
     policy = Policy(
         calendar=load_calendar(settings.calendar_file), known_regions=registry.codes, medical=registry.medical_rules()
     )
@@ -285,10 +300,11 @@ async def start_gateway(
         store,
         policy,
         clock,
-        NoticeEncoding(registry),
+        NoticeEncoding(registry, tracing.current if tracing else None),
         agencies=agencies,
         failures=FailureCounterStore(client),
         notice_portal=registry.notice_portal,
+        tracing=tracing or NoTracing(),
     )
     queue = DeliveryQueueStore(client, registry.destinations())
     metrics = CollectorRegistry()
@@ -302,7 +318,7 @@ async def start_gateway(
     if Role.API in roles:
         server, grpc_port, endpoint = _api_server(
             settings, registry, tls, client, cipher, agencies, transfers, queue, clock, metrics, monotonic, health,
-            limits,
+            limits, tracing.server_interceptors() if tracing else [],
         )  # fmt: skip
         await server.start()
         if settings.national_listen:
@@ -331,6 +347,7 @@ async def start_gateway(
             ),
             DispatchMetrics(metrics),
             cipher,
+            tracing or NoTracing(),
         )
         reminders = Counter(
             "sigw_overdue_reminders_total", "Overdue steps flagged and reminded, by lane.", ["lane"], registry=metrics
@@ -366,6 +383,7 @@ async def start_gateway(
         _agencies=agencies,
         _dispatch_client=dispatch_client,
         descriptors=DescriptorWatch(limits),
+        _exporting=exporting,
     )
     if settings.http_listen:
         gateway._http = await serve_http(settings.http_listen, metrics, lambda: gateway.serving, limits)
@@ -393,6 +411,7 @@ def _api_server(
     monotonic: Callable[[], float],
     health: HealthServicer,
     limits: ConnectionLimits,
+    interceptors: list[Any],
 ) -> tuple[grpc.aio.Server, int, NationalEndpoint]:
     """The gRPC server with every servicer, health and reflection, bound (not started); its port; and the
     national interface's endpoint over the same use cases."""
@@ -400,8 +419,15 @@ def _api_server(
     filings = FilingService(filing_store, registry.codes, clock)
     settlement_store = SettlementStore(client, settings.shards, cipher, filing_store)
     audit = AuditTrail(client, cipher)
-    settlements = SettlementService(settlement_store, filings, agencies, clock)
-    clearing_service = ClearingService(settlement_store, audit, clock)
+    # Settlements and clearing are counted in their use cases, which sigw.v1 and the national interface share.
+    settlement_metrics = SettlementMetrics(metrics)
+    settlements = SettlementService(
+        settlement_store, filings, agencies, clock, on_outcome=settlement_metrics.settlement
+    )
+    clearing_service = ClearingService(
+        settlement_store, audit, clock,
+        on_closed=settlement_metrics.month_closed, on_recounted=settlement_metrics.recounted,
+    )  # fmt: skip
     if settings.dev_identity:
         log.warning(
             "!!! DEVELOPMENT IDENTITY MODE: callers name themselves in x-sigw-participant metadata. "
@@ -419,11 +445,12 @@ def _api_server(
     guard = CallGuard(GrpcMetrics(metrics), limiter, identity.rate_key, log_calls=settings.log_calls)
     # Several API processes share the port (SO_REUSEPORT, gRPC's default on Linux, said here explicitly).
     server = grpc.aio.server(
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", 4 * 1024 * 1024),
             ("grpc.so_reuseport", 1),
             *limits.grpc_options(),
-        ]
+        ],
     )
     watches = StreamLimit(settings.max_watches)
     guard.add_guarded(

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 import pytest
 import redis
+from opentelemetry.sdk.trace import TracerProvider
 
 from adapters.portal.server import PortalServer, PortalSettings
 from adapters.portal.web import ClientFailures
@@ -148,6 +149,7 @@ async def start_demo(
     portal: PortalServer | None = None,
     portal_code: str = "gov",
     key_file: Path | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> Demo:
     """A gateway on ``redis_url`` with simulated agencies for the demo regions, all on ephemeral loopback ports.
     Time is ``clock``'s: the domain's, and the rate limiter's seconds (so a bucket refills only when a test moves
@@ -184,7 +186,12 @@ async def start_demo(
         breaker_clock=breaker_clock or time.monotonic,
     )
     gateway = await start_gateway(
-        settings, registry, clock=clock, dispatch=dispatch, monotonic=lambda: clock().timestamp()
+        settings,
+        registry,
+        clock=clock,
+        dispatch=dispatch,
+        monotonic=lambda: clock().timestamp(),
+        tracer_provider=tracer_provider,
     )
     sims.connect(gateway.target)
     if portal is not None:

@@ -1,4 +1,5 @@
-"""SettlementService: identify the caller, validate the request, call one use case, convert the answer."""
+"""SettlementService: identify the caller, validate the request, call one use case, convert the answer. And the
+settlement and clearing metrics, which the use cases feed whichever interface (``sigw.v1`` or national) called."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from datetime import date, datetime
 from typing import Any, TypeAlias
 
 import grpc
+from prometheus_client import CollectorRegistry, Counter
 
 from gateway._gen.sigw.v1 import settlement_pb2, settlement_pb2_grpc
 from gateway.api.identity import IdentityResolver
 from gateway.app.clearing import ClearingResult, ClearingService
 from gateway.app.filings import FilingService
 from gateway.app.idempotency import RequestKey
-from gateway.app.settlements import SettlementService
+from gateway.app.settlements import MOVES_MONEY, SettlementOutcome, SettlementService
 from gateway.domain import idnumber, ids
 from gateway.domain.calendar import SHANGHAI
 from gateway.domain.settlement import clearing, filing, reconciliation
@@ -21,7 +23,7 @@ from gateway.domain.settlement.records import FilingType
 from gateway.wire import settlements as wire
 from gateway.wire.validation import MAX_NOTE, Violations, fingerprint
 
-__all__ = ["SettlementServicer", "agency_timeout"]
+__all__ = ["SettlementMetrics", "SettlementServicer", "agency_timeout"]
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 # Part of the caller's deadline kept back to commit after the insured region answered.
@@ -30,6 +32,55 @@ AGENCY_TIMEOUT_S = 10.0
 MAX_PAGE = 100
 MAX_LINES = 100_000
 _CURSOR = re.compile(r"[0-9]{1,15}")
+
+
+class SettlementMetrics:
+    """``sigw_settlements_total{insured_region,treatment_region,outcome}``, the fund's money moved,
+    ``sigw_settlement_fund_fen_total{insured_region,treatment_region,outcome}`` (integer fen; settled, cancelled
+    or reversed: the net is settled less the other two), and clearing: ``sigw_clearing_months_closed_total`` and
+    ``sigw_clearing_recounts_total{outcome}`` (matches, differs). Regions are the registry's codes; no person,
+    hospital or message is a label."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        pair = ["insured_region", "treatment_region"]
+        self.settlements = Counter(
+            "sigw_settlements_total",
+            "Non-local settlement messages by region pair and outcome (settled, cancelled, reversed; refused, "
+            "unavailable, inconsistent: the insured region settled nothing).",
+            [*pair, "outcome"],
+            registry=registry,
+        )
+        self.fund_fen = Counter(
+            "sigw_settlement_fund_fen_total",
+            "The fund's part of settlements (in fen) settled, cancelled or reversed, by region pair.",
+            [*pair, "outcome"],
+            registry=registry,
+        )
+        self.months_closed = Counter(
+            "sigw_clearing_months_closed_total",
+            "Clearing months closed by an operator (closing a closed month again counts too).",
+            registry=registry,
+        )
+        self.recounts = Counter(
+            "sigw_clearing_recounts_total",
+            "Recounts of a clearing month from its settlements, by whether they matched the running totals.",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in ("matches", "differs"):  # both series from the start, so that the first one counts
+            self.recounts.labels(outcome)
+
+    def settlement(self, told: SettlementOutcome) -> None:
+        labels = (told.insured_region, told.treatment_region, told.outcome.value)
+        self.settlements.labels(*labels).inc()
+        if told.outcome in MOVES_MONEY:
+            self.fund_fen.labels(*labels).inc(told.fund_fen)
+
+    def month_closed(self, _month: str) -> None:
+        self.months_closed.inc()
+
+    def recounted(self, matches: bool) -> None:
+        self.recounts.labels("matches" if matches else "differs").inc()
 
 
 def agency_timeout(context: Context) -> float:

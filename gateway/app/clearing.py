@@ -1,5 +1,7 @@
 """Clearing (清算) and reconciliation (对账) use cases (Art. 23): a month's statement from its running totals,
-closing a month, recounting it from the stored settlements, and a hospital's reconciliation of a period."""
+closing a month, recounting it from the stored settlements, and a hospital's reconciliation of a period.
+
+Each month closed and each recount's outcome are told to ``on_closed`` and ``on_recounted`` (metrics)."""
 
 from __future__ import annotations
 
@@ -51,11 +53,27 @@ def _line(r: SettlementRecord) -> reconciliation.ReconLine:
     return reconciliation.ReconLine(r.settlement_id, f.total_fen, f.fund_pay_fen, f.account_pay_fen, f.cash_pay_fen)
 
 
+def _ignore(_: object) -> None:
+    pass
+
+
 class ClearingService:
-    def __init__(self, store: SettlementRepository, audit: OperatorAudit, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: SettlementRepository,
+        audit: OperatorAudit,
+        clock: Clock,
+        *,
+        on_closed: Callable[[str], None] = _ignore,
+        on_recounted: Callable[[bool], None] = _ignore,
+    ) -> None:
+        """``on_closed(month)`` is called for each month an operator closes (also again), ``on_recounted(matches)``
+        for each recount, with whether it matched the running totals."""
         self.store = store
         self.audit = audit
         self.clock = clock
+        self.on_closed = on_closed
+        self.on_recounted = on_recounted
 
     async def reconcile(
         self,
@@ -96,6 +114,7 @@ class ClearingService:
         now = self.clock()
         await self.store.close(month, now)
         await self.audit.record(actor, request_id, "close clearing month", month, now)
+        self.on_closed(month)
         return await self._statement(month)
 
     async def recount(self, actor: Participant, month: str) -> Recount:
@@ -114,4 +133,6 @@ class ClearingService:
             for pair in running.keys() | recounted.keys()
             if running.get(pair) != recounted.get(pair)
         }
-        return Recount(result, counted, differing)
+        recount = Recount(result, counted, differing)
+        self.on_recounted(recount.matches)
+        return recount

@@ -7,6 +7,7 @@ The store (``gateway.store``) implements the repositories, ``adapters.agency_cli
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
@@ -37,6 +38,7 @@ __all__ = [
     "FailureCounter",
     "FilingRepository",
     "NationalFile",
+    "NoTracing",
     "NoticeEncoder",
     "OperatorAudit",
     "OutboundMessage",
@@ -44,6 +46,7 @@ __all__ = [
     "SettleContext",
     "SettlementRepository",
     "StoredTransfer",
+    "Tracing",
     "TransferRepository",
     "VisitRepository",
     "agency_error",
@@ -132,6 +135,8 @@ class OutboundMessage:
     transfer_id: str
     body: bytes
     enqueued_ms: int
+    traceparent: str = ""
+    """The W3C trace context of the change that caused it ("" when not traced): the delivery's parent."""
 
 
 NoticeEncoder = Callable[[str, Transfer, Notice, date], bytes]
@@ -414,6 +419,28 @@ class QueueFigures:
 
 class OperatorAudit(Protocol):
     async def record(self, actor: Participant, request: str, action: str, object: str, now: datetime) -> None: ...
+
+
+class Tracing(Protocol):
+    """Traces across the gateway -> agency hop (OpenTelemetry in ``gateway.wire.tracing``; off: no-ops)."""
+
+    def current(self) -> str:
+        """The current trace context as a W3C ``traceparent`` ("" when none): carried by outbound messages."""
+        ...
+
+    def delivering(self, name: str, parents: list[str]) -> AbstractContextManager[None]:
+        """A span around one delivery call, child of the message's trace (linked to each, for a batch)."""
+        ...
+
+
+class NoTracing:
+    """Tracing off: no context, no spans."""
+
+    def current(self) -> str:
+        return ""
+
+    def delivering(self, name: str, parents: list[str]) -> AbstractContextManager[None]:
+        return nullcontext()
 
 
 class FailureCounter(Protocol):

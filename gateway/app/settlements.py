@@ -5,9 +5,17 @@ A settlement needs the insured region's answer now: sigw calls its agency within
 commits the answer atomically with the msgid record and the clearing totals. If the agency cannot be reached
 nothing is recorded and the hospital gets UNAVAILABLE with RetryInfo; the agency dedups on msgid, so a retry
 settles once.
+
+Each outcome (settled, cancelled, reversed, or a settlement the insured region did not make) is told to
+``on_outcome`` once, whether the hospital called over ``sigw.v1`` or the national interface (metrics); a replay
+of an earlier answer is not a new outcome.
 """
 
 from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from gateway.app.filings import FilingService
 from gateway.app.idempotency import RequestKey, replay
@@ -26,20 +34,65 @@ from gateway.domain.settlement.records import (
 )
 from gateway.domain.settlement.split import FilingStatus
 
-__all__ = ["MIN_AGENCY_TIMEOUT_S", "SettlementService"]
+__all__ = ["MIN_AGENCY_TIMEOUT_S", "MOVES_MONEY", "Outcome", "SettlementOutcome", "SettlementService"]
 
 MIN_AGENCY_TIMEOUT_S = 0.05
 """Less time than this left of the caller's deadline: do not even ask the insured region."""
 
 
+class Outcome(enum.StrEnum):
+    SETTLED = "settled"
+    CANCELLED = "cancelled"
+    """Cancelled (撤销) by its settlement id."""
+    REVERSED = "reversed"
+    """Reversed (冲正) by the msgid of the message that made it."""
+    REFUSED = "refused"
+    """The insured region's agency refused the settlement: nothing settled."""
+    UNAVAILABLE = "unavailable"
+    """The insured region's agency did not answer in time: nothing settled (the hospital may retry)."""
+    INCONSISTENT = "inconsistent"
+    """The insured region's answer did not add up to the bill: nothing settled."""
+
+
+MOVES_MONEY = frozenset({Outcome.SETTLED, Outcome.CANCELLED, Outcome.REVERSED})
+"""The outcomes that move money between the regions (the others settled nothing)."""
+
+
+@dataclass(frozen=True)
+class SettlementOutcome:
+    """What became of one settlement message, by region pair (no person, hospital or message in it)."""
+
+    outcome: Outcome
+    insured_region: str
+    treatment_region: str
+    fund_fen: int = 0
+    """The fund's part settled (``SETTLED``) or given back (``CANCELLED``, ``REVERSED``); 0 otherwise."""
+
+
+def _ignore(_: SettlementOutcome) -> None:
+    pass
+
+
 class SettlementService:
     def __init__(
-        self, store: SettlementRepository, filings: FilingService, agencies: AgencyGateway, clock: Clock
+        self,
+        store: SettlementRepository,
+        filings: FilingService,
+        agencies: AgencyGateway,
+        clock: Clock,
+        *,
+        on_outcome: Callable[[SettlementOutcome], None] = _ignore,
     ) -> None:
+        """``on_outcome`` is told each settlement made, cancelled or reversed, and each one the insured region did
+        not make (metrics)."""
         self.store = store
         self.filings = filings
         self.agencies = agencies
         self.clock = clock
+        self.on_outcome = on_outcome
+
+    def _told(self, outcome: Outcome, bill: Bill, fund_fen: int = 0) -> None:
+        self.on_outcome(SettlementOutcome(outcome, bill.insured_region, bill.treatment_region, fund_fen))
 
     async def _replay(self, record: IdempotencyRecord, key: RequestKey) -> SettlementRecord:
         return await replay(record, key, self.store.get, access.settlement_not_found)
@@ -70,8 +123,13 @@ class SettlementService:
                 bill, status, commit=commit, settlement_id=settlement_id, timeout_s=timeout_s
             )
         except AgencyCallFailed as failed:
-            raise agency_error(failed, bill.insured_region, "the settlement", "insured_region") from failed
+            error = agency_error(failed, bill.insured_region, "the settlement", "insured_region")
+            if commit:
+                self._told(Outcome.REFUSED if isinstance(error, FailedPrecondition) else Outcome.UNAVAILABLE, bill)
+            raise error from failed
         if not figures.adds_up_to(bill.total_fen):
+            if commit:
+                self._told(Outcome.INCONSISTENT, bill)
             raise Unavailable(
                 reason="AGENCY_ANSWER_INCONSISTENT",
                 message="the insured region's answer does not add up to the bill; nothing settled",
@@ -105,7 +163,10 @@ class SettlementService:
             previous_version=0,
             sign=+1,
         )
-        return await self._replay(duplicate, key) if duplicate else record
+        if duplicate:
+            return await self._replay(duplicate, key)
+        self._told(Outcome.SETTLED, bill, figures.fund_pay_fen)
+        return record
 
     async def cancel(
         self, actor: Participant, key: RequestKey, settlement_id: str, timeout_s: float, action: str = "cancel"
@@ -136,7 +197,11 @@ class SettlementService:
             previous_version=settlement.version,
             sign=-1,
         )
-        return await self._replay(duplicate, key) if duplicate else updated
+        if duplicate:
+            return await self._replay(duplicate, key)
+        outcome = Outcome.REVERSED if action == "reverse" else Outcome.CANCELLED
+        self._told(outcome, settlement.bill, settlement.figures.fund_pay_fen)
+        return updated
 
     async def reverse(
         self, actor: Participant, key: RequestKey, original_msgid: str, timeout_s: float

@@ -24,8 +24,10 @@ from gateway.app.ports import (
     Clock,
     FailureCounter,
     NoticeEncoder,
+    NoTracing,
     OutboundMessage,
     StoredTransfer,
+    Tracing,
     TransferRepository,
     agency_error,
 )
@@ -94,8 +96,10 @@ class TransferService:
         failures: FailureCounter | None = None,
         status_limits: StatusQueryLimits | None = None,
         notice_portal: Callable[[str], PortalKey | None] = lambda code: None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.store = store
+        self.tracing = tracing or NoTracing()
         self.notice_portal = notice_portal
         """The portal that tells an applicant (Art. 16), by the code the application names ("" for the default);
         None: no portal takes notices, and applicants read their status by query only."""
@@ -132,6 +136,7 @@ class TransferService:
                     transfer_id=t.transfer_id,
                     body=self.encode(message_id, t, notice, today),
                     enqueued_ms=int(time.time() * 1000),  # queue time is wall time, not the domain clock
+                    traceparent=self.tracing.current(),
                 )
             )
         return out

@@ -37,7 +37,7 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from redis.exceptions import RedisError, ResponseError
 
-from gateway.app.ports import AgencyGateway
+from gateway.app.ports import AgencyGateway, NoTracing, Tracing
 from gateway.dispatch.retry import RetryPolicy
 from gateway.dispatch.router import OutboxRouter
 from gateway.dispatch.worker import AgencyWorker, Fields, lane_of
@@ -121,8 +121,10 @@ class Dispatcher:
         settings: DispatchSettings,
         metrics: DispatchMetrics,
         cipher: FieldCipher,
+        tracing: Tracing | None = None,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
+        self.tracing = tracing or NoTracing()
         self.client = client
         self.registry = registry
         self.agencies = agencies

@@ -187,7 +187,7 @@ class AgencyWorker:
             (e for e in self.waiting.values() if e.eligible_at <= now and e.entry_id not in self.in_flight),
             key=lambda e: (e.lane != "priority", e.order),
         )
-        picked = due[:free]
+        picked = self._shared([e for e in due if e.lane == "priority"], [e for e in due if e.lane == "ordinary"], free)
         if len(picked) < free and now >= self.next_claim:
             self.next_claim = now + self.d.settings.claim_idle_ms / 2000
             picked += await self._claim(free - len(picked))
@@ -213,13 +213,27 @@ class AgencyWorker:
             found += [_Entry(lane, eid, f) for eid, f in claimed[1] if f and eid not in self.in_flight]
         return found
 
+    def _ordinary_first(self, count: int) -> bool:
+        """Whether the ordinary lane's share comes first in a pick of ``count``: always for a batch (a tenth of
+        every call), and for single deliveries once the priority lane had its run."""
+        return count > 1 or self.priority_run >= self.d.settings.ordinary_share - 1
+
+    def _shared(self, priority: list[_Entry], ordinary: list[_Entry], count: int) -> list[_Entry]:
+        """Up to ``count`` of these, priority first but with the ordinary lane's share."""
+        share = (
+            min(len(ordinary), max(1, count // self.d.settings.ordinary_share)) if self._ordinary_first(count) else 0
+        )
+        taken = priority[: count - share]
+        return taken + ordinary[: count - len(taken)]  # priority first within the call
+
     async def _read_new(self, count: int, *, block: bool) -> list[_Entry]:
-        ordinary_first = self.priority_run >= self.d.settings.ordinary_share - 1
-        order = ("ordinary", "priority") if ordinary_first else ("priority", "ordinary")
+        share = max(1, count // self.d.settings.ordinary_share)  # the ordinary lane's share of this read
+        plan: list[tuple[str, int | None]] = [("priority", None), ("ordinary", None)]
+        if self._ordinary_first(count):
+            plan = [("ordinary", share), *plan]  # its share, then priority, then ordinary fills what is left
         found: list[_Entry] = []
-        for lane in order:
-            share = max(1, count // self.d.settings.ordinary_share)  # the ordinary lane's share of this read
-            want = share if lane == "ordinary" and ordinary_first else count - len(found)
+        for lane, cap in plan:
+            want = count - len(found) if cap is None else min(cap, count - len(found))
             if want <= 0:
                 continue
             reply = cast(
@@ -229,6 +243,7 @@ class AgencyWorker:
                 ),
             )
             found += [_Entry(lane, eid, f) for _, rows in reply for eid, f in rows if f]
+        found.sort(key=lambda e: e.lane != "priority")  # within the call, priority first (a stable sort)
         if not found and block:
             # Nothing anywhere: wait for either lane, priority listed first.
             reply = cast(
@@ -248,10 +263,12 @@ class AgencyWorker:
 
     async def _call(self, group: list[_Entry], bodies: list[bytes], timeout_s: float) -> list[bool | AgencyCallFailed]:
         """One attempt: a single message by Deliver, several by DeliverBatch."""
+        parents = [e.fields.get(b"traceparent", b"").decode() for e in group]
         try:
-            if len(bodies) == 1:
-                return [await self.d.agencies.deliver(self.agency, bodies[0], timeout_s)]
-            return await self.d.agencies.deliver_batch(self.agency, bodies, timeout_s)
+            with self.d.tracing.delivering(f"deliver to {self.agency}", parents):
+                if len(bodies) == 1:
+                    return [await self.d.agencies.deliver(self.agency, bodies[0], timeout_s)]
+                return await self.d.agencies.deliver_batch(self.agency, bodies, timeout_s)
         except AgencyCallFailed as failed:
             for entry in group:
                 entry.history.append(f"{self.d.clock_ms()} {failed}")

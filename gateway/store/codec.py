@@ -338,6 +338,7 @@ def message_fields(message: OutboundMessage, cipher: FieldCipher) -> list[str | 
         seal_body(cipher, message.message_id, message.body),
         "enqueued_ms",
         str(message.enqueued_ms),
+        *(("traceparent", message.traceparent) if message.traceparent else ()),
     ]
 
 

@@ -4,6 +4,7 @@ back, and the notices agencies receive."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date
 
 from gateway._gen.sigw.v1 import agency_pb2, common_pb2, portal_pb2, transfer_pb2
@@ -447,14 +448,19 @@ class NoticeEncoding:
     ``DeliverRequest`` for an agency, a ``NotifyRequest`` for the applicant's portal (its words need the
     registry's region names and telephone numbers)."""
 
-    def __init__(self, directory: Directory) -> None:
+    def __init__(self, directory: Directory, traceparent: Callable[[], str] | None = None) -> None:
         self.directory = directory
+        self.traceparent = traceparent
+        """The current trace context, which an agency's message carries (``DeliverRequest.traceparent``)."""
 
     def __call__(self, message_id: str, t: Transfer, notice: Notice, today: date) -> bytes:
         if isinstance(notice.recipient, Addressee):
             request = notify_request(message_id, t, notice, notice.recipient, today, self.directory)
             return request.SerializeToString()
-        return deliver_request(message_id, t, notice, today).SerializeToString()
+        message = deliver_request(message_id, t, notice, today)
+        if self.traceparent is not None:
+            message.traceparent = self.traceparent()
+        return message.SerializeToString()
 
 
 def period_from(msg: transfer_pb2.ContributionPeriod) -> ContributionPeriod:

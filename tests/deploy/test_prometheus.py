@@ -49,3 +49,15 @@ async def test_metrics_pass_promtool_and_carry_what_the_alerts_name(demo: Demo) 
     missing = named - exported - counters - {"sigw_process_restarts_total", "sigw_process_up"}
     assert not missing, f"the alerts name series no gateway exports: {sorted(missing)}"
     assert "sigw_store_up 1.0" in text and "sigw_certificate_expiry_timestamp_seconds" in text
+
+
+def test_the_alerts_match_grpc_codes_as_sigw_writes_them() -> None:
+    """grpc_code carries the status code's name as grpc's Python enum spells it (UNAVAILABLE), so a matcher
+    written in another spelling (Unavailable) would never fire."""
+    import grpc
+
+    names = {code.name for code in grpc.StatusCode}
+    matchers = re.findall(r'grpc_code=~?"([^"]+)"', ALERTS.read_text())
+    assert matchers
+    for matcher in matchers:
+        assert set(matcher.split("|")) <= names, matcher

@@ -433,9 +433,15 @@ class DeliverRequest(_message.Message):
 
     MESSAGE_ID_FIELD_NUMBER: _builtins.int
     RECIPIENT_FIELD_NUMBER: _builtins.int
+    TRACEPARENT_FIELD_NUMBER: _builtins.int
     TRANSFER_NOTICE_FIELD_NUMBER: _builtins.int
     message_id: _builtins.str
     """Unique per message; the same id may arrive more than once and must be applied once."""
+    traceparent: _builtins.str
+    """The W3C trace context (traceparent, e.g. "00-<trace id>-<span id>-01") of the change that caused this
+    message; empty when the gateway does not trace. Send it back as `traceparent` metadata on the calls that
+    answer this message (SendContactLetter, SendTransferInfo, ...), so the answer joins the same trace.
+    """
     @_builtins.property
     def recipient(self) -> _common_pb2.AgencyRef:
         """The agency the message is for."""
@@ -447,11 +453,12 @@ class DeliverRequest(_message.Message):
         *,
         message_id: _builtins.str = ...,
         recipient: _common_pb2.AgencyRef | None = ...,
+        traceparent: _builtins.str = ...,
         transfer_notice: Global___TransferNotice | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "recipient", b"recipient", "transfer_notice", b"transfer_notice"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "message_id", b"message_id", "recipient", b"recipient", "transfer_notice", b"transfer_notice"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "message_id", b"message_id", "recipient", b"recipient", "traceparent", b"traceparent", "transfer_notice", b"transfer_notice"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["transfer_notice"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
