@@ -21,10 +21,12 @@ from gateway.domain.errors import (
     Unauthenticated,
     Unavailable,
 )
+from gateway.domain.reasons import CATALOGUE
 
-__all__ = ["DOMAIN", "to_status"]
+__all__ = ["DOMAIN", "LOCALE", "to_status"]
 
 DOMAIN = "sigw"
+LOCALE = "zh-CN"
 
 _CODES: list[tuple[type[SigwError], int]] = [
     (InvalidArgument, code_pb2.INVALID_ARGUMENT),
@@ -55,6 +57,9 @@ def to_status(error: SigwError) -> grpc.Status:
             )
         )
     ]
+    reason = CATALOGUE.get(error.reason)
+    if reason is not None:  # AIP-193: the message for a person, next to the English one
+        details.append(_pack(error_details_pb2.LocalizedMessage(locale=LOCALE, message=reason.zh)))
     if error.violations:
         details.append(
             _pack(

@@ -50,6 +50,7 @@ from gateway._gen.sigw.v1 import (
     transfer_pb2,
 )
 from gateway.domain import idnumber
+from gateway.domain.reasons import CATALOGUE
 from gateway.domain.transfer.kinds import agency_type_of
 from gateway.domain.transfer.model import Kind
 from tests.conftest import DEMO_REGIONS, Demo, FakeClock, as_, start_demo
@@ -859,6 +860,8 @@ class Fuzzer:
         self.redis = redis.Redis.from_url(redis_url)
         self.digest = self.redis.register_script(DIGEST_LUA)
         self.codes: Counter[str] = Counter()
+        self.reasons: Counter[str] = Counter()
+        """ErrorInfo reasons of the refusals: every one must be in the error catalogue."""
         self.bad: list[str] = []
         self.known: Counter[str] = Counter()
         self.known_examples: dict[str, str] = {}
@@ -975,6 +978,8 @@ class Fuzzer:
         answer = await self.send(rpc, sent.body, sent.caller)
         self.tap.call = -1
         self.codes[answer.code.name.lower()] += 1
+        if answer.reason:
+            self.reasons[answer.reason] += 1
         self.learn(rpc, sent.request, answer)
         logs = self.tap.of(n)
         if is_bad(answer):
@@ -1089,6 +1094,8 @@ async def test_fuzz_every_rpc(quiet: Demo, redis_url: str, log_tap: LogTap, caps
         fuzz.partial[:5]
     )
     assert not fuzz.leaks, fuzz.leaks[:5]
+    uncatalogued = set(fuzz.reasons) - set(CATALOGUE)
+    assert fuzz.reasons and not uncatalogued, f"reasons sent that gateway/domain/reasons.py lacks: {uncatalogued}"
 
     # Still alive and well: health, and a valid request end to end.
     health = health_pb2_grpc.HealthStub(quiet.channel)

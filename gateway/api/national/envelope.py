@@ -22,6 +22,7 @@ import simplejson
 from gateway.api.national.values import REGION, TRANSACTION_NUMBER, Reader
 from gateway.domain import idnumber
 from gateway.domain.errors import InvalidArgument, SigwError
+from gateway.domain.reasons import CATALOGUE
 
 __all__ = [
     "FAILURE",
@@ -39,62 +40,11 @@ FAILURE = -1
 _INFVER = re.compile(r"[Vv]?[0-9]+(\.[0-9]+){0,2}")
 _HOSPITAL = re.compile(r"[A-Z0-9]{12}")
 
-# What each refusal reason means to a hospital's operator.
-REASONS_ZH: dict[str, str] = {
-    "INVALID_INPUT": "入参有误",
-    "INVALID_DETAILS": "费用明细有误",
-    "TOTAL_MISMATCH": "医疗费总额与明细不符",
-    "NOT_SIGNED_IN": "未签到或签到已失效，请先签到（9001）",
-    "NOT_THIS_HOSPITAL": "报文的定点医药机构不是证书所属机构",
-    "NOT_PLACE_OF_TREATMENT": "就医地医保区划不是本机构所在地",
-    "HOSPITAL_NOT_REGISTERED": "定点医药机构未在本平台登记",
-    "NOT_NON_LOCAL": "参保人参保地即就医地，请按本地结算",
-    "UNKNOWN_REGION": "参保地医保区划未知",
-    "INSURED_REGION_REQUIRED": "请传入参保地医保区划（insuplc_admdvs）：该人员在本地无唯一有效的异地就医备案",
-    "INSURED_REGION_MISMATCH": "参保地医保区划与人员信息不符",
-    "PERSON_NOT_FOUND": "未查询到人员信息",
-    "PERSON_MISMATCH": "人员编号与就诊信息不符",
-    "NOT_INSURED": "该人员无此险种的有效参保",
-    "VISIT_NOT_FOUND": "就诊信息不存在",
-    "VISIT_CANCELLED": "就诊已撤销",
-    "VISIT_SETTLED": "就诊存在未撤销的结算，请先撤销结算",
-    "VISIT_MISMATCH": "就诊ID与结算不符",
-    "VISIT_BUSY": "就诊信息正被其他交易修改，请重试",
-    "VISIT_OF_ANOTHER_HOSPITAL": "该就诊属于其他机构",
-    "DETAIL_SERIAL_USED": "费用明细流水号已用于其他明细",
-    "DETAIL_SETTLED": "费用明细已结算，请先撤销结算",
-    "TOO_MANY_DETAILS": "费用明细条数超过上限",
-    "NO_DETAILS": "没有待结算的费用明细",
-    "NO_CATALOGUE": "就医地目录未加载",
-    "NOT_FILED": "未办理异地就医备案，参保地不予直接结算",
-    "MONTH_CLOSED": "该结算月份已清算关账",
-    "ALREADY_CANCELLED": "结算已撤销，不能重复撤销或冲正",
-    "SETTLEMENT_NOT_FOUND": "结算信息不存在",
-    "ORIGINAL_MESSAGE_NOT_FOUND": "原交易不存在",
-    "NOT_REVERSIBLE": "该交易不支持冲正",
-    "MSGID_REUSED": "报文ID已被其他内容的报文使用",
-    "REQUEST_ID_REUSED": "报文ID已被其他内容的报文使用",
-    "NOT_THIS_MONTH": "确认明细不属于本机构该清分月份",
-    "AMOUNT_MISMATCH": "确认的金额与平台清分明细不符",
-    "INVALID_FILE": "文件有误",
-    "FILE_NOT_FOUND": "文件不存在或已过期，请重新上传（9101）",
-    "AGENCY_UNAVAILABLE": "参保地经办系统暂不可用，请稍后重试",
-    "AGENCY_ANSWER_INCONSISTENT": "参保地返回结果不一致，未结算，请稍后重试",
-    "DEADLINE_TOO_SHORT": "剩余时间不足，请重试",
-    "STORE_UNAVAILABLE": "平台存储暂不可用，请稍后重试",
-    "RATE_LIMITED": "交易过于频繁，请稍后重试",
-    "UNKNOWN_TRANSACTION": "不支持的交易编号",
-    "BODY_TOO_LARGE": "报文过大",
-    "NOT_JSON": "报文不是合法的JSON",
-    "NO_IDENTITY": "未识别调用方身份（双向TLS证书）",
-    "UNKNOWN_PARTICIPANT": "证书所属机构未登记",
-    "INTERNAL": "平台内部错误，请联系运维",
-}
-
 
 def error_text(error: SigwError) -> str:
     """The Chinese ``err_msg`` of a refusal: what it means, the fields at fault, and the reason code."""
-    meaning = REASONS_ZH.get(error.reason)
+    known = CATALOGUE.get(error.reason)  # what the reason means to a hospital's operator
+    meaning = known.zh if known else None
     if isinstance(error, InvalidArgument) and error.violations:
         fields = "；".join(f"{v.field}：{v.description}" for v in error.violations[:20])
         text = f"{meaning or '入参有误'}：{fields}"

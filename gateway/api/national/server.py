@@ -30,6 +30,7 @@ from gateway.domain import idnumber
 from gateway.domain.calendar import SHANGHAI
 from gateway.domain.errors import InvalidArgument, SigwError
 from gateway.domain.participants import Participant
+from gateway.domain.reasons import CATALOGUE
 
 __all__ = ["MAX_BODY_BYTES", "NationalEndpoint"]
 
@@ -105,13 +106,14 @@ class NationalEndpoint:
             output = await handler(Call(actor, hospital, message, received, self.service))
             code, err_msg = envelope.SUCCESS, ""
         except web.HTTPRequestEntityTooLarge:
-            code, err_msg, output = envelope.FAILURE, f"报文超过 {MAX_BODY_BYTES // 2**20} MB（BODY_TOO_LARGE）", None
+            too_large = f"{CATALOGUE['BODY_TOO_LARGE'].zh}：超过 {MAX_BODY_BYTES // 2**20} MB（BODY_TOO_LARGE）"
+            code, err_msg, output = envelope.FAILURE, too_large, None
         except SigwError as refusal:
             code, err_msg, output = envelope.FAILURE, envelope.error_text(refusal), None
             log.info("national %s refused: %s", infno or "-", idnumber.scrub(str(refusal)))
         except Exception:  # an answer, never a stack trace; the operator finds it in the log
             log.exception("national %s failed", infno or "-")
-            code, err_msg, output = envelope.FAILURE, "平台内部错误，请联系运维（INTERNAL）", None
+            code, err_msg, output = envelope.FAILURE, f"{CATALOGUE['INTERNAL'].zh}（INTERNAL）", None
         label = infno[:4] if infno[:4] in TRANSACTIONS else "other"
         self.requests.labels(label, str(code)).inc()
         self.seconds.labels(label).observe(time.perf_counter() - started)
