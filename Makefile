@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint typecheck proto proto-lint clean bench bench-priority bench-watches browser screenshots
+.PHONY: run test lint typecheck proto proto-lint errors clean bench bench-priority bench-watches browser screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ typecheck: $(STAMP)
 
 proto-lint: $(STAMP)
 	$(BIN)/buf lint
+
+## errors: write the error catalogue (gateway/domain/reasons.py) out as proto/sigw/v1/errors.proto and the README's
+## table, then regenerate the code (a test fails while either is stale)
+errors: $(STAMP)
+	$(BIN)/python scripts/error_catalogue.py
+	$(BIN)/python scripts/gen_proto.py
 
 ## proto: regenerate gateway/_gen from proto/ (a test fails while it is stale)
 proto: $(STAMP)
