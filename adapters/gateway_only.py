@@ -28,7 +28,7 @@ class GatewayOnly(grpc.aio.ServerInterceptor):
 
         async def gateway_only(request: Any, context: Any) -> Any:
             if not pki.peer_is_gateway(context.auth_context() or {}):
-                await context.abort(grpc.StatusCode.PERMISSION_DENIED, "this agency answers the gateway only")
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, "this service answers the gateway only")
             return await behavior(request, context)
 
         return grpc.unary_unary_rpc_method_handler(

@@ -47,6 +47,7 @@ from gateway._gen.sigw.v1 import (
 from gateway.domain import idnumber
 from gateway.domain.errors import SigwError
 from gateway.domain.participants import AgencyKey, AgencyType
+from gateway.domain.settlement.records import CredentialType
 from gateway.domain.settlement.split import (
     BillItem,
     CatalogueClass,
@@ -60,7 +61,7 @@ from gateway.domain.settlement.split import (
     split_bill,
 )
 from gateway.domain.transfer.kinds import EMPLOYEE_FUND_KINDS, PENSION_KINDS
-from gateway.domain.transfer.model import Kind
+from gateway.domain.transfer.model import Kind, NoticeType
 from gateway.domain.transfer.pension import ContributionYear, compute_funds, pooled_fund
 from gateway.security import pki
 from gateway.security.tls import TlsFolder
@@ -92,6 +93,9 @@ log = logging.getLogger("sigw.sim")
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 _STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
+Refusal: TypeAlias = tuple[grpc.StatusCode, str]
+_INVALID = grpc.StatusCode.INVALID_ARGUMENT
+_PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
 
 NO_RECORD_SEQUENCE = "000"
 PARTICIPANT_METADATA = pki.PARTICIPANT_METADATA_KEY
@@ -386,6 +390,10 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
             return agency_pb2.DeliverResult(
                 code=self.refuse_with.value[0], detail=f"agency {self.key} refuses this message"
             )
+        refusal = self._delivery_refusal(request)
+        if refusal is not None:  # a message it cannot apply: refused on its own, never applied
+            code, detail = refusal
+            return agency_pb2.DeliverResult(code=code.value[0], detail=detail)
         if request.transfer_notice.transfer.person.id_number in self.refuse_ids:
             return agency_pb2.DeliverResult(code=grpc.StatusCode.INVALID_ARGUMENT.value[0], detail="refused")
         if self._permits is not None and request.message_id not in self.stats.applied_ids:
@@ -406,6 +414,29 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return agency_pb2.DeliverResult(duplicate=False)
+
+    def _delivery_refusal(self, request: agency_pb2.DeliverRequest) -> Refusal | None:
+        """What a conforming agency refuses in a message (``sigw agency-check`` checks it), and with which code."""
+        if not request.message_id:
+            return _INVALID, "message_id is required"
+        if not request.HasField("recipient"):
+            return _INVALID, "recipient is required"
+        if (request.recipient.region_code, int(request.recipient.agency_type)) != (
+            self.key.region,
+            int(self.key.agency_type),
+        ):
+            return _PRECONDITION, f"this is agency {self.key}, not the recipient"
+        if not request.HasField("transfer_notice"):
+            return _INVALID, "no message body this agency knows"
+        notice = request.transfer_notice
+        if notice.type not in NoticeType._value2member_map_:
+            return _INVALID, f"unknown notice type {notice.type}"
+        transfer = notice.transfer
+        if not transfer.transfer_id:
+            return _INVALID, "transfer.transfer_id is required"
+        if self.key.region not in (transfer.source_region, transfer.target_region):
+            return _PRECONDITION, f"transfer {transfer.transfer_id} is not one of region {self.key.region}"
+        return None
 
     async def Deliver(self, request: agency_pb2.DeliverRequest, context: Context) -> agency_pb2.DeliverResponse:
         self.calls.append([request.message_id])
@@ -496,6 +527,9 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
         delay = self.answer_delay_s
         if delay:
             await asyncio.sleep(delay)
+        refused = self._settlement_refusal(request)
+        if refused is not None:
+            await context.abort(*refused)
         if request.commit and request.bill.msgid in self.ledger.answers:
             return agency_pb2.ComputeSettlementResponse(split=self.ledger.answers[request.bill.msgid])
         bill = request.bill
@@ -521,11 +555,33 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
             self.ledger.record(request.settlement_id, bill, split, answer)
         return agency_pb2.ComputeSettlementResponse(split=answer)
 
+    def _settlement_refusal(self, request: agency_pb2.ComputeSettlementRequest) -> Refusal | None:
+        if not request.HasField("bill"):
+            return _INVALID, "bill is required"
+        bill = request.bill
+        if bill.insured_region != self.key.region:
+            return _PRECONDITION, f"the person is insured in {bill.insured_region}, not here"
+        if request.filing_status not in FilingStatus._value2member_map_:
+            return _INVALID, f"unknown filing status {request.filing_status}"
+        if bill.insurance_type not in InsuranceType._value2member_map_:
+            return _INVALID, f"unknown insurance type {bill.insurance_type!r}"
+        if bill.medical_type not in MedicalType._value2member_map_:
+            return _INVALID, f"unknown medical type {bill.medical_type!r}"
+        if any(item.catalogue_class not in CatalogueClass._value2member_map_ for item in bill.items):
+            return _INVALID, "an item of an unknown catalogue class"
+        if request.commit and not (bill.msgid and request.settlement_id):
+            return _INVALID, "a commit needs the bill's msgid and the settlement_id"
+        return None
+
     async def RefundSettlement(
         self, request: agency_pb2.RefundSettlementRequest, context: Context
     ) -> agency_pb2.RefundSettlementResponse:
         if not self.available:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"agency {self.key} is down")
+        if not (request.msgid and request.settlement_id):
+            await context.abort(_INVALID, "msgid and settlement_id are required")
+        if request.bill.insured_region != self.key.region:
+            await context.abort(_PRECONDITION, f"the person is insured in {request.bill.insured_region}, not here")
         return agency_pb2.RefundSettlementResponse(
             duplicate=not self.ledger.refund(request.msgid, request.settlement_id)
         )
@@ -539,6 +595,8 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"agency {self.key} is down")
         if self.key.agency_type is not AgencyType.HEALTHCARE_SECURITY:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "person information is the healthcare agency's")
+        if request.credential_type not in CredentialType._value2member_map_:
+            await context.abort(_INVALID, f"unknown credential type {request.credential_type}")
         id_number = request.person.id_number
         if not idnumber.is_valid(id_number) or id_number in self.refuse_ids:
             await context.abort(grpc.StatusCode.NOT_FOUND, "nobody insured here holds this credential")
@@ -567,6 +625,8 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"agency {self.key} is down")
         if self.key.agency_type is not AgencyType.HRSS:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "pension periods are the HRSS agency's")
+        if not idnumber.is_valid(request.person.id_number):
+            await context.abort(_INVALID, "person.id_number: not a valid ID number")
         return agency_pb2.ReportContributionPeriodsResponse(
             periods=demo_periods(request.person.id_number, self.key.region)
         )

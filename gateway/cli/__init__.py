@@ -1,6 +1,6 @@
 """The ``sigw`` command: run the gateway, and drive it from a terminal. One module per command group (``serve``,
-``portal``, ``pki``, ``audit``, ``regions``, ``transfers``, ``settlements``, ``operator``), a shared renderer
-(``render``) and the connection to the gateway (``connect``).
+``portal``, ``pki``, ``audit``, ``regions``, ``transfers``, ``settlements``, ``operator``, ``agency_check``), a
+shared renderer (``render``) and the connection to the gateway (``connect``).
 
 Each call names its caller with ``--as`` and presents that participant's certificate from ``--tls-dir``; see each
 command's default caller in its help.
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from gateway.cli import audit, operator, pki, portal, regions, serve, settlements, transfers
+from gateway.cli import agency_check, audit, operator, pki, portal, regions, serve, settlements, transfers
 from gateway.cli.connect import shared_options
 from gateway.cli.render import describe_rpc_error
 
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sigw", description="Cross-region social-insurance gateway")
     sub = parser.add_subparsers(dest="command", required=True)
     common, mutating = shared_options()
-    for group in (serve, portal, pki, audit, regions, transfers, settlements, operator):
+    for group in (serve, portal, pki, audit, regions, transfers, settlements, operator, agency_check):
         group.add_commands(sub, common, mutating)
     return parser
 
