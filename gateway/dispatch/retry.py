@@ -6,8 +6,10 @@
   ``RESOURCE_EXHAUSTED``, ``DEADLINE_EXCEEDED`` of our own per-attempt timeout) with random exponential
   backoff, honouring the agency's ``RetryInfo`` as the least wait, until ``max_attempts`` or ``max_delay_s``.
 * Any other code is permanent: the message goes to the dead letters at once.
-* After the last attempt the message goes to the dead letters with its reason and attempt history; an
-  operator can re-drive it. Receivers deduplicate by message id, so a re-drive never applies twice.
+* After the last attempt of a transient failure the message stays pending and is tried again later (the
+  circuit breaker paces the agency), until it is ``max_age_s`` old (7 days): then it goes to the dead letters with
+  its reason and attempt history, as a permanent failure does at once; an operator can re-drive it. Receivers
+  deduplicate by message id, so a re-drive never applies twice.
 """
 
 from __future__ import annotations
