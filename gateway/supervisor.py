@@ -168,6 +168,7 @@ class Supervisor:
             )
             for role in ChildRole:
                 await self._stop_role(role)
+        log.info("stopped: every process%s", " and the embedded Redis" if self.redis is not None else "")
         if self.failed:
             log.error("%s", self.failed)
             return 1
@@ -354,6 +355,7 @@ class Supervisor:
                 log.error("%s (pid %d) did not stop within %.0f s: killed", child.name, child.pid, STOP_GRACE_S)
                 child.process.kill()
                 await child.process.wait()
+            log.info("%s stopped (exit %s)", child.name, child.process.returncode)
 
     async def _monitor(self, store: TransferStore, queue: DeliveryQueueStore, gauges: StoreGauges) -> None:
         """/healthz is 200 while Redis answers and every role has a live process; refresh the store gauges."""

@@ -154,7 +154,12 @@ def add_commands(sub: Any, common: argparse.ArgumentParser, mutating: argparse.A
         "--agency",
         help="agency:REGION:hrss|healthcare (default: the agency the regions file lists at ADDRESS)",
     )
-    p.add_argument("--regions-file", type=Path, default=Path("config/regions.toml"), help="region registry")
+    p.add_argument(
+        "--regions-file",
+        type=Path,
+        default=Path(os.environ.get("SIGW_REGIONS_FILE") or "config/regions.toml"),
+        help="region registry",
+    )
     security = p.add_mutually_exclusive_group()
     security.add_argument(
         "--tls-dir",

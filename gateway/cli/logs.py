@@ -44,9 +44,11 @@ def setup_logging(process: str = "", log_format: str | None = None, stream: Text
         raise SystemExit(f"SIGW_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {chosen!r}")
     named: list[Any] = []
     if process:
+        pid = os.getpid()
 
         def add_process(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
             event.setdefault("process", process)
+            event.setdefault("pid", pid)
             return event
 
         named.append(add_process)

@@ -82,7 +82,9 @@ def add_commands(sub: Any, common: argparse.ArgumentParser, mutating: argparse.A
     pki_cmd = sub.add_parser("pki", help="development PKI for mutual TLS").add_subparsers(dest="action", required=True)
     p = pki_cmd.add_parser("init", help="CA, gateway and participant certificates (keeps an existing CA)")
     p.add_argument("--tls-dir", type=Path, default=Path(os.environ.get("SIGW_TLS_DIR", "var/pki")))
-    p.add_argument("--regions-file", type=Path, default=Path("config/regions.toml"))
+    p.add_argument(
+        "--regions-file", type=Path, default=Path(os.environ.get("SIGW_REGIONS_FILE") or "config/regions.toml")
+    )
     p.add_argument("--participant", action="append", help="also issue for this participant (repeatable)")
     p.add_argument("--valid-days", type=int, default=365)
     p.set_defaults(func=cmd_pki_init)

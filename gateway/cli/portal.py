@@ -67,7 +67,12 @@ def add_commands(sub: Any, common: argparse.ArgumentParser, mutating: argparse.A
         "--notify-listen", help="NotifyService's address (default: this portal's notify in the regions file)"
     )
     portal.add_argument("--as", dest="participant", default="portal:gov", help="the portal's participant")
-    portal.add_argument("--regions-file", type=Path, default=Path("config/regions.toml"), help="region registry")
+    portal.add_argument(
+        "--regions-file",
+        type=Path,
+        default=Path(os.environ.get("SIGW_REGIONS_FILE") or "config/regions.toml"),
+        help="region registry",
+    )
     portal.add_argument("--tls-dir", type=Path, default=Path("var/pki"), help="PKI folder of `sigw pki init`")
     portal.add_argument("--data-dir", type=Path, default=Path("var/portal"), help="where received notices are kept")
     portal.add_argument("--insecure", action="store_true", help="DEVELOPMENT ONLY: plain text on loopback")

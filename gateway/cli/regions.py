@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,5 +27,7 @@ def cmd_regions(args: argparse.Namespace) -> int:
 def add_commands(sub: Any, common: argparse.ArgumentParser, mutating: argparse.ArgumentParser) -> None:
     """sigw regions."""
     regions = sub.add_parser("regions", help="list the configured regions and their agencies")
-    regions.add_argument("--regions-file", type=Path, default=Path("config/regions.toml"))
+    regions.add_argument(
+        "--regions-file", type=Path, default=Path(os.environ.get("SIGW_REGIONS_FILE") or "config/regions.toml")
+    )
     regions.set_defaults(func=cmd_regions)
