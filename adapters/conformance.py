@@ -732,6 +732,23 @@ async def _refund(kit: Kit) -> str:
     return "refunded once, the books as before; the repeat answered duplicate=true"
 
 
+async def _void_frees_the_msgid(kit: Kit) -> str:
+    bill, probe = kit.bill(), kit.bill()
+    untouched = await kit.compute(probe, commit=False)
+    figures = await kit.compute(bill, commit=True)
+    if await kit.refund(f"void:{kit.settlement_id(bill)}", bill, figures):  # the gateway could not record it
+        raise Mismatch("taking back a settlement just committed answered duplicate=true")
+    again = await kit.compute(bill, commit=True)  # the hospital's retry under the same msgid
+    if await kit.refund(kit.msgid(), bill, again):  # a cancellation of what the retry settled
+        raise Mismatch(
+            "the retry after the take-back was not settled anew (refunding it answered duplicate=true): after a "
+            "refund the bill's msgid must be free"
+        )
+    if await kit.compute(probe, commit=False) != untouched:
+        raise Mismatch("after the take-back, the retry and its cancellation, the books were not as before")
+    return "taken back, the same msgid settled anew, and that settlement cancelled: the books as before"
+
+
 async def _unfiled(kit: Kit) -> str:
     bill = kit.bill()
     try:
@@ -1034,6 +1051,15 @@ CASES: tuple[Case, ...] = (
         sends="pre-settle C; commit D; RefundSettlement D twice (same msgid); pre-settle C again",
         expects="refunds duplicate=false then duplicate=true; C's pre-settlements equal (restored once)",
         run=_refund,
+        agencies=HEALTHCARE,
+    ),
+    Case(
+        "void-frees-the-msgid",
+        sends="commit A; RefundSettlement A under void:<settlement id> (what the gateway could not record); commit A "
+        "again (the hospital's retry); RefundSettlement A under a new msgid",
+        expects="both refunds duplicate=false (the retry settled A anew: a refund frees the bill's msgid); the "
+        "books as before",
+        run=_void_frees_the_msgid,
         agencies=HEALTHCARE,
     ),
     Case(

@@ -295,10 +295,13 @@ class SettlementLedger:
         self.answers[bill.msgid] = answer
         self.settled[settlement_id] = (column, split, bill.person.id_number)
 
-    def refund(self, msgid: str, settlement_id: str) -> bool:
-        """Undo a settlement once; False when this msgid (or the settlement) was refunded already."""
+    def refund(self, msgid: str, settlement_id: str, bill_msgid: str) -> bool:
+        """Undo a settlement once; False when this msgid (or the settlement) was refunded already. The bill's
+        msgid is free again: a later commit under it settles anew (the gateway takes back a settlement it could
+        not record, and the hospital's retry then settles it)."""
         if msgid in self.refunded or settlement_id not in self.settled:
             return False
+        self.answers.pop(bill_msgid, None)
         column, split, person = self.settled.pop(settlement_id)
         self.year_to_date[column] = revert_from_year(self.year_to_date[column], split)
         self.balances[person] += split.account_pay_fen
@@ -342,6 +345,9 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
         """ID numbers whose notices it refuses as invalid (a permanent refusal: they go to the dead letters)."""
         self.on_deliver: Callable[[agency_pb2.DeliverRequest], None] | None = None
         """Called with each message applied (for benchmarks)."""
+        self.after_commit: Callable[[settlement_pb2.SettlementSplit], Awaitable[None]] | None = None
+        """Awaited with each committed settlement's answer before it is sent (tests: what happens meanwhile, or
+        an answer altered after the books were written)."""
         self.ledger = SettlementLedger()
         self.stats = AgencyStats()
         self.received: list[agency_pb2.DeliverRequest] = []
@@ -553,6 +559,8 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
         answer = split_message(split)
         if request.commit:
             self.ledger.record(request.settlement_id, bill, split, answer)
+            if self.after_commit is not None:
+                await self.after_commit(answer)
         return agency_pb2.ComputeSettlementResponse(split=answer)
 
     def _settlement_refusal(self, request: agency_pb2.ComputeSettlementRequest) -> Refusal | None:
@@ -583,7 +591,7 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
         if request.bill.insured_region != self.key.region:
             await context.abort(_PRECONDITION, f"the person is insured in {request.bill.insured_region}, not here")
         return agency_pb2.RefundSettlementResponse(
-            duplicate=not self.ledger.refund(request.msgid, request.settlement_id)
+            duplicate=not self.ledger.refund(request.msgid, request.settlement_id, request.bill.msgid)
         )
 
     async def GetPersonInfo(

@@ -14,6 +14,7 @@ of an earlier answer is not a new outcome.
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,6 +39,10 @@ __all__ = ["MIN_AGENCY_TIMEOUT_S", "MOVES_MONEY", "Outcome", "SettlementOutcome"
 
 MIN_AGENCY_TIMEOUT_S = 0.05
 """Less time than this left of the caller's deadline: do not even ask the insured region."""
+VOID_TIMEOUT_S = 5.0
+"""How long taking back a settlement sigw could not record may take (the hospital's own deadline may be over)."""
+
+log = logging.getLogger("sigw.settlements")
 
 
 class Outcome(enum.StrEnum):
@@ -130,12 +135,29 @@ class SettlementService:
         if not figures.adds_up_to(bill.total_fen):
             if commit:
                 self._told(Outcome.INCONSISTENT, bill)
+                await self._void(SettlementRecord(settlement_id, bill, figures, settled_at=self.clock()))
             raise Unavailable(
                 reason="AGENCY_ANSWER_INCONSISTENT",
                 message="the insured region's answer does not add up to the bill; nothing settled",
                 retry_after_s=5.0,
             )
         return figures
+
+    async def _void(self, record: SettlementRecord) -> None:
+        """The insured region committed a settlement sigw cannot record: take it back (``RefundSettlement`` under
+        msgid ``void:<settlement id>``), so the region's books hold only what sigw holds, and the bill's msgid is
+        free for the hospital's retry. Best effort: when it fails the region keeps it, and the operator is told in
+        the log (without personal data). Only where sigw knows it recorded nothing: a store that did not answer
+        may have written it, and the hospital's retry of the same msgid reconciles that case."""
+        try:
+            await self.agencies.refund_settlement(f"void:{record.settlement_id}", record, VOID_TIMEOUT_S)
+        except AgencyCallFailed as failed:
+            log.error(
+                "settlement %s: committed at %s but not recorded here, and taking it back failed (%s): reconcile it",
+                record.settlement_id,
+                record.insured_region,
+                failed.code,
+            )
 
     async def pre_settle(self, actor: Participant, bill: Bill, timeout_s: float) -> Figures:
         self._check_bill(actor, bill)
@@ -156,13 +178,17 @@ class SettlementService:
         status = self.filings.status_among(bill, context.filings)
         figures = await self._compute(bill, status, commit=True, settlement_id=settlement_id, timeout_s=timeout_s)
         record = SettlementRecord(settlement_id=settlement_id, bill=bill, figures=figures, settled_at=self.clock())
-        duplicate = await self.store.commit(
-            record,
-            key=bill.msgid,
-            idempotency=IdempotencyRecord(key.fingerprint, settlement_id, "settle"),
-            previous_version=0,
-            sign=+1,
-        )
+        try:
+            duplicate = await self.store.commit(
+                record,
+                key=bill.msgid,
+                idempotency=IdempotencyRecord(key.fingerprint, settlement_id, "settle"),
+                previous_version=0,
+                sign=+1,
+            )
+        except FailedPrecondition:  # refused, nothing written (the month closed meanwhile)
+            await self._void(record)
+            raise
         if duplicate:
             return await self._replay(duplicate, key)
         self._told(Outcome.SETTLED, bill, figures.fund_pay_fen)

@@ -497,3 +497,34 @@ async def test_reversing_another_hospitals_message_tells_nothing(demo: Demo, red
     assert keys_in(redis_url) == before
     still = await stub(demo).GetSettlement(P.GetSettlementRequest(settlement_id=mine.settlement_id), metadata=ME)
     assert still.settlement.state == P.SETTLEMENT_STATE_SETTLED
+
+
+async def test_a_settlement_sigw_cannot_record_is_taken_back_at_the_insured_region(demo: Demo) -> None:
+    """The insured region commits before sigw does. When sigw then records nothing (the split does not add up,
+    or the month was closed meanwhile), it takes the region's settlement back (RefundSettlement under
+    void:<settlement id>), so both sides hold the same; the hospital's retry then settles it anew."""
+    await file(demo)
+    agency = demo.agency("110000", AgencyType.HEALTHCARE_SECURITY)
+
+    async def off_by_one_fen(answer: P.SettlementSplit) -> None:
+        answer.cash_pay_fen += 1  # recorded as computed, answered as it does not add up
+
+    agency.after_commit = off_by_one_fen
+    request = P.SettleRequest(bill=bill(visit="T1"))
+    reason, _, _ = await expect_error(stub(demo).Settle(request, metadata=ME), grpc.StatusCode.UNAVAILABLE)
+    assert reason == "AGENCY_ANSWER_INCONSISTENT"
+    assert not agency.ledger.settled and not agency.ledger.answers  # taken back, its msgid free again
+    assert any(m.startswith("void:") for m in agency.ledger.refunded)
+    agency.after_commit = None
+    settled = (await stub(demo).Settle(request, metadata=ME)).settlement  # the hospital's retry
+    assert settled.split.fund_pay_fen == WORKED["fund"]  # the year as if the first attempt never happened
+    assert list(agency.ledger.settled) == [settled.settlement_id]
+
+    async def close_the_month(_: P.SettlementSplit) -> None:
+        await stub(demo).CloseMonth(P.CloseMonthRequest(request_id="m", month="2026-03"), metadata=OPERATOR)
+
+    agency.after_commit = close_the_month
+    late = P.SettleRequest(bill=bill(visit="T2"))
+    reason, _, _ = await expect_error(stub(demo).Settle(late, metadata=ME), grpc.StatusCode.FAILED_PRECONDITION)
+    assert reason == "MONTH_CLOSED"
+    assert list(agency.ledger.settled) == [settled.settlement_id]  # the late one was taken back

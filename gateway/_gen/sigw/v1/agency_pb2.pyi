@@ -288,7 +288,9 @@ class RefundSettlementRequest(_message.Message):
     BILL_FIELD_NUMBER: _builtins.int
     SPLIT_FIELD_NUMBER: _builtins.int
     msgid: _builtins.str
-    """The cancelling (or reversing) message's msgid."""
+    """The cancelling (or reversing) message's msgid; "void:<settlement_id>" when the gateway takes back a
+    settlement it could not record.
+    """
     settlement_id: _builtins.str
     @_builtins.property
     def bill(self) -> _settlement_pb2.Bill:

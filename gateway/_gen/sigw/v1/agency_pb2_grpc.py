@@ -103,6 +103,9 @@ class RegionAgencyServiceServicer:
 
     def RefundSettlement(self, request, context):
         """Undoes a committed settlement (撤销/冲正): restores year-to-date figures and the account. Dedup on msgid.
+        The gateway also takes back a settlement it could not record (the month closed meanwhile, or the split
+        does not add up), under msgid "void:<settlement_id>"; after a refund the bill's msgid is free again, and a
+        later commit under it settles anew.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

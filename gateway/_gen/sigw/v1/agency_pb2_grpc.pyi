@@ -51,7 +51,11 @@ class RegionAgencyServiceStub:
     repeat returns the first answer. Refuses unfiled care with FAILED_PRECONDITION when its policy says so.
     """
     RefundSettlement: _grpc.UnaryUnaryMultiCallable[_agency_pb2.RefundSettlementRequest, _agency_pb2.RefundSettlementResponse]
-    """Undoes a committed settlement (撤销/冲正): restores year-to-date figures and the account. Dedup on msgid."""
+    """Undoes a committed settlement (撤销/冲正): restores year-to-date figures and the account. Dedup on msgid.
+    The gateway also takes back a settlement it could not record (the month closed meanwhile, or the split
+    does not add up), under msgid "void:<settlement_id>"; after a refund the bill's msgid is free again, and a
+    later commit under it settles anew.
+    """
     GetPersonInfo: _grpc.UnaryUnaryMultiCallable[_agency_pb2.GetPersonInfoRequest, _agency_pb2.GetPersonInfoResponse]
     """Healthcare-security agencies: who an insured person is and what insurance they hold here (人员信息获取,
     national 1101), for a hospital elsewhere that is about to treat them. Read-only. NOT_FOUND when the
@@ -85,7 +89,11 @@ class RegionAgencyServiceAsyncStub(RegionAgencyServiceStub):
     repeat returns the first answer. Refuses unfiled care with FAILED_PRECONDITION when its policy says so.
     """
     RefundSettlement: _aio.UnaryUnaryMultiCallable[_agency_pb2.RefundSettlementRequest, _agency_pb2.RefundSettlementResponse]  # type: ignore[assignment]
-    """Undoes a committed settlement (撤销/冲正): restores year-to-date figures and the account. Dedup on msgid."""
+    """Undoes a committed settlement (撤销/冲正): restores year-to-date figures and the account. Dedup on msgid.
+    The gateway also takes back a settlement it could not record (the month closed meanwhile, or the split
+    does not add up), under msgid "void:<settlement_id>"; after a refund the bill's msgid is free again, and a
+    later commit under it settles anew.
+    """
     GetPersonInfo: _aio.UnaryUnaryMultiCallable[_agency_pb2.GetPersonInfoRequest, _agency_pb2.GetPersonInfoResponse]  # type: ignore[assignment]
     """Healthcare-security agencies: who an insured person is and what insurance they hold here (人员信息获取,
     national 1101), for a hospital elsewhere that is about to treat them. Read-only. NOT_FOUND when the
@@ -140,7 +148,11 @@ class RegionAgencyServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _agency_pb2.RefundSettlementRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agency_pb2.RefundSettlementResponse, _abc.Awaitable[_agency_pb2.RefundSettlementResponse]]:
-        """Undoes a committed settlement (撤销/冲正): restores year-to-date figures and the account. Dedup on msgid."""
+        """Undoes a committed settlement (撤销/冲正): restores year-to-date figures and the account. Dedup on msgid.
+        The gateway also takes back a settlement it could not record (the month closed meanwhile, or the split
+        does not add up), under msgid "void:<settlement_id>"; after a refund the bill's msgid is free again, and a
+        later commit under it settles anew.
+        """
 
     @_abc_1.abstractmethod
     def GetPersonInfo(
