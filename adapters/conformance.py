@@ -183,7 +183,7 @@ class Kit:
         }
         self.registry = Registry(regions)
         self.clients = AgencyClients(self.registry, target.credentials)
-        self.encode = NoticeEncoding(self.registry, traceparent=_traceparent)
+        self.encode = NoticeEncoding(self.registry)
         self.policy = machine.Policy(calendar=WorkingDayCalendar(), known_regions=self.registry.codes)
         self._hospital = f"H{self.other}{_fresh()[:5]}"
         self._msgids = iter(range(10_000))
@@ -255,7 +255,7 @@ class Kit:
             for notice in decision.notices:
                 if notice.recipient == self.me:
                     message_id = ids.new_message_id()
-                    body = self.encode(message_id, decision.transfer, notice, today)
+                    body = self.encode(message_id, decision.transfer, notice, today, _traceparent())
                     out.append(Message(notice.type, message_id, body))
         return out
 

@@ -46,7 +46,7 @@ from gateway._gen.sigw.v1 import (
 )
 from gateway.domain import idnumber
 from gateway.domain.errors import SigwError
-from gateway.domain.participants import AgencyKey, AgencyType
+from gateway.domain.participants import AgencyKey, AgencyType, participant_of
 from gateway.domain.settlement.records import CredentialType
 from gateway.domain.settlement.split import (
     BillItem,
@@ -385,7 +385,7 @@ class SimulatedAgency(agency_pb2_grpc.RegionAgencyServiceServicer):
 
     @property
     def participant(self) -> str:
-        return f"agency:{self.key.region}:{self.key.agency_type.slug}"
+        return participant_of(self.key)
 
     async def _take(self, request: agency_pb2.DeliverRequest) -> agency_pb2.DeliverResult:
         """Apply one message once (by message id), as Deliver and DeliverBatch both do."""
@@ -681,9 +681,8 @@ class SimulatedAgencies:
             agency_pb2_grpc.add_RegionAgencyServiceServicer_to_server(agency, server)
             enable_reflection([agency_pb2.DESCRIPTOR.services_by_name["RegionAgencyService"].full_name], server)
             if self.tls is not None:
-                participant = f"agency:{key.region}:{key.agency_type.slug}"
-                agency.credentials = self.tls.channel_credentials(participant)
-                port = server.add_secure_port(listen, self.tls.server_credentials(participant))
+                agency.credentials = self.tls.channel_credentials(agency.participant)
+                port = server.add_secure_port(listen, self.tls.server_credentials(agency.participant))
             else:
                 port = server.add_insecure_port(listen)
             await server.start()

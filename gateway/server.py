@@ -300,7 +300,7 @@ async def start_gateway(
         store,
         policy,
         clock,
-        NoticeEncoding(registry, tracing.current if tracing else None),
+        NoticeEncoding(registry),
         agencies=agencies,
         failures=FailureCounterStore(client),
         notice_portal=registry.notice_portal,

@@ -139,8 +139,8 @@ class OutboundMessage:
     """The W3C trace context of the change that caused it ("" when not traced): the delivery's parent."""
 
 
-NoticeEncoder = Callable[[str, Transfer, Notice, date], bytes]
-"""(message id, transfer, notice, today) -> the encoded message the agency receives."""
+NoticeEncoder = Callable[[str, Transfer, Notice, date, str], bytes]
+"""(message id, transfer, notice, today, traceparent) -> the encoded message the agency receives."""
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

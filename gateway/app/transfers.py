@@ -116,6 +116,7 @@ class TransferService:
     def _messages(self, decision: Decision) -> list[OutboundMessage]:
         t = decision.transfer
         today = decision.event.time.astimezone(SHANGHAI).date()
+        traceparent = self.tracing.current()  # the change's trace, which each of its messages carries
         out = []
         for notice in decision.notices:
             recipient: Destination | None = notice.recipient if isinstance(notice.recipient, AgencyKey) else None
@@ -134,9 +135,9 @@ class TransferService:
                     lane=t.lane,
                     notice=notice.type.name,
                     transfer_id=t.transfer_id,
-                    body=self.encode(message_id, t, notice, today),
+                    body=self.encode(message_id, t, notice, today, traceparent),
                     enqueued_ms=int(time.time() * 1000),  # queue time is wall time, not the domain clock
-                    traceparent=self.tracing.current(),
+                    traceparent=traceparent,
                 )
             )
         return out

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import structlog
 
-from gateway.domain import idnumber, mobile
+from gateway.domain import idnumber
 
 __all__ = ["LOG_FORMATS", "mask_personal_data", "setup_logging"]
 
@@ -26,7 +26,7 @@ LOG_FORMATS = ("json", "console")
 
 
 def _masked(value: Any) -> Any:
-    return mobile.scrub(idnumber.scrub(value)) if isinstance(value, str) else value
+    return idnumber.mask_text(value) if isinstance(value, str) else value
 
 
 def mask_personal_data(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -213,23 +213,22 @@ class AgencyWorker:
             found += [_Entry(lane, eid, f) for eid, f in claimed[1] if f and eid not in self.in_flight]
         return found
 
-    def _ordinary_first(self, count: int) -> bool:
-        """Whether the ordinary lane's share comes first in a pick of ``count``: always for a batch (a tenth of
-        every call), and for single deliveries once the priority lane had its run."""
-        return count > 1 or self.priority_run >= self.d.settings.ordinary_share - 1
+    def _ordinary_share(self, count: int) -> int:
+        """How many of a pick of ``count`` the ordinary lane is owed first: a tenth (at least one) of every batch,
+        and the single delivery once the priority lane had its run; else none."""
+        if count > 1 or self.priority_run >= self.d.settings.ordinary_share - 1:
+            return max(1, count // self.d.settings.ordinary_share)
+        return 0
 
     def _shared(self, priority: list[_Entry], ordinary: list[_Entry], count: int) -> list[_Entry]:
         """Up to ``count`` of these, priority first but with the ordinary lane's share."""
-        share = (
-            min(len(ordinary), max(1, count // self.d.settings.ordinary_share)) if self._ordinary_first(count) else 0
-        )
-        taken = priority[: count - share]
+        taken = priority[: count - min(len(ordinary), self._ordinary_share(count))]
         return taken + ordinary[: count - len(taken)]  # priority first within the call
 
     async def _read_new(self, count: int, *, block: bool) -> list[_Entry]:
-        share = max(1, count // self.d.settings.ordinary_share)  # the ordinary lane's share of this read
+        share = self._ordinary_share(count)
         plan: list[tuple[str, int | None]] = [("priority", None), ("ordinary", None)]
-        if self._ordinary_first(count):
+        if share:
             plan = [("ordinary", share), *plan]  # its share, then priority, then ordinary fills what is left
         found: list[_Entry] = []
         for lane, cap in plan:

@@ -393,10 +393,8 @@ def _load_ca(ca_cert_pem: bytes, ca_key_pem: bytes) -> tuple[x509.Certificate, e
 def _san(uri: str, server_names: Sequence[str]) -> x509.SubjectAlternativeName:
     names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(uri)]
     for server_name in dict.fromkeys(server_names):
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(server_name)))
-        except ValueError:
-            names.append(x509.DNSName(server_name))
+        address = _ip(server_name)
+        names.append(x509.IPAddress(address) if address is not None else x509.DNSName(server_name))
     return x509.SubjectAlternativeName(names)
 
 
@@ -475,15 +473,15 @@ def _usable_leaf(cert_path: Path, key_path: Path, ca_cert: x509.Certificate, nam
     except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
         return False
     dns = set(san.get_values_for_type(x509.DNSName))
-    return key.public_key() == cert.public_key() and {n for n in names if _is_dns(n)} <= dns
+    return key.public_key() == cert.public_key() and {n for n in names if _ip(n) is None} <= dns
 
 
-def _is_dns(name: str) -> bool:
+def _ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """A server name that is an IP address (an ``IPAddress`` SAN), else None (a ``DNSName``)."""
     try:
-        ipaddress.ip_address(name)
+        return ipaddress.ip_address(name)
     except ValueError:
-        return True
-    return False
+        return None
 
 
 def _write_private(path: Path, data: bytes) -> None:

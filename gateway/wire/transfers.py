@@ -4,7 +4,6 @@ back, and the notices agencies receive."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import date
 
 from gateway._gen.sigw.v1 import agency_pb2, common_pb2, portal_pb2, transfer_pb2
@@ -448,18 +447,16 @@ class NoticeEncoding:
     ``DeliverRequest`` for an agency, a ``NotifyRequest`` for the applicant's portal (its words need the
     registry's region names and telephone numbers)."""
 
-    def __init__(self, directory: Directory, traceparent: Callable[[], str] | None = None) -> None:
+    def __init__(self, directory: Directory) -> None:
         self.directory = directory
-        self.traceparent = traceparent
-        """The current trace context, which an agency's message carries (``DeliverRequest.traceparent``)."""
 
-    def __call__(self, message_id: str, t: Transfer, notice: Notice, today: date) -> bytes:
+    def __call__(self, message_id: str, t: Transfer, notice: Notice, today: date, traceparent: str = "") -> bytes:
+        """``traceparent``: the change's trace context, which an agency's message carries."""
         if isinstance(notice.recipient, Addressee):
             request = notify_request(message_id, t, notice, notice.recipient, today, self.directory)
             return request.SerializeToString()
         message = deliver_request(message_id, t, notice, today)
-        if self.traceparent is not None:
-            message.traceparent = self.traceparent()
+        message.traceparent = traceparent
         return message.SerializeToString()
 
 

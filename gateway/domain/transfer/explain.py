@@ -259,11 +259,13 @@ def _free_text(text: str, t: Transfer) -> str:
     return idnumber.mask_text(text, t.name).rstrip("。.")
 
 
-def _summary(t: Transfer, acting: AgencyContact | None, step: Step | None, source: str, target: str) -> str:
+def _summary(
+    t: Transfer, acting: AgencyContact | None, step: Step | None, source: str, target: str, directory: Directory
+) -> str:
     if t.state is State.COMPLETED:
         return _completed_text(t.kind, target)
     if t.state in (State.REJECTED, State.CANCELLED):
-        return ""  # said by explain(), which has the directory
+        return _closed_text(t, directory)
     if t.state is State.TEMPORARY_ACCOUNT:
         return f"您的养老保险关系保留在{source}，{target}为您建立了临时缴费账户。"
     if acting is None or step is None:
@@ -278,14 +280,13 @@ def explain(t: Transfer, timeline: list[tuple[str, Event]], today: date, directo
     step = t.open_step
     acting = _contact(step.holder, directory) if step else None
     parties = [access.source_agency(t), access.target_agency(t)]
-    summary = _summary(t, acting, step, source, target) or _closed_text(t, directory)
     overdue_steps = tuple(_overdue_step(t, s, directory) for s in t.steps if s.overdue(today))
     return ApplicantView(
         kind_text=KIND_TEXT[t.kind],
         source_name=source,
         target_name=target,
         state_text=_state_text(t),
-        summary=summary,
+        summary=_summary(t, acting, step, source, target, directory),
         ended=t.state.ended,
         acting=acting,
         step_text=_STEP_TEXT[step.name] if step else "",
