@@ -487,6 +487,7 @@ def _api_server(
         registry.hospitals,
         load_catalogues(settings.catalogue_dir, registry.codes),
         clock,
+        on_confirmed=settlement_metrics.confirmed,
     )
     endpoint = NationalEndpoint(visits, identity, limiter, metrics, clock, settings.national_path)
     return server, port, endpoint

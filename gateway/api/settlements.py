@@ -37,9 +37,10 @@ _CURSOR = re.compile(r"[0-9]{1,15}")
 class SettlementMetrics:
     """``sigw_settlements_total{insured_region,treatment_region,outcome}``, the fund's money moved,
     ``sigw_settlement_fund_fen_total{insured_region,treatment_region,outcome}`` (integer fen; settled, cancelled
-    or reversed: the net is settled less the other two), and clearing: ``sigw_clearing_months_closed_total`` and
-    ``sigw_clearing_recounts_total{outcome}`` (matches, differs). Regions are the registry's codes; no person,
-    hospital or message is a label."""
+    or reversed: the net is settled less the other two), and clearing: ``sigw_clearing_months_closed_total``,
+    ``sigw_clearing_recounts_total{outcome}`` (matches, differs) and the hospitals' answers to a month's clearing
+    details, ``sigw_clearing_confirmations_total{outcome}`` (confirmed, disputed). Regions are the registry's
+    codes; no person, hospital or message is a label."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         pair = ["insured_region", "treatment_region"]
@@ -67,8 +68,17 @@ class SettlementMetrics:
             ["outcome"],
             registry=registry,
         )
+        self.confirmations = Counter(
+            "sigw_clearing_confirmations_total",
+            "Settlements hospitals confirmed or disputed in their clearing confirmations (national 3261; a "
+            "settlement confirmed again counts again).",
+            ["outcome"],
+            registry=registry,
+        )
         for outcome in ("matches", "differs"):  # both series from the start, so that the first one counts
             self.recounts.labels(outcome)
+        for outcome in ("confirmed", "disputed"):
+            self.confirmations.labels(outcome)
 
     def settlement(self, told: SettlementOutcome) -> None:
         labels = (told.insured_region, told.treatment_region, told.outcome.value)
@@ -81,6 +91,10 @@ class SettlementMetrics:
 
     def recounted(self, matches: bool) -> None:
         self.recounts.labels("matches" if matches else "differs").inc()
+
+    def confirmed(self, confirmed: int, disputed: int) -> None:
+        self.confirmations.labels("confirmed").inc(confirmed)
+        self.confirmations.labels("disputed").inc(disputed)
 
 
 def agency_timeout(context: Context) -> float:

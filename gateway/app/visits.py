@@ -188,7 +188,10 @@ class VisitService:
         catalogues: Mapping[str, Catalogue],
         clock: Clock,
         new_token: Callable[[], str] = lambda: secrets.token_hex(8),
+        on_confirmed: Callable[[int, int], None] = lambda _confirmed, _disputed: None,
     ) -> None:
+        """``on_confirmed(confirmed, disputed)`` is told the rows of each clearing confirmation (3261) recorded
+        (metrics)."""
         self.visits = visits
         self.settlements = settlements
         self.settlement_store = settlement_store
@@ -199,6 +202,7 @@ class VisitService:
         self.catalogues = catalogues
         self.clock = clock
         self.new_token = new_token
+        self.on_confirmed = on_confirmed
 
     # ------------------------------------------------------------------------------------------ who calls
 
@@ -669,3 +673,5 @@ class VisitService:
             raise invalid(problems[:20], reason=reason)
         flags = {c.settlement_id: "1" if c.confirmed else "0" for c in confirmations}
         await self.visits.confirm(hospital.code, flags)
+        confirmed = sum(1 for flag in flags.values() if flag == "1")
+        self.on_confirmed(confirmed, len(flags) - confirmed)

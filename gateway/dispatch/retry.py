@@ -29,9 +29,9 @@ TRANSIENT = frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"}
 @dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 6
-    """Delivery attempts before the dead letters."""
+    """Delivery attempts in one round; after them a transient failure waits for the circuit and is tried again."""
     max_delay_s: float = 30.0
-    """Stop retrying after this long since the first attempt."""
+    """A round stops retrying after this long since its first attempt."""
     initial_backoff_s: float = 0.1
     max_backoff_s: float = 5.0
     attempt_timeout_s: float = 5.0

@@ -83,6 +83,14 @@ class NationalClient:
         self.sign_no = ""
 
     async def ok(self, infno: str, input: dict[str, Any]) -> Any:
+        doc = await self.call(infno, input)
+        assert doc["infcode"] == 0, doc["err_msg"]
+        return doc["output"]
+
+    async def infcode(self, infno: str, input: dict[str, Any]) -> int:
+        return int((await self.call(infno, input))["infcode"])
+
+    async def call(self, infno: str, input: dict[str, Any]) -> Any:
         self.sequence += 1
         message = {
             "infno": infno, "msgid": f"{HOSPITAL}{self.clock():%Y%m%d%H%M%S}{self.sequence:04d}",
@@ -94,9 +102,7 @@ class NationalClient:
         headers = {"x-sigw-participant": f"hospital:440300:{HOSPITAL}"}
         body = simplejson.dumps(message).encode()
         async with self.session.post(self.url, data=body, headers=headers) as reply:
-            doc = simplejson.loads(await reply.read(), use_decimal=True)
-        assert doc["infcode"] == 0, doc["err_msg"]
-        return doc["output"]
+            return simplejson.loads(await reply.read(), use_decimal=True)
 
 
 async def test_settlements_and_clearing_are_counted_once_by_region_pair(demo: Demo, redis_url: str) -> None:
@@ -104,8 +110,10 @@ async def test_settlements_and_clearing_are_counted_once_by_region_pair(demo: De
     families = {f.name: f.type for f in text_string_to_metric_families(text)}
     assert families["sigw_settlements"] == families["sigw_clearing_recounts"] == "counter"
     recounts = "sigw_clearing_recounts_total"
+    confirmations = "sigw_clearing_confirmations_total"
     zero = {("sigw_clearing_months_closed_total", ()): 0, (recounts, (("outcome", "matches"),)): 0,
-            (recounts, (("outcome", "differs"),)): 0}  # fmt: skip
+            (recounts, (("outcome", "differs"),)): 0, (confirmations, (("outcome", "confirmed"),)): 0,
+            (confirmations, (("outcome", "disputed"),)): 0}  # fmt: skip
     assert samples(text) == zero  # and no settlement's series before the first settlement
 
     # sigw.v1: settled (a retry replays: not counted again), then cancelled (its retry replays too).
@@ -152,6 +160,16 @@ async def test_settlements_and_clearing_are_counted_once_by_region_pair(demo: De
         await n.ok("2204", {"feedetail": [detail("1", visit, psn, EXAM, 100, 80, 8000)]})  # past the deductible
         info = (await n.ok("2207", settle_data(visit, psn, "8000.00", med_type="11", chrg_bchno="1")))["setlinfo"]
         await n.ok("2208", {"data": {"setl_id": info["setl_id"], "mdtrt_id": visit, "psn_no": psn}})
+        # The hospital disputes the one standing settlement of March (3261), then confirms it; a refused
+        # confirmation (a cancelled settlement) records nothing and is not counted.
+        month = {"trt_year": 2026, "trt_month": 3}
+        await n.ok("3261", {"data": month, "detail": [{"setl_sn": third.settlement_id, "cnfm_flag": "0"}]})
+        await n.ok("3261", {"data": month, "detail": [{"setl_sn": third.settlement_id, "cnfm_flag": "1"}]})
+        cancelled = [
+            {"setl_sn": third.settlement_id, "cnfm_flag": "1"},
+            {"setl_sn": first.settlement_id, "cnfm_flag": "1"},
+        ]
+        assert await n.infcode("3261", {"data": month, "detail": cancelled}) == -1
     national_fund = int(Decimal(info["fund_pay_sumamt"]) * 100)
     assert national_fund > 0
 
@@ -186,6 +204,8 @@ async def test_settlements_and_clearing_are_counted_once_by_region_pair(demo: De
         (recounts, (("outcome", "matches"),)): 1,
         (recounts, (("outcome", "differs"),)): 1,
         ("sigw_clearing_months_closed_total", ()): 1,
+        (confirmations, (("outcome", "confirmed"),)): 1,
+        (confirmations, (("outcome", "disputed"),)): 1,
     }
     # The fund's net for the pair (settled less cancelled and reversed) is the settlement left standing.
     net = sum(
