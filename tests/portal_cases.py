@@ -34,25 +34,30 @@ class Case:
     id_number: str
 
 
-async def transfer_in(demo: Demo, state: str, sequence: int, portal: str = "") -> Case:
-    """A transfer Beijing -> Shanghai brought to ``state`` (one of ``STATES``), with a contact and an employer
-    (told through ``portal``: default the registry's first)."""
+def creation(state: str, sequence: int, portal: str = "") -> S.CreateTransferRequest:
+    """The request that opens ``transfer_in``'s transfer."""
     temporary = state == "temporary_account"
-    id_number = WOMAN_55 if temporary else person_id(sequence)
-    request = S.CreateTransferRequest(
+    return S.CreateTransferRequest(
         request_id=f"portal-{state}-{sequence}",
         kind=S.TRANSFER_KIND_EMPLOYEE_PENSION if temporary else S.TRANSFER_KIND_UNEMPLOYMENT,
         source_region="110000",
         target_region="310000",
-        person=common_pb2.Person(id_number=id_number, name="王小明"),
+        person=common_pb2.Person(id_number=WOMAN_55 if temporary else person_id(sequence), name="王小明"),
         circumstances=S.Circumstances(hukou_region="110000") if temporary else None,
         contact=S.ApplicantContact(
             mobile=MOBILE, employer_name=EMPLOYER, employer_mobile=EMPLOYER_MOBILE, portal=portal
         ),
     )
+
+
+async def transfer_in(demo: Demo, state: str, sequence: int, portal: str = "") -> Case:
+    """A transfer Beijing -> Shanghai brought to ``state`` (one of ``STATES``), with a contact and an employer
+    (told through ``portal``: default the registry's first)."""
+    temporary = state == "temporary_account"
+    request = creation(state, sequence, portal)
     t = (await demo.transfers.CreateTransfer(request, metadata=TARGET)).transfer
     tid = t.transfer_id
-    case = Case(tid, id_number)
+    case = Case(tid, request.person.id_number)
     if temporary:
         await demo.transfers.OpenTemporaryAccount(
             S.OpenTemporaryAccountRequest(request_id="ta", transfer_id=tid, account_number="LS-1"), metadata=TARGET

@@ -196,6 +196,10 @@ class TransferRepository(Protocol):
 
     async def get_many(self, transfer_ids: list[str]) -> list[Transfer | None]: ...
 
+    async def created_by(self, scope: str) -> IdempotencyRecord | None:
+        """The record of the request (idempotency scope) that created a transfer, while it is kept."""
+        ...
+
     async def commit(
         self,
         decision: Decision,

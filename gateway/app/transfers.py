@@ -149,12 +149,15 @@ class TransferService:
 
     async def create(self, actor: Participant, key: RequestKey, app: Application) -> StoredTransfer:
         """Open a transfer: one commit, which also refuses a repeated key (then the first outcome answers)."""
+        scope = key.scope(actor)
         if app.contact.portal and self.notice_portal(app.contact.portal) is None:
+            earlier = await self.store.created_by(scope)  # a retry after the portal left the registry
+            if earlier:
+                return await self._replay(earlier, key)
             raise invalid(
                 [FieldViolation("contact.portal", f"no portal {app.contact.portal!r} takes notices")],
                 reason="UNKNOWN_PORTAL",
             )
-        scope = key.scope(actor)
         shard = self.store.shard_for(scope)
         now = self.clock()
         decision = machine.open_transfer(app, new_transfer_id(shard, now), actor, now, self.policy)

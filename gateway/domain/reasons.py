@@ -165,7 +165,8 @@ CATALOGUE: dict[str, Reason] = {r.name: r for r in (
     Reason(
         "UNKNOWN_PORTAL",
         ("INVALID_ARGUMENT",),
-        "CreateTransfer names in contact.portal a portal that does not take notices in sigw's registry.",
+        "CreateTransfer names in contact.portal a portal that does not take notices in sigw's registry (a retry of "
+        "a request that created its transfer before the portal left gets its first answer instead).",
         "Name a registered portal in contact.portal, or leave it empty.",
         "通知门户未登记",
     ),

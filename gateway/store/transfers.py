@@ -89,6 +89,11 @@ class TransferStore:
     def shard_for(self, scope: str) -> int:
         return keys.shard_for(scope, self.shards)
 
+    async def created_by(self, scope: str) -> IdempotencyRecord | None:
+        async with redis_errors():
+            raw = await self.client.get(keys.created_by(self.shard_for(scope), request_digest(scope)))
+        return codec.record_from_json(raw) if raw else None
+
     async def commit(
         self,
         decision: Decision,

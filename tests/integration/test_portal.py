@@ -17,7 +17,7 @@ from gateway._gen.sigw.v1 import agency_pb2, operator_pb2, operator_pb2_grpc, po
 from gateway.app.transfers import StatusQueryLimits
 from tests.conftest import Demo, FakeClock, start_demo, start_portal
 from tests.helpers import OPERATOR, error_details, eventually, person_id
-from tests.portal_cases import EMPLOYER_MOBILE, MOBILE, TARGET, kept, transfer_in
+from tests.portal_cases import EMPLOYER_MOBILE, MOBILE, TARGET, creation, kept, transfer_in
 
 S = transfer_pb2
 
@@ -171,6 +171,12 @@ async def test_a_notice_for_a_portal_the_registry_no_longer_lists_goes_to_the_fi
     # the same store and keys; the registry lists gov only now
     after = await start_demo(redis_url, clock, act=False, portal=portal, key_file=before.key_file)
     try:
+        # A retry of the creating request gets its first answer; a new request naming the portal is refused.
+        again = await after.transfers.CreateTransfer(creation("funds_sent", 22, portal="app"), metadata=TARGET)
+        assert again.transfer.transfer_id == case.transfer_id
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await after.transfers.CreateTransfer(creation("funds_sent", 23, portal="app"), metadata=TARGET)
+        assert error_details(caught.value)[0] == "UNKNOWN_PORTAL"
         done = S.CompleteTransferRequest(request_id="d", transfer_id=case.transfer_id)
         await after.transfers.CompleteTransfer(done, metadata=TARGET)
         await eventually(lambda: kept(portal) == 2)

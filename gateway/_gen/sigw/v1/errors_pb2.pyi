@@ -474,7 +474,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     UNKNOWN_PORTAL: _ErrorReason.ValueType  # 82
     """INVALID_ARGUMENT. CreateTransfer names in contact.portal a portal that does not take notices in sigw's
-    registry. Do: Name a registered portal in contact.portal, or leave it empty.
+    registry (a retry of a request that created its transfer before the portal left gets its first answer
+    instead). Do: Name a registered portal in contact.portal, or leave it empty.
     buf:lint:ignore ENUM_VALUE_PREFIX
     """
     UNKNOWN_REGION: _ErrorReason.ValueType  # 83
@@ -987,7 +988,8 @@ buf:lint:ignore ENUM_VALUE_PREFIX
 """
 UNKNOWN_PORTAL: ErrorReason.ValueType  # 82
 """INVALID_ARGUMENT. CreateTransfer names in contact.portal a portal that does not take notices in sigw's
-registry. Do: Name a registered portal in contact.portal, or leave it empty.
+registry (a retry of a request that created its transfer before the portal left gets its first answer
+instead). Do: Name a registered portal in contact.portal, or leave it empty.
 buf:lint:ignore ENUM_VALUE_PREFIX
 """
 UNKNOWN_REGION: ErrorReason.ValueType  # 83
