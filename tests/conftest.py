@@ -30,7 +30,14 @@ from gateway.domain.regions import Hospital, Portal, Region, Registry
 from gateway.security.tls import TlsFolder
 from gateway.server import Gateway, start_gateway
 from gateway.store.embedded import EmbeddedRedis
+from tests.helpers import PATIENCE_S
 
+NO_BACKGROUND_SWEEP_S = 1e9
+"""The demo gateway's sweep interval: the tests sweep when they move the clock, never a background sweep too."""
+HELD_DELIVERIES = RetryPolicy(
+    max_attempts=3, max_delay_s=PATIENCE_S, initial_backoff_s=0.01, max_backoff_s=0.05, attempt_timeout_s=PATIENCE_S
+)
+"""For tests that hold an agency's deliveries: a held call is not cut short by its deadline and sent again."""
 DEMO_REGIONS = {"110000": "北京市", "310000": "上海市", "440300": "深圳市", "510100": "成都市"}
 
 
@@ -154,7 +161,8 @@ async def start_demo(
     """A gateway on ``redis_url`` with simulated agencies for the demo regions, all on ephemeral loopback ports.
     Time is ``clock``'s: the domain's, and the rate limiter's seconds (so a bucket refills only when a test moves
     the clock); ``breaker_clock`` (default: real monotonic time) drives the circuit breakers' open periods;
-    ``overrides`` sets other ``Settings`` fields; with ``portal`` (see ``start_portal``) the registry's portal:gov
+    ``overrides`` sets other ``Settings`` fields (the sweeper runs only when a test calls it, unless
+    ``sweep_interval_s`` is set); with ``portal`` (see ``start_portal``) the registry's portal:gov
     (or ``portal_code``) is it, and it calls this gateway."""
     sims = await start_demo_agencies(act_delay_s=act_delay_s)
     for agency in sims.agencies.values():
@@ -173,7 +181,7 @@ async def start_demo(
         rate_per_s=rate_per_s,
         key_file=key_file,
         shards=4,
-        **(overrides or {}),
+        **{"sweep_interval_s": NO_BACKGROUND_SWEEP_S, **(overrides or {})},
     )
     dispatch = DispatchSettings(
         concurrency=concurrency,

@@ -77,7 +77,7 @@ async def health_status(channel: grpc.aio.Channel, service: str = TRANSFER_SERVI
     """The gRPC health status of ``service``, or None when the server does not answer."""
     try:
         reply = await health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=service), timeout=1.0
+            health_pb2.HealthCheckRequest(service=service), timeout=5.0
         )
     except grpc.aio.AioRpcError:
         return None
@@ -255,7 +255,7 @@ class GatewayProcess:
                 preexec_fn=limited if limit is not None else None,
             )
 
-    async def ready(self, channel: grpc.aio.Channel, timeout_s: float = 20.0) -> float:
+    async def ready(self, channel: grpc.aio.Channel, timeout_s: float = PATIENCE_S) -> float:
         """Wait until the process reports SERVING; the seconds it took."""
 
         async def up() -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import redis
 
 from gateway.store import keys
-from tests.conftest import FakeClock, as_, start_demo
+from tests.conftest import HELD_DELIVERIES, FakeClock, as_, start_demo
 from tests.helpers import eventually, person_id
 from tests.integration.test_transfer_flow import create_request
 
@@ -15,7 +15,7 @@ BACKLOG = 30
 
 async def _backlog_then_release(redis_url: str, clock: FakeClock, *, batches: bool) -> list[list[str]]:
     """30 transfers for 310000 committed while its agency holds every delivery, then released: the calls it got."""
-    d = await start_demo(redis_url, clock, act=False, concurrency=1)
+    d = await start_demo(redis_url, clock, act=False, concurrency=1, retry=HELD_DELIVERIES)
     try:
         agency = d.agency("310000")
         agency.batches = batches
@@ -60,7 +60,7 @@ async def test_an_agency_without_batches_gets_one_message_per_call(redis_url: st
 
 async def test_each_message_of_a_batch_is_answered_on_its_own(redis_url: str, clock: FakeClock) -> None:
     """A permanent refusal inside a batch dead-letters that message only; the others are delivered."""
-    d = await start_demo(redis_url, clock, act=False, concurrency=1)
+    d = await start_demo(redis_url, clock, act=False, concurrency=1, retry=HELD_DELIVERIES)
     try:
         agency = d.agency("310000")
         await agency.hold()

@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 from gateway._gen.sigw.v1 import transfer_pb2
 from gateway.store.embedded import EmbeddedRedis
 from tests.conftest import Demo, FakeClock, as_, start_demo
-from tests.helpers import eventually, person_id, wait_for_state
+from tests.helpers import all_delivered, eventually, person_id, wait_for_state
 from tests.integration.test_transfer_flow import create_request
 
 
@@ -29,9 +29,10 @@ def http_get(port: int, path: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-async def test_metrics_use_go_grpc_prometheus_names_and_count_transfers(demo: Demo) -> None:
+async def test_metrics_use_go_grpc_prometheus_names_and_count_transfers(demo: Demo, redis_url: str) -> None:
     t = (await demo.transfers.CreateTransfer(create_request(), metadata=as_("agency:310000:hrss"))).transfer
     await wait_for_state(demo.transfers, t.transfer_id, transfer_pb2.TRANSFER_STATE_COMPLETED)
+    await all_delivered(redis_url)  # the last deliveries are counted once their agencies answered
     with contextlib.suppress(grpc.aio.AioRpcError):
         await demo.transfers.GetTransfer(transfer_pb2.GetTransferRequest(transfer_id="bad"), metadata=as_("operator:x"))
     await demo.gateway.check_store()

@@ -12,7 +12,7 @@ import redis
 from gateway._gen.sigw.v1 import common_pb2, settlement_pb2, settlement_pb2_grpc, transfer_pb2
 from gateway.domain import idnumber
 from tests.conftest import Demo, FakeClock, as_, start_demo
-from tests.helpers import error_details, eventually, person_id, stream_rows, wait_for_state
+from tests.helpers import all_delivered, error_details, eventually, person_id, stream_rows, wait_for_state
 from tests.integration.test_settlement import ME, bill
 from tests.integration.test_transfer_flow import create_request
 
@@ -75,7 +75,9 @@ async def test_no_id_number_or_name_is_stored_in_plain_text(demo: Demo, redis_ur
     await demo.transfers.CreateTransfer(
         create_request(request_id="p-3", target="440300", id_number=ids[0]), metadata=as_("agency:440300:hrss")
     )
-    await eventually(lambda: bool(redis.Redis.from_url(redis_url).xlen("sigw:dlq")))
+    with redis.Redis.from_url(redis_url) as client:
+        await eventually(lambda: bool(client.xlen("sigw:dlq")))
+    await all_delivered(redis_url)  # every message written and delivered before the store is read
 
     stored = all_bytes(redis_url)
     assert len(stored) > 100

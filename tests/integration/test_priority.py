@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from gateway._gen.sigw.v1 import agency_pb2, common_pb2, operator_pb2, operator_pb2_grpc, transfer_pb2
-from tests.conftest import Demo, FakeClock, as_, start_demo
+from tests.conftest import HELD_DELIVERIES, Demo, FakeClock, as_, start_demo
 from tests.helpers import OPERATOR, eventually, person_id, stream_rows, wait_for_state
 from tests.integration.test_transfer_flow import create_request
 from tests.integration.test_transfer_rules import expect_error
@@ -105,7 +105,7 @@ async def test_only_a_military_agency_starts_one_and_only_from_area_910000(quiet
 async def test_a_military_message_overtakes_a_backlog_for_a_slow_agency(redis_url: str, clock: FakeClock) -> None:
     """A military message goes in the first call after those in flight when it was committed, ahead of every
     ordinary message still waiting (Art. 17)."""
-    d = await start_demo(redis_url, clock, act=False, concurrency=1)
+    d = await start_demo(redis_url, clock, act=False, concurrency=1, retry=HELD_DELIVERIES)
     try:
         agency = d.agency("310000")
         await agency.hold()  # the backlog cannot drain: the agency takes nothing until it is released
@@ -146,7 +146,7 @@ async def test_the_ordinary_lane_keeps_its_share_and_one_flooded_region_holds_up
 ) -> None:
     """While both lanes have work, at least one message in ten goes to the ordinary lane: one call in ten when
     each call takes one message, a tenth of each call when calls take batches."""
-    quiet = await start_demo(redis_url, clock, act=False, batch_size=batch_size)
+    quiet = await start_demo(redis_url, clock, act=False, batch_size=batch_size, retry=HELD_DELIVERIES)
     try:
         await _flood_both_lanes(quiet, batch_size)
     finally:

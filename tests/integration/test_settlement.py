@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from datetime import datetime
 from typing import Any, TypedDict
@@ -13,6 +12,7 @@ import redis
 
 from bench.month import settlement as month_settlement
 from gateway._gen.sigw.v1 import common_pb2, settlement_pb2, settlement_pb2_grpc
+from gateway.api import settlements as settlements_api
 from gateway.domain.calendar import SHANGHAI
 from gateway.domain.participants import AgencyType
 from gateway.store import keys
@@ -248,7 +248,9 @@ async def test_cancellation_and_reversal_restore_the_year_and_are_idempotent(dem
     assert not ledger.settled and len(ledger.refunded) == 2
 
 
-async def test_an_unreachable_insured_region_gives_unavailable_and_records_nothing(demo: Demo, redis_url: str) -> None:
+async def test_an_unreachable_insured_region_gives_unavailable_and_records_nothing(
+    demo: Demo, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     agency = demo.agency("110000", AgencyType.HEALTHCARE_SECURITY)
     agency.available = False
     request = P.SettleRequest(bill=bill())
@@ -262,13 +264,14 @@ async def test_an_unreachable_insured_region_gives_unavailable_and_records_nothi
     assert reason == "AGENCY_UNAVAILABLE" and "retry" in details
     assert retry_delay(caught.value) == 1.0
     assert keys_in(redis_url) == before  # nothing at all, not even a claim on the stay (issue 13 point 2)
-    # A slow agency: the answer still comes within the hospital's own deadline, as UNAVAILABLE.
-    agency.available, agency.answer_delay_s = True, 2.0
-    started = asyncio.get_running_loop().time()
+    # A slow agency: the answer still comes within the hospital's own deadline, as UNAVAILABLE (past it the
+    # hospital's client would have ended the call with DEADLINE_EXCEEDED). The margin kept to answer is widened
+    # so that a busy machine's pause cannot eat it.
+    monkeypatch.setattr(settlements_api, "COMMIT_MARGIN_S", 1.0)
+    agency.available, agency.answer_delay_s = True, 10.0
     with pytest.raises(grpc.aio.AioRpcError) as slow:
-        await stub(demo).Settle(request, metadata=ME, timeout=0.8)
+        await stub(demo).Settle(request, metadata=ME, timeout=3)
     assert slow.value.code() == grpc.StatusCode.UNAVAILABLE and retry_delay(slow.value) is not None
-    assert asyncio.get_running_loop().time() - started < 0.8
     agency.answer_delay_s = 0.0
     one = (await stub(demo).Settle(request, metadata=ME)).settlement
     two = (await stub(demo).Settle(request, metadata=ME)).settlement

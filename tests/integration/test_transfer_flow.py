@@ -9,7 +9,7 @@ from gateway._gen.sigw.v1 import agency_pb2, common_pb2, transfer_pb2
 from gateway.domain.participants import AgencyType
 from gateway.domain.transfer.pension import compute_funds
 from tests.conftest import Demo, as_
-from tests.helpers import eventually, person_id, wait_for_state
+from tests.helpers import all_delivered, eventually, person_id, wait_for_state
 
 S = transfer_pb2
 
@@ -46,7 +46,7 @@ def create_request(
     )
 
 
-async def test_employee_pension_moves_from_beijing_to_shanghai(demo: Demo) -> None:
+async def test_employee_pension_moves_from_beijing_to_shanghai(demo: Demo, redis_url: str) -> None:
     reply = await demo.transfers.CreateTransfer(create_request(), metadata=as_("agency:310000:hrss"))
     t = reply.transfer
     assert t.state == S.TRANSFER_STATE_SUBMITTED
@@ -88,6 +88,7 @@ async def test_employee_pension_moves_from_beijing_to_shanghai(demo: Demo) -> No
     # agency's TRANSFER_COMPLETED notice is delivered after the transfer completed: wait for it, do not race it.
     source = demo.agency("110000")
     await eventually(lambda: len(source.received) == 2)
+    await all_delivered(redis_url)  # and nothing else is on its way to any agency
     got = {
         key: [m.transfer_notice.type for m in agency.received]
         for key, agency in demo.sims.agencies.items()

@@ -382,7 +382,7 @@ async def test_applicant_reads_own_status_with_the_id_number(demo: Demo) -> None
     ],
 )
 async def test_every_kind_completes_through_the_right_agencies(
-    demo: Demo, kind: int, line: str, circumstances: CircumstancesFields, days: list[int]
+    demo: Demo, redis_url: str, kind: int, line: str, circumstances: CircumstancesFields, days: list[int]
 ) -> None:
     t = (
         await demo.transfers.CreateTransfer(
@@ -396,6 +396,7 @@ async def test_every_kind_completes_through_the_right_agencies(
     assert {s.holder.agency_type for s in done.steps} == {int(agency_type)}
     assert done.info.funds_fen > 0
     other = AgencyType.HEALTHCARE_SECURITY if agency_type is AgencyType.HRSS else AgencyType.HRSS
+    await all_delivered(redis_url)  # nothing is on its way to anyone: the other line's agencies got nothing at all
     assert not demo.agency("440300", other).received and not demo.agency("510100", other).received
 
 
