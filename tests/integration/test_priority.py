@@ -145,8 +145,10 @@ async def test_the_ordinary_lane_keeps_its_share_and_one_flooded_region_holds_up
     redis_url: str, clock: FakeClock, batch_size: int
 ) -> None:
     """While both lanes have work, at least one message in ten goes to the ordinary lane: one call in ten when
-    each call takes one message, a tenth of each call when calls take batches."""
-    quiet = await start_demo(redis_url, clock, act=False, batch_size=batch_size, retry=HELD_DELIVERIES)
+    each call takes one message, a tenth of each call when calls take batches. One call at a time
+    (``concurrency=1``), so that the order the agency gets its calls in is the order they were cut in (concurrent
+    calls may reach it in any order, and the check reads what each lane still had from that order)."""
+    quiet = await start_demo(redis_url, clock, act=False, batch_size=batch_size, retry=HELD_DELIVERIES, concurrency=1)
     try:
         await _flood_both_lanes(quiet, batch_size)
     finally:
