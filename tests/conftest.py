@@ -3,6 +3,7 @@ and a real gateway with real simulated agencies, all on loopback with ephemeral 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import time
@@ -34,9 +35,11 @@ from tests.helpers import PATIENCE_S
 
 NO_BACKGROUND_SWEEP_S = 1e9
 """The demo gateway's sweep interval: the tests sweep when they move the clock, never a background sweep too."""
-HELD_DELIVERIES = RetryPolicy(
-    max_attempts=3, max_delay_s=PATIENCE_S, initial_backoff_s=0.01, max_backoff_s=0.05, attempt_timeout_s=PATIENCE_S
+TEST_DELIVERIES = RetryPolicy(
+    max_attempts=3, max_delay_s=2, initial_backoff_s=0.01, max_backoff_s=0.05, attempt_timeout_s=2
 )
+"""The demo gateway's delivery retries: quick, so that a test of failures does not wait long."""
+HELD_DELIVERIES = dataclasses.replace(TEST_DELIVERIES, max_delay_s=PATIENCE_S, attempt_timeout_s=PATIENCE_S)
 """For tests that hold an agency's deliveries: a held call is not cut short by its deadline and sent again."""
 DEMO_REGIONS = {"110000": "北京市", "310000": "上海市", "440300": "深圳市", "510100": "成都市"}
 
@@ -189,8 +192,7 @@ async def start_demo(
         shards=4,
         block_ms=100,
         claim_idle_ms=2000,
-        retry=retry
-        or RetryPolicy(max_attempts=3, max_delay_s=2, initial_backoff_s=0.01, max_backoff_s=0.05, attempt_timeout_s=2),
+        retry=retry or TEST_DELIVERIES,
         breaker_clock=breaker_clock or time.monotonic,
     )
     gateway = await start_gateway(

@@ -16,7 +16,7 @@ from adapters.portal.web import ClientFailures
 from gateway._gen.sigw.v1 import agency_pb2, operator_pb2, operator_pb2_grpc, portal_pb2, portal_pb2_grpc, transfer_pb2
 from gateway.app.transfers import StatusQueryLimits
 from tests.conftest import Demo, FakeClock, start_demo, start_portal
-from tests.helpers import OPERATOR, error_details, eventually, person_id
+from tests.helpers import OPERATOR, all_delivered, error_details, eventually, person_id
 from tests.portal_cases import EMPLOYER_MOBILE, MOBILE, TARGET, creation, kept, transfer_in
 
 S = transfer_pb2
@@ -55,12 +55,14 @@ async def _notices(portal: PortalServer, transfer_id: str) -> list[tuple[int, st
     return [(n.addressee, n.mobile_masked, n.text) for n in await portal.book.of_transfer(transfer_id)]
 
 
-async def test_a_completed_transfer_tells_the_person_and_the_employer_and_the_page_shows_it(with_portal: Demo) -> None:
+async def test_a_completed_transfer_tells_the_person_and_the_employer_and_the_page_shows_it(
+    with_portal: Demo, redis_url: str
+) -> None:
     portal = with_portal.portal
     assert portal is not None
     case = await transfer_in(with_portal, "completed", 11)
     await eventually(lambda: kept(portal) == 2)
-    await _drained(with_portal)
+    await all_delivered(redis_url)
     assert kept(portal) == 2  # one each, nothing more on the way
     notices = await _notices(portal, case.transfer_id)
     assert sorted(n[:2] for n in notices) == [
@@ -82,12 +84,12 @@ async def test_a_completed_transfer_tells_the_person_and_the_employer_and_the_pa
     )
 
 
-async def test_a_rejected_transfer_tells_the_person_the_reason(with_portal: Demo) -> None:
+async def test_a_rejected_transfer_tells_the_person_the_reason(with_portal: Demo, redis_url: str) -> None:
     portal = with_portal.portal
     assert portal is not None
     case = await transfer_in(with_portal, "rejected", 12)
     await eventually(lambda: kept(portal) == 2)
-    await _drained(with_portal)
+    await all_delivered(redis_url)
     assert kept(portal) == 2
     notices = await _notices(portal, case.transfer_id)
     person = [text for who, _, text in notices if who == portal_pb2.ADDRESSEE_PERSON]
@@ -151,15 +153,6 @@ async def test_a_notice_waits_in_the_outbox_while_the_portal_is_down(
         await _stop(demo)
 
 
-async def _drained(demo: Demo) -> None:
-    """Every lane is empty: whatever was sent has arrived."""
-
-    async def empty() -> bool:
-        return not any((await demo.gateway.queue.lane_depths()).values())
-
-    await eventually(empty)
-
-
 async def test_a_notice_for_a_portal_the_registry_no_longer_lists_goes_to_the_first_listed(
     redis_url: str, clock: FakeClock, tmp_path: Path
 ) -> None:
@@ -180,7 +173,7 @@ async def test_a_notice_for_a_portal_the_registry_no_longer_lists_goes_to_the_fi
         done = S.CompleteTransferRequest(request_id="d", transfer_id=case.transfer_id)
         await after.transfers.CompleteTransfer(done, metadata=TARGET)
         await eventually(lambda: kept(portal) == 2)
-        await _drained(after)
+        await all_delivered(redis_url)
         assert kept(portal) == 2  # person and employer, once each
     finally:
         await _stop(after)
@@ -196,7 +189,7 @@ async def test_without_portals_applicants_are_told_nothing_and_a_named_portal_is
         await eventually(
             lambda: any(m.transfer_notice.type == agency_pb2.NOTICE_TYPE_TRANSFER_COMPLETED for m in source.received)
         )
-        await _drained(demo)
+        await all_delivered(redis_url)
         got = await demo.transfers.GetTransfer(S.GetTransferRequest(transfer_id=case.transfer_id), metadata=TARGET)
         assert got.transfer.state == S.TRANSFER_STATE_COMPLETED  # the person reads it by status query
         with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -87,8 +87,9 @@ class NationalClient:
         assert doc["infcode"] == 0, doc["err_msg"]
         return doc["output"]
 
-    async def infcode(self, infno: str, input: dict[str, Any]) -> int:
-        return int((await self.call(infno, input))["infcode"])
+    async def refused(self, infno: str, input: dict[str, Any], reason: str) -> None:
+        doc = await self.call(infno, input)
+        assert doc["infcode"] == -1 and f"（{reason}）" in doc["err_msg"], doc["err_msg"]
 
     async def call(self, infno: str, input: dict[str, Any]) -> Any:
         self.sequence += 1
@@ -169,7 +170,7 @@ async def test_settlements_and_clearing_are_counted_once_by_region_pair(demo: De
             {"setl_sn": third.settlement_id, "cnfm_flag": "1"},
             {"setl_sn": first.settlement_id, "cnfm_flag": "1"},
         ]
-        assert await n.infcode("3261", {"data": month, "detail": cancelled}) == -1
+        await n.refused("3261", {"data": month, "detail": cancelled}, "NOT_THIS_MONTH")
     national_fund = int(Decimal(info["fund_pay_sumamt"]) * 100)
     assert national_fund > 0
 
